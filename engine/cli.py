@@ -1,0 +1,274 @@
+"""`tfund`: the headless command line (generate, parity, train-toy, bench).
+
+Exit codes: 0 success, 1 runtime failure (offline, parity above tolerance), 2 bad usage.
+Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+from engine.events import SamplingConfig
+
+DEFAULT_PROMPT = "In a small village,"
+
+
+class UsageError(Exception):
+    """Bad command-line input; exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+# ---- argument types: each names the allowed range ---------------------------------------------
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def ranged(parse: Callable[[str], float], ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
+    def check(text: str):
+        value = parse(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed} (got {text})")
+        return value
+
+    check.__name__ = allowed  # argparse names the type in some messages
+    return check
+
+
+temperature_arg = ranged(_number, lambda v: v >= 0, "a number >= 0 (0 = greedy)")
+top_p_arg = ranged(_number, lambda v: 0 < v <= 1, "in (0, 1]")
+top_k_arg = ranged(_integer, lambda v: v >= 0, "an integer >= 0 (0 = off)")
+seed_arg = ranged(_integer, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")
+max_new_tokens_arg = ranged(_integer, lambda v: 0 <= v <= 100_000, "an integer in [0, 100000]")
+positive_tokens_arg = ranged(_integer, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]")
+steps_arg = ranged(_integer, lambda v: 1 <= v <= 1_000_000, "an integer in [1, 1000000]")
+
+
+def model_arg(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a model: 'toy', a local directory or a cached hub name (got an empty string)")
+    return text
+
+
+def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64) -> None:
+    defaults = SamplingConfig()
+    parser.add_argument("--temperature", type=temperature_arg, default=defaults.temperature, help="0 = greedy (default %(default)s)")
+    parser.add_argument("--top-k", type=top_k_arg, default=defaults.top_k, help="0 = off (default %(default)s)")
+    parser.add_argument("--top-p", type=top_p_arg, default=defaults.top_p, help="in (0, 1]; 1 = off (default %(default)s)")
+    parser.add_argument("--seed", type=seed_arg, default=defaults.seed)
+    parser.add_argument("--max-new-tokens", type=max_new_tokens_arg, default=max_new_tokens)
+
+
+def add_model_args(parser: argparse.ArgumentParser, devices: bool = True) -> None:
+    parser.add_argument("--model", type=model_arg, default="toy", help="'toy' (embedded), a local directory or a cached hub name")
+    if devices:
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    parser.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) weights you trust")
+
+
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
+    return SamplingConfig(
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, max_new_tokens=args.max_new_tokens
+    )
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="tfund", description="tfund: a terminal lab for transformer fundamentals (headless commands).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    gen = sub.add_parser("generate", help="generate text, streamed to stdout")
+    add_model_args(gen)
+    gen.add_argument("--prompt", default=DEFAULT_PROMPT)
+    add_sampling_args(gen)
+    gen.add_argument("--engine", choices=["torch", "numpy"], default="torch")
+    gen.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event")
+    gen.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming text")
+
+    parity = sub.add_parser("parity", help="NumPy engine vs transformers: max |logit diff| and greedy agreement")
+    add_model_args(parity, devices=False)
+    parity.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parity.add_argument("--greedy-tokens", type=positive_tokens_arg, default=20)
+    parity.add_argument("--json", action="store_true")
+
+    train = sub.add_parser("train-toy", help="rebuild the toy corpus, tokenizer and model")
+    train.add_argument("--out", default=None, help="output directory (default: the package's embedded toy model)")
+    train.add_argument("--steps", type=steps_arg, default=None)
+    train.add_argument("--seed", type=seed_arg, default=0)
+
+    bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
+    decode = bench_sub.add_parser("decode", help="NumPy KV-cache decode vs transformers on CPU")
+    decode.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
+    decode.add_argument("--config", choices=["tiny", "gpt2", "gpt2-medium", "gpt2-xl"], default=None, help="random-init model of this shape instead of --model")
+    decode.add_argument("--tokens", type=positive_tokens_arg, default=64)
+    decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
+    decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
+    decode.add_argument("--json", action="store_true")
+    return parser
+
+
+# ---- commands ------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.models import load_model
+    from engine.sampler import Sampler
+    from engine.trace import TraceWriter
+
+    config = sampling_config(args)
+    trace = TraceWriter(args.trace) if args.trace else None
+    model = load_model(args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle)
+    sampler = Sampler(model, config, engine=args.engine)
+    sampler.set_prompt(args.prompt)
+    if not args.json:
+        sys.stdout.write(args.prompt)
+        sys.stdout.flush()
+    tokens = []
+    started = time.perf_counter()
+    for event in sampler.run():
+        tokens.append({"id": event.token_id, "text": event.text})
+        if trace:
+            trace.write(event)
+        if not args.json:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    elapsed = time.perf_counter() - started
+    if trace:
+        trace.close()
+    if args.json:
+        result = {
+            "model": args.model,
+            "engine": args.engine,
+            "device": sampler.info.device,
+            "prompt": args.prompt,
+            "settings": config.as_dict(),
+            "tokens": tokens,
+            "text": sampler.text,
+            "eos": sampler.done,
+            "tokens_per_second": len(tokens) / elapsed if elapsed > 0 else 0.0,
+        }
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from engine.models import load_model
+    from engine.parity import parity_report
+
+    model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
+    ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
+    ids = ids[: model.info.n_positions - args.greedy_tokens]
+    report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens)
+    if args.json:
+        print(json.dumps({"model": args.model, "prompt_tokens": len(ids), **report}))
+    else:
+        print(f"model            {args.model} ({len(ids)} prompt tokens)")
+        print(f"max |logit diff| {report['max_abs_diff']:.3e}  (tolerance {report['tolerance']:.0e})")
+        print(f"kv-cache diff    {report['kv_cache_max_abs_diff']:.3e}")
+        print(f"greedy match     {'yes' if report['greedy_match'] else 'NO'} ({len(report['greedy_numpy'])} tokens)")
+        print("parity OK" if report["ok"] else "parity FAILED")
+    return 0 if report["ok"] else 1
+
+
+def cmd_train_toy(args: argparse.Namespace) -> int:
+    from engine.models import TOY_MODEL_DIR
+    from engine.train_toy import train_toy
+
+    def progress(step: int, total: int, loss: float) -> None:
+        width = 30
+        filled = int(width * step / max(total, 1))
+        sys.stderr.write(f"\rtraining [{'#' * filled}{'.' * (width - filled)}] {step}/{total} loss {loss:.3f}")
+        sys.stderr.flush()
+
+    out = args.out or str(TOY_MODEL_DIR)
+    options = {"steps": args.steps} if args.steps else {}
+    metrics = train_toy(out, seed=args.seed, progress=progress, **options)
+    sys.stderr.write("\n")
+    print(
+        f"saved to {out}: held-out loss {metrics['heldout_loss']:.3f} nats/token "
+        f"(unigram baseline {metrics['unigram_loss']:.3f}) in {metrics['seconds']:.0f} s"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench_decode import bench_decode, random_gpt2
+    from engine.models import load_model
+
+    if args.config and args.model:
+        raise UsageError("give either --model or --config, not both")
+    if args.config:
+        hf_model, label = random_gpt2(args.config), f"random {args.config}"
+    else:
+        hf_model, label = load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
+    n_positions = hf_model.config.n_positions
+    if args.prompt_tokens + args.tokens > n_positions:
+        raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
+    prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]
+    result = bench_decode(hf_model, prompt_ids, args.tokens, repeats=args.repeats)
+    if args.json:
+        print(json.dumps({"model": label, **result}))
+    else:
+        print(f"decode benchmark: {label}, {args.prompt_tokens} prompt + {args.tokens} new tokens, median of {args.repeats}")
+        print(f"{'engine':<24}{'tok/s':>10}")
+        print(f"{'numpy (KV cache)':<24}{result['numpy_tok_s']:>10.1f}")
+        print(f"{'transformers cpu':<24}{result['torch_tok_s']:>10.1f}")
+        print(f"ratio numpy/torch {result['ratio']:.2f}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "parity": cmd_parity, "train-toy": cmd_train_toy, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    args = build_parser().parse_args(argv)
+    from engine.models import ModelLoadError, ModelUnavailableError
+    from engine.sampler import GenerationDone
+    from engine.trace import TraceError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ModelUnavailableError as error:
+        print(f"tfund: error: {error}", file=sys.stderr)
+        return 1
+    except (ModelLoadError, UsageError) as error:
+        print(f"tfund: error: {error}", file=sys.stderr)
+        return 2
+    except (TraceError, GenerationDone) as error:
+        print(f"tfund: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tfund: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""The transformer block from scratch in NumPy, picoGPT style.
+
+Pure functions, one idea each. Shapes: T tokens, d model width, H heads, d_head = d // H.
+Parameters are nested dicts named like the GPT-2 checkpoint (`c_attn`, `c_proj`, `c_fc`, LN `g`/`b`),
+so a block is called as `block(x, **params, n_head=n_head)`.
+
+Every function keeps the input dtype (float32 stays float32): constants are Python floats, which
+NumPy never lets upcast an array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+GELU_SCALE = math.sqrt(2.0 / math.pi)  # GPT-2's tanh approximation of GELU
+MASKED = -1e10  # added to attention scores of future positions; exp() of it is exactly 0
+
+
+def layer_norm(x, g=None, b=None, eps=1e-5):  # [..., d], [d], [d] -> [..., d]
+    mean = x.mean(axis=-1, keepdims=True)  # [..., 1]
+    centred = x - mean  # [..., d]
+    variance = (centred * centred).mean(axis=-1, keepdims=True)  # [..., 1]
+    x = centred / np.sqrt(variance + eps)  # [..., d] zero mean, unit variance per token
+    if g is not None:
+        x = x * g  # [..., d]
+    if b is not None:
+        x = x + b  # [..., d]
+    return x
+
+
+def linear(x, w, b):  # [T, in], [in, out], [out] -> [T, out]
+    return x @ w + b
+
+
+def gelu(x):  # [...] -> [...]
+    return 0.5 * x * (1.0 + np.tanh(GELU_SCALE * (x + 0.044715 * x * x * x)))
+
+
+def relu(x):  # [...] -> [...]
+    return np.maximum(x, 0.0)
+
+
+ACTIVATIONS = {"gelu": gelu, "relu": relu}
+
+
+def softmax(x, axis=-1):  # [...] -> [...]
+    exp = np.exp(x - x.max(axis=axis, keepdims=True))  # subtract the max: exp never overflows
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def causal_mask(T, n_key=None, dtype=np.float32):  # -> [T, n_key]
+    """Additive mask: 0 where a query may look, MASKED on the future.
+
+    With a KV cache the T new queries sit at the end of n_key keys: query i is at position
+    n_key - T + i and sees keys 0..n_key - T + i.
+    """
+    n_key = T if n_key is None else n_key
+    future = np.triu(np.ones((T, n_key), dtype=bool), k=n_key - T + 1)  # [T, n_key]
+    return np.where(future, MASKED, 0.0).astype(dtype)
+
+
+def attention(q, k, v, mask):  # [..., Tq, dh], [..., Tk, dh], [..., Tk, dh], [Tq, Tk] -> [..., Tq, dh], [..., Tq, Tk]
+    scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]) + mask  # [..., Tq, Tk]
+    weights = softmax(scores)  # [..., Tq, Tk] each row sums to 1
+    return weights @ v, weights
+
+
+def split_heads(x, n_head):  # [T, d] -> [H, T, d_head]
+    T, d = x.shape
+    return x.reshape(T, n_head, d // n_head).transpose(1, 0, 2)
+
+
+def merge_heads(x):  # [H, T, d_head] -> [T, d]
+    H, T, d_head = x.shape
+    return x.transpose(1, 0, 2).reshape(T, H * d_head)
+
+
+def mha(x, c_attn, c_proj, n_head):  # [T, d] -> [T, d], [H, T, T]
+    qkv = linear(x, **c_attn)  # [T, d] -> [T, 3d]
+    q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # 3 x [H, T, d_head]
+    heads, weights = attention(q, k, v, causal_mask(x.shape[0], dtype=x.dtype))  # [H, T, d_head], [H, T, T]
+    return linear(merge_heads(heads), **c_proj), weights  # [T, d], [H, T, T]
+
+
+def ffn(x, c_fc, c_proj, activation="gelu"):  # [T, d] -> [T, d], [T, d_ff]
+    """Position-wise feed-forward; also returns the hidden activations (after the nonlinearity)."""
+    hidden = ACTIVATIONS[activation](linear(x, **c_fc))  # [T, d] -> [T, d_ff]
+    return linear(hidden, **c_proj), hidden  # [T, d_ff] -> [T, d]
+
+
+def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation="gelu", residual=True, layer_norm_on=True, pre_ln=True):
+    """One transformer block: [T, d] -> [T, d], captures {name: array} for this block.
+
+    pre-LN (GPT-2):  x = x + MHA(LN(x));  x = x + FFN(LN(x))
+    post-LN (2017):  x = LN(x + MHA(x));  x = LN(x + FFN(x))
+    residual=False drops the `x +`, layer_norm_on=False drops the LNs.
+    """
+
+    def norm(h, ln):  # [T, d] -> [T, d]
+        return layer_norm(h, **ln) if layer_norm_on else h
+
+    def add(skip, h):  # [T, d], [T, d] -> [T, d]
+        return skip + h if residual else h
+
+    resid_pre = x  # [T, d]
+    if pre_ln:
+        attn_out, pattern = mha(norm(x, ln_1), **attn, n_head=n_head)  # [T, d], [H, T, T]
+        x = add(x, attn_out)  # [T, d]
+        resid_mid = x
+        mlp_out, mlp_post = ffn(norm(x, ln_2), **mlp, activation=activation)  # [T, d], [T, d_ff]
+        x = add(x, mlp_out)  # [T, d]
+    else:
+        attn_out, pattern = mha(x, **attn, n_head=n_head)  # [T, d], [H, T, T]
+        x = norm(add(x, attn_out), ln_1)  # [T, d]
+        resid_mid = x
+        mlp_out, mlp_post = ffn(x, **mlp, activation=activation)  # [T, d], [T, d_ff]
+        x = norm(add(x, mlp_out), ln_2)  # [T, d]
+    captures = {
+        "hook_resid_pre": resid_pre,
+        "attn.hook_pattern": pattern,
+        "hook_resid_mid": resid_mid,
+        "mlp.hook_post": mlp_post,
+        "hook_resid_post": x,
+    }
+    return x, captures
+
+
+def stack(x, blocks, n_head, **switches):  # [T, d] -> [T, d], captures
+    """Run the blocks in order; captures are named like TransformerLens (`blocks.{i}.hook_resid_post`)."""
+    captures = {}
+    for i, params in enumerate(blocks):
+        x, block_captures = block(x, **params, n_head=n_head, **switches)  # [T, d] -> [T, d]
+        captures.update({f"blocks.{i}.{name}": value for name, value in block_captures.items()})
+    return x, captures

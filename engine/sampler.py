@@ -1,0 +1,380 @@
+"""Step-by-step sampling with everything a learner wants to see at each token.
+
+    s = Sampler(load_model("toy"), SamplingConfig(temperature=0.8, seed=0))
+    s.set_prompt("In a small village,")
+    ev = s.step()      # TokenEvent (plain data)
+    s.undo()           # the random stream does NOT rewind
+    s.force(token_id)
+
+Two engines sit behind the same API: transformers on torch (cpu/cuda/mps) and the from-scratch NumPy
+GPT-2 (cpu). Sampling itself happens on the host in NumPy, so the probabilities shown are exactly the
+ones sampled from.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+import numpy as np
+
+from engine.decoding import next_piece, pieces_for
+from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.sampling import raw_probs, sample, warp_probs
+
+SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
+
+
+class GenerationDone(Exception):
+    """step()/force() after the model produced its end-of-text token."""
+
+
+@dataclass
+class ForwardOutput:
+    """What one forward pass over new tokens yields, as NumPy data."""
+
+    logits: np.ndarray  # [V] next-token logits at the last new position
+    attention: np.ndarray  # [L, H, T_new, T_total] attention of each new position
+    resid: np.ndarray  # [L + 1, d] residual stream at the last new position (embedding, then each block)
+    lens_ids: np.ndarray  # [L] logit-lens argmax per layer at the last new position
+    lens_p: np.ndarray  # [L] its probability
+
+
+class TorchBackend:
+    """transformers GPT2LMHeadModel with a DynamicCache; residual captured before ln_f by a hook."""
+
+    def __init__(self, hf_model: Any):
+        import torch
+
+        self.torch = torch
+        self.model = hf_model
+        self.device = next(hf_model.parameters()).device
+        self.cache = None
+        self._final_resid = {}
+        hf_model.transformer.ln_f.register_forward_pre_hook(self._capture_final_resid)
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+
+    def _capture_final_resid(self, module, args) -> None:
+        self._final_resid["x"] = args[0]
+
+    def reset(self) -> None:
+        self.cache = None
+
+    def crop(self, n: int) -> None:
+        self.cache.crop(n)
+
+    def forward(self, ids: list[int]) -> ForwardOutput:
+        torch = self.torch
+        with torch.inference_mode():
+            input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
+            out = self.model(
+                input_ids=input_ids,
+                use_cache=True,
+                output_attentions=True,
+                output_hidden_states=True,
+                **{self._cache_kwarg: self.cache},
+            )
+            self.cache = getattr(out, "cache", None) or out.past_key_values
+            hidden = out.hidden_states[:-1] + (self._final_resid["x"],)  # L + 1 x [1, T_new, d]
+            resid = torch.stack([h[0, -1] for h in hidden]).float()  # [L + 1, d]
+            transformer = self.model.transformer
+            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:].to(transformer.ln_f.weight.dtype)))  # [L, V]
+            lens_probs = torch.softmax(lens_logits.float(), dim=-1)
+            lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
+            attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
+            return ForwardOutput(
+                logits=out.logits[0, -1].float().cpu().numpy(),
+                attention=attention.float().cpu().numpy(),
+                resid=resid.cpu().numpy(),
+                lens_ids=lens_ids.cpu().numpy(),
+                lens_p=lens_p.cpu().numpy(),
+            )
+
+
+class NumpyBackend:
+    """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
+
+    def __init__(self, hf_model: Any):
+        from engine.gpt2_numpy import GPT2Numpy
+
+        self.net = GPT2Numpy.from_hf(hf_model)
+        self.cache = self.net.new_cache()
+
+    def reset(self) -> None:
+        self.cache = self.net.new_cache()
+
+    def crop(self, n: int) -> None:
+        self.cache.crop(n)
+
+    def forward(self, ids: list[int]) -> ForwardOutput:
+        logits, captures = self.net.forward(ids, cache=self.cache, capture=True)  # [T_new, V]
+        n_layer = self.net.n_layer
+        resid = np.stack(
+            [captures["blocks.0.hook_resid_pre"][-1]]
+            + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
+        )  # [L + 1, d]
+        lens_probs = raw_probs_rows(self.net.lens(resid[1:]))  # [L, V]
+        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
+        return ForwardOutput(
+            logits=logits[-1],
+            attention=attention,
+            resid=resid,
+            lens_ids=lens_probs.argmax(axis=-1),
+            lens_p=lens_probs.max(axis=-1),
+        )
+
+
+def raw_probs_rows(logits: np.ndarray) -> np.ndarray:  # [n, V] -> [n, V]
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L + 1, d] -> [L + 1], [L]
+    norms = np.linalg.norm(resid, axis=-1)  # [L + 1]
+    dots = (resid[1:] * resid[:-1]).sum(axis=-1)  # [L]
+    cosines = dots / np.maximum(norms[1:] * norms[:-1], 1e-12)  # [L]
+    return norms.astype(np.float32), cosines.astype(np.float32)
+
+
+def top_candidates(tokenizer: Any, p_raw: np.ndarray, p: np.ndarray, n: int) -> list[Candidate]:
+    """The n most likely tokens before warping, with their probability after warping."""
+    n = min(n, p_raw.shape[0])
+    top = np.argpartition(-p_raw, n - 1)[:n]
+    top = top[np.lexsort((top, -p_raw[top]))]  # by p_raw descending, ties by id
+    return [Candidate(int(i), tokenizer.decode([int(i)]), float(p_raw[i]), float(p[i])) for i in top]
+
+
+@dataclass
+class PositionView:
+    """What the UI shows for one context position (kept per token so undo is free)."""
+
+    attention: np.ndarray  # [L, H, pos + 1]
+    lens: list[LensEntry]
+    norms: np.ndarray  # [L + 1]
+    cosines: np.ndarray  # [L]
+
+
+class Sampler:
+    def __init__(
+        self,
+        model: Any,
+        config: SamplingConfig | None = None,
+        device: str | None = None,
+        engine: str = "torch",
+        top_n: int = 10,
+    ):
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.config = replace(config) if config else SamplingConfig()
+        self.config.validate()
+        if engine not in ("torch", "numpy"):
+            raise ValueError(f"engine must be 'torch' or 'numpy' (got {engine!r})")
+        if engine == "numpy" and device not in (None, "cpu"):
+            raise ValueError("the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
+        if device is not None and engine == "torch":
+            model.hf_model.to(device)
+        self.engine = engine
+        self.top_n = top_n
+        self.backend = TorchBackend(model.hf_model) if engine == "torch" else NumpyBackend(model.hf_model)
+        run_device = "cpu" if engine == "numpy" else str(next(model.hf_model.parameters()).device)
+        self.info: ModelInfo = replace(model.info, device=run_device)
+        self.n_positions = self.info.n_positions
+        self.eos_id = self.tokenizer.eos_token_id
+        self.rng = np.random.default_rng(self.config.seed)
+        self.prompt = ""
+        self.tokens: list[int] = []  # the context window: prompt (what remains of it) + generated
+        self.pieces: list[str] = []  # streamed text piece per context token
+        self.views: list[PositionView] = []  # per context token
+        self.prompt_len = 0
+        self.prompt_dropped = 0
+        self.n_generated = 0
+        self.done = False
+        self.generated_text: list[str] = []  # every generated piece, even those slid out of the window
+        self._next_logits: np.ndarray | None = None  # [V]
+        self._lock = threading.Lock()  # one sampler call at a time
+
+    # ---- settings ----------------------------------------------------------------------------
+    def set_config(self, **changes: Any) -> SamplingConfig:
+        """Change settings for the next token; ValueError (naming the setting) if out of range."""
+        new = replace(self.config, **changes)
+        new.validate()
+        if new.seed != self.config.seed:
+            self.rng = np.random.default_rng(new.seed)
+        self.config = new
+        return new
+
+    # ---- prompt and state --------------------------------------------------------------------
+    def set_prompt(self, text: str) -> None:
+        """Start over from `text` (an empty prompt starts from the end-of-text token)."""
+        with self._lock:
+            ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
+            if not ids:
+                ids = [self.eos_id]
+            room = self.n_positions - 1  # leave room for at least one new token
+            self.prompt_dropped = max(0, len(ids) - room)  # tokens cut from the start of a too-long prompt
+            ids = ids[-room:]
+            self.prompt = text
+            self.rng = np.random.default_rng(self.config.seed)
+            self.n_generated = 0
+            self.done = False
+            self.generated_text = []
+            self._prefill(ids)
+            self.prompt_len = len(ids)
+
+    def reset(self) -> None:
+        """Back to the prompt; the generator is re-seeded."""
+        self.set_prompt(self.prompt)
+
+    def _prefill(self, ids: list[int]) -> ForwardOutput:
+        self.backend.reset()
+        out = self.backend.forward(ids)
+        self.tokens = list(ids)
+        self.pieces = pieces_for(self.tokenizer, ids)
+        self.views = [self._view(out, row, pos) for row, pos in enumerate(range(len(ids)))]
+        self._next_logits = out.logits
+        return out
+
+    def _view(self, out: ForwardOutput, row: int, pos: int) -> PositionView:
+        """The view of position `pos`; lens/norms exist only for the last new position."""
+        last = row == out.attention.shape[2] - 1
+        norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
+        lens = self._lens_entries(out) if last else []
+        return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
+
+    def _lens_entries(self, out: ForwardOutput) -> list[LensEntry]:
+        return [
+            LensEntry(layer, int(tid), self.tokenizer.decode([int(tid)]), float(p))
+            for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
+        ]
+
+    @property
+    def text(self) -> str:
+        """The prompt followed by everything generated so far."""
+        return self.prompt + "".join(self.generated_text)
+
+    @property
+    def last_lens(self) -> list[LensEntry]:
+        return self.views[-1].lens
+
+    @property
+    def last_norms(self) -> np.ndarray:
+        return self.views[-1].norms
+
+    @property
+    def last_cosines(self) -> np.ndarray:
+        return self.views[-1].cosines
+
+    def attention_matrix(self) -> np.ndarray:
+        """[L, H, T, T] attention over the current context; row i is token i's, zeros above the diagonal."""
+        T = len(self.tokens)
+        L, H = self.info.n_layer, self.info.n_head
+        matrix = np.zeros((L, H, T, T), dtype=np.float32)
+        for i, view in enumerate(self.views):
+            matrix[:, :, i, : i + 1] = view.attention
+        return matrix
+
+    # ---- the next token ----------------------------------------------------------------------
+    def _distributions(self) -> tuple[np.ndarray, np.ndarray]:
+        logits = self._next_logits
+        cfg = self.config
+        return raw_probs(logits), warp_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)
+
+    def preview(self, n: int | None = None) -> list[Candidate]:
+        """The next token's top candidates under the settings in force now."""
+        with self._lock:
+            p_raw, p = self._distributions()
+            return top_candidates(self.tokenizer, p_raw, p, n or self.top_n)
+
+    def step(self) -> TokenEvent:
+        """Sample one token from the warped distribution and append it."""
+        return self._advance(forced_id=None)
+
+    def force(self, token_id: int) -> TokenEvent:
+        """Append a token chosen by hand."""
+        if not (isinstance(token_id, (int, np.integer)) and 0 <= token_id < self.info.vocab_size):
+            raise ValueError(f"token id must be in [0, {self.info.vocab_size - 1}] (got {token_id})")
+        return self._advance(forced_id=int(token_id))
+
+    def _advance(self, forced_id: int | None) -> TokenEvent:
+        with self._lock:
+            if self._next_logits is None:
+                raise RuntimeError("set_prompt() must be called before step()")
+            if self.done:
+                raise GenerationDone("the model already produced its end-of-text token; undo or reset to go on")
+            started = time.perf_counter()
+            config = replace(self.config)
+            # 1. distributions before / after temperature, top-k, top-p
+            p_raw, p = self._distributions()
+            # 2. draw (or take the forced token)
+            token_id = int(sample(p, self.rng)) if forced_id is None else forced_id
+            candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n)
+            sampled = time.perf_counter()
+            # 3. slide the window when the context is full, then run the new token through the model
+            dropped = 0
+            if len(self.tokens) + 1 > self.n_positions:
+                keep = max(1, int(self.n_positions * SLIDE_KEEP_FRACTION) - 1)
+                dropped = len(self.tokens) - keep
+                old_pieces = self.pieces[dropped:]
+                out = self._prefill(self.tokens[dropped:] + [token_id])
+                self.pieces = old_pieces + [next_piece(self.tokenizer, self.tokens)]
+                self.prompt_len = max(0, self.prompt_len - dropped)
+            else:
+                out = self.backend.forward([token_id])
+                self.tokens.append(token_id)
+                self.pieces.append(next_piece(self.tokenizer, self.tokens))
+                self.views.append(self._view(out, 0, len(self.tokens) - 1))
+                self._next_logits = out.logits
+            forwarded = time.perf_counter()
+            self.n_generated += 1
+            self.generated_text.append(self.pieces[-1])
+            self.done = token_id == self.eos_id
+            view = self.views[-1]
+            return TokenEvent(
+                token_id=token_id,
+                text=self.pieces[-1],
+                position=len(self.tokens) - 1,
+                candidates=candidates,
+                attention=view.attention,
+                lens=view.lens,
+                norms=view.norms,
+                cosines=view.cosines,
+                timings={
+                    "sample": (sampled - started) * 1e3,
+                    "forward": (forwarded - sampled) * 1e3,
+                    "total": (forwarded - started) * 1e3,
+                },
+                config=config,
+                forced=forced_id is not None,
+                eos=self.done,
+                slid=dropped > 0,
+                dropped=dropped,
+            )
+
+    def undo(self) -> int | None:
+        """Remove the last generated token (cache rolled back). The random stream does not rewind."""
+        with self._lock:
+            if self.n_generated == 0 or len(self.tokens) <= 1:
+                return None
+            removed = self.tokens.pop()
+            self.pieces.pop()
+            self.views.pop()
+            self.generated_text.pop()
+            self.n_generated -= 1
+            self.done = False
+            self.prompt_len = min(self.prompt_len, len(self.tokens))
+            # the cache drops the removed token and the one before it, which is re-fed to get its logits back
+            self.backend.crop(len(self.tokens) - 1)
+            out = self.backend.forward([self.tokens[-1]])
+            self._next_logits = out.logits
+            return removed
+
+    def run(self, n: int | None = None, cancel: threading.Event | None = None) -> Iterator[TokenEvent]:
+        """Up to n tokens (default max_new_tokens); stops at end-of-text or when `cancel` is set."""
+        for _ in range(self.config.max_new_tokens if n is None else n):
+            if (cancel is not None and cancel.is_set()) or self.done:
+                return
+            yield self.step()

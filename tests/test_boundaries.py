@@ -1,0 +1,29 @@
+"""Import boundaries: the engine never pulls in the UI; the UI never pulls in torch at start-up."""
+
+import subprocess
+import sys
+
+
+def imported_modules(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_engine_does_not_import_textual_or_tui():
+    modules = imported_modules("import engine, engine.cli, engine.sampler, engine.models, engine.gpt2_numpy, engine.blocklab")
+    assert "engine.sampler" in modules
+    assert not any(m == "textual" or m.startswith("textual.") for m in modules)
+    assert not any(m == "tui" or m.startswith("tui.") for m in modules)
+
+
+def test_engine_package_import_is_light():
+    modules = imported_modules("import engine; from engine import SamplingConfig")
+    assert "engine.events" in modules
+    assert "torch" not in modules and "transformers" not in modules
+
+
+def test_tui_app_module_does_not_import_torch():
+    modules = imported_modules("import tui.app, tui.__main__")
+    assert "tui.app" in modules
+    assert "torch" not in modules and "transformers" not in modules
