@@ -64,7 +64,10 @@ class TorchBackend:
         self.cache = None
 
     def crop(self, n: int) -> None:
-        self.cache.crop(n)
+        """Keep the first n positions. A negative count removes from the end in every transformers 4.x/5.x."""
+        to_remove = self.cache.get_seq_length() - n
+        if to_remove > 0:
+            self.cache.crop(-to_remove)
 
     def forward(self, ids: list[int]) -> ForwardOutput:
         torch = self.torch

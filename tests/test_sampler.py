@@ -1,0 +1,231 @@
+"""The step API: greedy agreement with transformers, sampling statistics, undo/force, settings, window."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.events import SamplingConfig
+from engine.models import load_model
+from engine.sampler import GenerationDone, Sampler
+
+PROMPT = "In a small village,"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_model("toy", device="cpu")
+
+
+def greedy_sampler(model, engine="torch", **settings):
+    sampler = Sampler(model, SamplingConfig(temperature=0.0, **settings), engine=engine)
+    sampler.set_prompt(PROMPT)
+    return sampler
+
+
+def hf_greedy(model, prompt_ids, n):
+    with torch.no_grad():
+        out = model.hf_model.generate(
+            torch.tensor([prompt_ids]),
+            attention_mask=torch.ones(1, len(prompt_ids), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=n,
+            eos_token_id=None,
+            pad_token_id=model.tokenizer.eos_token_id,
+        )
+    return out[0, len(prompt_ids) :].tolist()
+
+
+def test_greedy_equals_transformers_generate_for_both_engines(toy):
+    prompt_ids = toy.tokenizer.encode(PROMPT, add_special_tokens=False)
+    expected = hf_greedy(toy, prompt_ids, 24)
+    for engine in ("torch", "numpy"):
+        sampler = greedy_sampler(toy, engine=engine)
+        got = []
+        for _ in range(24):
+            got.append(sampler.step().token_id)
+            if sampler.done:
+                break
+        assert got == expected[: len(got)], engine
+
+
+def test_same_seed_same_tokens_and_other_seed_differs(toy):
+    def run(seed):
+        sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=seed))
+        sampler.set_prompt(PROMPT)
+        return [ev.token_id for ev in sampler.run(30)]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_event_carries_plain_data_with_documented_shapes(toy):
+    sampler = greedy_sampler(toy)
+    ev = sampler.step()
+    info = sampler.info
+    T = len(sampler.tokens)
+    assert ev.position == T - 1
+    assert ev.attention.shape == (info.n_layer, info.n_head, T)
+    assert isinstance(ev.attention, np.ndarray)
+    np.testing.assert_allclose(ev.attention.sum(-1), 1.0, atol=1e-5)  # rows are distributions
+    assert len(ev.lens) == info.n_layer and all(0 <= e.p <= 1 for e in ev.lens)
+    assert ev.norms.shape == (info.n_layer + 1,) and ev.cosines.shape == (info.n_layer,)
+    assert ev.candidates[0].token_id == ev.token_id  # greedy picks the most likely
+    assert ev.candidates[0].p == 1.0
+    p_raw = [c.p_raw for c in ev.candidates]
+    assert p_raw == sorted(p_raw, reverse=True)
+    for field in ("token_id", "position"):
+        assert type(getattr(ev, field)) is int
+    assert not any(isinstance(v, torch.Tensor) for v in vars(ev).values())
+
+
+def test_lens_last_layer_is_the_model_prediction(toy):
+    sampler = greedy_sampler(toy)
+    sampler.step()
+    next_token = sampler.preview(1)[0]
+    assert sampler.last_lens[-1].token_id == next_token.token_id
+    assert sampler.last_lens[-1].p == pytest.approx(next_token.p_raw, rel=1e-4)
+
+
+def test_undo_then_step_repeats_the_greedy_token(toy):
+    sampler = greedy_sampler(toy)
+    first = [sampler.step().token_id for _ in range(3)]
+    assert sampler.undo() == first[-1]
+    assert sampler.tokens[-1] == first[1]
+    assert sampler.step().token_id == first[-1]
+    assert sampler.n_generated == 3
+
+
+def test_undo_with_nothing_generated_returns_none(toy):
+    sampler = greedy_sampler(toy)
+    n_prompt = len(sampler.tokens)
+    assert sampler.undo() is None
+    assert len(sampler.tokens) == n_prompt
+
+
+def test_force_appends_exactly_the_chosen_token(toy):
+    sampler = greedy_sampler(toy)
+    choice = sampler.preview()[3].token_id
+    ev = sampler.force(choice)
+    assert ev.forced and ev.token_id == choice and sampler.tokens[-1] == choice
+    with pytest.raises(ValueError, match="token id"):
+        sampler.force(toy.info.vocab_size)
+
+
+def test_temperature_change_applies_to_the_next_token(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=0))
+    sampler.set_prompt(PROMPT)
+    hot = sampler.preview()
+    sampler.set_config(temperature=0.3)
+    cold = sampler.preview()
+    assert [c.p_raw for c in hot] == [c.p_raw for c in cold]
+    assert cold[0].p > hot[0].p  # a lower temperature sharpens the distribution
+    assert hot[0].p == pytest.approx(hot[0].p_raw)
+    ev = sampler.step()
+    assert ev.config.temperature == 0.3
+    assert ev.candidates[0].p == pytest.approx(cold[0].p)
+
+
+def test_set_config_rejects_out_of_range_values(toy):
+    sampler = greedy_sampler(toy)
+    for change, name in [({"temperature": -1}, "temperature"), ({"temperature": math.nan}, "temperature"),
+                         ({"top_p": 0.0}, "top-p"), ({"top_k": -2}, "top-k")]:
+        with pytest.raises(ValueError, match=name):
+            sampler.set_config(**change)
+    assert sampler.config.temperature == 0.0
+
+
+def chi2_critical(dof: int, z: float = 3.09) -> float:
+    """Wilson–Hilferty approximation of the chi-square quantile (z = 3.09 → p = 0.999)."""
+    return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [dict(temperature=1.0), dict(temperature=0.6), dict(temperature=1.5, top_k=5), dict(temperature=1.0, top_p=0.8)],
+)
+def test_draws_match_the_displayed_probabilities(toy, settings):
+    """Step then undo thousands of times: the frequencies follow the shown `p` (χ² test)."""
+    sampler = Sampler(toy, SamplingConfig(seed=1234, **settings), top_n=toy.info.vocab_size)
+    sampler.set_prompt("Once upon a time, a little")
+    shown = {c.token_id: c.p for c in sampler.preview()}
+    n_draws = 1500
+    counts: dict[int, int] = {}
+    for _ in range(n_draws):
+        ev = sampler.step()
+        counts[ev.token_id] = counts.get(ev.token_id, 0) + 1
+        sampler.undo()
+    assert all(shown[t] > 0 for t in counts)  # never drawn outside the support
+    big = [t for t, p in shown.items() if p * n_draws >= 5]
+    rest = 1 - sum(shown[t] for t in big)
+    observed = [counts.get(t, 0) for t in big] + [n_draws - sum(counts.get(t, 0) for t in big)]
+    expected = [shown[t] * n_draws for t in big] + [rest * n_draws]
+    cells = [(o, e) for o, e in zip(observed, expected) if e > 0]
+    chi2 = sum((o - e) ** 2 / e for o, e in cells)
+    assert len(cells) >= 2
+    assert chi2 < chi2_critical(len(cells) - 1), (chi2, cells)
+
+
+def test_top_k_support_is_respected(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=2.0, top_k=3, seed=0), top_n=toy.info.vocab_size)
+    sampler.set_prompt(PROMPT)
+    allowed = {c.token_id for c in sampler.preview() if c.p > 0}
+    assert len(allowed) == 3
+    for _ in range(100):
+        assert sampler.step().token_id in allowed
+        sampler.undo()
+
+
+def test_window_slides_at_n_positions_and_says_so(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=0))
+    n_positions = toy.info.n_positions
+    sampler.set_prompt(PROMPT + " the" * (n_positions + 40))  # longer than the context
+    assert sampler.prompt_dropped > 0
+    assert len(sampler.tokens) == n_positions - 1
+    slid = []
+    for _ in range(3):
+        sampler.done = False  # keep going past an end-of-text for this test
+        slid.append(sampler.step())
+    assert slid[0].slid is False and slid[1].slid is True and slid[1].dropped > 0
+    assert len(sampler.tokens) <= n_positions
+    assert sampler.attention_matrix().shape[-1] == len(sampler.tokens)
+
+
+def test_kv_cache_matches_a_full_recompute(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=0.9, seed=5))
+    sampler.set_prompt(PROMPT)
+    for _ in range(10):
+        sampler.step()
+    with torch.no_grad():
+        full = toy.hf_model(torch.tensor([sampler.tokens])).logits[0, -1].numpy()
+    np.testing.assert_allclose(sampler._next_logits, full, atol=1e-4)
+
+
+def test_step_after_end_of_text_raises_until_undo(toy):
+    sampler = greedy_sampler(toy)
+    sampler.force(toy.tokenizer.eos_token_id)
+    assert sampler.done
+    with pytest.raises(GenerationDone):
+        sampler.step()
+    sampler.undo()
+    assert not sampler.done and sampler.step().token_id >= 0
+
+
+def test_streamed_pieces_concatenate_to_the_decoded_text(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=2))
+    sampler.set_prompt("Ünïcödé → 🙂 ")
+    for _ in range(20):
+        sampler.step()
+    assert "".join(sampler.pieces) == toy.tokenizer.decode(sampler.tokens)
+    assert "\ufffd" not in "".join(sampler.pieces[: sampler.prompt_len])
+
+
+def test_numpy_engine_matches_torch_engine_events(toy):
+    a, b = greedy_sampler(toy, "torch"), greedy_sampler(toy, "numpy")
+    for _ in range(5):
+        ea, eb = a.step(), b.step()
+        assert ea.token_id == eb.token_id
+        np.testing.assert_allclose(ea.attention, eb.attention, atol=1e-4)
+        np.testing.assert_allclose(ea.norms, eb.norms, rtol=1e-4)
+        assert [e.token_id for e in ea.lens] == [e.token_id for e in eb.lens]
