@@ -44,7 +44,7 @@ class ForwardOutput:
 
 
 class TorchBackend:
-    """transformers GPT2LMHeadModel with a DynamicCache; residual captured before ln_f by a hook."""
+    """transformers GPT2LMHeadModel with a DynamicCache (any device)."""
 
     def __init__(self, hf_model: Any):
         import torch
@@ -53,12 +53,7 @@ class TorchBackend:
         self.model = hf_model
         self.device = next(hf_model.parameters()).device
         self.cache = None
-        self._final_resid = {}
-        hf_model.transformer.ln_f.register_forward_pre_hook(self._capture_final_resid)
         self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
-
-    def _capture_final_resid(self, module, args) -> None:
-        self._final_resid["x"] = args[0]
 
     def reset(self) -> None:
         self.cache = None
@@ -71,27 +66,32 @@ class TorchBackend:
 
     def forward(self, ids: list[int]) -> ForwardOutput:
         torch = self.torch
+        transformer = self.model.transformer
+        # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
+        final_resid = []
+        hook = transformer.ln_f.register_forward_pre_hook(lambda module, args: final_resid.append(args[0]))
         with torch.inference_mode():
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
-            out = self.model(
-                input_ids=input_ids,
-                use_cache=True,
-                output_attentions=True,
-                output_hidden_states=True,
-                **{self._cache_kwarg: self.cache},
-            )
+            try:
+                out = self.model(
+                    input_ids=input_ids,
+                    use_cache=True,
+                    output_attentions=True,
+                    output_hidden_states=True,
+                    **{self._cache_kwarg: self.cache},
+                )
+            finally:
+                hook.remove()
             self.cache = getattr(out, "cache", None) or out.past_key_values
-            hidden = out.hidden_states[:-1] + (self._final_resid["x"],)  # L + 1 x [1, T_new, d]
-            resid = torch.stack([h[0, -1] for h in hidden]).float()  # [L + 1, d]
-            transformer = self.model.transformer
-            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:].to(transformer.ln_f.weight.dtype)))  # [L, V]
-            lens_probs = torch.softmax(lens_logits.float(), dim=-1)
-            lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
+            hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
+            resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
+            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
+            lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
             attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
             return ForwardOutput(
                 logits=out.logits[0, -1].float().cpu().numpy(),
                 attention=attention.float().cpu().numpy(),
-                resid=resid.cpu().numpy(),
+                resid=resid.float().cpu().numpy(),
                 lens_ids=lens_ids.cpu().numpy(),
                 lens_p=lens_p.cpu().numpy(),
             )
