@@ -1,0 +1,520 @@
+"""GPT-2 decoding with a static KV cache and, on CUDA, a captured graph replayed per token.
+
+The eager TorchBackend calls transformers once per token and copies each capture to the host
+separately: on a GPU that is hundreds of kernel launches and several syncs per token. Here the
+decode step is our own torch code on the model's own weights (referenced, never copied):
+
+    prefill  several tokens, a plain eager pass that writes their keys/values into the static cache
+    decode   one token over a fixed span of cache slots (64, 128, ... up to n_positions; a mask hides
+             the unfilled ones), so every shape is fixed and the step for each span can be captured
+             once with torch.cuda.CUDAGraph and replayed;
+             logits, every layer's attention row, the residual stream and the logit lens are written
+             into one flat fp32 buffer, copied to pinned host memory in one non-blocking copy,
+             then one sync per token.
+
+On the CPU the decode step runs eagerly over the filled part of the cache only (same functions,
+no graph). If capture fails, or its replay disagrees with the eager step, decoding stays eager and
+`graph_error` says why.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.sampler import ForwardOutput, TorchBackend
+
+# GPT-2 config activation name -> the torch function computing it
+ACTIVATIONS = {
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+    "relu": F.relu,
+}
+SMALLEST_SPAN = 64  # graphs attend over 64, 128, 256, ... slots: short contexts read less cache
+GRAPH_CHECK_RTOL = 1e-3  # a replayed graph must match the eager step it was captured from
+GRAPH_CHECK_ATOL = 1e-4
+
+
+class UnsupportedModelError(ValueError):
+    """The model is not a GPT-2 architecture this backend implements (use TorchBackend)."""
+
+
+# ---- the model as pure functions ------------------------------------------------------------
+
+
+def gpt2_params(hf_model: Any) -> dict:
+    """References to a GPT2LMHeadModel's weights, nested like the checkpoint (no copies)."""
+    transformer = hf_model.transformer
+
+    def ln(module):
+        return {"g": module.weight.detach(), "b": module.bias.detach()}
+
+    def conv1d(module):  # GPT-2's Conv1D weight is already [in, out]
+        return {"w": module.weight.detach(), "b": module.bias.detach()}
+
+    return {
+        "wte": transformer.wte.weight.detach(),  # [V, d]
+        "wpe": transformer.wpe.weight.detach(),  # [P, d]
+        "h": [
+            {
+                "ln_1": ln(block.ln_1),
+                "attn": {"c_attn": conv1d(block.attn.c_attn), "c_proj": conv1d(block.attn.c_proj)},
+                "ln_2": ln(block.ln_2),
+                "mlp": {"c_fc": conv1d(block.mlp.c_fc), "c_proj": conv1d(block.mlp.c_proj)},
+            }
+            for block in transformer.h
+        ],
+        "ln_f": ln(transformer.ln_f),
+        "lm_head": hf_model.lm_head.weight.detach(),  # [V, d] (tied to wte in GPT-2)
+    }
+
+
+def check_supported(hf_model: Any) -> None:
+    """Raise UnsupportedModelError unless this is a decoder-only GPT-2 we implement exactly."""
+    config = getattr(hf_model, "config", None)
+    if getattr(config, "model_type", None) != "gpt2" or not hasattr(hf_model, "transformer"):
+        raise UnsupportedModelError("the fast decode path implements GPT-2 (GPT2LMHeadModel) only")
+    if getattr(config, "add_cross_attention", False):
+        raise UnsupportedModelError("the fast decode path has no cross-attention")
+    if config.activation_function not in ACTIVATIONS:
+        raise UnsupportedModelError(f"activation '{config.activation_function}' is not implemented here")
+
+
+def layer_norm(x, g, b, eps):  # [T, d], [d], [d] -> [T, d]
+    return F.layer_norm(x, g.shape, g, b, eps)  # torch accumulates in fp32 for bf16/fp16 inputs
+
+
+def linear(x, w, b):  # [T, in], [in, out], [out] -> [T, out]
+    return torch.addmm(b, x, w)
+
+
+def mlp(x, c_fc, c_proj, act):  # [T, d] -> [T, d]
+    return linear(act(linear(x, **c_fc)), **c_proj)
+
+
+def attention(x, c_attn, c_proj, k_cache, v_cache, positions, mask, n_head, scale):
+    # [T, d], ..., [H, S, Dh] x2, [T], [T, S] -> [T, d], [H, T, S] fp32
+    """Causal self-attention: writes this step's keys/values at `positions`, attends over S slots."""
+    T, d = x.shape
+    span = mask.shape[-1]
+    q, k, v = linear(x, **c_attn).split(d, dim=-1)  # 3 x [T, d]
+    q, k, v = (t.view(T, n_head, d // n_head).transpose(0, 1) for t in (q, k, v))  # 3 x [H, T, Dh]
+    k_cache.index_copy_(1, positions, k)
+    v_cache.index_copy_(1, positions, v)
+    scores = torch.baddbmm(mask, q, k_cache[:, :span].transpose(1, 2), alpha=scale)  # [H, T, S]
+    probs = torch.softmax(scores.float(), dim=-1)  # [H, T, S]
+    out = probs.to(v.dtype) @ v_cache[:, :span]  # [H, T, Dh]
+    return linear(out.transpose(0, 1).reshape(T, d), **c_proj), probs
+
+
+def block(x, ln_1, attn, ln_2, mlp_params, cache_k, cache_v, positions, mask, eps, n_head, scale, act):
+    # [T, d] -> [T, d], [H, T, S]
+    a, probs = attention(layer_norm(x, **ln_1, eps=eps), **attn, k_cache=cache_k, v_cache=cache_v,
+                         positions=positions, mask=mask, n_head=n_head, scale=scale)
+    x = x + a
+    x = x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params, act=act)
+    return x, probs
+
+
+def static_span(n_keys: int, max_len: int) -> int:
+    """The fixed number of slots a captured step attends over: the power of two (>= 64) holding n_keys."""
+    span = SMALLEST_SPAN
+    while span < n_keys:
+        span *= 2
+    return min(span, max_len)
+
+
+def causal_mask(positions, key_positions, dtype):  # [T], [S] -> [T, S] additive: 0 visible, -inf hidden
+    visible = key_positions[None, :] <= positions[:, None]  # [T, S]
+    return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
+
+
+def lens(resid, ln_f, lm_head, eps):  # [L + 1, d] -> [L, V] fp32 probs, [V] logits
+    """Final LN + unembedding on each block's output; the last block's row is the model's logits."""
+    layer_logits = (layer_norm(resid[1:], **ln_f, eps=eps) @ lm_head.T).float()  # [L, V]
+    return torch.softmax(layer_logits, dim=-1), layer_logits[-1]
+
+
+def gpt2_forward(params, ids, positions, cache, key_positions, settings):
+    # [T], [T], StaticCache, [S] -> [L + 1, d] resid at the last position, L x [H, T, S] attention
+    """Run new tokens at `positions` through the stack, attending over the first S cache slots."""
+    x = params["wte"][ids] + params["wpe"][positions]  # [T, d]
+    mask = causal_mask(positions, key_positions, x.dtype)  # [T, S]
+    resid, patterns = [x[-1]], []
+    for i, layer in enumerate(params["h"]):
+        x, probs = block(x, layer["ln_1"], layer["attn"], layer["ln_2"], layer["mlp"], cache.k[i], cache.v[i],
+                         positions, mask, settings.eps, settings.n_head, settings.scales[i], settings.act)
+        resid.append(x[-1])
+        patterns.append(probs)
+    return torch.stack(resid), patterns
+
+
+# ---- state ----------------------------------------------------------------------------------
+
+
+@dataclass
+class StaticCache:
+    """Keys and values for every slot of the context, allocated once; `length` slots are filled."""
+
+    k: torch.Tensor  # [L, H, P, Dh] in the model's dtype
+    v: torch.Tensor  # [L, H, P, Dh]
+    length: int = 0  # filled slots; crop() just lowers it (stale slots are masked, then overwritten)
+
+
+@dataclass
+class ModelSettings:
+    """What the pure functions need besides the weights, read once from the HF config."""
+
+    n_layer: int
+    n_head: int
+    d_model: int
+    vocab_size: int
+    eps: float  # layer-norm epsilon
+    scales: list[float]  # attention score scale per layer (1/sqrt(Dh), optionally / (layer + 1))
+    act: Any  # the MLP activation function
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ModelSettings":
+        d_head = config.n_embd // config.n_head
+        base = d_head**-0.5 if config.scale_attn_weights else 1.0
+        by_layer = config.scale_attn_by_inverse_layer_idx
+        return cls(
+            n_layer=config.n_layer,
+            n_head=config.n_head,
+            d_model=config.n_embd,
+            vocab_size=config.vocab_size,
+            eps=config.layer_norm_epsilon,
+            scales=[base / (i + 1) if by_layer else base for i in range(config.n_layer)],
+            act=ACTIVATIONS[config.activation_function],
+        )
+
+
+@dataclass
+class StepLayout:
+    """Where each capture lives in the flat fp32 buffer one decode step fills.
+
+    [ logits V | resid (L+1)*d | lens_p L | lens_ids L | attention P*L*H ]; attention is last and
+    laid out [P, L, H], so the host copies only a prefix that grows with the context length.
+    """
+
+    vocab_size: int
+    n_layer: int
+    n_head: int
+    d_model: int
+    max_len: int
+
+    @property
+    def resid_at(self) -> int:
+        return self.vocab_size
+
+    @property
+    def lens_p_at(self) -> int:
+        return self.resid_at + (self.n_layer + 1) * self.d_model
+
+    @property
+    def lens_ids_at(self) -> int:
+        return self.lens_p_at + self.n_layer
+
+    @property
+    def attention_at(self) -> int:
+        return self.lens_ids_at + self.n_layer
+
+    def size(self, n_positions: int) -> int:  # floats needed to carry `n_positions` attention slots
+        return self.attention_at + n_positions * self.n_layer * self.n_head
+
+
+def unpack_step(flat: np.ndarray, layout: StepLayout, n_keys: int) -> ForwardOutput:  # [size] -> ForwardOutput
+    """Fresh NumPy arrays from a decode step's flat buffer (the buffer is reused next token)."""
+    L, H, d = layout.n_layer, layout.n_head, layout.d_model
+    attention = flat[layout.attention_at : layout.size(n_keys)].reshape(n_keys, L, H)  # [T, L, H]
+    return ForwardOutput(
+        logits=flat[: layout.vocab_size].copy(),
+        attention=np.ascontiguousarray(attention.transpose(1, 2, 0)[:, :, None, :]),  # [L, H, 1, T]
+        resid=flat[layout.resid_at : layout.lens_p_at].reshape(L + 1, d).copy(),
+        lens_ids=flat[layout.lens_ids_at : layout.attention_at].astype(np.int64),
+        lens_p=flat[layout.lens_p_at : layout.lens_ids_at].copy(),
+    )
+
+
+# ---- the backend ----------------------------------------------------------------------------
+
+
+class FastTorchBackend:
+    """Same interface as TorchBackend (reset, crop, forward -> ForwardOutput), faster per token.
+
+    Build it after the model is on its device and in its dtype: it references the weights.
+    """
+
+    def __init__(
+        self,
+        hf_model: Any,
+        max_len: int | None = None,
+        use_cuda_graph: bool | None = None,
+        static_spans: bool | None = None,
+    ):
+        check_supported(hf_model)
+        config = hf_model.config
+        self.model = hf_model
+        self.params = gpt2_params(hf_model)
+        self.settings = ModelSettings.from_config(config)
+        self.device = self.params["wte"].device
+        self.dtype = self.params["wte"].dtype
+        self.max_len = config.n_positions if max_len is None else max_len
+        if not 1 <= self.max_len <= config.n_positions:
+            raise ValueError(f"max_len must be in [1, {config.n_positions}] (got {max_len})")
+        on_cuda = self.device.type == "cuda"
+        self.use_cuda_graph = on_cuda if use_cuda_graph is None else bool(use_cuda_graph and on_cuda)
+        # decode over a fixed bucket of slots (what a graph needs) rather than exactly the filled ones;
+        # on by default with graphs, and settable on the CPU to test the graphs' computation eagerly
+        self.static_spans = self.use_cuda_graph if static_spans is None else static_spans
+        self.graph_error: str | None = None  # why decoding fell back to eager, if it did
+        self.graphs: dict[int, Any] = {}  # span -> captured decode step, each made at its first use
+
+        s = self.settings
+        shape = (s.n_layer, s.n_head, self.max_len, s.d_model // s.n_head)
+        self.cache = StaticCache(
+            k=torch.zeros(shape, dtype=self.dtype, device=self.device),
+            v=torch.zeros(shape, dtype=self.dtype, device=self.device),
+        )
+        if s.vocab_size >= 2**24:
+            raise UnsupportedModelError("token ids above 2**24 do not survive the fp32 output buffer")
+        self.layout = StepLayout(s.vocab_size, s.n_layer, s.n_head, s.d_model, self.max_len)
+        self.key_positions = torch.arange(self.max_len, device=self.device)  # [P]
+        self.token_in = torch.zeros(1, dtype=torch.long, device=self.device)  # the graph's inputs
+        self.position_in = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.flat = torch.zeros(self.layout.size(self.max_len), dtype=torch.float32, device=self.device)
+        # on CUDA the step's outputs land in page-locked host memory (an asynchronous copy); on CPU
+        # the flat buffer already is host memory
+        self.host = torch.zeros(self.flat.shape, dtype=torch.float32, pin_memory=True) if on_cuda else self.flat
+
+    @property
+    def graphed(self) -> bool:
+        """True once decode steps replay captured CUDA graphs."""
+        return bool(self.graphs)
+
+    def reset(self) -> None:
+        self.cache.length = 0
+
+    def crop(self, n: int) -> None:
+        """Keep the first n positions."""
+        if n < 0:
+            raise ValueError(f"crop length must be >= 0 (got {n})")
+        self.cache.length = min(self.cache.length, n)
+
+    def forward(self, ids: list[int]) -> ForwardOutput:
+        if not ids:
+            raise ValueError("forward needs at least one token id")
+        if self.cache.length + len(ids) > self.max_len:
+            raise IndexError(f"context full: {self.cache.length} + {len(ids)} tokens exceed {self.max_len} positions")
+        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else nullcontext()
+        with torch.no_grad(), on_device:
+            out = self._decode(ids[0]) if len(ids) == 1 else self._prefill(ids)
+        self.cache.length += len(ids)
+        return out
+
+    # ---- prefill: eager, any number of tokens ----
+    def _prefill(self, ids: list[int]) -> ForwardOutput:
+        start, n_keys = self.cache.length, self.cache.length + len(ids)
+        ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)  # [T]
+        positions = torch.arange(start, n_keys, device=self.device)  # [T]
+        resid, patterns = gpt2_forward(
+            self.params, ids_t, positions, self.cache, self.key_positions[:n_keys], self.settings
+        )
+        lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)  # [L, V], [V]
+        lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
+        return ForwardOutput(
+            logits=logits.cpu().numpy(),
+            attention=torch.stack(patterns).cpu().numpy(),  # [L, H, T, T_total]
+            resid=resid.float().cpu().numpy(),
+            lens_ids=lens_ids.cpu().numpy(),
+            lens_p=lens_p.cpu().numpy(),
+        )
+
+    # ---- decode: one token, captured on CUDA ----
+    def _step_into_flat(self, span: int) -> None:
+        """The decode step over `span` slots: reads token_in/position_in, fills self.flat; no host syncs."""
+        layout, flat = self.layout, self.flat
+        resid, patterns = gpt2_forward(self.params, self.token_in, self.position_in, self.cache,
+                                       self.key_positions[:span], self.settings)
+        lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)
+        lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
+        flat[: layout.vocab_size].copy_(logits)
+        flat[layout.resid_at : layout.lens_p_at].view(-1, layout.d_model).copy_(resid)
+        flat[layout.lens_p_at : layout.lens_ids_at].copy_(lens_p)
+        flat[layout.lens_ids_at : layout.attention_at].copy_(lens_ids)
+        rows = flat[layout.attention_at : layout.size(span)].view(span, layout.n_layer, layout.n_head)  # [S, L, H]
+        for i, probs in enumerate(patterns):  # [H, 1, S]
+            rows[:, i, :].copy_(probs[:, 0, :].T)
+
+    def _decode(self, token_id: int) -> ForwardOutput:
+        n_keys = self.cache.length + 1
+        self.token_in.fill_(token_id)
+        self.position_in.fill_(self.cache.length)
+        span = static_span(n_keys, self.max_len) if self.static_spans else n_keys
+        if self.use_cuda_graph and span not in self.graphs and self.graph_error is None:
+            self._capture(span)
+        if span in self.graphs:
+            self.graphs[span].replay()
+        else:
+            self._step_into_flat(span)
+        if self.host is not self.flat:
+            size = self.layout.size(n_keys)
+            self.host[:size].copy_(self.flat[:size], non_blocking=True)
+            torch.cuda.current_stream(self.device).synchronize()  # the one sync per token
+        return unpack_step(self.host.numpy(), self.layout, n_keys)
+
+    def _capture(self, span: int) -> None:
+        """Capture the step over `span` slots; on any failure drop all graphs, stay eager, say why.
+
+        Warm-up runs execute the real step for the current token (writing the same keys/values the
+        replay will write), so neither warm-up nor a failed capture disturbs the cache.
+        """
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # first calls pick kernels and allocate workspaces outside the capture
+                    self._step_into_flat(span)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            size = self.layout.size(span)
+            expected = self.flat[:size].clone()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._step_into_flat(span)
+            self.flat[:size].fill_(float("nan"))  # the replay must write every output itself
+            graph.replay()
+            if not torch.allclose(self.flat[:size], expected, rtol=GRAPH_CHECK_RTOL, atol=GRAPH_CHECK_ATOL):
+                raise RuntimeError("the replayed graph disagrees with the eager step")
+            self.graphs[span] = graph
+        except Exception as error:  # capture is an optimisation: any failure means eager decoding
+            self.graphs.clear()
+            self.graph_error = f"{type(error).__name__}: {error}"
+
+
+# ---- checks and benchmarks ------------------------------------------------------------------
+
+
+def greedy_tokens(backend: Any, prompt_ids: list[int], n_tokens: int) -> list[int]:
+    """Greedy decoding through a backend's forward (full capture each token); no end-of-text stop."""
+    backend.reset()
+    out = backend.forward(list(prompt_ids))
+    tokens: list[int] = []
+    while len(tokens) < n_tokens:
+        tokens.append(int(np.argmax(out.logits)))
+        if len(tokens) < n_tokens:
+            out = backend.forward([tokens[-1]])
+    return tokens
+
+
+def compare_with_eager(hf_model: Any, prompt_ids: list[int], n_tokens: int, **fast_options) -> dict:
+    """Prefill + n_tokens greedy steps through TorchBackend and FastTorchBackend side by side.
+
+    Both get the eager path's greedy token each step. Returns the max |difference| per capture over
+    all steps, the share of steps whose argmax agreed and the share of logit-lens argmaxes that
+    agreed (a near-tie may flip one on a GPU), and the fast backend's graph state.
+    """
+    eager, fast = TorchBackend(hf_model), FastTorchBackend(hf_model, **fast_options)
+    fields = ("logits", "attention", "resid", "lens_p")
+    max_diff = dict.fromkeys(fields, 0.0)
+    argmax_agree, lens_agree = [], []
+    ids = list(prompt_ids)
+    for _ in range(n_tokens + 1):
+        a, b = eager.forward(ids), fast.forward(ids)
+        for name in fields:
+            max_diff[name] = max(max_diff[name], float(np.abs(getattr(a, name) - getattr(b, name)).max()))
+        argmax_agree.append(int(np.argmax(a.logits)) == int(np.argmax(b.logits)))
+        lens_agree.extend(a.lens_ids == b.lens_ids)
+        ids = [int(np.argmax(a.logits))]
+    return {
+        "max_diff": max_diff,
+        "argmax_agree": float(np.mean(argmax_agree)),
+        "lens_ids_agree": float(np.mean(lens_agree)),
+        "graphed": fast.graphed,
+        "graph_error": fast.graph_error,
+    }
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def generate_tokens(hf_model: Any, prompt_ids: list[int], n_tokens: int) -> list[int]:
+    """transformers generate, greedy, exactly n_tokens new tokens, no captures."""
+    device = next(hf_model.parameters()).device
+    input_ids = torch.tensor([prompt_ids], device=device)
+    with torch.no_grad():
+        out = hf_model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=False,
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            pad_token_id=hf_model.config.eos_token_id,
+        )
+    return out[0, len(prompt_ids) :].tolist()
+
+
+def bench_fast(
+    hf_model: Any, prompt_ids: list[int], n_tokens: int, device: str | None = None, repeats: int = 5
+) -> dict:
+    """Greedy tok/s: fast path with full capture vs eager TorchBackend with full capture vs generate.
+
+    Same model, device, dtype, prompt and token count; `device` moves the model there first. Each
+    repeat runs the three back to back (rotating which goes first); figures are medians and include
+    the prompt's prefill. A warm-up run of each (graph capture included) is not timed.
+    """
+    if n_tokens < 1 or repeats < 1:
+        raise ValueError(f"tokens and repeats must be >= 1 (got tokens={n_tokens}, repeats={repeats})")
+    n_positions = hf_model.config.n_positions
+    prompt_ids = [int(t) for t in prompt_ids]
+    if not prompt_ids or len(prompt_ids) + n_tokens > n_positions:
+        raise ValueError(f"prompt + tokens must fit in 1..{n_positions} positions")
+    if device is not None:
+        hf_model.to(device)
+    hf_model.eval()
+    run_device = next(hf_model.parameters()).device
+    fast, eager = FastTorchBackend(hf_model), TorchBackend(hf_model)
+    runs = {
+        "fast": lambda: greedy_tokens(fast, prompt_ids, n_tokens),
+        "eager": lambda: greedy_tokens(eager, prompt_ids, n_tokens),
+        "generate": lambda: generate_tokens(hf_model, prompt_ids, n_tokens),
+    }
+    tokens = {name: run() for name, run in runs.items()}  # warm-up (and graph capture)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for repeat in range(repeats):
+        for name in names[repeat % 3 :] + names[: repeat % 3]:
+            _synchronize(run_device)
+            start = time.perf_counter()
+            tokens[name] = runs[name]()
+            _synchronize(run_device)
+            seconds[name].append(time.perf_counter() - start)
+    tok_s = {name: n_tokens / statistics.median(seconds[name]) for name in runs}
+    return {
+        "device": str(run_device),
+        "device_name": torch.cuda.get_device_name(run_device) if run_device.type == "cuda" else "cpu",
+        "dtype": str(next(hf_model.parameters()).dtype).removeprefix("torch."),
+        "prompt_tokens": len(prompt_ids),
+        "n_tokens": n_tokens,
+        "repeats": repeats,
+        "fast_tok_s": tok_s["fast"],
+        "eager_tok_s": tok_s["eager"],
+        "generate_tok_s": tok_s["generate"],
+        "fast_vs_generate": tok_s["fast"] / tok_s["generate"],
+        "fast_vs_eager": tok_s["fast"] / tok_s["eager"],
+        "same_tokens_fast_eager": tokens["fast"] == tokens["eager"],
+        "same_tokens_fast_generate": tokens["fast"] == tokens["generate"],
+        "graphed": fast.graphed,
+        "graph_error": fast.graph_error,
+        "torch_threads": torch.get_num_threads(),
+        "seconds": seconds,
+    }

@@ -1,0 +1,102 @@
+"""NumPy engine vs transformers on the same weights and token ids: logits and greedy continuations."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+from engine.gpt2_numpy import GPT2Numpy
+
+TOLERANCE = 1e-4  # max |logit difference| accepted in fp32
+
+
+def torch_cache_kwarg(model) -> str:
+    """transformers 5.24 names the KV-cache argument `cache`; older 5.x call it `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def torch_cache_of(output):  # model output -> its KV cache, under either name
+    return output["cache"] if "cache" in output else output["past_key_values"]
+
+
+@torch.inference_mode()
+def torch_logits(hf_model, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V] float32
+    return hf_model(torch.tensor([token_ids])).logits[0].float().numpy()
+
+
+@torch.inference_mode()
+def torch_greedy(hf_model, token_ids: list[int], n_tokens: int) -> list[int]:
+    """Greedy decoding with transformers' KV cache: prefill once, then one token per step (no EOS stop)."""
+    cache_kwarg = torch_cache_kwarg(hf_model)
+    output = hf_model(torch.tensor([token_ids]), use_cache=True, logits_to_keep=1)  # prefill
+    generated = []
+    for _ in range(n_tokens):
+        next_id = int(output.logits[0, -1].argmax())
+        generated.append(next_id)
+        if len(generated) == n_tokens:
+            break
+        output = hf_model(torch.tensor([[next_id]]), use_cache=True, **{cache_kwarg: torch_cache_of(output)})
+    return generated
+
+
+def numpy_greedy(model: GPT2Numpy, token_ids: list[int], n_tokens: int) -> list[int]:
+    """Greedy decoding with the NumPy KV cache: prefill once, then one token per step."""
+    cache = model.new_cache()
+    logits, _ = model.forward(token_ids, cache, capture=False, logits_to_keep=1)  # prefill -> [1, V]
+    generated = []
+    for _ in range(n_tokens):
+        next_id = int(np.argmax(logits[-1]))
+        generated.append(next_id)
+        if len(generated) == n_tokens:
+            break
+        logits, _ = model.forward([next_id], cache, capture=False)  # [1, V]
+    return generated
+
+
+def incremental_logits(model: GPT2Numpy, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V]
+    """Logits from a half-prompt prefill followed by one token at a time through the KV cache."""
+    cache = model.new_cache()
+    split = max(1, len(token_ids) // 2)
+    rows = [model.forward(token_ids[:split], cache, capture=False)[0]]
+    rows += [model.forward([token_id], cache, capture=False)[0] for token_id in token_ids[split:]]
+    return np.concatenate(rows)
+
+
+def parity_report(
+    hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: int = 20, numpy_model: GPT2Numpy | None = None
+) -> dict:
+    """Compare the NumPy engine with transformers (fp32, eager attention) on the same ids.
+
+    Pass an fp32 model; it is switched to eval mode (no dropout). The greedy continuation is shortened
+    so prompt + continuation fits in n_positions. With a tokenizer, the report also holds both
+    continuations as text. `numpy_model` reuses weights already converted from this hf_model.
+    """
+    token_ids = [int(t) for t in token_ids]
+    hf_model.eval()
+    model = GPT2Numpy.from_hf(hf_model) if numpy_model is None else numpy_model
+    if not 1 <= len(token_ids) <= model.n_positions:
+        raise ValueError(f"the prompt must have 1 to {model.n_positions} tokens (got {len(token_ids)})")
+    n_greedy = max(0, min(n_greedy, model.n_positions - len(token_ids)))
+
+    full, _ = model.forward(token_ids, capture=False)  # [T, V]
+    max_abs_diff = float(np.abs(full - torch_logits(hf_model, token_ids)).max())
+    kv_cache_max_abs_diff = float(np.abs(incremental_logits(model, token_ids) - full).max())
+    greedy_numpy = numpy_greedy(model, token_ids, n_greedy)
+    greedy_torch = torch_greedy(hf_model, token_ids, n_greedy)
+    greedy_match = greedy_numpy == greedy_torch
+    report = {
+        "n_prompt_tokens": len(token_ids),
+        "max_abs_diff": max_abs_diff,
+        "kv_cache_max_abs_diff": kv_cache_max_abs_diff,
+        "greedy_numpy": greedy_numpy,
+        "greedy_torch": greedy_torch,
+        "greedy_match": greedy_match,
+        "tolerance": TOLERANCE,
+        "ok": max_abs_diff <= TOLERANCE and kv_cache_max_abs_diff <= TOLERANCE and greedy_match,
+    }
+    if tokenizer_or_none is not None:
+        report["text_numpy"] = tokenizer_or_none.decode(greedy_numpy)
+        report["text_torch"] = tokenizer_or_none.decode(greedy_torch)
+    return report

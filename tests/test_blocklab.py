@@ -1,0 +1,105 @@
+"""The seed's block-stacking experiment: config, determinism, shapes and what the metrics measure."""
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.blocklab import BlockLabConfig, run_block_lab
+
+
+def test_defaults_are_the_seeds():
+    cfg = BlockLabConfig()
+    assert (cfg.T, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.activation, cfg.seed) == (8, 32, 4, 64, "relu", 42)
+    assert (cfg.n_layers, cfg.residual, cfg.layer_norm, cfg.pre_ln, cfg.weight_scale) == (4, True, True, True, 0.1)
+    cfg.validate()
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"d_model": 30}, "d_model"),  # 30 is not divisible by 4 heads
+        ({"T": 0}, "T"),
+        ({"T": 257}, "T"),
+        ({"d_model": 2048, "n_heads": 8}, "d_model"),
+        ({"n_layers": 49}, "n_layers"),
+        ({"n_heads": 0}, "n_heads"),
+        ({"d_ff": 2.5}, "d_ff"),
+        ({"activation": "swish"}, "activation"),
+        ({"seed": -1}, "seed"),
+        ({"weight_scale": 0.0}, "weight_scale"),
+    ],
+)
+def test_validate_names_the_bad_field(changes, field):
+    with pytest.raises(ValueError, match=rf"^{field} "):
+        BlockLabConfig(**changes).validate()
+    with pytest.raises(ValueError):
+        run_block_lab(BlockLabConfig(**changes))
+
+
+def test_shapes_and_capture_names():
+    cfg = BlockLabConfig(T=6, d_model=16, n_heads=2, d_ff=24, n_layers=3)
+    result = run_block_lab(cfg)
+    assert result.resid.shape == (4, 6, 16)
+    assert result.attention.shape == (3, 2, 6, 6)
+    assert result.captures["blocks.2.mlp.hook_post"].shape == (6, 24)
+    assert {name: m.shape for name, m in result.metrics.items()} == {
+        "resid_norm": (4,),
+        "layer_cosine": (3,),
+        "token_cosine": (4,),
+        "attn_entropy": (3, 2),
+    }
+    np.testing.assert_array_equal(result.resid[0], result.captures["blocks.0.hook_resid_pre"])
+    np.testing.assert_array_equal(result.resid[3], result.captures["blocks.2.hook_resid_post"])
+
+
+def test_deterministic_by_seed():
+    a, b, c = run_block_lab(BlockLabConfig()), run_block_lab(BlockLabConfig()), run_block_lab(BlockLabConfig(seed=7))
+    np.testing.assert_array_equal(a.resid, b.resid)
+    for name in a.metrics:
+        np.testing.assert_array_equal(a.metrics[name], b.metrics[name])
+    assert not np.allclose(a.resid, c.resid)
+
+
+def test_metrics_match_their_definitions():
+    result = run_block_lab(BlockLabConfig(T=5, d_model=16, n_heads=2, d_ff=32, n_layers=2, activation="gelu"))
+    resid, metrics = result.resid, result.metrics
+    np.testing.assert_allclose(metrics["resid_norm"][0], np.mean([np.linalg.norm(row) for row in resid[0]]))
+    a, b = resid[2], resid[1]
+    cosines = [np.dot(a[t], b[t]) / (np.linalg.norm(a[t]) * np.linalg.norm(b[t])) for t in range(5)]
+    np.testing.assert_allclose(metrics["layer_cosine"][1], np.mean(cosines), atol=1e-9)
+    x = resid[1]
+    pairs = [
+        np.dot(x[i], x[j]) / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for i in range(5) for j in range(5) if i != j
+    ]
+    np.testing.assert_allclose(metrics["token_cosine"][1], np.mean(pairs), atol=1e-9)
+    p = result.attention[0, 1]  # [T, T] layer 0, head 1
+    entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p])
+    np.testing.assert_allclose(metrics["attn_entropy"][0, 1], entropy, atol=1e-9)
+    # causal rows: token t spreads over at most t + 1 keys, so the mean entropy is below mean(log(t + 1))
+    assert (metrics["attn_entropy"] <= np.mean(np.log(np.arange(1, 6))) + 1e-12).all()
+
+
+def test_post_ln_keeps_every_layer_at_norm_sqrt_d():
+    """Post-LN ends each block with a LayerNorm (no affine): every token's stream has length sqrt(d)."""
+    result = run_block_lab(BlockLabConfig(pre_ln=False, n_layers=3))
+    np.testing.assert_allclose(result.metrics["resid_norm"][1:], math.sqrt(32), rtol=1e-3)
+
+
+def test_switches_change_the_run():
+    base = run_block_lab(BlockLabConfig())
+    for changes in ({"residual": False}, {"layer_norm": False}, {"pre_ln": False}, {"activation": "gelu"}):
+        assert not np.allclose(run_block_lab(BlockLabConfig(**changes)).resid[-1], base.resid[-1]), changes
+
+
+def test_without_residual_or_norm_the_signal_shrinks_layer_by_layer():
+    """With weights of scale 0.1 and no skip path, each block multiplies the stream by a small matrix."""
+    result = run_block_lab(BlockLabConfig(residual=False, layer_norm=False, n_layers=4))
+    assert (np.diff(result.metrics["resid_norm"]) < 0).all()
+
+
+def test_single_token_runs():
+    result = run_block_lab(BlockLabConfig(T=1, n_layers=2))
+    np.testing.assert_array_equal(result.metrics["token_cosine"], 1.0)
+    np.testing.assert_allclose(result.attention, 1.0)  # one token attends only to itself
+    np.testing.assert_allclose(result.metrics["attn_entropy"], 0.0, atol=1e-9)

@@ -1,0 +1,461 @@
+"""The tfund-tui app: the engine driven from thread workers, the panes redrawn from plain data.
+
+Threads: the model loads in one worker; every sampler call (step, force, undo, reset, a new prompt,
+a preview after a settings change, a run, the parity check) is an "engine job" in another, and jobs
+run one at a time from a queue, so the sampler is never called from two threads at once. Workers only
+post messages; the app applies them to its Transcript and redraws on a timer (at most 30 times a
+second), so a fast GPU in run mode cannot flood the terminal. torch and transformers are imported
+inside the loading worker: the first frame never waits for them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.events import SamplingConfig
+from engine.models import ModelLoadError  # light: engine.models imports torch only when loading
+from engine.trace import TraceError
+from tui.messages import (
+    CandidatesPreviewed,
+    ContextReady,
+    EngineIdle,
+    EngineNote,
+    LoadProgress,
+    ModelReady,
+    ParityComputed,
+    TokensGenerated,
+    TokenUndone,
+)
+from tui.screens.block_lab import BlockLabScreen
+from tui.screens.error import ErrorScreen
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.transcript import Transcript
+
+DEFAULT_PROMPT = "In a small village,"
+REDRAWS_PER_SECOND = 30  # run mode coalesces token events into at most this many redraws
+TOP_N = 10  # candidates kept per token (the pane shows the first nine: digits 1–9)
+PARITY_GREEDY_TOKENS = 20  # greedy tokens compared NumPy vs torch in the block lab
+REFUSED_WHILE_RUNNING = ("step", "force", "undo", "reset", "prompt")  # refused (not queued) while a run goes on
+JOB_TITLES = {"load": "Could not load the model", "engine": "The engine stopped"}
+
+
+class TfundApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tfund"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="This list of keys"),
+    ]
+
+    def __init__(
+        self,
+        model: Any = "toy",
+        prompt: str = DEFAULT_PROMPT,
+        config: SamplingConfig | None = None,
+        device: str = "auto",
+        engine: str = "torch",
+        trace: Any = None,
+        palette: str | None = None,
+        deterministic: bool = False,
+        allow_pickle: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model  # a name/path for load_model, or an already loaded engine.models.LoadedModel
+        self.model_name = model if isinstance(model, str) else model.name
+        self.prompt = prompt
+        self.settings = replace(config) if config else SamplingConfig()  # what the next token will use
+        self.device = device
+        self.engine = engine
+        self.trace = trace  # engine.trace.TraceWriter or None; written from engine jobs only
+        self.trace_lock = threading.Lock()  # closing at exit must not race a job's last write
+        self.palette = palette  # "color", "shade" or None to follow the terminal
+        self.deterministic = deterministic  # hide timings (snapshot tests)
+        self.allow_pickle = allow_pickle  # let load_model read pickle weights the user trusts
+        self.transcript = Transcript()
+        self.loaded: Any = None  # engine.models.LoadedModel once ready
+        self.sampler: Any = None  # engine.sampler.Sampler once ready; only engine jobs call it
+        self.info = None  # engine.events.ModelInfo once ready
+        self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
+        self.pending: deque[tuple[str, Any]] = deque()  # engine jobs waiting for the running one
+        self.engine_busy = False
+        self.running = False  # a run (`g`) is in progress
+        self.current_job: Worker | None = None
+        self.needs_redraw = False
+        self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
+        self.main_screen = MainScreen()
+        self.load_started = time.perf_counter()
+
+    # ---- start-up ----------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return self.main_screen
+
+    @property
+    def shade(self) -> bool:
+        """Shade characters instead of colour: asked for, NO_COLOR, or a 16-colour terminal."""
+        if self.palette is not None:
+            return self.palette == "shade"
+        return self.no_color or self.console.color_system in (None, "standard", "windows")
+
+    def on_ready(self) -> None:
+        """The first frame is on screen (the main screen shows its loading state): now load."""
+        self.set_interval(1 / REDRAWS_PER_SECOND, self.redraw_if_needed)
+        self.load_engine()
+
+    def on_unmount(self) -> None:
+        with self.trace_lock:
+            if self.trace is not None:
+                self.trace.close()
+                self.trace = None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load_engine(self) -> None:
+        """Runs in a thread: import torch, load the model, read the prompt; progress as messages."""
+        total = 4
+        loaded = self.model
+        if isinstance(loaded, str):
+            self.post_message(LoadProgress(1, total, "importing torch and transformers"))
+            import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
+
+            from engine.models import load_model
+
+            self.post_message(LoadProgress(2, total, f"loading {loaded}"))
+            device = "cpu" if self.engine == "numpy" and self.device == "auto" else self.device
+            loaded = load_model(loaded, device=device, allow_pickle=self.allow_pickle)
+        from engine.sampler import Sampler
+
+        self.post_message(LoadProgress(3, total, "building the sampler"))
+        sampler = Sampler(loaded, self.settings, engine=self.engine, top_n=TOP_N)
+        self.post_message(LoadProgress(4, total, "reading the prompt"))
+        sampler.set_prompt(self.prompt)
+        context = self.context_of(sampler)
+        self.post_message(ModelReady(loaded, sampler, sampler.info, context))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.main_screen.set_status(f"loading {message.step}/{message.total}: {message.text}…")
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.loaded, self.sampler, self.info = message.loaded, message.sampler, message.info
+        self.apply_context(message.context)
+        self.main_screen.show_loading(False)
+        took = "" if self.deterministic else f" in {time.perf_counter() - self.load_started:.1f} s"
+        self.main_screen.set_status(f"ready{took}")
+        self.redraw_now()
+        if isinstance(self.screen, BlockLabScreen):
+            self.screen.show_parity()
+
+    # ---- engine jobs: one at a time, in order ------------------------------------------------
+    def submit(self, job: str, arg: Any = None) -> None:
+        if self.sampler is None:
+            self.notify("The model is not loaded yet.", severity="warning", timeout=3)
+            return
+        if self.running and job in REFUSED_WHILE_RUNNING:
+            self.notify("Generating — press g to pause first.", timeout=3)
+            return
+        if self.engine_busy:
+            already_queued = job in ("preview", "parity") and any(queued == job for queued, _ in self.pending)
+            if not already_queued:
+                self.pending.append((job, arg))
+            return
+        self.start_job(job, arg)
+
+    def start_job(self, job: str, arg: Any) -> None:
+        self.engine_busy = True
+        self.running = job == "run"
+        if self.running:
+            self.main_screen.set_status(f"running · {self.transcript.n_generated} new · g pauses")
+        self.current_job = self.engine_job(job, arg)
+
+    def toggle_run(self) -> None:
+        if self.running and self.current_job is not None:
+            self.current_job.cancel()  # sets cancelled_event: the run stops before its next token
+            self.main_screen.set_status("pausing…")
+        else:
+            self.submit("run")
+
+    def change_settings(self, **changes: Any) -> None:
+        """Keys change the settings the next token uses; the next token's candidates are recomputed."""
+        new = replace(self.settings, **changes)
+        new.validate()
+        if new == self.settings:
+            return
+        self.settings = new
+        self.needs_redraw = True
+        if self.sampler is not None and not self.running:
+            self.submit("preview")
+
+    def on_engine_idle(self, message: EngineIdle) -> None:
+        was_running = self.running
+        self.engine_busy = self.running = False
+        self.current_job = None
+        if was_running:
+            self.main_screen.set_status(self.idle_status())
+        self.redraw_now()
+        if self.pending:
+            self.start_job(*self.pending.popleft())
+        elif self.transcript.candidates_config != self.settings and self.sampler is not None:
+            self.start_job("preview", None)
+
+    def idle_status(self) -> str:
+        generated = self.transcript.n_generated
+        timing = "" if self.deterministic or self.transcript.last_ms is None else f" · {self.transcript.last_ms:.1f} ms/token"
+        return f"ready · {generated} new{timing}"
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
+    def engine_job(self, job: str, arg: Any) -> None:
+        """Runs in a thread: calls the sampler, posts results, never touches a widget."""
+        sampler = self.sampler
+        try:
+            self.sync_settings(sampler)
+            if job == "step":
+                if not self.at_end(sampler):
+                    self.emit_token(sampler, sampler.step)
+            elif job == "force":
+                candidates = sampler.preview()
+                if arg > len(candidates):
+                    self.post_message(EngineNote(f"There is no candidate {arg}."))
+                elif not self.at_end(sampler):
+                    self.emit_token(sampler, lambda: sampler.force(candidates[arg - 1].token_id))
+            elif job == "run":
+                self.run_tokens(sampler, get_current_worker().cancelled_event)
+            elif job == "undo":
+                self.undo_token(sampler)
+            elif job == "reset":
+                sampler.reset()
+                self.post_message(self.context_of(sampler))
+            elif job == "prompt":
+                sampler.set_prompt(arg)
+                self.post_message(self.context_of(sampler))
+            elif job == "preview":
+                self.post_message(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
+            elif job == "parity":
+                self.check_parity(arg)
+        finally:
+            self.post_message(EngineIdle(job))
+
+    def sync_settings(self, sampler: Any) -> None:
+        """Hand the sampler the settings the keys chose (read from the thread; never written there)."""
+        wanted = self.settings
+        if wanted != sampler.config:
+            sampler.set_config(**asdict(wanted))
+
+    def at_end(self, sampler: Any) -> bool:
+        if sampler.done:
+            self.post_message(EngineNote("The model ended the text (end-of-text); undo or reset to go on."))
+        return sampler.done
+
+    def emit_token(self, sampler: Any, make_token) -> None:
+        event = make_token()
+        self.write_trace(event=event)
+        self.post_tokens(sampler, [event])
+
+    def post_tokens(self, sampler: Any, events: list) -> None:
+        """Hand the UI a batch of events, with the next token's candidates under the settings now in force."""
+        self.sync_settings(sampler)  # a key pressed while these tokens were computed applies to the next one
+        fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
+        self.post_message(TokensGenerated(events, sampler.preview(), replace(sampler.config), fresh_rows))
+
+    def run_tokens(self, sampler: Any, cancel: threading.Event) -> None:
+        """Up to max new tokens, posted in batches at most REDRAWS_PER_SECOND times a second."""
+        if self.at_end(sampler):
+            return
+        batch, posted_at = [], time.perf_counter()
+        for event in sampler.run(sampler.config.max_new_tokens, cancel=cancel):
+            self.write_trace(event=event)
+            batch.append(event)
+            self.sync_settings(sampler)
+            if time.perf_counter() - posted_at >= 1 / REDRAWS_PER_SECOND:
+                self.post_tokens(sampler, batch)
+                batch, posted_at = [], time.perf_counter()
+        if batch:
+            self.post_tokens(sampler, batch)
+        if sampler.done:
+            self.post_message(EngineNote("The model ended the text (end-of-text)."))
+
+    def undo_token(self, sampler: Any) -> None:
+        position = len(sampler.tokens) - 1
+        if sampler.undo() is None:
+            self.post_message(EngineNote("Nothing to undo: no generated tokens."))
+            return
+        self.write_trace(record={"undo": position})
+        self.post_message(
+            TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), replace(sampler.config))
+        )
+
+    def check_parity(self, token_ids: list[int]) -> None:
+        try:
+            if self.loaded.device != "cpu":
+                raise ValueError(f"the parity check runs on the CPU; this model is on {self.loaded.device}")
+            from engine.parity import parity_report
+
+            report = parity_report(self.loaded.hf_model, self.loaded.tokenizer, token_ids, n_greedy=PARITY_GREEDY_TOKENS)
+            self.post_message(ParityComputed(report, None))
+        except Exception as error:  # shown in the Parity pane: the block lab stays usable
+            self.post_message(ParityComputed(None, f"parity check failed: {error}"))
+
+    def write_trace(self, event: Any = None, record: dict | None = None) -> None:
+        """Append a token event (or a record such as an undo) to the trace, if there is one."""
+        with self.trace_lock:
+            if self.trace is not None and event is not None:
+                self.trace.write(event)
+            elif self.trace is not None:
+                self.trace.write_record(record)
+
+    def context_of(self, sampler: Any) -> ContextReady:
+        return ContextReady(
+            token_ids=list(sampler.tokens),
+            pieces=list(sampler.pieces),
+            rows=[view.attention for view in sampler.views],
+            prompt_len=sampler.prompt_len,
+            lens=sampler.last_lens,
+            norms=sampler.last_norms,
+            cosines=sampler.last_cosines,
+            candidates=sampler.preview(),
+            config=replace(sampler.config),
+        )
+
+    # ---- results from the workers ------------------------------------------------------------
+    def apply_context(self, context: ContextReady) -> None:
+        self.transcript.reset(
+            context.token_ids,
+            context.pieces,
+            context.rows,
+            context.prompt_len,
+            context.lens,
+            context.norms,
+            context.cosines,
+            context.candidates,
+            context.config,
+        )
+        self.needs_redraw = True
+
+    def on_context_ready(self, message: ContextReady) -> None:
+        self.apply_context(message)
+        self.main_screen.set_status(self.idle_status())
+
+    def on_tokens_generated(self, message: TokensGenerated) -> None:
+        for event in message.events:
+            self.transcript.append(event)
+        if message.rows is not None:
+            self.transcript.replace_rows(message.rows)
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.needs_redraw = True
+        if self.running:
+            if not self.current_job.is_cancelled:  # else the status says "pausing…" until the thread ends
+                self.main_screen.set_status(f"running · {self.transcript.n_generated} new · g pauses")
+        else:
+            self.main_screen.set_status(self.idle_status())
+
+    def on_token_undone(self, message: TokenUndone) -> None:
+        self.transcript.pop(message.lens, message.norms, message.cosines)
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.main_screen.set_status(self.idle_status())
+        self.needs_redraw = True
+
+    def on_candidates_previewed(self, message: CandidatesPreviewed) -> None:
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.needs_redraw = True
+
+    def on_engine_note(self, message: EngineNote) -> None:
+        self.notify(message.text, timeout=4)
+
+    def on_parity_computed(self, message: ParityComputed) -> None:
+        self.parity = (message.report, message.error)
+        if isinstance(self.screen, BlockLabScreen):
+            self.screen.show_parity()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        group = event.worker.group
+        if group == "load":
+            self.main_screen.show_loading(False)
+            self.main_screen.set_status("no model: see the error")
+        text = str(error) if isinstance(error, (ModelLoadError, TraceError)) else f"{type(error).__name__}: {error}"
+        self.push_screen(ErrorScreen(JOB_TITLES.get(group, "Error"), text))
+
+    # ---- drawing -----------------------------------------------------------------------------
+    def redraw_if_needed(self) -> None:
+        if self.needs_redraw and time.perf_counter() >= self.next_redraw_at:
+            self.redraw_now()
+
+    def redraw_now(self) -> None:
+        self.needs_redraw = False
+        if self.main_screen.drawable:
+            began = time.perf_counter()
+            self.main_screen.redraw()
+            finished = time.perf_counter()
+            # a slow terminal or machine: wait as long as the redraw took, so the UI thread stays at
+            # most half busy and the generation thread keeps its share of the interpreter
+            self.next_redraw_at = finished + (finished - began)
+
+    # ---- screens and commands ----------------------------------------------------------------
+    def request_parity(self) -> None:
+        if self.sampler is not None and self.parity == (None, None):
+            prompt_ids = [p.token_id for p in self.transcript.positions if not p.generated]
+            self.submit("parity", prompt_ids)
+
+    def open_block_lab(self) -> None:
+        if not isinstance(self.screen, BlockLabScreen):
+            self.push_screen(BlockLabScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(
+                HelpScreen(
+                    [
+                        ("Generation (main screen)", MainScreen.BINDINGS),
+                        ("Block lab (b)", BlockLabScreen.BINDINGS),
+                        ("Anywhere", [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]),
+                    ]
+                )
+            )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        main = self.main_screen
+        yield SystemCommand("Step one token", "Generate the next token (n)", main.action_step)
+        yield SystemCommand("Run / pause", "Generate up to max new tokens; again to pause (g)", main.action_run_pause)
+        yield SystemCommand("Undo", "Remove the last generated token (backspace)", main.action_undo)
+        yield SystemCommand("Reset", "Back to the prompt, generator re-seeded (r)", main.action_reset)
+        yield SystemCommand("Block lab", "The NumPy block stack and the parity check (b)", self.open_block_lab)
+        yield SystemCommand("Keys", "Every key (?)", self.action_help)
+
+
+def make_app(
+    model: Any = "toy",
+    prompt: str = DEFAULT_PROMPT,
+    config: SamplingConfig | None = None,
+    device: str = "auto",
+    engine: str = "torch",
+    trace: Any = None,
+    palette: str | None = None,
+    deterministic: bool = False,
+    allow_pickle: bool = False,
+) -> TfundApp:
+    """The app, ready to run. `model`: a name/path, or a LoadedModel (tests pass one to skip loading).
+
+    `trace`: a TraceWriter or a path; `palette`: "color" or "shade" to override the terminal's;
+    `deterministic`: hide timings so screenshots are reproducible.
+    """
+    if isinstance(trace, (str, os.PathLike)):
+        from engine.trace import TraceWriter
+
+        trace = TraceWriter(Path(trace))
+    return TfundApp(model, prompt, config, device, engine, trace, palette, deterministic, allow_pickle)

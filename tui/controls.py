@@ -1,0 +1,81 @@
+"""What one key press does to a setting: small pure functions, so keys stay predictable and testable."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.blocklab import BlockLabConfig
+
+TEMPERATURE_STEP = 0.1  # t / T
+TEMPERATURE_MAX = 5.0  # beyond this every candidate looks alike
+TOP_P_STEP = 0.05  # p / P
+TOP_P_MIN = 0.05  # top-p must stay above 0
+TOP_K_LADDER = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # 0 = off
+MAX_NEW_TOKENS_LADDER = (1, 8, 16, 32, 64, 128, 256, 512, 1024)
+SEQ_LEN_MAX = 64  # block lab T: larger inputs stop being readable as a heatmap
+POWERS_OF_TWO = tuple(2**i for i in range(1, 12))  # block lab d_model and d_ff choices (2 … 2048)
+WEIGHT_SCALE_LADDER = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def clamp(value, low, high):
+    return max(low, min(high, value))
+
+
+def nudge_temperature(temperature: float, direction: int) -> float:
+    """±0.1, floored at 0 (greedy)."""
+    return round(clamp(temperature + direction * TEMPERATURE_STEP, 0.0, TEMPERATURE_MAX), 2)
+
+
+def nudge_top_p(top_p: float, direction: int) -> float:
+    return round(clamp(top_p + direction * TOP_P_STEP, TOP_P_MIN, 1.0), 2)
+
+
+def ladder_step(value, ladder: tuple, direction: int):
+    """The next rung above (direction 1) or below (-1) value; value itself may lie between rungs."""
+    if direction > 0:
+        return next((rung for rung in ladder if rung > value), ladder[-1] if value <= ladder[-1] else value)
+    return next((rung for rung in reversed(ladder) if rung < value), ladder[0] if value >= ladder[0] else value)
+
+
+def cycle(index: int, count: int, direction: int) -> int:
+    return (index + direction) % count
+
+
+def cycle_head(head: int | None, n_head: int, direction: int) -> int | None:
+    """mean → 0 → 1 → … → n_head-1 → mean (None is the mean over heads)."""
+    slots = [None, *range(n_head)]
+    return slots[cycle(slots.index(head), len(slots), direction)]
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig:
+    """One key press on a block-lab dimension; n_heads follows d_model so it always divides it."""
+    if field == "T":
+        return replace(cfg, T=clamp(cfg.T + direction, 1, SEQ_LEN_MAX))
+    if field == "n_layers":
+        return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, 48))
+    if field == "seed":
+        return replace(cfg, seed=max(0, cfg.seed + direction))
+    if field == "d_ff":
+        return replace(cfg, d_ff=ladder_step(cfg.d_ff, POWERS_OF_TWO, direction))
+    if field == "weight_scale":
+        return replace(cfg, weight_scale=ladder_step(cfg.weight_scale, WEIGHT_SCALE_LADDER, direction))
+    if field == "d_model":
+        d_model = min(ladder_step(cfg.d_model, POWERS_OF_TWO, direction), 1024)
+        n_heads = max(d for d in divisors(d_model) if d <= cfg.n_heads)
+        return replace(cfg, d_model=d_model, n_heads=n_heads)
+    if field == "n_heads":
+        options = divisors(cfg.d_model)
+        at = options.index(cfg.n_heads)
+        return replace(cfg, n_heads=options[clamp(at + direction, 0, len(options) - 1)])
+    raise ValueError(f"unknown block-lab field {field!r}")
+
+
+def toggle_lab(cfg: BlockLabConfig, switch: str) -> BlockLabConfig:
+    """Flip residual / layer_norm / pre_ln, or swap the activation between ReLU and GELU."""
+    if switch == "activation":
+        return replace(cfg, activation="gelu" if cfg.activation == "relu" else "relu")
+    return replace(cfg, **{switch: not getattr(cfg, switch)})

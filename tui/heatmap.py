@@ -1,0 +1,183 @@
+"""Attention heatmaps as terminal cells: pure functions from a [T, T] matrix to lines of Strips.
+
+Colour mode draws "▀" half blocks (foreground = upper pixel row, background = lower one), so a
+character cell holds two rows of the matrix and pixels come out roughly square. Shade mode, for
+16-colour and NO_COLOR terminals, draws one pixel as two shade characters (` ░▒▓█`). Either way the
+matrix is fitted to the space it is given: magnified by a whole factor while it fits, max-pooled
+into bins once it does not (a 256-token context never becomes a 256×256 dump).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+from tui.pieces import label_text
+
+HALF_BLOCK = "▀"
+SHADES = " ░▒▓█"  # low → high attention in shade mode
+MASKED_SHADE = "·"  # above the diagonal: a token cannot attend to later tokens
+ROW_MARKER = "◀"  # marks the highlighted (newest or selected) row
+GAMMA = 0.5  # brightens small weights: attention over many tokens is mostly small numbers
+COLOUR_LEVELS = 32  # colours are quantised so styles can be reused
+COLOURMAP = np.array(  # dark indigo → magenta → orange → pale yellow (inferno-like, readable in 256 colours)
+    [(30, 20, 70), (90, 30, 120), (170, 50, 110), (235, 100, 50), (250, 200, 60), (252, 250, 190)], dtype=float
+)
+MASKED_RGB = (52, 52, 52)  # neutral grey for the causal mask, distinct from the colour map's dark end
+PLAIN = Style()  # every segment gets a style: Textual's NO_COLOR filter fails on segments without one
+
+
+@dataclass
+class Fit:
+    """How T tokens map onto n pixels along one axis."""
+
+    starts: np.ndarray  # [n_px] first token of each pixel's bin
+    ends: np.ndarray  # [n_px] one past the last token of each pixel's bin
+    magnification: int  # pixels per token (0 when tokens are pooled into bins)
+
+    @property
+    def n_px(self) -> int:
+        return len(self.starts)
+
+
+def fit_axis(n_tokens: int, n_px: int, max_scale: int, even: bool) -> Fit:
+    """Magnify by the largest whole factor ≤ max_scale that fits (even if asked, so labels align), else pool."""
+    if n_tokens < 1 or n_px < 1:
+        return Fit(np.zeros(0, int), np.zeros(0, int), 0)
+    scale = min(n_px // n_tokens, max_scale)
+    if even and scale > 2 and scale % 2:
+        scale -= 1
+    if scale >= 1:
+        starts = np.repeat(np.arange(n_tokens), scale)  # [T * scale]
+        return Fit(starts, starts + 1, scale)
+    edges = np.linspace(0, n_tokens, n_px + 1).round().astype(int)  # [n_px + 1] bin edges, all bins non-empty
+    return Fit(edges[:-1], edges[1:], 0)
+
+
+def pool(matrix: np.ndarray, rows: Fit, cols: Fit) -> tuple[np.ndarray, np.ndarray]:  # [T, T] -> [r, c], [r, c]
+    """Max over each pixel's bin of rows and columns, and which pixels lie wholly above the diagonal."""
+    by_rows = matrix[rows.starts] if rows.magnification else np.maximum.reduceat(matrix, rows.starts, axis=0)  # [r, T]
+    pooled = by_rows[:, cols.starts] if cols.magnification else np.maximum.reduceat(by_rows, cols.starts, axis=1)  # [r, c]
+    masked = cols.starts[None, :] > (rows.ends[:, None] - 1)  # [r, c] every column after every row of the bin
+    return pooled, masked
+
+
+def levels(pooled: np.ndarray, masked: np.ndarray, n_levels: int) -> tuple[np.ndarray, float]:  # [n, n] -> [n, n] ints
+    """Quantise to 0..n_levels-1 after scaling to the visible maximum and a gamma; -1 where masked."""
+    visible = np.where(masked, 0.0, pooled)  # [n, n]
+    top = float(visible.max()) if visible.size else 0.0
+    scaled = (visible / top) ** GAMMA if top > 0 else visible  # [n, n] in [0, 1]
+    quantised = np.minimum((scaled * n_levels).astype(int), n_levels - 1)  # [n, n]
+    return np.where(masked, -1, quantised), top
+
+
+def level_rgb(level: int, n_levels: int) -> tuple[int, int, int]:
+    """Colour-map a quantised level; -1 (masked) is grey."""
+    if level < 0:
+        return MASKED_RGB
+    x = level / max(n_levels - 1, 1) * (len(COLOURMAP) - 1)
+    i = min(int(x), len(COLOURMAP) - 2)
+    rgb = COLOURMAP[i] + (COLOURMAP[i + 1] - COLOURMAP[i]) * (x - i)
+    return tuple(int(round(c)) for c in rgb)
+
+
+def grid_rows(level_map: np.ndarray, shade: bool) -> list[list[Segment]]:  # [r, c] -> text rows of segments
+    """The heatmap body: two pixel rows per text row in colour, one in shade mode; one column per cell."""
+    if shade:
+        return [[Segment("".join(MASKED_SHADE if v < 0 else SHADES[v] for v in row), PLAIN)] for row in level_map]
+    rows: list[list[Segment]] = []
+    styles: dict[tuple[int, int | None], Style] = {}
+    for top in range(0, len(level_map), 2):
+        upper = level_map[top]
+        lower = level_map[top + 1] if top + 1 < len(level_map) else None
+        segments = []
+        for c, up in enumerate(upper):
+            key = (int(up), None if lower is None else int(lower[c]))
+            if key not in styles:
+                fg = Color.from_rgb(*level_rgb(key[0], COLOUR_LEVELS))
+                bg = None if key[1] is None else Color.from_rgb(*level_rgb(key[1], COLOUR_LEVELS))
+                styles[key] = Style(color=fg, bgcolor=bg)
+            segments.append(Segment(HALF_BLOCK, styles[key]))
+        rows.append(segments)
+    return rows
+
+
+def render_heatmap(
+    matrix: np.ndarray,  # [T, T] attention, lower-triangular
+    pieces: list[str],  # T token pieces, for the labels
+    width: int,
+    height: int,
+    highlight: int | None,  # token whose row is marked (newest or selected), or None
+    shade: bool,
+) -> list[Strip]:
+    """Exactly `height` strips, each `width` cells wide: row labels + grid, column labels, legend."""
+    n_tokens = matrix.shape[0]
+    label_w = max(3, min(9, width // 6))
+    grid_cols = width - label_w - 2  # a space after the labels and the row marker at the right
+    grid_text_rows = height - 2  # column labels and legend below the grid
+    blank = [Strip.blank(width, PLAIN) for _ in range(height)]
+    if n_tokens == 0 or grid_cols < 2 or grid_text_rows < 1:
+        return blank
+    # a text row holds 2 pixel rows in colour (1 in shade) and is about as tall as 2 columns are wide
+    px_per_row, cols_per_square = (1, 2) if shade else (2, 1)
+    rows = fit_axis(n_tokens, grid_text_rows * px_per_row, max_scale=4 // cols_per_square, even=not shade)
+    square = max(rows.magnification, 1) * cols_per_square  # columns per token for square cells
+    cols = fit_axis(n_tokens, grid_cols, max_scale=2 * square, even=False)  # up to twice as wide, room for labels
+    pooled, masked = pool(matrix.astype(np.float32), rows, cols)
+    level_map, top = levels(pooled, masked, len(SHADES) if shade else COLOUR_LEVELS)
+    strong, marked, dim = Style(bold=True), Style(reverse=True, bold=True), Style(dim=True)
+    lines: list[Strip] = []
+    labelled = -1  # the last token given a label: a token spanning several text rows is labelled once
+    for y, segments in enumerate(grid_rows(level_map, shade)):
+        first_px = y * px_per_row
+        last_px = min(first_px + px_per_row, rows.n_px) - 1
+        first_token, last_token = int(rows.starts[first_px]), int(rows.ends[last_px]) - 1
+        is_marked = highlight is not None and first_token <= highlight <= last_token
+        label = label_text(pieces[first_token], label_w).rjust(label_w) if first_token != labelled else " " * label_w
+        labelled = first_token
+        row = [Segment(label, marked if is_marked else dim), Segment(" ", PLAIN), *segments]
+        row.append(Segment(ROW_MARKER if is_marked else " ", strong))
+        lines.append(Strip(row).adjust_cell_length(width, PLAIN))
+    lines.append(column_label_strip(pieces, cols, label_w, width, dim))
+    pooling = "" if rows.magnification and cols.magnification else " · max-pooled"
+    legend = f"{n_tokens} tokens{pooling} · brightest {top:.2f}"
+    lines.append(Strip([Segment(legend[:width], dim)]).adjust_cell_length(width, PLAIN))
+    return (lines + blank)[:height]
+
+
+def column_label_strip(pieces: list[str], cols: Fit, label_w: int, width: int, style: Style) -> Strip:
+    """Below the grid: each column's token piece when there is room, else position ticks every 5."""
+    if cols.magnification >= 2:
+        step = cols.magnification
+        text = "".join(label_text(pieces[t].lstrip(" ") or pieces[t], step - 1).ljust(step) for t in range(len(pieces)))
+    else:
+        text = tick_labels(len(pieces), cols)
+    return Strip([Segment(" " * (label_w + 1), PLAIN), Segment(text, style)]).adjust_cell_length(width, PLAIN)
+
+
+def tick_labels(n_tokens: int, cols: Fit) -> str:
+    """Positions at round steps (1, 2, 5, 10, 20, 50, ...) placed under the column holding them."""
+    cells = [" "] * cols.n_px
+    widest = len(str(n_tokens - 1)) + 1
+    step = next(s for s in (m * 10**e for e in range(7) for m in (1, 2, 5)) if s * cols.n_px >= widest * n_tokens)
+    for position in range(0, n_tokens, step):
+        px = int(np.searchsorted(cols.ends, position, side="right"))  # the column whose bin holds `position`
+        tick = str(position)
+        if px + len(tick) <= len(cells) and all(c == " " for c in cells[max(0, px - 1) : px + len(tick)]):
+            cells[px : px + len(tick)] = list(tick)
+    return "".join(cells)
+
+
+def head_grid(rows: list[np.ndarray], layer: int, head: int | None) -> np.ndarray:  # T x [L, H, i+1] -> [T, T]
+    """One layer's attention over the context from per-token rows; head None averages the heads."""
+    n_tokens = len(rows)
+    grid = np.zeros((n_tokens, n_tokens), dtype=np.float32)  # [T, T] zeros above the diagonal
+    for i, row in enumerate(rows):
+        weights = row[layer].mean(axis=0) if head is None else row[layer, head]  # [i + 1]
+        grid[i, : len(weights)] = weights
+    return grid

@@ -1,0 +1,211 @@
+"""The block lab: the seed notebook's random-weight NumPy block stack, every dimension and switch on a key.
+
+Shows the stack's attention, how the representations evolve layer by layer (residual norm, cosine
+with the previous layer, cosine between tokens), and the NumPy-vs-torch parity of the loaded model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+from textual_plotext import PlotextPlot
+
+from engine.blocklab import BlockLabConfig, run_block_lab
+from tui.controls import cycle, cycle_head, nudge_lab, toggle_lab
+from tui.heatmap import head_grid
+from tui.messages import BlockLabComputed
+from tui.screens.error import ErrorScreen
+from tui.widgets.attention_map import AttentionMap
+from tui.widgets.parameters import ParametersView
+
+
+def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+    return [
+        ("T", str(cfg.T)),
+        ("d_model", str(cfg.d_model)),
+        ("n_heads", str(cfg.n_heads)),
+        ("d_ff", str(cfg.d_ff)),
+        ("n_layers", str(cfg.n_layers)),
+        ("seed", str(cfg.seed)),
+        ("scale", f"{cfg.weight_scale:g}"),
+        ("residual", "on" if cfg.residual else "off"),
+        ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
+        ("activation", cfg.activation.upper()),
+        ("layer", str(layer)),
+        ("head", "mean" if head is None else str(head)),
+    ]
+
+
+def plot_representations(plt, metrics: dict) -> None:
+    """Per layer (0 = input X): mean residual norm (left axis), layer and token cosines (right axis)."""
+    plt.clear_data()
+    plt.clear_figure()
+    norms = [float(v) for v in metrics["resid_norm"]]
+    layers = list(range(len(norms)))
+    plt.plot(layers, norms, label="norm", marker="braille")
+    plt.plot(layers[1:], [float(v) for v in metrics["layer_cosine"]], label="cos(l,l-1)", yside="right", marker="braille")
+    plt.plot(layers, [float(v) for v in metrics["token_cosine"]], label="token cos", yside="right", marker="braille")
+    plt.xticks(layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)])
+    plt.xlabel("layer")
+
+
+def parity_text(report: dict | None, error: str | None, model_name: str, exact: bool = True) -> Text:
+    """One paragraph: the largest logit difference, the KV-cache difference, greedy agreement, verdict.
+
+    exact=False states the differences against the tolerance instead of printing them (their last
+    digits vary between machines; snapshot tests use this).
+    """
+    text = Text()
+    if error:
+        text.append(error, style="red")
+        return text
+    if report is None:
+        text.append(f"checking the NumPy engine against torch on {model_name}…", style="dim")
+        return text
+    tolerance = report["tolerance"]
+
+    def difference(value: float) -> str:
+        if exact:
+            return f"{value:.1e}"
+        return f"≤ {tolerance:.0e}" if value <= tolerance else f"> {tolerance:.0e}"
+
+    greedy = report["greedy_numpy"]
+    same = sum(a == b for a, b in zip(greedy, report["greedy_torch"]))
+    text.append(f"NumPy vs torch on {model_name}: max |Δlogit| {difference(report['max_abs_diff'])} (tolerance {tolerance:.0e}) · ")
+    text.append(f"with KV cache {difference(report['kv_cache_max_abs_diff'])} · greedy {same}/{len(greedy)} tokens equal · ")
+    text.append("ok" if report["ok"] else "MISMATCH", style="bold green" if report["ok"] else "bold red")
+    return text
+
+
+class BlockLabScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", tooltip="Back to generation"),
+        Binding("b", "app.pop_screen", "Back to generation", show=False),
+        Binding("t", "nudge('T', -1)", "T", key_display="t/T", tooltip="Fewer input tokens T"),
+        Binding("T", "nudge('T', 1)", "More tokens", show=False),
+        Binding("d", "nudge('d_model', -1)", "d", key_display="d/D", tooltip="Halve d_model (heads follow so they divide it)"),
+        Binding("D", "nudge('d_model', 1)", "Double d_model", show=False),
+        Binding("h", "nudge('n_heads', -1)", "Fewer heads", show=False),
+        Binding("H", "nudge('n_heads', 1)", "More heads", show=False),
+        Binding("f", "nudge('d_ff', -1)", "Halve d_ff", show=False),
+        Binding("F", "nudge('d_ff', 1)", "Double d_ff", show=False),
+        Binding("l", "nudge('n_layers', -1)", "Layers", key_display="l/L", tooltip="One layer fewer"),
+        Binding("L", "nudge('n_layers', 1)", "More layers", show=False),
+        Binding("s", "nudge('seed', -1)", "Previous seed", show=False),
+        Binding("S", "nudge('seed', 1)", "Next seed", show=False),
+        Binding("w", "nudge('weight_scale', -1)", "Smaller random weights", show=False),
+        Binding("W", "nudge('weight_scale', 1)", "Larger random weights", show=False),
+        Binding("r", "toggle('residual')", "Resid", tooltip="Residual connections on/off"),
+        Binding("n", "toggle('layer_norm')", "LN", tooltip="Layer norm on/off"),
+        Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Pre-LN (GPT-2) or post-LN (the original transformer)"),
+        Binding("a", "toggle('activation')", "Act", tooltip="Feed-forward activation: ReLU or GELU"),
+        Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),
+        Binding("right_square_bracket", "layer(1)", "Next layer", show=False),
+        Binding("left_curly_bracket", "head(-1)", "Previous head (or mean)", show=False),
+        Binding("right_curly_bracket", "head(1)", "Next head (or mean)", show=False),
+        Binding("c", "parity", "Recheck parity", show=False),
+    ]
+
+    def __init__(self, config: BlockLabConfig | None = None) -> None:
+        super().__init__()
+        self.lab_config = config or BlockLabConfig()  # the settings asked for; results follow
+        self.result = None  # engine.blocklab.BlockLabResult of lab_config, once computed
+        self.view_layer = 0
+        self.view_head: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="lab-top"):
+            with Vertical(id="lab-config-pane", classes="pane") as pane:
+                pane.border_title = "Block lab"
+                yield ParametersView(id="lab-config")
+            with Vertical(id="lab-attention-pane", classes="pane") as pane:
+                pane.border_title = "Attention"
+                yield AttentionMap(id="lab-attention")
+            with Vertical(id="lab-plot-pane", classes="pane") as pane:
+                pane.border_title = "Representations"
+                pane.border_subtitle = "norm ◂ · cos(l, l-1), token cos ▸"
+                yield PlotextPlot(id="lab-plot")
+        with Vertical(id="parity-pane", classes="pane") as pane:
+            pane.border_title = "Parity"
+            yield Static(id="parity")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.compute(self.lab_config)
+        self.show_parity()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="blocklab")
+    def compute(self, config: BlockLabConfig) -> None:
+        result = run_block_lab(replace(config))
+        if not get_current_worker().is_cancelled:
+            self.post_message(BlockLabComputed(result))
+
+    def on_block_lab_computed(self, message: BlockLabComputed) -> None:
+        if message.result.config == self.lab_config:
+            self.result = message.result
+            self.redraw()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.app.push_screen(ErrorScreen("Block lab error", f"{type(error).__name__}: {error}"))
+
+    def redraw(self) -> None:
+        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
+        result = self.result
+        if result is None:
+            return
+        n_layers, n_heads = result.attention.shape[:2]
+        self.view_layer = min(self.view_layer, n_layers - 1)
+        if self.view_head is not None and self.view_head >= n_heads:
+            self.view_head = None
+        rows = [result.attention[:, :, i, : i + 1] for i in range(result.config.T)]  # T x [L, H, i + 1]
+        grid = head_grid(rows, self.view_layer, self.view_head)  # [T, T]
+        labels = [str(i) for i in range(result.config.T)]  # input positions
+        self.query_one(AttentionMap).show(grid, labels, None, self.app.shade)
+        self.query_one("#lab-attention-pane").border_subtitle = (
+            f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
+        )
+        plot = self.query_one(PlotextPlot)
+        plot_representations(plot.plt, result.metrics)
+        plot.refresh()
+        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
+
+    def show_parity(self) -> None:
+        report, error = self.app.parity
+        if report is None and error is None:
+            self.app.request_parity()
+        self.query_one("#parity", Static).update(parity_text(report, error, self.app.model_name, exact=not self.app.deterministic))
+
+    # ---- keys --------------------------------------------------------------------------------
+    def apply(self, config: BlockLabConfig) -> None:
+        if config != self.lab_config:
+            self.lab_config = config
+            self.redraw()
+            self.compute(config)
+
+    def action_nudge(self, field: str, direction: int) -> None:
+        self.apply(nudge_lab(self.lab_config, field, direction))
+
+    def action_toggle(self, switch: str) -> None:
+        self.apply(toggle_lab(self.lab_config, switch))
+
+    def action_layer(self, direction: int) -> None:
+        self.view_layer = cycle(self.view_layer, self.lab_config.n_layers, direction)
+        self.redraw()
+
+    def action_head(self, direction: int) -> None:
+        self.view_head = cycle_head(self.view_head, self.lab_config.n_heads, direction)
+        self.redraw()
+
+    def action_parity(self) -> None:
+        self.app.parity = (None, None)
+        self.show_parity()

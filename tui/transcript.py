@@ -1,0 +1,81 @@
+"""The UI's copy of the context: plain data that the panes draw from, owned by the UI thread.
+
+Workers never touch it; the app applies their messages to it and redraws on a timer, so many tokens
+arriving at once (a fast GPU in run mode) cost one redraw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.events import Candidate, LensEntry, SamplingConfig, TokenEvent
+
+
+@dataclass
+class Position:
+    """One context token as the panes show it."""
+
+    token_id: int
+    piece: str  # streamed text piece ("" while a multi-byte character is incomplete)
+    attention: np.ndarray  # [L, H, i + 1] this token's attention row in every layer and head
+    generated: bool  # False for prompt tokens
+    p_raw: float | None = None  # the model's probability for it when chosen; None: prompt, or below the top N
+    forced: bool = False  # picked by hand
+
+
+@dataclass
+class Transcript:
+    positions: list[Position] = field(default_factory=list)
+    lens: list[LensEntry] = field(default_factory=list)  # logit lens at the last position, one per layer
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [L + 1] at the last position
+    cosines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [L]
+    candidates: list[Candidate] = field(default_factory=list)  # the next token's distribution
+    candidates_config: SamplingConfig | None = None  # the settings `candidates` were computed under
+    last_ms: float | None = None  # the last token's engine time (forward + sample)
+    n_generated: int = 0  # tokens generated since the prompt, including those the window slid past
+
+    @property
+    def pieces(self) -> list[str]:
+        return [p.piece for p in self.positions]
+
+    @property
+    def rows(self) -> list[np.ndarray]:
+        return [p.attention for p in self.positions]
+
+    def reset(self, token_ids, pieces, rows, prompt_len, lens, norms, cosines, candidates, config) -> None:
+        self.positions = [
+            Position(token_id, piece, row, generated=i >= prompt_len)
+            for i, (token_id, piece, row) in enumerate(zip(token_ids, pieces, rows))
+        ]
+        self.lens, self.norms, self.cosines = lens, norms, cosines
+        self.set_candidates(candidates, config)
+        self.last_ms = None
+        self.n_generated = 0
+
+    def append(self, event: TokenEvent) -> None:
+        """Add a generated token; when the window slid, the oldest positions go first."""
+        if event.slid:
+            del self.positions[: event.dropped]
+        chosen = next((c for c in event.candidates if c.token_id == event.token_id), None)
+        self.positions.append(
+            Position(event.token_id, event.text, event.attention, True, chosen.p_raw if chosen else None, event.forced)
+        )
+        self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
+        self.last_ms = event.timings.get("total")
+        self.n_generated += 1
+
+    def replace_rows(self, rows: list[np.ndarray]) -> None:
+        """After a slide the model re-read the window: every position's attention row changed."""
+        for position, row in zip(self.positions, rows):
+            position.attention = row
+
+    def pop(self, lens: list[LensEntry], norms: np.ndarray, cosines: np.ndarray) -> None:
+        self.positions.pop()
+        self.lens, self.norms, self.cosines = lens, norms, cosines
+        self.n_generated -= 1
+
+    def set_candidates(self, candidates: list[Candidate], config: SamplingConfig) -> None:
+        self.candidates = candidates
+        self.candidates_config = config

@@ -1,0 +1,55 @@
+"""The Candidates pane: the next token's top candidates, before and after temperature/top-k/top-p."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from engine.events import Candidate
+from tui.pieces import label_text
+
+EIGHTHS = " ▏▎▍▌▋▊▉"
+PICKABLE = 9  # digits 1–9 force one of the first nine
+
+
+def bar(fraction: float, width: int) -> str:
+    """A left-aligned bar `width` cells wide filled to `fraction`, with eighth-cell resolution."""
+    eighths = int(round(max(0.0, min(1.0, fraction)) * width * 8))
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(width)
+
+
+def percent(p: float) -> str:
+    return f"{p * 100:5.1f}%" if p >= 0.001 or p == 0 else "  <.1%"
+
+
+class CandidatesView(Widget):
+    """One line per candidate: digit, token, p before warping, a bar and p after warping.
+
+    The pane's subtitle names the two columns; a candidate that top-k/top-p removed reads "cut".
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.candidates: list[Candidate] = []
+
+    def show(self, candidates: list[Candidate]) -> None:
+        if candidates != self.candidates:
+            self.candidates = candidates
+            self.refresh()
+
+    def render(self) -> Text:
+        width = max(self.size.width, 20)
+        token_w = max(6, min(12, width - 24))
+        bar_w = max(3, width - token_w - 18)
+        text = Text(no_wrap=True, overflow="crop")
+        for i, candidate in enumerate(self.candidates[:PICKABLE], start=1):
+            cut = candidate.p == 0
+            if i > 1:
+                text.append("\n")
+            text.append(f"{i} ", style="bold")
+            text.append(f"{label_text(candidate.text, token_w):<{token_w}} ", style="dim strike" if cut else "")
+            text.append(f"{percent(candidate.p_raw)} ", style="dim")
+            text.append(bar(candidate.p, bar_w), style="dim" if cut else "green")
+            text.append(" " + ("   cut" if cut else percent(candidate.p)), style="dim" if cut else "bold")
+        return text

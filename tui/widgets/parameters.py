@@ -1,0 +1,48 @@
+"""The Parameters pane: every setting as a `name value` line."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from engine.events import SamplingConfig
+
+
+def parameter_lines(model: str, device: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+    return [
+        ("model", model),
+        ("device", device),
+        ("temperature", f"{config.temperature:.2f}"),
+        ("top-k", str(config.top_k)),
+        ("top-p", f"{config.top_p:.2f}"),
+        ("max new tokens", str(config.max_new_tokens)),
+        ("seed", str(config.seed)),
+        ("layer", str(layer)),
+        ("head", "mean" if head is None else str(head)),
+    ]
+
+
+class ParametersView(Widget):
+    """`name value` lines; values too long for the pane end in '…'."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lines: list[tuple[str, str]] = []
+
+    def show(self, lines: list[tuple[str, str]]) -> None:
+        if lines != self.lines:
+            self.lines = lines
+            self.refresh()
+
+    def render(self) -> Text:
+        width = max(self.size.width, 1)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, (name, value) in enumerate(self.lines):
+            room = max(width - len(name) - 1, 1)
+            shown = value if len(value) <= room else value[: room - 1] + "…"
+            text.append(name, style="dim")
+            text.append(" ")
+            text.append(shown, style="bold")
+            if i < len(self.lines) - 1:
+                text.append("\n")
+        return text
