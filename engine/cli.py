@@ -120,6 +120,22 @@ def build_parser() -> OneLineParser:
     train.add_argument("--steps", type=steps_arg, default=None)
     train.add_argument("--seed", type=seed_arg, default=0)
 
+    tok = sub.add_parser("tokenize", help="how a tokenizer splits a sentence: pieces, ids, bytes, tokens per word")
+    tok.add_argument("--model", type=model_arg, default="toy", help="'toy', a local directory or a cached hub name")
+    tok.add_argument("text", help="the sentence to split")
+    tok.add_argument("--json", action="store_true")
+
+    cmp = sub.add_parser("compare", help="two models (or one at two temperatures) on the same prompt, step by step")
+    cmp.add_argument("--model-a", type=model_arg, default="toy")
+    cmp.add_argument("--model-b", type=model_arg, default="toy")
+    cmp.add_argument("--prompt", default=DEFAULT_PROMPT)
+    cmp.add_argument("--temperature-a", type=temperature_arg, default=0.8)
+    cmp.add_argument("--temperature-b", type=temperature_arg, default=0.8)
+    cmp.add_argument("--seed", type=seed_arg, default=0)
+    cmp.add_argument("--max-new-tokens", type=positive_tokens_arg, default=16)
+    cmp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    cmp.add_argument("--json", action="store_true")
+
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
     decode = bench_sub.add_parser("decode", help="NumPy KV-cache decode vs transformers on CPU")
@@ -129,6 +145,7 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
+    bench_sub.add_parser("ui", help="tfund-tui start-up and per-token UI update time (runs python -m tui.bench)", add_help=False)
     return parser
 
 
@@ -143,6 +160,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = load_model(args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle)
     sampler = Sampler(model, config, engine=args.engine)
     sampler.set_prompt(args.prompt)
+    if trace:
+        trace.write_record({"session": {"model": args.model, "prompt": args.prompt}})
     if not args.json:
         sys.stdout.write(args.prompt)
         sys.stdout.flush()
@@ -217,6 +236,10 @@ def cmd_train_toy(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "ui":
+        import subprocess  # the UI benchmark lives in tui/ (the engine never imports textual)
+
+        return subprocess.call([sys.executable, "-m", "tui.bench", *args.ui_args])
     from engine.bench_decode import bench_decode, random_gpt2
     from engine.models import load_model
 
@@ -242,14 +265,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "parity": cmd_parity, "train-toy": cmd_train_toy, "bench": cmd_bench}
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from engine.tokenize_view import format_tokenization, load_tokenizer, tokenize, tokenize_json
+
+    view = tokenize(load_tokenizer(args.model), args.text)
+    print(json.dumps(tokenize_json(view), ensure_ascii=False) if args.json else format_tokenization(view))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from engine.compare import compare_run, format_compare_table
+
+    config_a = SamplingConfig(temperature=args.temperature_a, seed=args.seed)
+    config_b = SamplingConfig(temperature=args.temperature_b, seed=args.seed)
+    result = compare_run(args.model_a, args.model_b, args.prompt, args.max_new_tokens, config_a, config_b, device=args.device)
+    print(json.dumps(result, ensure_ascii=False) if args.json else format_compare_table(result))
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "parity": cmd_parity,
+    "train-toy": cmd_train_toy,
+    "bench": cmd_bench,
+    "tokenize": cmd_tokenize,
+    "compare": cmd_compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if getattr(args, "bench_command", None) == "ui":
+        args.ui_args = extra  # passed through to python -m tui.bench
+    elif extra:
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     from engine.models import ModelLoadError, ModelUnavailableError
     from engine.sampler import GenerationDone
+    from engine.export import ExportError
+    from engine.replay import ReplayError
     from engine.trace import TraceError
 
     try:
@@ -260,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelLoadError, UsageError) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 2
-    except (TraceError, GenerationDone) as error:
+    except (TraceError, GenerationDone, ExportError, ReplayError) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

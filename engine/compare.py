@@ -125,8 +125,8 @@ class CompareSession:
     def step(self) -> CompareStep:
         """Measure both next-token distributions, then advance both (see the module docstring)."""
         # 1. both distributions for the current (shared) context
-        raw_a, warped_a = self.a._distributions()  # [V_a], [V_a]
-        raw_b, warped_b = self.b._distributions()  # [V_b], [V_b]
+        raw_a, warped_a = self.a.next_distributions()  # [V_a], [V_a]
+        raw_b, warped_b = self.b.next_distributions()  # [V_b], [V_b]
         top_n = TEXT_TOP_N if self.mode == "text" else SHOWN_CANDIDATES
         cands_a = top_candidates(self.a.tokenizer, raw_a, warped_a, top_n)
         cands_b = top_candidates(self.b.tokenizer, raw_b, warped_b, top_n)

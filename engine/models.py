@@ -63,7 +63,8 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def _looks_like_path(name: str) -> bool:
-    return os.sep in name or name.startswith((".", "~")) or os.path.exists(name)
+    """A filesystem path, not a hub id like "openai-community/gpt2": it exists or starts like a path."""
+    return name.startswith(("/", ".", "~")) or os.path.exists(name)
 
 
 def _hub_reachable(timeout_s: float = 2.0) -> bool:

@@ -69,7 +69,13 @@ class TorchBackend:
         transformer = self.model.transformer
         # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
         final_resid = []
-        hook = transformer.ln_f.register_forward_pre_hook(lambda module, args: final_resid.append(args[0]))
+        owner = threading.get_ident()  # two samplers may share one model from two threads
+
+        def capture(module, args) -> None:
+            if threading.get_ident() == owner:
+                final_resid.append(args[0])
+
+        hook = transformer.ln_f.register_forward_pre_hook(capture)
         with torch.inference_mode():
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
             try:
@@ -95,6 +101,18 @@ class TorchBackend:
                 lens_ids=lens_ids.cpu().numpy(),
                 lens_p=lens_p.cpu().numpy(),
             )
+
+
+def torch_backend(hf_model: Any):
+    """GPT-2 on CUDA: static KV cache + CUDA graphs (engine.fast_decode); transformers' forward otherwise."""
+    if next(hf_model.parameters()).device.type == "cuda":
+        from engine.fast_decode import FastTorchBackend, UnsupportedModelError  # lazy: imports torch
+
+        try:
+            return FastTorchBackend(hf_model)
+        except UnsupportedModelError:
+            pass
+    return TorchBackend(hf_model)
 
 
 class NumpyBackend:
@@ -182,7 +200,7 @@ class Sampler:
             model.hf_model.to(device)
         self.engine = engine
         self.top_n = top_n
-        self.backend = TorchBackend(model.hf_model) if engine == "torch" else NumpyBackend(model.hf_model)
+        self.backend = torch_backend(model.hf_model) if engine == "torch" else NumpyBackend(model.hf_model)
         run_device = "cpu" if engine == "numpy" else str(next(model.hf_model.parameters()).device)
         self.info: ModelInfo = replace(model.info, device=run_device)
         self.n_positions = self.info.n_positions
@@ -281,6 +299,11 @@ class Sampler:
         return matrix
 
     # ---- the next token ----------------------------------------------------------------------
+    def next_distributions(self) -> tuple[np.ndarray, np.ndarray]:
+        """([V] before, [V] after temperature/top-k/top-p) for the next token."""
+        with self._lock:
+            return self._distributions()
+
     def _distributions(self) -> tuple[np.ndarray, np.ndarray]:
         logits = self._next_logits
         cfg = self.config

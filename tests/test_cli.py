@@ -42,7 +42,9 @@ def test_generate_json_is_deterministic_by_seed_and_greedy_agrees_across_engines
 def test_generate_trace_has_one_line_per_token(tmp_path):
     trace = tmp_path / "run.jsonl"
     out = generate_json("--trace", str(trace), "--seed", "1")
-    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert "session" in records[0]  # the header names the model and prompt, for replay
+    lines = [r for r in records if "session" not in r]
     assert [line["id"] for line in lines] == [t["id"] for t in out["tokens"]]
     assert all(line["settings"]["seed"] == 1 and line["candidates"] for line in lines)
 

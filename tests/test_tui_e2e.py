@@ -100,7 +100,9 @@ def test_keys_screen_trace_and_clean_quit_in_a_256_colour_terminal(terminal, tmp
     terminal.press("n")
     screen = terminal.wait_for("ready · 4 new")
     assert "▀" in screen  # colour mode: half-block heatmap
-    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert "session" in records[0]  # the header names the model and prompt, for replay
+    lines = [r for r in records if "session" not in r]
     assert len(lines) == 4
     assert [line["settings"]["temperature"] for line in lines] == [0.5, 0.5, 0.5, 0.4]
     assert all(line["settings"]["seed"] == 3 for line in lines)

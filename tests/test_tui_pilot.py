@@ -197,7 +197,9 @@ async def test_undo_removes_the_last_token(toy, tmp_path):
         await pilot.press("n")
         await settle(pilot)
         assert generated_ids(app) == greedy  # greedy again after the undo
-    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert "session" in records[0]  # the header names the model and prompt, for replay
+    lines = [r for r in records if "session" not in r]
     assert [line.get("id") for line in lines[:2]] == greedy
     assert lines[2] == {"undo": len(prompt_ids(toy)) + 1}
     assert lines[3]["id"] == greedy[1] and lines[3]["settings"]["temperature"] == 0.0
@@ -259,7 +261,9 @@ async def test_run_then_pause(toy, tmp_path):
         await pilot.pause(0.2)
         assert app.sampler.n_generated == stopped_at  # paused: nothing more arrives
         assert "ready" in str(app.main_screen.query_one("#generation-pane").border_subtitle)
-    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert "session" in records[0]  # the header names the model and prompt, for replay
+    lines = [r for r in records if "session" not in r]
     assert len(lines) == stopped_at
     assert lines[0]["settings"]["temperature"] == 0.8
     assert lines[-1]["settings"]["temperature"] == 0.9

@@ -143,6 +143,7 @@ class TfundApp(App):
         sampler = Sampler(loaded, self.settings, engine=self.engine, top_n=TOP_N)
         self.post_message(LoadProgress(4, total, "reading the prompt"))
         sampler.set_prompt(self.prompt)
+        self.write_trace(record={"session": {"model": self.model_name, "prompt": self.prompt}})
         context = self.context_of(sampler)
         self.post_message(ModelReady(loaded, sampler, sampler.info, context))
 
@@ -237,9 +238,11 @@ class TfundApp(App):
                 self.undo_token(sampler)
             elif job == "reset":
                 sampler.reset()
+                self.write_trace(record={"session": {"model": self.model_name, "prompt": sampler.prompt}})
                 self.post_message(self.context_of(sampler))
             elif job == "prompt":
                 sampler.set_prompt(arg)
+                self.write_trace(record={"session": {"model": self.model_name, "prompt": arg}})
                 self.post_message(self.context_of(sampler))
             elif job == "preview":
                 self.post_message(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
