@@ -161,9 +161,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampler = Sampler(model, config, engine=args.engine)
     sampler.set_prompt(args.prompt)
     if trace:
-        trace.write_record({"session": {"model": args.model, "prompt": args.prompt}})
+        trace.write_record({"session": {"model": args.model, "prompt": sampler.prompt}})
     if not args.json:
-        sys.stdout.write(args.prompt)
+        sys.stdout.write(sampler.prompt)
         sys.stdout.flush()
     tokens = []
     started = time.perf_counter()
@@ -182,7 +182,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "model": args.model,
             "engine": args.engine,
             "device": sampler.info.device,
-            "prompt": args.prompt,
+            "prompt": sampler.prompt,
             "settings": config.as_dict(),
             "tokens": tokens,
             "text": sampler.text,

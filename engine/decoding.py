@@ -29,3 +29,13 @@ def next_piece(tokenizer: Any, ids: Sequence[int]) -> str:
 def pieces_for(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     """next_piece for every prefix: one piece per token."""
     return [next_piece(tokenizer, ids[: i + 1]) for i in range(len(ids))]
+
+
+def valid_utf8(text: str) -> str:
+    """Text a tokenizer accepts: bytes smuggled in as lone surrogates (a terminal's non-UTF-8 input,
+    Python's surrogateescape) become U+FFFD instead of crashing the tokenizer."""
+    try:
+        raw = text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", errors="replace")
+    return raw.decode("utf-8", errors="replace")

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from engine.decoding import next_piece, pieces_for
+from engine.decoding import next_piece, pieces_for, valid_utf8
 from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
 from engine.sampling import raw_probs, sample, warp_probs
 
@@ -232,6 +232,7 @@ class Sampler:
     def set_prompt(self, text: str) -> None:
         """Start over from `text` (an empty prompt starts from the end-of-text token)."""
         with self._lock:
+            text = valid_utf8(text)
             ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
             if not ids:
                 ids = [self.eos_id]
