@@ -229,3 +229,25 @@ def test_numpy_engine_matches_torch_engine_events(toy):
         np.testing.assert_allclose(ea.attention, eb.attention, atol=1e-4)
         np.testing.assert_allclose(ea.norms, eb.norms, rtol=1e-4)
         assert [e.token_id for e in ea.lens] == [e.token_id for e in eb.lens]
+
+
+def test_two_samplers_on_one_model_in_two_threads_do_not_interfere(toy):
+    import threading
+
+    solo = greedy_sampler(toy)
+    expected = [solo.step().token_id for _ in range(30)]
+    results, errors = {}, []
+
+    def run(name):
+        try:
+            sampler = greedy_sampler(toy)
+            results[name] = [sampler.step().token_id for _ in range(30)]
+        except Exception as error:  # surfaced by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and results == {"a": expected, "b": expected}
