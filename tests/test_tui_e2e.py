@@ -118,5 +118,6 @@ def test_no_color_uses_shade_characters_and_quits_cleanly(terminal, tmp_path):
     screen = terminal.wait_for("ready · 1 new")
     assert "▀" not in screen  # no colour to tell two rows in one cell apart
     assert any(shade in screen for shade in "░▒▓█")
-    assert len(trace.read_text().splitlines()) == 1
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(records) == 2 and "session" in records[0] and records[1]["position"] >= 1  # header + 1 token
     quit_and_check_the_terminal_is_back(terminal)
