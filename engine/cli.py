@@ -56,7 +56,6 @@ def ranged(parse: Callable[[str], float], ok: Callable[[float], bool], allowed: 
             raise argparse.ArgumentTypeError(f"must be {allowed} (got {text})")
         return value
 
-    check.__name__ = allowed  # argparse names the type in some messages
     return check
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.decoding import next_piece, pieces_for, valid_utf8
 from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.numpy_ops import softmax
 from engine.sampling import raw_probs, sample, warp_probs
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
@@ -137,7 +138,7 @@ class NumpyBackend:
             [captures["blocks.0.hook_resid_pre"][-1]]
             + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
         )  # [L + 1, d]
-        lens_probs = raw_probs_rows(self.net.lens(resid[1:]))  # [L, V]
+        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
         attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
         return ForwardOutput(
             logits=logits[-1],
@@ -146,12 +147,6 @@ class NumpyBackend:
             lens_ids=lens_probs.argmax(axis=-1),
             lens_p=lens_probs.max(axis=-1),
         )
-
-
-def raw_probs_rows(logits: np.ndarray) -> np.ndarray:  # [n, V] -> [n, V]
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L + 1, d] -> [L + 1], [L]

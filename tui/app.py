@@ -441,18 +441,8 @@ class TfundApp(App):
         yield SystemCommand("Keys", "Every key (?)", self.action_help)
 
 
-def make_app(
-    model: Any = "toy",
-    prompt: str = DEFAULT_PROMPT,
-    config: SamplingConfig | None = None,
-    device: str = "auto",
-    engine: str = "torch",
-    trace: Any = None,
-    palette: str | None = None,
-    deterministic: bool = False,
-    allow_pickle: bool = False,
-) -> TfundApp:
-    """The app, ready to run. `model`: a name/path, or a LoadedModel (tests pass one to skip loading).
+def make_app(trace: Any = None, **options: Any) -> TfundApp:
+    """The app, ready to run; `options` are TfundApp's. `model`: a name/path, or a LoadedModel (tests pass one to skip loading).
 
     `trace`: a TraceWriter or a path; `palette`: "color" or "shade" to override the terminal's;
     `deterministic`: hide timings so screenshots are reproducible.
@@ -461,4 +451,4 @@ def make_app(
         from engine.trace import TraceWriter
 
         trace = TraceWriter(Path(trace))
-    return TfundApp(model, prompt, config, device, engine, trace, palette, deterministic, allow_pickle)
+    return TfundApp(trace=trace, **options)
