@@ -57,6 +57,7 @@ class TfundApp(App):
     TITLE = "tfund"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # what a terminal user expects; the trace is flushed on exit
         Binding("question_mark", "help", "Help", key_display="?", tooltip="This list of keys"),
     ]
 
