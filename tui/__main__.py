@@ -5,25 +5,48 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from engine.cli import OneLineParser, add_model_args, add_sampling_args, sampling_config
+from engine.cli import OneLineParser, _integer, add_model_args, add_sampling_args, ranged, sampling_config
 from engine.trace import TraceError, TraceWriter
-from tui.app import DEFAULT_PROMPT, make_app
+from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
+
+port_arg = ranged(_integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]")
 
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="tfund-tui",
         description="Step through GPT-2 generation one token at a time: attention, candidates, layers, block lab.",
+        allow_abbrev=False,  # --serve strips its own flags by their full names
     )
     add_model_args(parser)
+    parser.set_defaults(model=None)  # None: "toy", or with --replay the model the trace names
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (default %(default)r)")
     add_sampling_args(parser)
     parser.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="transformers or the from-scratch NumPy GPT-2")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event (and per undo)")
+    parser.add_argument(
+        "--replay", metavar="FILE.jsonl", help="step through a recorded trace instead of generating (n, backspace, g, r)"
+    )
+    parser.add_argument(
+        "--export-dir", default=DEFAULT_EXPORT_DIR, metavar="DIR", help="where e saves the figures (default ./%(default)s)"
+    )
+    parser.add_argument("--serve", action="store_true", help="serve the app to a web browser on localhost (textual-serve)")
+    parser.add_argument("--port", type=port_arg, help="the port for --serve (default 8000)")
     return parser
 
 
+def recorded_model(path: str, parser: OneLineParser) -> str | None:
+    """Check the trace before the UI starts; the model its header names, if any."""
+    from engine.replay import ReplayError, read_trace
+
+    try:
+        return read_trace(path).model
+    except ReplayError as error:
+        parser.error(f"argument --replay: {error}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     config = sampling_config(args)
@@ -33,18 +56,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.engine == "numpy" and args.device not in ("auto", "cpu"):
         parser.error(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
+    if args.replay and args.trace:
+        parser.error("argument --replay: a replay records nothing; leave out --trace")
+    if args.port is not None and not args.serve:
+        parser.error("argument --port: only with --serve")
+    model = args.model
+    if args.replay:
+        model = model or recorded_model(args.replay, parser)
+    if args.serve:
+        from tui.serve import serve
+
+        return serve(argv, args.port or 8000)
     try:
         trace = TraceWriter(args.trace) if args.trace else None
     except TraceError as error:
         parser.error(f"argument --trace: {error}")
     app = make_app(
-        model=args.model,
+        model=model or "toy",
         prompt=args.prompt,
         config=config,
         device=args.device,
         engine=args.engine,
         trace=trace,
         allow_pickle=args.allow_pickle,
+        replay=args.replay,
+        export_dir=args.export_dir,
     )
     app.run()
     return app.return_code or 0

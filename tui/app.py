@@ -25,19 +25,25 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.events import SamplingConfig
+from engine.export import ExportError, export_bundle
 from engine.models import ModelLoadError  # light: engine.models imports torch only when loading
+from engine.replay import ReplayError
 from engine.trace import TraceError
+from tui.heatmap import head_grid
 from tui.messages import (
     CandidatesPreviewed,
     ContextReady,
     EngineIdle,
     EngineNote,
+    ExportWritten,
     LoadProgress,
     ModelReady,
     ParityComputed,
+    ReplayReady,
     TokensGenerated,
     TokenUndone,
 )
+from tui.replaying import REPLAY_JOBS, REPLAY_STEPS_PER_SECOND, mark_recorded, replay_context, replay_status, start_replay
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
@@ -49,7 +55,9 @@ REDRAWS_PER_SECOND = 30  # run mode coalesces token events into at most this man
 TOP_N = 10  # candidates kept per token (the pane shows the first nine: digits 1–9)
 PARITY_GREEDY_TOKENS = 20  # greedy tokens compared NumPy vs torch in the block lab
 REFUSED_WHILE_RUNNING = ("step", "force", "undo", "reset", "prompt")  # refused (not queued) while a run goes on
-JOB_TITLES = {"load": "Could not load the model", "engine": "The engine stopped"}
+JOB_TITLES = {"load": "Could not load the model", "engine": "The engine stopped", "export": "Could not save the figures"}
+DEFAULT_EXPORT_DIR = "tfund-exports"
+REPLAY_REFUSAL = "This is a replay of a recording: n/⌫ step through it, g plays, r rewinds."
 
 
 class TfundApp(App):
@@ -59,6 +67,7 @@ class TfundApp(App):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # what a terminal user expects; the trace is flushed on exit
         Binding("question_mark", "help", "Help", key_display="?", tooltip="This list of keys"),
+        Binding("e", "export", "Save", tooltip="Save the figures: screen (SVG), attention, candidates, trace"),
     ]
 
     def __init__(
@@ -72,6 +81,8 @@ class TfundApp(App):
         palette: str | None = None,
         deterministic: bool = False,
         allow_pickle: bool = False,
+        replay: Any = None,
+        export_dir: str | os.PathLike = DEFAULT_EXPORT_DIR,
     ) -> None:
         super().__init__()
         self.model = model  # a name/path for load_model, or an already loaded engine.models.LoadedModel
@@ -85,6 +96,10 @@ class TfundApp(App):
         self.palette = palette  # "color", "shade" or None to follow the terminal
         self.deterministic = deterministic  # hide timings (snapshot tests)
         self.allow_pickle = allow_pickle  # let load_model read pickle weights the user trusts
+        self.replay_path = Path(replay) if replay is not None else None  # a trace to replay instead of generating
+        self.replay: Any = None  # engine.replay.ReplaySession once set up; only engine jobs call it
+        self.export_dir = Path(export_dir)
+        self.trace_records: list[dict | str] = []  # this session's trace lines (kept for `e` even without --trace)
         self.transcript = Transcript()
         self.loaded: Any = None  # engine.models.LoadedModel once ready
         self.sampler: Any = None  # engine.sampler.Sampler once ready; only engine jobs call it
@@ -124,29 +139,47 @@ class TfundApp(App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_engine(self) -> None:
         """Runs in a thread: import torch, load the model, read the prompt; progress as messages."""
-        total = 4
-        loaded = self.model
-        if isinstance(loaded, str):
-            self.post_message(LoadProgress(1, total, "importing torch and transformers"))
-            import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
-            import transformers
-
-            transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
-
-            from engine.models import load_model
-
-            self.post_message(LoadProgress(2, total, f"loading {loaded}"))
-            device = "cpu" if self.engine == "numpy" and self.device == "auto" else self.device
-            loaded = load_model(loaded, device=device, allow_pickle=self.allow_pickle)
+        if self.replay_path is not None:
+            self.load_replay()
+            return
+        loaded = self.load_model_named(self.model) if isinstance(self.model, str) else self.model
         from engine.sampler import Sampler
 
-        self.post_message(LoadProgress(3, total, "building the sampler"))
+        self.post_message(LoadProgress(3, 4, "building the sampler"))
         sampler = Sampler(loaded, self.settings, engine=self.engine, top_n=TOP_N)
-        self.post_message(LoadProgress(4, total, "reading the prompt"))
+        self.post_message(LoadProgress(4, 4, "reading the prompt"))
         sampler.set_prompt(self.prompt)
         self.write_trace(record={"session": {"model": self.model_name, "prompt": self.prompt}})
         context = self.context_of(sampler)
         self.post_message(ModelReady(loaded, sampler, sampler.info, context))
+
+    def load_model_named(self, name: str) -> Any:
+        """Import torch and transformers, then load `name` (in the loading thread)."""
+        self.post_message(LoadProgress(1, 4, "importing torch and transformers"))
+        import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
+
+        from engine.models import load_model
+
+        self.post_message(LoadProgress(2, 4, f"loading {name}"))
+        device = "cpu" if self.engine == "numpy" and self.device == "auto" else self.device
+        return load_model(name, device=device, allow_pickle=self.allow_pickle)
+
+    def load_replay(self) -> None:
+        """Replay mode: load the model to recompute the recording; without it, show what was recorded."""
+        from engine.replay import read_trace
+
+        recording = read_trace(self.replay_path)
+        with self.trace_lock:  # `e` saves the recording itself as the session trace
+            self.trace_records = [line for line in self.replay_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        model = self.model
+        replay, loaded, note = start_replay(
+            recording, lambda: self.load_model_named(model) if isinstance(model, str) else model, self.engine
+        )
+        self.post_message(LoadProgress(4, 4, "replaying the recording"))
+        self.post_message(ReplayReady(loaded, replay, replay_context(replay), note))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         self.main_screen.set_status(f"loading {message.step}/{message.total}: {message.text}…")
@@ -161,13 +194,27 @@ class TfundApp(App):
         if isinstance(self.screen, BlockLabScreen):
             self.screen.show_parity()
 
+    def on_replay_ready(self, message: ReplayReady) -> None:
+        self.loaded, self.replay = message.loaded, message.replay
+        self.info = message.loaded.info if message.loaded else None
+        self.settings = message.context.config  # the Parameters pane shows the recorded settings
+        self.apply_context(message.context)
+        self.main_screen.show_loading(False)
+        self.main_screen.set_status(replay_status(0, len(self.replay.steps), self.replay.recomputes))
+        if message.note:
+            self.notify(f"Showing what was recorded: {message.note}.", timeout=8)
+        self.redraw_now()
+
     # ---- engine jobs: one at a time, in order ------------------------------------------------
     def submit(self, job: str, arg: Any = None) -> None:
-        if self.sampler is None:
+        if self.sampler is None and self.replay is None:
             self.notify("The model is not loaded yet.", severity="warning", timeout=3)
             return
+        if self.replay is not None and job not in REPLAY_JOBS:
+            self.notify(REPLAY_REFUSAL, timeout=3)
+            return
         if self.running and job in REFUSED_WHILE_RUNNING:
-            self.notify("Generating — press g to pause first.", timeout=3)
+            self.notify("Running — press g to pause first.", timeout=3)
             return
         if self.engine_busy:
             already_queued = job in ("preview", "parity") and any(queued == job for queued, _ in self.pending)
@@ -179,7 +226,7 @@ class TfundApp(App):
     def start_job(self, job: str, arg: Any) -> None:
         self.engine_busy = True
         self.running = job == "run"
-        if self.running:
+        if self.running and self.replay is None:
             self.main_screen.set_status(f"running · {self.transcript.n_generated} new · g pauses")
         self.current_job = self.engine_job(job, arg)
 
@@ -192,6 +239,9 @@ class TfundApp(App):
 
     def change_settings(self, **changes: Any) -> None:
         """Keys change the settings the next token uses; the next token's candidates are recomputed."""
+        if self.replay_path is not None:
+            self.notify(REPLAY_REFUSAL, timeout=3)
+            return
         new = replace(self.settings, **changes)
         new.validate()
         if new == self.settings:
@@ -205,7 +255,7 @@ class TfundApp(App):
         was_running = self.running
         self.engine_busy = self.running = False
         self.current_job = None
-        if was_running:
+        if was_running and self.replay is None:
             self.main_screen.set_status(self.idle_status())
         self.redraw_now()
         if self.pending:
@@ -223,6 +273,9 @@ class TfundApp(App):
         """Runs in a thread: calls the sampler, posts results, never touches a widget."""
         sampler = self.sampler
         try:
+            if self.replay is not None:
+                self.replay_job(job, get_current_worker().cancelled_event)
+                return
             self.sync_settings(sampler)
             if job == "step":
                 if not self.at_end(sampler):
@@ -251,6 +304,21 @@ class TfundApp(App):
                 self.check_parity(arg)
         finally:
             self.post_message(EngineIdle(job))
+
+    def replay_job(self, job: str, cancel: threading.Event) -> None:
+        """Move through the recording; the panes get the whole context at the new position."""
+        replay = self.replay
+        if job == "step" and replay.forward() is None:
+            self.post_message(EngineNote("The end of the recording; backspace steps back, r rewinds."))
+        elif job == "undo" and replay.back() is None:
+            self.post_message(EngineNote("The start of the recording."))
+        elif job == "reset":
+            replay.seek(0)
+        elif job == "run":
+            while not cancel.wait(1 / REPLAY_STEPS_PER_SECOND) and replay.forward() is not None:
+                self.post_message(replay_context(replay))
+            return
+        self.post_message(replay_context(replay))
 
     def sync_settings(self, sampler: Any) -> None:
         """Hand the sampler the settings the keys chose (read from the thread; never written there)."""
@@ -313,11 +381,11 @@ class TfundApp(App):
             self.post_message(ParityComputed(None, f"parity check failed: {error}"))
 
     def write_trace(self, event: Any = None, record: dict | None = None) -> None:
-        """Append a token event (or a record such as an undo) to the trace, if there is one."""
+        """Append a token event (or a record such as an undo) to the session's trace and its file, if any."""
+        record = event.to_json() if event is not None else record
         with self.trace_lock:
-            if self.trace is not None and event is not None:
-                self.trace.write(event)
-            elif self.trace is not None:
+            self.trace_records.append(record)
+            if self.trace is not None:
                 self.trace.write_record(record)
 
     def context_of(self, sampler: Any) -> ContextReady:
@@ -346,11 +414,18 @@ class TfundApp(App):
             context.candidates,
             context.config,
         )
+        if context.recorded is not None:
+            mark_recorded(self.transcript.positions, context.recorded)
+            self.transcript.n_generated = len(context.recorded)
         self.needs_redraw = True
 
     def on_context_ready(self, message: ContextReady) -> None:
         self.apply_context(message)
-        self.main_screen.set_status(self.idle_status())
+        if self.replay is not None:
+            self.settings = message.config  # the Parameters pane shows the recorded settings
+            self.main_screen.set_status(replay_status(len(message.recorded), len(self.replay.steps), self.replay.recomputes))
+        else:
+            self.main_screen.set_status(self.idle_status())
 
     def on_tokens_generated(self, message: TokensGenerated) -> None:
         for event in message.events:
@@ -391,7 +466,8 @@ class TfundApp(App):
         if group == "load":
             self.main_screen.show_loading(False)
             self.main_screen.set_status("no model: see the error")
-        text = str(error) if isinstance(error, (ModelLoadError, TraceError)) else f"{type(error).__name__}: {error}"
+        one_sentence = (ModelLoadError, TraceError, ReplayError)
+        text = str(error) if isinstance(error, one_sentence) else f"{type(error).__name__}: {error}"
         self.push_screen(ErrorScreen(JOB_TITLES.get(group, "Error"), text))
 
     # ---- drawing -----------------------------------------------------------------------------
@@ -408,6 +484,43 @@ class TfundApp(App):
             # a slow terminal or machine: wait as long as the redraw took, so the UI thread stays at
             # most half busy and the generation thread keeps its share of the interpreter
             self.next_redraw_at = finished + (finished - began)
+
+    # ---- saving the figures ------------------------------------------------------------------
+    def action_export(self) -> None:
+        """`e`: the screen as SVG, the attention shown, the candidates and the trace, into export_dir."""
+        transcript, screen = self.transcript, self.main_screen
+        attention = None
+        if self.info is not None and transcript.positions:
+            attention = head_grid(transcript.rows, screen.view_layer, screen.view_head)  # [T, T]
+        with self.trace_lock:
+            trace_lines = list(self.trace_records)
+        svg = self.export_screenshot(title=f"tfund · {self.model_name}")
+        self.write_export(svg, attention, transcript.pieces, screen.view_layer, screen.view_head, list(transcript.candidates), trace_lines)
+
+    @work(thread=True, exit_on_error=False, group="export")
+    def write_export(self, svg, attention, tokens, layer, head, candidates, trace_lines) -> None:
+        """Runs in a thread (a slow disk must not freeze the UI)."""
+        try:
+            paths = export_bundle(
+                self.export_dir,
+                svg=svg,
+                attention=attention,
+                tokens=tokens,
+                layer=layer,
+                head=head,
+                candidates=candidates,
+                trace_lines=trace_lines,
+            )
+            self.post_message(ExportWritten(paths, None))
+        except ExportError as error:
+            self.post_message(ExportWritten([], str(error)))
+
+    def on_export_written(self, message: ExportWritten) -> None:
+        if message.error:
+            self.notify(f"Could not save the figures: {message.error}.", severity="error", timeout=8)
+        else:
+            folder = message.paths[0].parent if message.paths else self.export_dir
+            self.notify(f"Saved {len(message.paths)} files to {folder}", title="Figures saved", timeout=8)
 
     # ---- screens and commands ----------------------------------------------------------------
     def request_parity(self) -> None:

@@ -37,6 +37,7 @@ class ContextReady(Message):
         cosines: np.ndarray,  # [L]
         candidates: list[Candidate],
         config: SamplingConfig,
+        recorded: list | None = None,  # replay mode: the recorded steps applied so far (engine.replay.ReplayStep)
     ) -> None:
         super().__init__()
         self.token_ids = token_ids
@@ -48,6 +49,7 @@ class ContextReady(Message):
         self.cosines = cosines
         self.candidates = candidates
         self.config = config
+        self.recorded = recorded
 
 
 class ModelReady(Message):
@@ -59,6 +61,26 @@ class ModelReady(Message):
         self.sampler = sampler
         self.info = info
         self.context = context
+
+
+class ReplayReady(Message):
+    """Replay mode is set up: the session (only workers call it), the model when it loaded, and why not."""
+
+    def __init__(self, loaded: Any, replay: Any, context: ContextReady, note: str | None) -> None:
+        super().__init__()
+        self.loaded = loaded  # engine.models.LoadedModel or None: the recording is shown as recorded
+        self.replay = replay  # engine.replay.ReplaySession
+        self.context = context
+        self.note = note
+
+
+class ExportWritten(Message):
+    """The `e` key's files were written (paths), or the sentence saying why not (error)."""
+
+    def __init__(self, paths: list, error: str | None) -> None:
+        super().__init__()
+        self.paths = paths
+        self.error = error
 
 
 class TokensGenerated(Message):

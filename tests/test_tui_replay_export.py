@@ -1,0 +1,191 @@
+"""The `e` key saves the figures; `--replay` steps through a recorded trace with every pane."""
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from engine.events import SamplingConfig
+from engine.models import load_model
+from engine.replay import read_trace
+from engine.sampler import Sampler
+from engine.trace import TraceWriter
+from tests.test_tui_pilot import settle, wait_until
+from tui.app import DEFAULT_PROMPT, make_app
+from tui.widgets.attention_map import AttentionMap
+from tui.widgets.parameters import ParametersView
+
+SIZE = (100, 30)
+RECORDED_TEMPERATURE = 1.3
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_model("toy", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def recording(toy, tmp_path_factory):
+    """Six tokens sampled at T=1.3 and traced as tfund-tui does, one of them undone."""
+    path = tmp_path_factory.mktemp("replay") / "session.jsonl"
+    sampler = Sampler(toy, SamplingConfig(temperature=RECORDED_TEMPERATURE, seed=7))
+    sampler.set_prompt(DEFAULT_PROMPT)
+    with TraceWriter(path) as trace:
+        trace.write_record({"session": {"model": "toy", "prompt": DEFAULT_PROMPT}})
+        for _ in range(7):
+            trace.write(sampler.step())
+        sampler.undo()
+        trace.write_record({"undo": len(sampler.tokens)})
+    return path
+
+
+def notifications(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def settle_replay(pilot) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.replay is not None and not app.engine_busy and not app.pending, "the replay")
+    await pilot.pause()
+
+
+# ---- export -------------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_path):
+    export_dir = tmp_path / "figures"
+    app = make_app(model=toy, config=SamplingConfig(temperature=0.0), export_dir=export_dir, deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n", "n", "n", "]")
+        await settle(pilot)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: any("Saved" in n for n in notifications(app)), "the export notification")
+        assert str(export_dir) in " ".join(notifications(app))
+        pieces = app.transcript.pieces
+        generated = [p.token_id for p in app.transcript.positions if p.generated]
+    files = {path.name.split("-2")[0]: path for path in export_dir.iterdir()}  # stem before the timestamp
+    assert set(files) == {"screen", "attention-l1-mean", "candidates", "trace"}
+    assert len({path.suffix for path in export_dir.iterdir()}) == 4  # .svg .json .txt .jsonl; no temp files left
+    svg = ElementTree.parse(export_dir / next(p.name for p in export_dir.iterdir() if p.suffix == ".svg"))
+    assert svg.getroot().tag.endswith("svg")
+    attention = json.loads(next(p for p in export_dir.iterdir() if p.suffix == ".json").read_text())
+    assert attention["tokens"] == pieces and attention["layer"] == 1
+    matrix = attention["attention"]  # [T, T], causal rows that sum to 1
+    assert len(matrix) == len(pieces) and all(abs(sum(row) - 1) < 1e-3 and row[i + 1 :] == [0] * (len(row) - i - 1) for i, row in enumerate(matrix))
+    trace = read_trace(files["trace"])
+    assert [step.token_id for step in trace.steps] == generated and trace.prompt == DEFAULT_PROMPT
+    assert app.transcript.candidates[0].text.strip() in files["candidates"].read_text()
+
+
+@pytest.mark.anyio
+async def test_export_into_an_unwritable_place_says_so_and_the_app_stays(toy, tmp_path):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    app = make_app(model=toy, config=SamplingConfig(temperature=0.0), export_dir=a_file / "exports", deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: any("Could not save" in n for n in notifications(app)), "the error notification")
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.transcript.n_generated == 1 and app.is_running
+    assert a_file.read_text() == ""
+
+
+# ---- replay ---------------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_replay_steps_forward_and_back_through_the_recorded_tokens(toy, recording):
+    recorded = read_trace(recording).steps
+    app = make_app(model=toy, replay=recording, deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_replay(pilot)
+        assert app.transcript.n_generated == 0 and "replay 0/6" in app.main_screen.query_one("#generation-pane").border_subtitle
+        await pilot.press("n", "n", "n")
+        await settle_replay(pilot)
+        generated = [p for p in app.transcript.positions if p.generated]
+        assert [p.token_id for p in generated] == [step.token_id for step in recorded[:3]]
+        assert "".join(app.transcript.pieces) == DEFAULT_PROMPT + "".join(step.text for step in recorded[:3])
+        assert generated[0].p_raw == next(c.p_raw for c in recorded[0].candidates if c.token_id == recorded[0].token_id)
+        assert f"{RECORDED_TEMPERATURE}" in app.main_screen.query_one(ParametersView).render().plain
+        assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.transcript.positions),) * 2
+        # the candidates are the model's for the next recorded token, and that token is among them
+        assert recorded[3].token_id in [c.token_id for c in app.transcript.candidates]
+        await pilot.press("backspace")
+        await settle_replay(pilot)
+        assert app.transcript.n_generated == 2
+        await pilot.press("g")  # plays to the end
+        await wait_until(pilot, lambda: app.transcript.n_generated == len(recorded) and not app.engine_busy, "the end")
+        assert [p.token_id for p in app.transcript.positions if p.generated] == [s.token_id for s in recorded]
+        await pilot.press("n")
+        await wait_until(pilot, lambda: any("end of the recording" in n for n in notifications(app)), "the end note")
+        await pilot.press("r")
+        await settle_replay(pilot)
+        assert app.transcript.n_generated == 0
+
+
+@pytest.mark.anyio
+async def test_replay_refuses_settings_and_forced_tokens_with_a_sentence(toy, recording):
+    app = make_app(model=toy, replay=recording, deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_replay(pilot)
+        await pilot.press("T", "1")
+        await settle_replay(pilot)
+        assert sum("This is a replay" in n for n in notifications(app)) == 2
+        assert app.settings.temperature == RECORDED_TEMPERATURE and app.transcript.n_generated == 0
+
+
+@pytest.mark.anyio
+async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_path):
+    elsewhere = tmp_path / "session.jsonl"
+    lines = recording.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["session"]["model"] = str(tmp_path / "gone")  # the model the trace names no longer exists
+    elsewhere.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    recorded = read_trace(elsewhere).steps
+    app = make_app(model=str(tmp_path / "gone"), replay=elsewhere, deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_replay(pilot)
+        assert any("Showing what was recorded" in n and "gone" in n for n in notifications(app))
+        assert app.replay.recomputes is False
+        await pilot.press("n", "n")
+        await settle_replay(pilot)
+        assert app.transcript.pieces == [DEFAULT_PROMPT, recorded[0].text, recorded[1].text]
+        assert [c.token_id for c in app.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
+        assert [e.text for e in app.transcript.lens] == [e.text for e in recorded[1].lens]
+        assert "as recorded" in app.main_screen.query_one("#generation-pane").border_subtitle
+
+
+# ---- flags ----------------------------------------------------------------------------------------
+def run_tui(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui", *flags], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "flags, names",
+    [
+        (["--replay", "/no/such/trace.jsonl"], ["--replay", "cannot read"]),
+        (["--replay", __file__], ["--replay", "not a tfund trace"]),
+        (["--port", "8123"], ["--port", "--serve"]),
+        (["--serve", "--port", "70000"], ["--port", "65535"]),
+    ],
+)
+def test_bad_replay_and_serve_flags_exit_2_with_one_line(flags, names):
+    result = run_tui(*flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfund-tui: error: "), result.stderr
+    for name in names:
+        assert name in lines[0]
+
+
+def test_replay_and_trace_together_is_refused(recording, tmp_path):
+    result = run_tui("--replay", str(recording), "--trace", str(tmp_path / "t.jsonl"))
+    assert result.returncode == 2 and "leave out --trace" in result.stderr
+    assert not (tmp_path / "t.jsonl").exists()
