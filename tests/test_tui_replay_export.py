@@ -189,3 +189,16 @@ def test_replay_and_trace_together_is_refused(recording, tmp_path):
     result = run_tui("--replay", str(recording), "--trace", str(tmp_path / "t.jsonl"))
     assert result.returncode == 2 and "leave out --trace" in result.stderr
     assert not (tmp_path / "t.jsonl").exists()
+
+
+@pytest.mark.anyio
+async def test_help_names_the_save_key_replay_and_serve(toy):
+    app = make_app(model=toy, deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = " ".join(str(static.content) for static in app.screen.query(".help-section, .help-note"))
+        assert "\ne " in text and "Save the figures" in text
+        for flag in ("--replay FILE.jsonl", "--export-dir DIR", "--serve [--port N]"):
+            assert flag in text

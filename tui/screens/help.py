@@ -16,6 +16,14 @@ COLOURS_NOTE = (
     "diagonal is the causal mask; ◀ marks the newest or selected token."
 )
 
+COMMAND_LINE_NOTE = (
+    "From the command line (tfund-tui --help lists every flag):\n"
+    "  --replay FILE.jsonl   step through a recorded session: n forward, backspace back, g plays, r rewinds;\n"
+    "                        record one with --trace FILE.jsonl, or save one with e\n"
+    "  --export-dir DIR      where e saves the figures (default ./tfund-exports)\n"
+    "  --serve [--port N]    the same app in a web browser, on http://localhost:8000\n"
+    "  tfund compare, tfund tokenize, tfund generate: the same views as plain text or --json"
+)
 
 KEY_NAMES = {
     "left_square_bracket": "[",
@@ -75,3 +83,4 @@ class HelpScreen(ModalScreen[None]):
             for title, bindings in self.sections:
                 yield Static(bindings_text(title, bindings), classes="help-section")
             yield Static(COLOURS_NOTE, classes="help-note")
+            yield Static(COMMAND_LINE_NOTE, classes="help-note")
