@@ -1,11 +1,12 @@
 """The tfund-tui app: the engine driven from thread workers, the panes redrawn from plain data.
 
-Threads: the model loads in one worker; every sampler call (step, force, undo, reset, a new prompt,
-a preview after a settings change, a run, the parity check) is an "engine job" in another, and jobs
-run one at a time from a queue, so the sampler is never called from two threads at once. Workers only
-post messages; the app applies them to its Transcript and redraws on a timer (at most 30 times a
-second), so a fast GPU in run mode cannot flood the terminal. torch and transformers are imported
-inside the loading worker: the first frame never waits for them.
+Threads: the model loads in a daemon thread (quitting never waits for it); every sampler call (step,
+force, undo, reset, a new prompt, a preview after a settings change, a run, the parity check) is an
+"engine job" in a thread worker, and jobs run one at a time from a queue, so the sampler is never
+called from two threads at once. Threads only post messages; the app applies them to its Transcript
+and redraws on a timer (at most 30 times a second), so a fast GPU in run mode cannot flood the
+terminal. torch and transformers are imported in the loading thread: the first frame never waits
+for them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tui.messages import (
     EngineIdle,
     EngineNote,
     ExportWritten,
+    JobFailed,
     LoadProgress,
     ModelReady,
     ParityComputed,
@@ -128,7 +130,7 @@ class TfundApp(App):
     def on_ready(self) -> None:
         """The first frame is on screen (the main screen shows its loading state): now load."""
         self.set_interval(1 / REDRAWS_PER_SECOND, self.redraw_if_needed)
-        self.load_engine()
+        threading.Thread(target=self.load_in_background, name="tfund-load", daemon=True).start()
 
     def on_unmount(self) -> None:
         with self.trace_lock:
@@ -136,9 +138,15 @@ class TfundApp(App):
                 self.trace.close()
                 self.trace = None
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load_in_background(self) -> None:
+        """A daemon thread, not a worker: quitting while torch imports never waits for it."""
+        try:
+            self.load_engine()
+        except Exception as error:
+            self.post_message(JobFailed("load", error))
+
     def load_engine(self) -> None:
-        """Runs in a thread: import torch, load the model, read the prompt; progress as messages."""
+        """Runs in the loading thread: import torch, load the model, read the prompt; progress as messages."""
         if self.replay_path is not None:
             self.load_replay()
             return
@@ -459,10 +467,13 @@ class TfundApp(App):
             self.screen.show_parity()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
-        group = event.worker.group
+        if event.state == WorkerState.ERROR:
+            self.show_error(event.worker.group, event.worker.error)
+
+    def on_job_failed(self, message: JobFailed) -> None:
+        self.show_error(message.group, message.error)
+
+    def show_error(self, group: str, error: BaseException) -> None:
         if group == "load":
             self.main_screen.show_loading(False)
             self.main_screen.set_status("no model: see the error")

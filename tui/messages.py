@@ -74,6 +74,15 @@ class ReplayReady(Message):
         self.note = note
 
 
+class JobFailed(Message):
+    """A thread that is not a worker (the model loader) stopped with an error."""
+
+    def __init__(self, group: str, error: BaseException) -> None:
+        super().__init__()
+        self.group = group
+        self.error = error
+
+
 class ExportWritten(Message):
     """The `e` key's files were written (paths), or the sentence saying why not (error)."""
 

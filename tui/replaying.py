@@ -90,4 +90,4 @@ def mark_recorded(positions: list[Position], applied: list[ReplayStep]) -> None:
 
 def replay_status(position: int, total: int, recomputes: bool) -> str:
     source = "recomputed" if recomputes else "as recorded"
-    return f"replay {position}/{total} · {source} · n/⌫ step · g plays · r rewinds"
+    return f"replay {position}/{total} · {source}"

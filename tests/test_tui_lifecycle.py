@@ -1,0 +1,31 @@
+"""Quitting never waits for the model to load: the loader is a daemon thread, not a worker the exit joins."""
+
+import subprocess
+import sys
+import textwrap
+
+QUIT_WHILE_LOADING = textwrap.dedent(
+    """
+    import threading
+    from tui.app import TfundApp, make_app
+
+    never = threading.Event()
+    TfundApp.load_model_named = lambda self, name: never.wait()  # a load that never finishes
+
+    async def quit_while_loading(pilot):
+        await pilot.pause(0.5)
+        assert pilot.app.sampler is None
+        await pilot.press("q")
+
+    app = make_app(model="toy")
+    app.run(headless=True, size=(100, 30), auto_pilot=quit_while_loading)
+    print("exited", app.return_code)
+    """
+)
+
+
+def test_quitting_while_the_model_loads_exits_at_once():
+    # the timeout guards against a hang (the old behaviour: exit joined the loading thread forever)
+    result = subprocess.run([sys.executable, "-c", QUIT_WHILE_LOADING], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("exited 0") and "Traceback" not in result.stderr
