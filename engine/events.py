@@ -84,6 +84,8 @@ class TokenEvent:
     eos: bool = False  # the model produced its end-of-sequence token
     slid: bool = False  # the context reached n_positions; the oldest tokens were dropped
     dropped: int = 0  # how many tokens the window slid by (0 unless slid)
+    p_raw: float = 0.0  # the model's probability for this token (temperature 1), even outside the top N
+    p: float = 0.0  # its probability after temperature, top-k and top-p (0 for a forced token outside them)
 
     def to_json(self, top: int = 5) -> dict:
         """The trace line for this event (JSON-serialisable)."""
@@ -91,6 +93,8 @@ class TokenEvent:
             "position": self.position,
             "id": self.token_id,
             "text": self.text,
+            "p_raw": round(self.p_raw, 6),
+            "p": round(self.p, 6),
             "forced": self.forced,
             "eos": self.eos,
             "slid": self.slid,

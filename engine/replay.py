@@ -48,6 +48,7 @@ class ReplayStep:
     candidates: list[Candidate]  # the recorded top candidates (top 5 in traces from to_json)
     lens: list[LensEntry]
     norms: np.ndarray  # [n_layer + 1]
+    p_raw: float | None = None  # the model's probability for the token (None in traces older than the field)
     forced: bool = False
     eos: bool = False
     slid: bool = False
@@ -135,6 +136,7 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
             candidates=[Candidate(int(c["id"]), str(c["text"]), float(c["p_raw"]), float(c["p"])) for c in record.get("candidates", [])],
             lens=[LensEntry(int(e["layer"]), int(e["id"]), str(e["text"]), float(e["p"])) for e in record.get("lens", [])],
             norms=np.asarray(record.get("norms", []), dtype=np.float32),
+            p_raw=float(record["p_raw"]) if "p_raw" in record else None,
             forced=bool(record.get("forced", False)),
             eos=bool(record.get("eos", False)),
             slid=bool(record.get("slid", False)),

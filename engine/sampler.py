@@ -334,6 +334,7 @@ class Sampler:
             # 2. draw (or take the forced token)
             token_id = int(sample(p, self.rng)) if forced_id is None else forced_id
             candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n)
+            chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
             sampled = time.perf_counter()
             # 3. slide the window when the context is full, then run the new token through the model
             dropped = 0
@@ -360,6 +361,8 @@ class Sampler:
                 text=self.pieces[-1],
                 position=len(self.tokens) - 1,
                 candidates=candidates,
+                p_raw=chosen_p_raw,
+                p=chosen_p,
                 attention=view.attention,
                 lens=view.lens,
                 norms=view.norms,

@@ -113,6 +113,21 @@ def test_force_appends_exactly_the_chosen_token(toy):
         sampler.force(toy.info.vocab_size)
 
 
+def test_event_carries_the_chosen_tokens_probabilities_even_outside_the_top_n(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=1.0, top_k=5, seed=0), top_n=10)
+    sampler.set_prompt(PROMPT)
+    p_raw, p = sampler.next_distributions()  # [V], [V]
+    sampled = sampler.step()
+    assert sampled.p_raw == pytest.approx(float(p_raw[sampled.token_id])) and sampled.p == pytest.approx(float(p[sampled.token_id]))
+    assert sampled.p > 0
+    sampler.undo()
+    rare = int(np.argsort(p_raw)[len(p_raw) // 2])  # far below the top 10 and outside top-k 5
+    forced = sampler.force(rare)
+    assert rare not in [c.token_id for c in forced.candidates]
+    assert forced.p_raw == pytest.approx(float(p_raw[rare])) and forced.p_raw > 0 and forced.p == 0.0
+    assert forced.to_json()["p_raw"] == round(forced.p_raw, 6)
+
+
 def test_temperature_change_applies_to_the_next_token(toy):
     sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=0))
     sampler.set_prompt(PROMPT)

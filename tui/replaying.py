@@ -83,8 +83,8 @@ def mark_recorded(positions: list[Position], applied: list[ReplayStep]) -> None:
     """Give the generated positions the recorded probability and forced flag (newest positions last)."""
     generated = [position for position in positions if position.generated]
     for position, step in zip(reversed(generated), reversed(applied)):
-        chosen = next((c for c in step.candidates if c.token_id == step.token_id), None)
-        position.p_raw = chosen.p_raw if chosen else None
+        chosen = next((c.p_raw for c in step.candidates if c.token_id == step.token_id), None)
+        position.p_raw = step.p_raw if step.p_raw is not None else chosen
         position.forced = step.forced
 
 

@@ -21,7 +21,7 @@ class Position:
     piece: str  # streamed text piece ("" while a multi-byte character is incomplete)
     attention: np.ndarray  # [L, H, i + 1] this token's attention row in every layer and head
     generated: bool  # False for prompt tokens
-    p_raw: float | None = None  # the model's probability for it when chosen; None: prompt, or below the top N
+    p_raw: float | None = None  # the model's probability for it when chosen; None: prompt (or an old trace without it)
     forced: bool = False  # picked by hand
 
 
@@ -58,10 +58,7 @@ class Transcript:
         """Add a generated token; when the window slid, the oldest positions go first."""
         if event.slid:
             del self.positions[: event.dropped]
-        chosen = next((c for c in event.candidates if c.token_id == event.token_id), None)
-        self.positions.append(
-            Position(event.token_id, event.text, event.attention, True, chosen.p_raw if chosen else None, event.forced)
-        )
+        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")
         self.n_generated += 1
