@@ -47,9 +47,11 @@ from tui.messages import (
 )
 from tui.replaying import REPLAY_JOBS, REPLAY_STEPS_PER_SECOND, mark_recorded, replay_context, replay_status, start_replay
 from tui.screens.block_lab import BlockLabScreen
+from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.tokenize import TokenizeScreen
 from tui.transcript import Transcript
 
 DEFAULT_PROMPT = "In a small village,"
@@ -543,6 +545,23 @@ class TfundApp(App):
         if not isinstance(self.screen, BlockLabScreen):
             self.push_screen(BlockLabScreen())
 
+    def needs_model(self) -> bool:
+        """True (after saying so) when no model is loaded: before loading ends, or a replay without one."""
+        if self.loaded is None:
+            self.notify("This needs the model: it is not loaded.", severity="warning", timeout=3)
+        return self.loaded is None
+
+    def current_prompt(self) -> str:
+        return self.sampler.prompt if self.sampler is not None else self.prompt
+
+    def open_compare(self) -> None:
+        if not self.needs_model() and not isinstance(self.screen, CompareScreen):
+            self.push_screen(CompareScreen(self.loaded, self.current_prompt(), self.settings, self.shade))
+
+    def open_tokenize(self) -> None:
+        if not self.needs_model() and not isinstance(self.screen, TokenizeScreen):
+            self.push_screen(TokenizeScreen(self.loaded.tokenizer, self.model_name, self.loaded.path))
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(
@@ -550,6 +569,8 @@ class TfundApp(App):
                     [
                         ("Generation (main screen)", MainScreen.BINDINGS),
                         ("Block lab (b)", BlockLabScreen.BINDINGS),
+                        ("Compare (c)", CompareScreen.BINDINGS),
+                        ("Tokenization (w)", TokenizeScreen.BINDINGS),
                         ("Anywhere", [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]),
                     ]
                 )
@@ -563,6 +584,8 @@ class TfundApp(App):
         yield SystemCommand("Undo", "Remove the last generated token (backspace)", main.action_undo)
         yield SystemCommand("Reset", "Back to the prompt, generator re-seeded (r)", main.action_reset)
         yield SystemCommand("Block lab", "The NumPy block stack and the parity check (b)", self.open_block_lab)
+        yield SystemCommand("Compare", "Two models, or one at two temperatures, side by side (c)", self.open_compare)
+        yield SystemCommand("Tokenization", "How a sentence splits into tokens, in many languages (w)", self.open_tokenize)
         yield SystemCommand("Keys", "Every key (?)", self.action_help)
 
 

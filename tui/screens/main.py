@@ -60,6 +60,8 @@ class MainScreen(Screen):
         Binding("end", "select_newest", "Select the newest token", show=False),
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets)", show=False),
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
+        Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
+        Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
     ]
 
     def __init__(self) -> None:
@@ -209,6 +211,12 @@ class MainScreen(Screen):
 
     def action_block_lab(self) -> None:
         self.app.open_block_lab()
+
+    def action_compare(self) -> None:
+        self.app.open_compare()
+
+    def action_tokenize(self) -> None:
+        self.app.open_tokenize()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.selected_token = None

@@ -1,0 +1,294 @@
+"""Tokenize: how one sentence splits into tokens, in any language, for any tokenizer that loads offline.
+
+The seed's multilingual bonus: pieces, ids, the bytes each token covers, tokens per word and a
+round trip, with ready examples (Russian, Chinese, Arabic, Hindi, …) on the digit keys. When the
+tokenizer comes from a BERT-like encoder directory, the encoder's attention over the sentence is
+shown too: attention without generation, so every token sees the whole sentence.
+
+Tokenizing is fast and runs on the UI thread; loading another tokenizer and the encoder's forward
+pass run in thread workers that only post messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.models import ModelLoadError
+from engine.tokenize_view import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
+from tui.controls import cycle, cycle_head
+from tui.pieces import visible
+from tui.widgets.attention_map import AttentionMap
+
+N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
+ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
+
+
+def summary_text(view: TokenizationView) -> Text:
+    """Counts, tokens per word and the round trip of one tokenization."""
+    n_words = len(view.words)
+    text = Text()
+    text.append(f"characters {view.n_chars} · bytes {view.n_bytes} · words {n_words} · tokens {view.n_tokens}\n", style="bold")
+    text.append(f"tokens per word {view.n_tokens / max(n_words, 1):.2f} · ")
+    if view.round_trip_ok:
+        text.append("round trip exact" + (" (byte-level: always)" if view.byte_level else ""), style="green")
+    else:
+        shown = visible(view.round_trip)
+        shown = shown if len(shown) <= ROUND_TRIP_SHOWN else shown[: ROUND_TRIP_SHOWN - 1] + "…"
+        text.append(f"round trip differs: decode gives {shown!r}", style="yellow")
+    text.append("\nper word:", style="bold")
+    for word, count in zip(view.words, view.tokens_per_word):
+        text.append("  " + visible(word), style="dim")
+        text.append(f" {count}", style="bold" if count > 1 else "")
+    return text
+
+
+def table_rows(view: TokenizationView) -> list[tuple[str, str, str, str, str]]:
+    """One row per token: position, id, piece, the text it covers and its bytes (hex)."""
+    return [
+        (str(n), str(token_id), piece, visible(view.text[start:end]), hex_bytes)
+        for n, (token_id, piece, hex_bytes, (start, end)) in enumerate(zip(view.ids, view.pieces, view.token_bytes, view.offsets))
+    ]
+
+
+class TokenizeScreen(Screen):
+    AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to generation (from an input: leave it)"),
+        Binding("1", "example(1)", "Examples", key_display=f"1-{N_EXAMPLE_KEYS}",
+                tooltip="Load an example: " + ", ".join(f"{i} {e.label}" for i, e in enumerate(EXAMPLES[:N_EXAMPLE_KEYS], start=1))),
+        *[Binding(str(i), f"example({i})", f"Example {i}: {EXAMPLES[i - 1].label}", show=False) for i in range(2, N_EXAMPLE_KEYS + 1)],
+        Binding("ctrl+n", "next_example", "Next example", tooltip="The next example (works while typing too)"),
+        Binding("i", "edit_sentence", "Sentence", tooltip="Edit the sentence; enter tokenizes it"),
+        Binding("s", "edit_source", "Tokenizer", tooltip="Type another tokenizer (toy, a local dir, a cached hub name); enter loads it"),
+        Binding("left_square_bracket", "layer(-1)", "Previous encoder layer", show=False),
+        Binding("right_square_bracket", "layer(1)", "Next encoder layer", show=False),
+        Binding("left_curly_bracket", "head(-1)", "Previous encoder head (or mean)", show=False),
+        Binding("right_curly_bracket", "head(1)", "Next encoder head (or mean)", show=False),
+    ]
+    DEFAULT_CSS = """
+    TokenizeScreen .box {
+        border: round $primary 50%;
+        border-title-color: $text;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        padding: 0 1;
+    }
+    TokenizeScreen .box:focus-within { border: round $accent; }
+    TokenizeScreen Input { border: none; height: 1; padding: 0; background: $boost; }
+    TokenizeScreen Input:focus { border: none; background: $primary 20%; }
+    #tok-inputs { height: 4; }
+    #tok-body { height: 1fr; }
+    #tok-table-pane { width: 1fr; height: 1fr; }
+    #tok-table { height: 1fr; }
+    #tok-right { width: 1fr; height: 1fr; }
+    #tok-summary-pane { height: auto; max-height: 50%; }
+    #tok-attention-pane { height: 1fr; padding: 0; }
+    #tok-attention-note { color: $text-muted; padding: 0 1; }
+    #tok-status { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    class SourceLoaded(Message):
+        """Another tokenizer loaded (tokenizer), or the sentence saying why not (error)."""
+
+        def __init__(self, name: str, tokenizer: Any, error: str | None) -> None:
+            super().__init__()
+            self.name = name
+            self.tokenizer = tokenizer
+            self.error = error
+
+    class EncoderComputed(Message):
+        """The encoder's attention over `text` (result), or why there is none for this source (error)."""
+
+        def __init__(self, model_dir: str, text: str, result: EncoderAttention | None, error: str | None) -> None:
+            super().__init__()
+            self.model_dir = model_dir
+            self.text = text
+            self.result = result
+            self.error = error
+
+    def __init__(self, tokenizer: Any, source_name: str, model_dir: str | None) -> None:
+        """`tokenizer`: a loaded (fast) tokenizer; `model_dir`: where its model lives, for the encoder view."""
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.source_name = source_name
+        self.model_dir = model_dir
+        self.view: TokenizationView | None = None
+        self.encoder: EncoderAttention | None = None  # the encoder's attention over the current sentence
+        self.encoder_note = "no model directory: nothing to show attention for"
+        self.encoder_possible = model_dir is not None  # False once the source turned out not to be an encoder
+        self.example = 0  # the example ctrl+n moves on from
+        self.view_layer = 0
+        self.view_head: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="tok-inputs", classes="box") as pane:
+            pane.border_title = f"Tokenize · {self.source_name}"
+            yield Input(EXAMPLES[0].text, placeholder="a sentence (i to edit, enter tokenizes)", id="sentence")
+            yield Input(self.source_name, placeholder="tokenizer: toy, a local dir, a cached hub name (s to edit, enter loads)", id="source")
+        with Horizontal(id="tok-body"):
+            with Vertical(id="tok-table-pane", classes="box") as pane:
+                pane.border_title = "Tokens"
+                yield DataTable(id="tok-table", zebra_stripes=True, cursor_type="row")
+            with Vertical(id="tok-right"):
+                with Vertical(id="tok-summary-pane", classes="box") as pane:
+                    pane.border_title = "Summary"
+                    yield Static(id="tok-summary")
+                with Vertical(id="tok-attention-pane", classes="box") as pane:
+                    pane.border_title = "Encoder attention"
+                    encoder_map = AttentionMap(id="tok-attention")
+                    encoder_map.causal = False  # an encoder's token sees the whole sentence: no mask drawn
+                    yield encoder_map
+                    yield Static(id="tok-attention-note")
+        yield Static(id="tok-status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#tok-table", DataTable).add_columns("#", "id", "piece", "text", "bytes")
+        self.retokenize()
+
+    # ---- the sentence --------------------------------------------------------------------------
+    def retokenize(self) -> None:
+        """Tokenize the sentence in the input (fast: on the UI thread); the encoder view follows in a thread."""
+        text = self.query_one("#sentence", Input).value
+        try:
+            self.view = tokenize(self.tokenizer, text)
+        except Exception as error:  # a tokenizer's own failure: one sentence, the screen stays
+            self.set_status(f"Could not tokenize with {self.source_name}: {type(error).__name__}: {error}")
+            return
+        self.encoder = None
+        self.draw_tokens()
+        if self.encoder_possible:
+            self.encoder_note = "computing the encoder's attention…"
+            self.compute_encoder(self.model_dir, text)
+        self.draw_attention()
+        self.set_status(f"{self.source_name} · {self.view.n_tokens} tokens")
+
+    def draw_tokens(self) -> None:
+        table = self.query_one("#tok-table", DataTable)
+        table.clear()
+        table.add_rows(table_rows(self.view))
+        self.query_one("#tok-summary", Static).update(summary_text(self.view))
+        self.query_one("#tok-inputs").border_title = f"Tokenize · {self.source_name}"
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#tok-status", Static).update(text)
+
+    # ---- the tokenizer source ------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tokenizer")
+    def load_source(self, name: str) -> None:
+        """Runs in a thread: load the tokenizer, post it (or the sentence saying why not)."""
+        try:
+            tokenizer = load_tokenizer(name)
+        except ModelLoadError as error:
+            self.post_message(self.SourceLoaded(name, None, str(error)))
+            return
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SourceLoaded(name, tokenizer, None))
+
+    def on_tokenize_screen_source_loaded(self, message: SourceLoaded) -> None:
+        if message.error is not None:
+            self.set_status(f"Tokenizer unchanged: {message.error.rstrip('.')}.")
+            return
+        self.tokenizer, self.source_name, self.model_dir = message.tokenizer, message.name, message.name
+        self.encoder_possible = True
+        self.view_layer, self.view_head = 0, None
+        self.retokenize()
+
+    # ---- encoder attention ---------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="encoder")
+    def compute_encoder(self, model_dir: str, text: str) -> None:
+        """Runs in a thread: the encoder's attention over `text`, or the sentence saying why there is none."""
+        try:
+            result, error = encoder_attention(model_dir, text), None
+        except ModelLoadError as failure:
+            result, error = None, str(failure)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.EncoderComputed(model_dir, text, result, error))
+
+    def on_tokenize_screen_encoder_computed(self, message: EncoderComputed) -> None:
+        if message.model_dir != self.model_dir or self.view is None or message.text != self.view.text:
+            return  # a newer sentence or source is on screen
+        if message.error is not None:
+            self.encoder_possible = False  # not an encoder (or no model): stop trying for this source
+            self.encoder_note = f"No encoder attention: {message.error.rstrip('.')}."
+        self.encoder = message.result
+        self.draw_attention()
+
+    def draw_attention(self) -> None:
+        pane = self.query_one("#tok-attention-pane")
+        attention_map = self.query_one("#tok-attention", AttentionMap)
+        note = self.query_one("#tok-attention-note", Static)
+        encoder = self.encoder
+        attention_map.display = encoder is not None
+        note.display = encoder is None
+        if encoder is None:
+            note.update(self.encoder_note)
+            pane.border_subtitle = ""
+            return
+        n_layers, n_heads = encoder.attention.shape[:2]
+        self.view_layer = min(self.view_layer, n_layers - 1)
+        if self.view_head is not None and self.view_head >= n_heads:
+            self.view_head = None
+        layer = encoder.attention[self.view_layer]  # [H, T, T]
+        grid = layer.mean(axis=0) if self.view_head is None else layer[self.view_head]  # [T, T]
+        attention_map.show(np.asarray(grid, dtype=np.float32), encoder.tokens, None, self.app.shade)
+        head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
+        cut = " · sentence cut to the model's length" if encoder.truncated else ""
+        pane.border_subtitle = f"{encoder.model_type} · layer {self.view_layer} · {head}{cut}"
+
+    # ---- keys ----------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one("#tok-table", DataTable).focus()
+        else:
+            self.app.pop_screen()
+
+    def action_example(self, number: int) -> None:
+        self.example = number - 1
+        self.query_one("#sentence", Input).value = EXAMPLES[self.example].text
+        self.retokenize()
+
+    def action_next_example(self) -> None:
+        self.action_example((self.example + 1) % len(EXAMPLES) + 1)
+
+    def action_edit_sentence(self) -> None:
+        self.query_one("#sentence", Input).focus()
+
+    def action_edit_source(self) -> None:
+        self.query_one("#source", Input).focus()
+
+    def action_layer(self, direction: int) -> None:
+        if self.encoder is not None:
+            self.view_layer = cycle(self.view_layer, self.encoder.attention.shape[0], direction)
+            self.draw_attention()
+
+    def action_head(self, direction: int) -> None:
+        if self.encoder is not None:
+            self.view_head = cycle_head(self.view_head, self.encoder.attention.shape[1], direction)
+            self.draw_attention()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#tok-table", DataTable).focus()  # the keys act again
+        if event.input.id == "sentence":
+            self.retokenize()
+            return
+        name = event.value.strip()
+        if name:
+            self.set_status(f"loading tokenizer {name}…")
+            self.load_source(name)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.set_status(f"The {event.worker.group} thread stopped: {type(error).__name__}: {error}")
