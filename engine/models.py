@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,19 @@ class LoadedModel:
     tokenizer: Any  # transformers PreTrainedTokenizerFast
     device: str  # "cpu", "cuda", "mps"
     info: ModelInfo
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's out-of-memory error (checked without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.OutOfMemoryError)
+
+
+def out_of_memory_sentence(device: str) -> str:
+    return (
+        f"{device} ran out of memory at this context length; undo or reset to shorten the context, "
+        "or restart with --device cpu or a smaller model"
+    )
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -373,4 +373,4 @@ async def test_without_a_model_c_and_w_say_so(toy, tmp_path):
         await pilot.press("escape", "c", "w")
         await pilot.pause()
         assert app.screen is app.main_screen
-        assert sum("needs the model" in str(n.message) for n in app._notifications) == 2
+        assert sum("needs the model" in str(n.message) for n in app._notifications) == 1  # said once, not per key

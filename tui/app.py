@@ -23,11 +23,11 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from engine.events import SamplingConfig
 from engine.export import ExportError, export_bundle
-from engine.models import ModelLoadError  # light: engine.models imports torch only when loading
+from engine.models import ModelLoadError, is_out_of_memory, out_of_memory_sentence  # light: torch only when loading
 from engine.replay import ReplayError
 from engine.trace import TraceError
 from tui.heatmap import head_grid
@@ -61,6 +61,8 @@ PARITY_GREEDY_TOKENS = 20  # greedy tokens compared NumPy vs torch in the block 
 REFUSED_WHILE_RUNNING = ("step", "force", "undo", "reset", "prompt")  # refused (not queued) while a run goes on
 JOB_TITLES = {"load": "Could not load the model", "engine": "The engine stopped", "export": "Could not save the figures"}
 DEFAULT_EXPORT_DIR = "tfund-exports"
+MAX_QUEUED_JOBS = 16  # keys pressed faster than the engine answers wait here; beyond this they are dropped
+NOTE_SECONDS = 3  # how long a notification about a refused key stays (and is not repeated)
 REPLAY_REFUSAL = "This is a replay of a recording: n/⌫ step through it, g plays, r rewinds."
 
 
@@ -110,9 +112,13 @@ class TfundApp(App):
         self.info = None  # engine.events.ModelInfo once ready
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
         self.pending: deque[tuple[str, Any]] = deque()  # engine jobs waiting for the running one
+        self.last_said: tuple[str, str, float] = ("", "", 0.0)  # (text, severity, monotonic time) of the last refusal note
         self.engine_busy = False
         self.running = False  # a run (`g`) is in progress
-        self.current_job: Worker | None = None
+        # Pausing a run sets this event (the thread sees it before its next token). The worker itself is
+        # never cancelled: a worker cancelled before its thread starts never runs, so it would never
+        # post EngineIdle and the queue would stall.
+        self.stop_run = threading.Event()
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.main_screen = MainScreen()
@@ -135,6 +141,7 @@ class TfundApp(App):
         threading.Thread(target=self.load_in_background, name="tfund-load", daemon=True).start()
 
     def on_unmount(self) -> None:
+        self.stop_run.set()  # a run in progress ends before its next token: exiting does not wait for it
         with self.trace_lock:
             if self.trace is not None:
                 self.trace.close()
@@ -216,41 +223,51 @@ class TfundApp(App):
         self.redraw_now()
 
     # ---- engine jobs: one at a time, in order ------------------------------------------------
+    def say(self, text: str, severity: str = "information") -> None:
+        """A notification for a refused key, not repeated while the same one is still shown (mashed keys)."""
+        now = time.monotonic()
+        if (text, severity) == self.last_said[:2] and now - self.last_said[2] < NOTE_SECONDS:
+            return
+        self.last_said = (text, severity, now)
+        self.notify(text, severity=severity, timeout=NOTE_SECONDS)
+
     def submit(self, job: str, arg: Any = None) -> None:
         if self.sampler is None and self.replay is None:
-            self.notify("The model is not loaded yet.", severity="warning", timeout=3)
-            return
-        if self.replay is not None and job not in REPLAY_JOBS:
-            self.notify(REPLAY_REFUSAL, timeout=3)
-            return
-        if self.running and job in REFUSED_WHILE_RUNNING:
-            self.notify("Running — press g to pause first.", timeout=3)
-            return
-        if self.engine_busy:
-            already_queued = job in ("preview", "parity") and any(queued == job for queued, _ in self.pending)
-            if not already_queued:
-                self.pending.append((job, arg))
-            return
-        self.start_job(job, arg)
+            self.say("The model is not loaded yet.", severity="warning")
+        elif self.replay is not None and job not in REPLAY_JOBS:
+            self.say(REPLAY_REFUSAL)
+        elif self.running and job in REFUSED_WHILE_RUNNING:
+            self.say("Running — press g to pause first.")
+        elif not self.engine_busy:
+            self.start_job(job, arg)
+        elif job in ("preview", "parity") and any(queued == job for queued, _ in self.pending):
+            pass  # one queued preview shows the latest settings anyway
+        elif len(self.pending) >= MAX_QUEUED_JOBS:
+            self.say(f"Still working through {len(self.pending)} earlier keys; this one was dropped.", severity="warning")
+        else:
+            self.pending.append((job, arg))
 
     def start_job(self, job: str, arg: Any) -> None:
         self.engine_busy = True
         self.running = job == "run"
         if self.running and self.replay is None:
             self.main_screen.set_status(f"running · {self.transcript.n_generated} new · g pauses")
-        self.current_job = self.engine_job(job, arg)
+        self.stop_run = threading.Event()  # a fresh one: a pause pressed for the last run must not stop this one
+        self.engine_job(job, arg, self.stop_run)
 
     def toggle_run(self) -> None:
-        if self.running and self.current_job is not None:
-            self.current_job.cancel()  # sets cancelled_event: the run stops before its next token
+        if self.running:
+            self.stop_run.set()
             self.main_screen.set_status("pausing…")
+        elif ("run", None) in self.pending:
+            self.pending.remove(("run", None))  # g again before the queued run began: it never starts
         else:
             self.submit("run")
 
     def change_settings(self, **changes: Any) -> None:
         """Keys change the settings the next token uses; the next token's candidates are recomputed."""
         if self.replay_path is not None:
-            self.notify(REPLAY_REFUSAL, timeout=3)
+            self.say(REPLAY_REFUSAL)
             return
         new = replace(self.settings, **changes)
         new.validate()
@@ -264,7 +281,6 @@ class TfundApp(App):
     def on_engine_idle(self, message: EngineIdle) -> None:
         was_running = self.running
         self.engine_busy = self.running = False
-        self.current_job = None
         if was_running and self.replay is None:
             self.main_screen.set_status(self.idle_status())
         self.redraw_now()
@@ -278,13 +294,13 @@ class TfundApp(App):
         timing = "" if self.deterministic or self.transcript.last_ms is None else f" · {self.transcript.last_ms:.1f} ms/token"
         return f"ready · {generated} new{timing}"
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
-    def engine_job(self, job: str, arg: Any) -> None:
+    @work(thread=True, exit_on_error=False, group="engine")
+    def engine_job(self, job: str, arg: Any, stop: threading.Event) -> None:
         """Runs in a thread: calls the sampler, posts results, never touches a widget."""
         sampler = self.sampler
         try:
             if self.replay is not None:
-                self.replay_job(job, get_current_worker().cancelled_event)
+                self.replay_job(job, stop)
                 return
             self.sync_settings(sampler)
             if job == "step":
@@ -297,7 +313,7 @@ class TfundApp(App):
                 elif not self.at_end(sampler):
                     self.emit_token(sampler, lambda: sampler.force(candidates[arg - 1].token_id))
             elif job == "run":
-                self.run_tokens(sampler, get_current_worker().cancelled_event)
+                self.run_tokens(sampler, stop)
             elif job == "undo":
                 self.undo_token(sampler)
             elif job == "reset":
@@ -445,7 +461,7 @@ class TfundApp(App):
         self.transcript.set_candidates(message.candidates, message.config)
         self.needs_redraw = True
         if self.running:
-            if not self.current_job.is_cancelled:  # else the status says "pausing…" until the thread ends
+            if not self.stop_run.is_set():  # else the status says "pausing…" until the thread ends
                 self.main_screen.set_status(f"running · {self.transcript.n_generated} new · g pauses")
         else:
             self.main_screen.set_status(self.idle_status())
@@ -461,7 +477,7 @@ class TfundApp(App):
         self.needs_redraw = True
 
     def on_engine_note(self, message: EngineNote) -> None:
-        self.notify(message.text, timeout=4)
+        self.say(message.text)
 
     def on_parity_computed(self, message: ParityComputed) -> None:
         self.parity = (message.report, message.error)
@@ -480,7 +496,12 @@ class TfundApp(App):
             self.main_screen.show_loading(False)
             self.main_screen.set_status("no model: see the error")
         one_sentence = (ModelLoadError, TraceError, ReplayError)
-        text = str(error) if isinstance(error, one_sentence) else f"{type(error).__name__}: {error}"
+        if is_out_of_memory(error):
+            text = out_of_memory_sentence(self.info.device if self.info else "the device")
+        elif isinstance(error, one_sentence):
+            text = str(error)
+        else:
+            text = f"{type(error).__name__}: {error}"
         self.push_screen(ErrorScreen(JOB_TITLES.get(group, "Error"), text))
 
     # ---- drawing -----------------------------------------------------------------------------
@@ -548,7 +569,7 @@ class TfundApp(App):
     def needs_model(self) -> bool:
         """True (after saying so) when no model is loaded: before loading ends, or a replay without one."""
         if self.loaded is None:
-            self.notify("This needs the model: it is not loaded.", severity="warning", timeout=3)
+            self.say("This needs the model: it is not loaded.", severity="warning")
         return self.loaded is None
 
     def current_prompt(self) -> str:

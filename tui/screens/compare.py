@@ -15,6 +15,7 @@ REDRAWS_PER_SECOND times a second.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +31,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from engine.compare import CompareSession, CompareStep
 from engine.events import Candidate, SamplingConfig
@@ -226,7 +227,7 @@ class CompareScreen(Screen):
         self.pending: deque[tuple[str, Any]] = deque()
         self.busy = False
         self.running = False
-        self.current_job: Worker | None = None
+        self.stop_run = threading.Event()  # g sets it to pause; workers are never cancelled (see tui/app.py)
         self.status = "building both samplers…"
 
     def compose(self) -> ComposeResult:
@@ -267,10 +268,14 @@ class CompareScreen(Screen):
         self.running = job == "run"
         if self.running:
             self.set_status(f"running · {len(self.steps)} steps · g pauses")
-        self.current_job = self.compare_job(job, arg)
+        self.stop_run = threading.Event()
+        self.compare_job(job, arg, self.stop_run)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def compare_job(self, job: str, arg: Any) -> None:
+    def on_unmount(self) -> None:
+        self.stop_run.set()  # leaving the screen ends a run before its next step
+
+    @work(thread=True, exit_on_error=False, group="compare")
+    def compare_job(self, job: str, arg: Any, stop: threading.Event) -> None:
         """Runs in a thread: calls the samplers, posts results, never touches a widget."""
         try:
             if job == "setup":
@@ -283,7 +288,7 @@ class CompareScreen(Screen):
                 if job == "step":
                     self.step_once(session)
                 elif job == "run":
-                    self.run_steps(session, get_current_worker().cancelled_event)
+                    self.run_steps(session, stop)
                 elif job == "reset":
                     session.set_prompt(self.prompt)
                     self.post_progress(session, [], restart=True)
@@ -360,7 +365,7 @@ class CompareScreen(Screen):
             self.steps = []
         self.steps.extend(message.steps)
         if self.running:
-            if self.current_job is not None and not self.current_job.is_cancelled:
+            if not self.stop_run.is_set():
                 self.status = f"running · {len(self.steps)} steps · g pauses"
         else:
             self.status = f"ready · {len(self.steps)} steps"
@@ -376,7 +381,6 @@ class CompareScreen(Screen):
 
     def on_compare_screen_idle(self, message: Idle) -> None:
         self.busy = self.running = False
-        self.current_job = None
         if self.status.startswith(("running", "pausing")):
             self.set_status(f"ready · {len(self.steps)} steps")
         if self.pending:
@@ -440,8 +444,8 @@ class CompareScreen(Screen):
         self.submit("step")
 
     def action_run_pause(self) -> None:
-        if self.running and self.current_job is not None:
-            self.current_job.cancel()  # the run stops before its next step
+        if self.running:
+            self.stop_run.set()  # the run stops before its next step
             self.set_status("pausing…")
         else:
             self.submit("run")
