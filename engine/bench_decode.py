@@ -2,6 +2,8 @@
 
 Each repeat runs both engines back to back (alternating which goes first) on the same prompt, so
 machine noise hits both alike; the figures are medians. Times include the prompt's prefill.
+On a GPU `tfund bench decode --device cuda` runs engine.fast_decode.bench_fast instead; the
+tables for both are formatted here.
 """
 
 from __future__ import annotations
@@ -87,3 +89,34 @@ def bench_decode(hf_model, prompt_ids: list[int], n_tokens: int, repeats: int = 
         "numpy_seconds": seconds["numpy"],
         "torch_seconds": seconds["torch"],
     }
+
+
+def format_decode_table(result: dict, label: str) -> str:
+    """The CPU table: NumPy KV-cache engine vs transformers, tok/s and their ratio."""
+    return "\n".join(
+        [
+            f"decode benchmark: {label}, cpu, {result['prompt_tokens']} prompt + {result['n_tokens']} new tokens, "
+            f"median of {result['repeats']}, {result['torch_threads']} torch threads",
+            f"{'engine':<32}{'tok/s':>10}",
+            f"{'numpy (KV cache)':<32}{result['numpy_tok_s']:>10.1f}",
+            f"{'transformers (eager)':<32}{result['torch_tok_s']:>10.1f}",
+            f"ratio numpy/transformers {result['ratio']:.2f}x; same tokens: {'yes' if result['same_tokens'] else 'NO'}",
+        ]
+    )
+
+
+def format_fast_table(result: dict, label: str) -> str:
+    """The GPU table (engine.fast_decode.bench_fast): our step loop with full capture vs transformers generate."""
+    graphs = "yes" if result["graphed"] else f"no ({result['graph_error']})" if result["graph_error"] else "no"
+    return "\n".join(
+        [
+            f"decode benchmark: {label}, {result['device']} ({result['device_name']}), {result['dtype']}, "
+            f"{result['prompt_tokens']} prompt + {result['n_tokens']} new tokens, median of {result['repeats']}",
+            f"{'engine':<48}{'tok/s':>10}",
+            f"{'tfund step loop, full capture (static cache)':<48}{result['fast_tok_s']:>10.1f}",
+            f"{'tfund eager TorchBackend, full capture':<48}{result['eager_tok_s']:>10.1f}",
+            f"{'transformers generate, no capture':<48}{result['generate_tok_s']:>10.1f}",
+            f"ratio step loop/generate {result['fast_vs_generate']:.2f}x, step loop/eager {result['fast_vs_eager']:.2f}x; "
+            f"CUDA graphs: {graphs}; same tokens as eager: {'yes' if result['same_tokens_fast_eager'] else 'NO'}",
+        ]
+    )

@@ -17,6 +17,11 @@ from typing import Callable, Sequence
 from engine.events import SamplingConfig
 
 DEFAULT_PROMPT = "In a small village,"
+BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.bench_decode.SHAPES (not imported: torch)
+TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.bench NAME` (the engine never imports textual)
+    "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
+    "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
+}
 
 
 class UsageError(Exception):
@@ -137,14 +142,17 @@ def build_parser() -> OneLineParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
-    decode = bench_sub.add_parser("decode", help="NumPy KV-cache decode vs transformers on CPU")
+    decode = bench_sub.add_parser("decode", help="decode tok/s: NumPy vs transformers on CPU; on CUDA our step loop vs generate")
     decode.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
-    decode.add_argument("--config", choices=["tiny", "gpt2", "gpt2-medium", "gpt2-xl"], default=None, help="random-init model of this shape instead of --model")
+    decode.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
+    decode.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu: NumPy vs transformers; cuda: step loop vs generate")
+    decode.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="model dtype (other than float32: cuda only)")
     decode.add_argument("--tokens", type=positive_tokens_arg, default=64)
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
-    bench_sub.add_parser("ui", help="tfund-tui start-up and per-token UI update time (runs python -m tui.bench)", add_help=False)
+    for name, summary in TUI_BENCHMARKS.items():  # their options are tui.bench's: `tfund bench NAME --help`
+        bench_sub.add_parser(name, help=f"{summary} (runs python -m tui.bench {name})", add_help=False)
     return parser
 
 
@@ -235,15 +243,22 @@ def cmd_train_toy(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.bench_command == "ui":
-        import subprocess  # the UI benchmark lives in tui/ (the engine never imports textual)
+    if args.bench_command in TUI_BENCHMARKS:
+        import subprocess
 
-        return subprocess.call([sys.executable, "-m", "tui.bench", *args.ui_args])
-    from engine.bench_decode import bench_decode, random_gpt2
-    from engine.models import load_model
-
+        return subprocess.call([sys.executable, "-m", "tui.bench", args.bench_command, *args.tui_args])
     if args.config and args.model:
         raise UsageError("give either --model or --config, not both")
+    if args.device == "cpu" and args.dtype != "float32":
+        raise UsageError("argument --dtype: the CPU benchmark compares float32 engines; other dtypes need --device cuda")
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("tfund: error: --device cuda: torch sees no CUDA device on this machine (use --device cpu)", file=sys.stderr)
+        return 1
+    from engine.bench_decode import bench_decode, format_decode_table, format_fast_table, random_gpt2
+    from engine.models import load_model
+
     if args.config:
         hf_model, label = random_gpt2(args.config), f"random {args.config}"
     else:
@@ -252,15 +267,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.prompt_tokens + args.tokens > n_positions:
         raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
     prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]
-    result = bench_decode(hf_model, prompt_ids, args.tokens, repeats=args.repeats)
-    if args.json:
-        print(json.dumps({"model": label, **result}))
+    if args.device == "cuda":
+        from engine.fast_decode import UnsupportedModelError, bench_fast
+
+        try:
+            result = bench_fast(hf_model.to(dtype=getattr(torch, args.dtype)), prompt_ids, args.tokens, device="cuda", repeats=args.repeats)
+        except UnsupportedModelError as error:
+            print(f"tfund: error: {error}", file=sys.stderr)
+            return 1
+        table = format_fast_table(result, label)
     else:
-        print(f"decode benchmark: {label}, {args.prompt_tokens} prompt + {args.tokens} new tokens, median of {args.repeats}")
-        print(f"{'engine':<24}{'tok/s':>10}")
-        print(f"{'numpy (KV cache)':<24}{result['numpy_tok_s']:>10.1f}")
-        print(f"{'transformers cpu':<24}{result['torch_tok_s']:>10.1f}")
-        print(f"ratio numpy/torch {result['ratio']:.2f}")
+        result = bench_decode(hf_model, prompt_ids, args.tokens, repeats=args.repeats)
+        table = format_decode_table(result, label)
+    print(json.dumps({"model": label, **result}) if args.json else table)
     return 0
 
 
@@ -295,8 +314,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args, extra = build_parser().parse_known_args(argv)
-    if getattr(args, "bench_command", None) == "ui":
-        args.ui_args = extra  # passed through to python -m tui.bench
+    if getattr(args, "bench_command", None) in TUI_BENCHMARKS:
+        args.tui_args = extra  # passed through to python -m tui.bench
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     from engine.models import ModelLoadError, ModelUnavailableError

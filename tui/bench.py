@@ -1,108 +1,430 @@
-"""TUI timings for docs/BENCHMARKS.md: `python -m tui.bench [--model toy] [--repeats 3]`.
+"""tfund-tui benchmarks for docs/BENCHMARKS.md: `python -m tui.bench startup|render` (= `tfund bench ...`).
 
-- first frame and model ready: the installed `tfund-tui` launched in tmux (a real terminal), the
-  screen polled every 10 ms until the pane titles appear, then until the status says "ready";
-- per-token UI update at 32 and 128 tokens of context: in-process (headless), the time the UI thread
-  spends on one token: applying the event, redrawing every pane and rendering the screen, next to the
-  engine's own time for that token.
-Figures are medians; they depend on the machine, so they are printed, never asserted.
+startup  tfund-tui (`python -m tui`, what the tfund-tui script runs) and a minimal Textual app
+         (`python -m tui.minimal_app`: one Static and a Footer) launched alternately in the same
+         100×30 tmux window (a real terminal emulator; TERM=xterm-256color without COLORTERM, as
+         over SSH). The clock starts when tmux respawns the pane with the command; the screen is
+         polled every 10 ms until the first frame (pane titles, or the minimal app's text) and, for
+         tfund-tui, until the status says "ready" (model loaded). Medians of --repeats launches.
+render   per token, at each context length C (a prompt of C - 1 tokens; one step makes C):
+         - UI update: in-process (headless Textual, same app and size), the CPU time of the UI
+           thread from applying the token's message until Textual is idle again: the panes
+           redrawn, the layout and the repaint composed and encoded as terminal sequences (the
+           headless driver writes nothing, so its display step is replaced by that encoding);
+           the engine's own time for the token beside it, and the size of that repaint's terminal
+           sequences ("bytes/update": deterministic, one frame);
+         - bytes written to the terminal: the real app in a pseudo-terminal (os.openpty, 100×30,
+           TERM=xterm-256color, 256 colours), every byte it writes read back. One token = one `n`
+           key; its bytes are counted from the key until the trace holds the token and the output
+           has been quiet for 0.3 s; backspace (undo, not counted, waited for in the same way)
+           goes back to C - 1. This is step mode, one frame per token, the worst case: run mode
+           coalesces tokens into at most 30 frames a second.
+         --config gpt2... measures a random-init model of that shape (12 layers × 12 heads for
+         gpt2): its vocabulary is cut to the toy tokenizer's, which labels the tokens, and it is
+         saved to a temporary directory that both measurements load.
+Figures depend on the machine: printed, never asserted. Models load on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import io
+import json
+import os
+import re
+import select
+import shlex
 import shutil
 import statistics
+import struct
 import subprocess
+import sys
+import tempfile
+import termios
+import threading
 import time
 import uuid
+from pathlib import Path
 
+from rich.console import Console
+
+from engine.cli import OneLineParser, _integer, model_arg, ranged
 from engine.events import SamplingConfig
+from tui.minimal_app import READY_TEXT
 
-POLL_S = 0.01
+POLL_S = 0.01  # tmux screen polling interval
+QUIET_S = 0.3  # output silence that ends one token's frame in the pseudo-terminal
+LAUNCH_TIMEOUT_S = 180.0
+STEP_TIMEOUT_S = 60.0
+RANDOM_CONFIGS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+UI_BUDGET_MS = 16.0  # issue 5: per-token UI update at 128 tokens of context, 100×30
+STARTUP_GOAL_S = 1.0  # issue 5: first frame
+STARTUP_GOAL_RATIO = 2.0  # issue 5: first frame at most twice the minimal app's
+ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[0-?@-_])")  # CSI, OSC, DCS.., 2-byte
+
+repeats_arg = ranged(_integer, lambda v: 1 <= v <= 1000, "an integer in [1, 1000]")
+tokens_arg = ranged(_integer, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]")
 
 
-def tmux_launch_times(model: str, timeout_s: float = 120.0) -> tuple[float, float]:
-    """Seconds from launch to the first frame and to model-ready, in a 100×30 tmux window."""
-    script = shutil.which("tfund-tui")
-    if script is None:
-        raise SystemExit("tfund-tui is not installed (pip install -e .)")
-    socket = f"tfund-bench-{uuid.uuid4().hex[:8]}"
-    tmux = ["tmux", "-L", socket]
-    command = f"env -u COLORTERM TERM=xterm-256color {script} --model {model} --device cpu"
-    started = time.perf_counter()
-    subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "30", command], check=True)
+def contexts_arg(text: str) -> list[int]:
+    """`32,128,256` -> [32, 128, 256]; each at least 2 (a prompt token and a generated one)."""
+    try:
+        contexts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 2, e.g. 32,128,256 (got {text!r})") from None
+    if not contexts or min(contexts) < 2:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 2, e.g. 32,128,256 (got {text!r})")
+    return contexts
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """`100x30` -> (100, 30)."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match or not (40 <= int(match[1]) <= 500 and 10 <= int(match[2]) <= 200):
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT within 40x10..500x200, e.g. 100x30 (got {text!r})")
+    return int(match[1]), int(match[2])
+
+
+def strip_ansi(text: str) -> str:
+    """The printable text of terminal output: escape sequences removed."""
+    return ANSI_ESCAPE.sub("", text)
+
+
+def usage_exit(message: str) -> None:
+    """A bad argument found after parsing: one line, exit 2."""
+    sys.stderr.write(f"tfund bench: error: {message}\n")
+    raise SystemExit(2)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+# ---- startup: tmux ---------------------------------------------------------------------------
+def tmux_launch_times(command: list[str], first_marker: str, ready_marker: str | None, size=(100, 30)) -> tuple[float, float | None]:
+    """Seconds from launch to the first frame (first_marker on screen) and to ready_marker, in tmux."""
+    if shutil.which("tmux") is None:
+        raise SystemExit("tui.bench: tmux is not installed (the start-up benchmark runs the apps in tmux)")
+    tmux = ["tmux", "-L", f"tfund-bench-{uuid.uuid4().hex[:8]}"]
+    shell = f"env -u COLORTERM -u NO_COLOR TERM=xterm-256color {shlex.join(command)}"
+    width, height = size
+    # the server and pane exist before the clock starts: only the app's own start-up is timed
+    subprocess.run([*tmux, "new-session", "-d", "-x", str(width), "-y", str(height), "cat"], check=True)
     first_frame = ready = None
     try:
-        while time.perf_counter() - started < timeout_s and ready is None:
+        started = time.perf_counter()
+        subprocess.run([*tmux, "respawn-pane", "-k", shell], check=True)
+        while time.perf_counter() - started < LAUNCH_TIMEOUT_S:
             screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout
             now = time.perf_counter() - started
-            if first_frame is None and "Parameters" in screen:
+            if first_frame is None and first_marker in screen:
                 first_frame = now
-            if "ready" in screen:
+            if ready_marker is not None and ready_marker in screen:
                 ready = now
+            if first_frame is not None and (ready_marker is None or ready is not None):
+                break
             time.sleep(POLL_S)
-        subprocess.run([*tmux, "send-keys", "q"])
-        time.sleep(0.5)
+        subprocess.run([*tmux, "send-keys", "q"], capture_output=True)
+        time.sleep(0.3)
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
-    if first_frame is None or ready is None:
-        raise SystemExit("the app did not become ready in time")
+    if first_frame is None or (ready_marker is not None and ready is None):
+        raise SystemExit(f"tui.bench: {shlex.join(command)} did not show {ready_marker or first_marker!r} within {LAUNCH_TIMEOUT_S:.0f} s")
     return first_frame, ready
 
 
-async def ui_update_times(model: str, contexts: list[int], tokens_per_context: int) -> dict[int, tuple[float, float]]:
-    """Median (UI ms, engine ms) per token once the context holds each of `contexts` tokens."""
+def startup_bench(model: str, repeats: int) -> dict:
+    """tfund-tui vs the minimal app, launched alternately; medians in ms and the first-frame ratio."""
+    tfund = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu"]
+    minimal = [sys.executable, "-m", "tui.minimal_app"]
+    runs: dict[str, list] = {"tfund_first_frame_ms": [], "tfund_model_ready_ms": [], "minimal_first_frame_ms": []}
+    for _ in range(repeats):
+        first, ready = tmux_launch_times(tfund, "Parameters", "ready")
+        runs["tfund_first_frame_ms"].append(first * 1e3)
+        runs["tfund_model_ready_ms"].append(ready * 1e3)
+        runs["minimal_first_frame_ms"].append(tmux_launch_times(minimal, READY_TEXT, None)[0] * 1e3)
+    result = {"model": model, "repeats": repeats, "terminal": "tmux 100x30", **{k: median(v) for k, v in runs.items()}}
+    result["ratio_first_frame"] = result["tfund_first_frame_ms"] / result["minimal_first_frame_ms"]
+    result["runs"] = runs
+    return result
+
+
+def format_startup(result: dict) -> str:
+    first, ratio = result["tfund_first_frame_ms"], result["ratio_first_frame"]
+    return "\n".join(
+        [
+            f"startup benchmark: {result['terminal']}, median of {result['repeats']} launches each, alternating",
+            f"{'app':<34}{'first frame':>12}{'model ready':>13}",
+            f"{'minimal Textual app':<34}{result['minimal_first_frame_ms']:>9.0f} ms{'-':>13}",
+            f"{'tfund-tui --model ' + result['model']:<34}{first:>9.0f} ms{result['tfund_model_ready_ms']:>10.0f} ms",
+            f"ratio first frame tfund-tui / minimal: {ratio:.2f}x "
+            f"(goal <= {STARTUP_GOAL_RATIO:.0f}x: {verdict(ratio <= STARTUP_GOAL_RATIO)}; "
+            f"first frame <= {STARTUP_GOAL_S * 1e3:.0f} ms: {verdict(first <= STARTUP_GOAL_S * 1e3)})",
+        ]
+    )
+
+
+# ---- render: the model and prompts -------------------------------------------------------------
+def prompt_of_length(tokenizer, n_tokens: int) -> str:
+    """A toy-corpus text that the tokenizer splits into exactly n_tokens tokens."""
+    from engine.toy_corpus import END_OF_TEXT, corpus_text
+
+    n_stories = 1
+    while True:
+        ids = tokenizer.encode(corpus_text(n_stories, seed=0).replace(END_OF_TEXT, "\n"), add_special_tokens=False)
+        if len(ids) >= n_tokens + 8 or n_stories > 4096:
+            break
+        n_stories *= 2
+    for cut in [n_tokens + k for k in range(8)] + [n_tokens - k for k in range(1, 8)]:
+        text = tokenizer.decode(ids[:cut])
+        if 0 < cut <= len(ids) and len(tokenizer.encode(text, add_special_tokens=False)) == n_tokens:
+            return text
+    raise ValueError(f"could not build a prompt of exactly {n_tokens} tokens")
+
+
+def save_random_model(config_name: str, directory: str) -> str:
+    """A random-init GPT-2 of this shape with the toy tokenizer (vocabulary cut to fit), saved for load_model."""
+    from engine.bench_decode import random_gpt2
+    from engine.tokenize_view import load_tokenizer
+
+    tokenizer = load_tokenizer("toy")
+    hf_model = random_gpt2(config_name, vocab_size=len(tokenizer))
+    tokenizer.model_max_length = hf_model.config.n_positions
+    hf_model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+# ---- render: UI time in-process ----------------------------------------------------------------
+async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, size: tuple[int, int]) -> dict:
+    """Per context (prompt of context - 1 tokens): median UI CPU ms per token, engine ms, bytes the updates encode to."""
     from engine.models import load_model
     from tui.app import make_app
-    from tui.messages import TokensGenerated
+    from tui.messages import TokensGenerated, TokenUndone
 
     loaded = load_model(model, device="cpu")
+    if max(prompts) > loaded.info.n_positions:
+        usage_exit(f"argument --contexts: at most the model's {loaded.info.n_positions} positions (got {max(prompts)})")
     app = make_app(model=loaded, config=SamplingConfig(temperature=0.8, seed=0), device="cpu", palette="color")
+    terminal = Console(color_system="256", force_terminal=True, file=io.StringIO())  # as the pseudo-terminal's
+    encoded: list[int] = []
+
+    def encode_display(screen, update) -> None:  # what a terminal driver would be sent for this update
+        if update is not None:
+            encoded.append(len(update.render_segments(terminal).encode()))
+
     results = {}
-    async with app.run_test(size=(100, 30)) as pilot:
-        while app.sampler is None:
+    async with app.run_test(size=size) as pilot:
+        app._display = encode_display  # the headless driver's display writes nothing
+        while app.sampler is None or app.engine_busy or app.pending:
             await pilot.pause(0.05)
         sampler = app.sampler
-        for context in contexts:
-            sampler.set_prompt("In a small village,")
-            while len(sampler.tokens) < context - 1:
-                sampler.step() if not sampler.done else sampler.undo()
+        for context, prompt in prompts.items():
+            sampler.set_prompt(prompt)
             app.apply_context(app.context_of(sampler))
-            ui_ms, engine_ms = [], []
-            for _ in range(tokens_per_context):
-                if sampler.done:
-                    sampler.undo()
+            app.redraw_now()
+            await pilot.pause()
+            ui_ms, engine_ms, update_bytes = [], [], []
+            for _ in range(n_tokens):
                 event = sampler.step()
                 message = TokensGenerated([event], sampler.preview(), sampler.config, None)
-                began = time.perf_counter()
+                encoded.clear()
+                began = time.thread_time()
                 app.on_tokens_generated(message)
                 app.redraw_now()
-                app.screen._compositor.render_update(full=True)  # every pane's lines, as a repaint would
-                ui_ms.append((time.perf_counter() - began) * 1e3)
+                await pilot.pause()  # Textual's own layout and repaint of what changed
+                ui_ms.append((time.thread_time() - began) * 1e3)
                 engine_ms.append(event.timings["total"])
-                sampler.undo()  # stay at this context length
-                app.transcript.pop(sampler.last_lens, sampler.last_norms, sampler.last_cosines)
+                update_bytes.append(sum(encoded))
+                sampler.undo()  # back to context - 1, shown as the app shows an undo (not timed)
+                app.on_token_undone(TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), sampler.config))
+                app.redraw_now()
                 await pilot.pause()
-            results[context] = (statistics.median(ui_ms), statistics.median(engine_ms))
-    return results
+            results[context] = {"ui_ms": median(ui_ms), "engine_ms": median(engine_ms), "encoded_bytes": median(update_bytes), "ui_ms_runs": ui_ms}
+        info = app.info
+    return {"n_layer": info.n_layer, "n_head": info.n_head, "n_positions": info.n_positions, "contexts": results}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tui.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="toy")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=20, help="tokens timed at each context length")
-    args = parser.parse_args()
-    launches = [tmux_launch_times(args.model) for _ in range(args.repeats)]
-    print(f"model {args.model}, {args.repeats} launches in tmux 100x30 (median)")
-    print(f"  first frame   {statistics.median(f for f, _ in launches) * 1e3:7.0f} ms")
-    print(f"  model ready   {statistics.median(r for _, r in launches) * 1e3:7.0f} ms")
-    updates = asyncio.run(ui_update_times(args.model, [32, 128], args.tokens))
-    for context, (ui_ms, engine_ms) in updates.items():
-        print(f"  context {context:4d}: UI update {ui_ms:6.1f} ms/token, engine {engine_ms:6.1f} ms/token, ratio {ui_ms / engine_ms:5.1f}")
+# ---- render: bytes in a pseudo-terminal --------------------------------------------------------
+class PtyApp:
+    """A command running in a pseudo-terminal of a given size; everything it writes is read and counted."""
+
+    def __init__(self, command: list[str], size: tuple[int, int], env: dict[str, str] | None = None):
+        master, slave = os.openpty()
+        width, height = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        self.master = master
+        self.output = bytearray()
+        self.last_output_at = time.monotonic()
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True)
+        os.close(slave)
+        self.reader = threading.Thread(target=self.read_all, daemon=True)
+        self.reader.start()
+
+    def read_all(self) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.5)
+                if not ready:
+                    if self.process.poll() is not None:
+                        return
+                    continue
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.output += chunk
+                self.last_output_at = time.monotonic()
+
+    @property
+    def n_bytes(self) -> int:
+        with self.lock:
+            return len(self.output)
+
+    def text(self) -> str:
+        with self.lock:
+            return strip_ansi(self.output.decode("utf-8", errors="replace"))
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def wait_until(self, condition, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"tui.bench: the app in the pseudo-terminal did not {what} within {timeout_s:.0f} s")
+            time.sleep(0.01)
+
+    def wait_quiet(self, quiet_s: float, timeout_s: float) -> None:
+        self.wait_until(lambda: time.monotonic() - self.last_output_at >= quiet_s, timeout_s, "go quiet")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.send("q")
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.reader.join(2)
+        os.close(self.master)
+
+
+def terminal_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLORTERM", "NO_COLOR", "TEXTUAL")}
+    env["TERM"] = "xterm-256color"
+    return env
+
+
+def trace_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def pty_bytes_per_token(model: str, prompt: str, n_tokens: int, size: tuple[int, int], workdir: str) -> list[int]:
+    """Bytes the real app writes to its terminal for each of n_tokens steps (each undone before the next)."""
+    trace = Path(workdir) / f"trace-{uuid.uuid4().hex[:8]}.jsonl"
+    command = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu", "--prompt", prompt,
+               "--temperature", "0.8", "--seed", "0", "--trace", str(trace)]
+    app = PtyApp(command, size, terminal_env())
+    counts = []
+    try:
+        app.wait_until(lambda: "ready" in app.text(), LAUNCH_TIMEOUT_S, "become ready")
+        app.wait_quiet(QUIET_S * 2, STEP_TIMEOUT_S)
+        for _ in range(n_tokens):
+            lines, before = trace_lines(trace), app.n_bytes
+            app.send("n")
+            app.wait_until(lambda: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "step")
+            app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
+            counts.append(app.n_bytes - before)
+            lines, before = trace_lines(trace), app.n_bytes
+            app.send("\x7f")  # backspace: undo; its repaint must be over before the next step counts
+            app.wait_until(lambda: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "undo")
+            app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
+    finally:
+        app.close()
+    return counts
+
+
+def render_bench(model: str | None, config: str | None, contexts: list[int], n_tokens: int, n_byte_tokens: int, size: tuple[int, int]) -> dict:
+    """UI ms per token (in-process) and bytes per token (pseudo-terminal) at each context length."""
+    from engine.tokenize_view import load_tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="tfund-bench-") as workdir:
+        model_path = save_random_model(config, str(Path(workdir) / config)) if config else model or "toy"
+        tokenizer = load_tokenizer(model_path)
+        prompts = {context: prompt_of_length(tokenizer, context - 1) for context in contexts}
+        timed = asyncio.run(ui_update_times(model_path, prompts, n_tokens, size))
+        for context, prompt in prompts.items():
+            counts = pty_bytes_per_token(model_path, prompt, n_byte_tokens, size, workdir)
+            timed["contexts"][context].update(bytes=median(counts), bytes_runs=counts)
+    label = f"random {config}" if config else model or "toy"
+    return {"model": label, "size": f"{size[0]}x{size[1]}", "tokens": n_tokens, "byte_tokens": n_byte_tokens, **timed}
+
+
+def format_render(result: dict) -> str:
+    lines = [
+        f"render benchmark: {result['model']} ({result['n_layer']} layers x {result['n_head']} heads), "
+        f"{result['size']}, step mode; UI: median of {result['tokens']} tokens, bytes: median of {result['byte_tokens']}",
+        f"{'context':>8}{'UI ms/token':>13}{'engine ms/token':>17}{'terminal bytes/token':>22}{'bytes/update':>14}",
+    ]
+    for context, row in result["contexts"].items():
+        lines.append(
+            f"{context:>8}{row['ui_ms']:>13.1f}{row['engine_ms']:>17.1f}{row['bytes']:>22,.0f}{row['encoded_bytes']:>14,.0f}"
+        )
+    lines.append("terminal bytes: the real app in a pseudo-terminal; bytes/update: the token's own repaint, in-process")
+    at_128 = result["contexts"].get(128) or result["contexts"].get("128")
+    if at_128 is not None:
+        met = verdict(at_128["ui_ms"] <= UI_BUDGET_MS)
+        lines.append(f"budget: UI update <= {UI_BUDGET_MS:.0f} ms/token at 128 tokens: {met} ({at_128['ui_ms']:.1f} ms)")
+    return "\n".join(lines)
+
+
+# ---- command line ----------------------------------------------------------------------------
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="tfund bench", description="tfund-tui benchmarks (start-up; per-token UI time and bytes)")
+    sub = parser.add_subparsers(dest="benchmark", required=True, parser_class=OneLineParser)
+    startup = sub.add_parser("startup", help="time to first frame and model-ready in tmux, vs a minimal Textual app")
+    startup.add_argument("--model", type=model_arg, default="toy")
+    startup.add_argument("--repeats", type=repeats_arg, default=5)
+    startup.add_argument("--json", action="store_true")
+    render = sub.add_parser("render", help="per-token UI update time and bytes written to the terminal")
+    render.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
+    render.add_argument("--config", choices=RANDOM_CONFIGS, default=None, help="random-init model of this GPT-2 shape instead of --model")
+    render.add_argument("--contexts", type=contexts_arg, default=[32, 128, 256], help="context lengths (default 32,128,256)")
+    render.add_argument("--tokens", type=tokens_arg, default=20, help="tokens timed in-process per context (default 20)")
+    render.add_argument("--byte-tokens", type=tokens_arg, default=5, help="tokens counted in the pseudo-terminal per context (default 5)")
+    render.add_argument("--size", type=size_arg, default=(100, 30), help="terminal WIDTHxHEIGHT (default 100x30)")
+    render.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.benchmark == "startup":
+        result = startup_bench(args.model, args.repeats)
+        print(json.dumps(result) if args.json else format_startup(result))
+        return 0
+    if args.model and args.config:
+        usage_exit("give either --model or --config, not both")
+    from engine.models import ModelLoadError
+
+    try:
+        result = render_bench(args.model, args.config, args.contexts, args.tokens, args.byte_tokens, args.size)
+    except ModelLoadError as error:
+        usage_exit(str(error))
+    print(json.dumps(result) if args.json else format_render(result))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

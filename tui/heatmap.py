@@ -5,11 +5,16 @@ character cell holds two rows of the matrix and pixels come out roughly square. 
 16-colour and NO_COLOR terminals, draws one pixel as two shade characters (` ░▒▓█`). Either way the
 matrix is fitted to the space it is given: magnified by a whole factor while it fits, max-pooled
 into bins once it does not (a 256-token context never becomes a 256×256 dump).
+
+Neighbouring cells of the same colour pair are one segment (the masked triangle is one run per
+row), and styles are memoised per colour pair: fewer segments to compose and fewer escape
+sequences written to the terminal, with the same cells on screen.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from rich.color import Color
@@ -29,6 +34,7 @@ COLOURMAP = np.array(  # dark indigo → magenta → orange → pale yellow (inf
     [(30, 20, 70), (90, 30, 120), (170, 50, 110), (235, 100, 50), (250, 200, 60), (252, 250, 190)], dtype=float
 )
 MASKED_RGB = (52, 52, 52)  # neutral grey for the causal mask, distinct from the colour map's dark end
+NO_PIXEL = -2  # level of the missing pixel row under an odd last row
 PLAIN = Style()  # every segment gets a style: Textual's NO_COLOR filter fails on segments without one
 
 
@@ -59,11 +65,13 @@ def fit_axis(n_tokens: int, n_px: int, max_scale: int, even: bool) -> Fit:
     return Fit(edges[:-1], edges[1:], 0)
 
 
-def pool(matrix: np.ndarray, rows: Fit, cols: Fit) -> tuple[np.ndarray, np.ndarray]:  # [T, T] -> [r, c], [r, c]
-    """Max over each pixel's bin of rows and columns, and which pixels lie wholly above the diagonal."""
+def pool(matrix: np.ndarray, rows: Fit, cols: Fit, causal: bool = True) -> tuple[np.ndarray, np.ndarray]:  # [T, T] -> [r, c], [r, c]
+    """Max over each pixel's bin of rows and columns, and which pixels lie wholly above the diagonal (causal only)."""
     by_rows = matrix[rows.starts] if rows.magnification else np.maximum.reduceat(matrix, rows.starts, axis=0)  # [r, T]
     pooled = by_rows[:, cols.starts] if cols.magnification else np.maximum.reduceat(by_rows, cols.starts, axis=1)  # [r, c]
     masked = cols.starts[None, :] > (rows.ends[:, None] - 1)  # [r, c] every column after every row of the bin
+    if not causal:  # an encoder attends both ways: nothing is masked
+        masked[:] = False
     return pooled, masked
 
 
@@ -86,24 +94,34 @@ def level_rgb(level: int, n_levels: int) -> tuple[int, int, int]:
     return tuple(int(round(c)) for c in rgb)
 
 
+@lru_cache(maxsize=None)
+def half_block_style(upper: int, lower: int) -> Style:
+    """fg = the upper pixel's level, bg = the lower one's; lower NO_PIXEL (an odd last row) leaves bg unset."""
+    fg = Color.from_rgb(*level_rgb(upper, COLOUR_LEVELS))
+    bg = None if lower == NO_PIXEL else Color.from_rgb(*level_rgb(lower, COLOUR_LEVELS))
+    return Style(color=fg, bgcolor=bg)
+
+
+def run_edges(codes: np.ndarray) -> list[int]:  # [c] -> run boundaries [0, ..., c]
+    """Where a row of codes changes value: runs of equal cells become one segment."""
+    return [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
+
+
 def grid_rows(level_map: np.ndarray, shade: bool) -> list[list[Segment]]:  # [r, c] -> text rows of segments
-    """The heatmap body: two pixel rows per text row in colour, one in shade mode; one column per cell."""
+    """The heatmap body: two pixel rows per text row in colour, one in shade mode; runs of equal cells merged."""
     if shade:
         return [[Segment("".join(MASKED_SHADE if v < 0 else SHADES[v] for v in row), PLAIN)] for row in level_map]
+    upper = level_map[0::2]  # [R, c] pixel rows drawn as foreground
+    lower = level_map[1::2]  # [R or R - 1, c] pixel rows drawn as background
+    if len(lower) < len(upper):  # an odd number of pixel rows: nothing below the last one
+        lower = np.vstack([lower, np.full((1, level_map.shape[1]), NO_PIXEL)])
+    codes = (upper + 1) * (COLOUR_LEVELS + 3) + (lower + 2)  # [R, c] one integer per (upper, lower) pair
     rows: list[list[Segment]] = []
-    styles: dict[tuple[int, int | None], Style] = {}
-    for top in range(0, len(level_map), 2):
-        upper = level_map[top]
-        lower = level_map[top + 1] if top + 1 < len(level_map) else None
-        segments = []
-        for c, up in enumerate(upper):
-            key = (int(up), None if lower is None else int(lower[c]))
-            if key not in styles:
-                fg = Color.from_rgb(*level_rgb(key[0], COLOUR_LEVELS))
-                bg = None if key[1] is None else Color.from_rgb(*level_rgb(key[1], COLOUR_LEVELS))
-                styles[key] = Style(color=fg, bgcolor=bg)
-            segments.append(Segment(HALF_BLOCK, styles[key]))
-        rows.append(segments)
+    for up, low, code in zip(upper.tolist(), lower.tolist(), codes):
+        edges = run_edges(code)
+        rows.append(
+            [Segment(HALF_BLOCK * (end - start), half_block_style(up[start], low[start])) for start, end in zip(edges, edges[1:])]
+        )
     return rows
 
 
@@ -114,6 +132,7 @@ def render_heatmap(
     height: int,
     highlight: int | None,  # token whose row is marked (newest or selected), or None
     shade: bool,
+    causal: bool = True,  # False for an encoder's attention: the upper triangle is drawn, not masked
 ) -> list[Strip]:
     """Exactly `height` strips, each `width` cells wide: row labels + grid, column labels, legend."""
     n_tokens = matrix.shape[0]
@@ -128,7 +147,7 @@ def render_heatmap(
     rows = fit_axis(n_tokens, grid_text_rows * px_per_row, max_scale=4 // cols_per_square, even=not shade)
     square = max(rows.magnification, 1) * cols_per_square  # columns per token for square cells
     cols = fit_axis(n_tokens, grid_cols, max_scale=2 * square, even=False)  # up to twice as wide, room for labels
-    pooled, masked = pool(matrix.astype(np.float32), rows, cols)
+    pooled, masked = pool(matrix.astype(np.float32), rows, cols, causal)
     level_map, top = levels(pooled, masked, len(SHADES) if shade else COLOUR_LEVELS)
     strong, marked, dim = Style(bold=True), Style(reverse=True, bold=True), Style(dim=True)
     lines: list[Strip] = []
@@ -177,7 +196,14 @@ def head_grid(rows: list[np.ndarray], layer: int, head: int | None) -> np.ndarra
     """One layer's attention over the context from per-token rows; head None averages the heads."""
     n_tokens = len(rows)
     grid = np.zeros((n_tokens, n_tokens), dtype=np.float32)  # [T, T] zeros above the diagonal
-    for i, row in enumerate(rows):
-        weights = row[layer].mean(axis=0) if head is None else row[layer, head]  # [i + 1]
-        grid[i, : len(weights)] = weights
+    if n_tokens == 0:
+        return grid
+    picked = [row[layer] if head is None else row[layer, head] for row in rows]  # T x [H, i+1] or [i+1]
+    lengths = np.array([weights.shape[-1] for weights in picked])  # [T]
+    flat = np.concatenate(picked, axis=-1)  # [H, sum] or [sum]
+    if head is None:
+        flat = flat.mean(axis=0)  # [sum]
+    row_ids = np.repeat(np.arange(n_tokens), lengths)  # [sum] the row each weight belongs to
+    col_ids = np.arange(len(row_ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # [sum] its column
+    grid[row_ids, col_ids] = flat
     return grid

@@ -69,6 +69,7 @@ class MainScreen(Screen):
         self.view_layer = 0  # the layer the heatmap shows
         self.view_head: int | None = None  # None = mean over heads
         self.selected_token: int | None = None  # None follows the newest token
+        self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -115,7 +116,13 @@ class MainScreen(Screen):
 
     def set_status(self, text: str) -> None:
         if self.drawable:
-            self.query_one("#generation-pane").border_subtitle = text
+            self.set_subtitle("#generation-pane", text)
+
+    def set_subtitle(self, selector: str, text: str) -> None:
+        """Setting a border subtitle repaints the whole pane, children included: only when it changes."""
+        if self.subtitles.get(selector) != text:
+            self.subtitles[selector] = text
+            self.query_one(selector).border_subtitle = text
 
     # ---- drawing -----------------------------------------------------------------------------
     def highlighted_token(self) -> int | None:
@@ -141,11 +148,12 @@ class MainScreen(Screen):
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, highlight, app.shade)
-            self.query_one("#attention-pane").border_subtitle = (
-                f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
+            self.set_subtitle(
+                "#attention-pane",
+                f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}",
             )
         legend = self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
-        self.query_one("#layers-pane").border_subtitle = legend
+        self.set_subtitle("#layers-pane", legend)
 
     # ---- settings keys: applied to the next token --------------------------------------------
     def action_temperature(self, direction: int) -> None:

@@ -1,16 +1,59 @@
-"""The attention heatmap widget: draws tui.heatmap's strips at whatever size it is given."""
+"""The attention heatmap widget, and StripsWidget: a widget drawn as strips that repaints only changed lines."""
 
 from __future__ import annotations
 
 import numpy as np
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.heatmap import PLAIN, render_heatmap
 
 
-class AttentionMap(Widget):
-    """Holds one [T, T] matrix; redraws its strips only when the data or its size change."""
+def changed_lines(old: list[Strip], new: list[Strip]) -> list[int]:
+    """Indices of the lines that differ (every line when the number of lines changed)."""
+    if len(old) != len(new):
+        return list(range(len(new)))
+    return [y for y, (before, after) in enumerate(zip(old, new)) if before != after]
+
+
+class StripsWidget(Widget):
+    """Drawn by `draw(width, height) -> strips`; after its inputs change, `redraw_changed()` repaints
+    only the lines that differ, so Textual re-renders, and the terminal receives, only those."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.strips: list[Strip] = []
+        self.strips_key: tuple | None = None  # the size the strips were drawn for
+
+    def draw(self, width: int, height: int) -> list[Strip]:
+        raise NotImplementedError
+
+    def redraw_changed(self) -> None:
+        width, height = self.size
+        if self.strips_key != (width, height) or not width or not height:
+            self.strips_key = None  # not drawn at this size yet: render_line draws every line
+            self.refresh()
+            return
+        strips = self.draw(width, height)
+        for y in changed_lines(self.strips, strips):
+            self.refresh(Region(0, y, width, 1))
+        self.strips = strips
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.strips_key = None  # strips may carry the widget's colours (a theme change): draw again
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        if self.strips_key != (width, height):
+            self.strips = self.draw(width, height)
+            self.strips_key = (width, height)
+        return self.strips[y] if y < len(self.strips) else Strip.blank(width, PLAIN)
+
+
+class AttentionMap(StripsWidget):
+    """Holds one [T, T] matrix; the same inputs again (a redraw for another pane's sake) repaint nothing."""
 
     DEFAULT_CSS = """
     AttentionMap { width: 1fr; height: 1fr; }
@@ -22,18 +65,13 @@ class AttentionMap(Widget):
         self.pieces: list[str] = []
         self.highlight: int | None = None
         self.shade = False
-        self.strips: list[Strip] = []
-        self.strips_key: tuple | None = None
+        self.causal = True  # False for an encoder: every token sees every other, nothing is masked
 
     def show(self, matrix: np.ndarray, pieces: list[str], highlight: int | None, shade: bool) -> None:
-        self.matrix, self.pieces, self.highlight, self.shade = matrix, pieces, highlight, shade
-        self.strips_key = None
-        self.refresh()
+        if np.array_equal(matrix, self.matrix) and pieces == self.pieces and (highlight, shade) == (self.highlight, self.shade):
+            return
+        self.matrix, self.pieces, self.highlight, self.shade = matrix, list(pieces), highlight, shade
+        self.redraw_changed()
 
-    def render_line(self, y: int) -> Strip:
-        width, height = self.size
-        key = (width, height)
-        if self.strips_key != key:
-            self.strips = render_heatmap(self.matrix, self.pieces, width, height, self.highlight, self.shade)
-            self.strips_key = key
-        return self.strips[y] if y < len(self.strips) else Strip.blank(width, PLAIN)
+    def draw(self, width: int, height: int) -> list[Strip]:
+        return render_heatmap(self.matrix, self.pieces, width, height, self.highlight, self.shade, self.causal)

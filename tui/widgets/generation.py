@@ -63,10 +63,17 @@ class GenerationView(VerticalScroll, can_focus=True, inherit_bindings=False):
         Binding("pagedown", "page_down", "Page down", show=False),
     ]
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shown: tuple | None = None  # what the text was last built from: the same again repaints nothing
+
     def compose(self):
         yield Static(id="tokens")
 
     def show(self, positions: list[Position], selected: int | None, shade: bool, follow: bool) -> None:
-        self.query_one("#tokens", Static).update(token_text(positions, selected, shade))
+        shown = ([(p.token_id, p.piece, p.p_raw, p.forced, p.generated) for p in positions], selected, shade)
+        if shown != self.shown:
+            self.shown = shown
+            self.query_one("#tokens", Static).update(token_text(positions, selected, shade))
         if follow:
             self.call_after_refresh(self.scroll_end, animate=False)

@@ -1,76 +1,210 @@
-"""The Layers pane: residual-stream norm and layer-to-layer cosine per layer, and the logit lens."""
+"""The Layers pane: residual-stream norm and layer-to-layer cosine per layer, and the logit lens.
+
+The chart is drawn here, in the layout plotext gave it (a frame, y ticks, braille lines, a legend,
+x ticks), straight into strips: plotext's build plus re-parsing its ANSI output took ~9× as long per
+token. Only the lines that changed are repainted.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Static
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
 
 from engine.events import LensEntry
 from tui.pieces import label_text
+from tui.widgets.attention_map import StripsWidget
+
+SERIES_COLOURS = ("#9d65ff", "#98e024")  # norm, cosine: the colours plotext's first two series had on screen
+BRAILLE_BASE = 0x2800
+BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])  # [4, 2] dot (row, col) -> bit
+LEGEND_MARK = "⢕⢕"
+PLAIN = Style()
+MAX_Y_TICKS = 7
 
 
-def lens_text(lens: list[LensEntry], rows: int, width: int) -> Text:
-    """`L3 ·the 41%` per layer, the last layers kept when they do not all fit."""
-    text = Text(no_wrap=True, overflow="crop")
-    text.append("lens→next", style="dim")
-    shown = lens[-max(rows - 1, 1) :] if lens else []
-    token_w = max(3, width - 9)
-    for entry in shown:
-        text.append(f"\n{entry.layer:>2} ", style="dim")
-        text.append(f"{label_text(entry.text, token_w):<{token_w}}", style="bold")
-        text.append(f" {min(entry.p * 100, 99):2.0f}%", style="dim")
-    return text
+def lens_strips(lens: list[LensEntry], width: int, height: int) -> list[Strip]:
+    """`L3 ·the 41%` per layer under a `lens→next` header, the last layers kept when they do not all fit."""
+    dim, bold = Style(dim=True), Style(bold=True)
+    token_w = max(3, width - 10)  # the layer (3 cells) and the percentage (4) around it, one cell spare
+    lines = [Strip([Segment("lens→next", dim)])]
+    for entry in lens[-max(height - 1, 1) :]:
+        token = f"{label_text(entry.text, token_w):<{token_w}}"
+        lines.append(Strip([Segment(f"{entry.layer:>2} ", dim), Segment(token, bold), Segment(f" {min(entry.p * 100, 99):2.0f}%", dim)]))
+    blank = [Strip.blank(width, PLAIN)] * height
+    return ([line.adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
 
 
-def plot_layers(plt, norms: np.ndarray, cosines: np.ndarray) -> None:
-    """Per layer (0 = embedding): residual norm scaled to its maximum, and cos(layer, layer-1).
-
-    One shared axis keeps the plot narrow enough for an 80-column terminal; the norm's maximum is
-    in its label.
-    """
-    plt.clear_data()
-    plt.clear_figure()
+def layer_series(norms: np.ndarray, cosines: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Per layer (0 = embedding): residual norm scaled to its maximum, and cos(layer, layer-1), with labels."""
+    series = []
     if len(norms):
         top = float(np.max(norms)) or 1.0
-        plt.plot(list(range(len(norms))), [float(v) / top for v in norms], label=f"norm/{top:.3g}", marker="braille")
+        series.append((np.arange(len(norms)), np.asarray(norms, float) / top, f"norm/{top:.3g}"))  # [L + 1]
     if len(cosines):
-        plt.plot(list(range(1, len(cosines) + 1)), [float(v) for v in cosines], label="cos", marker="braille")
-    n_points = len(norms)
-    plt.xticks(list(range(n_points)) if n_points <= 8 else list(range(0, n_points, max(1, n_points // 6))))
-    plt.xlabel("layer")
+        series.append((np.arange(1, len(cosines) + 1), np.asarray(cosines, float), "cos"))  # [L]
+    return series
+
+
+def x_ticks(n_points: int) -> list[int]:
+    """Every layer up to 8, else about six evenly spaced."""
+    return list(range(n_points)) if n_points <= 8 else list(range(0, n_points, max(1, n_points // 6)))
+
+
+def line_dots(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [n], [n] -> [m], [m] dot coords
+    """Straight segments between consecutive points, one dot per step along the longer axis."""
+    if len(xs) == 1:
+        return xs.round().astype(int), ys.round().astype(int)
+    cols, rows = [], []
+    for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
+        steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
+        cols.append(np.linspace(x0, x1, steps))
+        rows.append(np.linspace(y0, y1, steps))
+    return np.concatenate(cols).round().astype(int), np.concatenate(rows).round().astype(int)
+
+
+def braille(dots: np.ndarray) -> np.ndarray:  # [4R, 2C] bool -> [R, C] braille bit patterns
+    rows, cols = dots.shape[0] // 4, dots.shape[1] // 2
+    return (dots.reshape(rows, 4, cols, 2) * BRAILLE_BITS[None, :, None, :]).sum(axis=(1, 3))
+
+
+def merged_strip(cells: list[tuple[str, Style]]) -> Strip:
+    """One segment per run of cells sharing a style."""
+    segments: list[Segment] = []
+    text, style = "", PLAIN
+    for char, cell_style in cells:
+        if cell_style is not style and text:
+            segments.append(Segment(text, style))
+            text = ""
+        text, style = text + char, cell_style
+    segments.append(Segment(text, style))
+    return Strip(segments)
+
+
+def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "layer") -> list[Strip]:
+    """Exactly `height` strips `width` wide: y ticks, a frame, braille lines, a legend, x ticks and label."""
+    blank = [Strip.blank(width, PLAIN) for _ in range(height)]
+    series = layer_series(norms, cosines)
+    plot_rows = height - 4  # top frame, bottom frame, x tick labels, x label
+    if not series or plot_rows < 1:
+        return blank
+    values = np.concatenate([ys for _, ys, _ in series])
+    y_low, y_high = float(values.min()), float(values.max())
+    if y_high - y_low < 1e-9:
+        y_low, y_high = y_low - 0.5, y_high + 0.5
+    n_ticks = min(MAX_Y_TICKS, plot_rows)
+    tick_rows = np.linspace(0, plot_rows - 1, n_ticks).round().astype(int)  # [n_ticks]
+    tick_values = y_high - tick_rows / max(plot_rows - 1, 1) * (y_high - y_low)  # [n_ticks]
+    tick_labels = {int(row): f"{value:.2f}" for row, value in zip(tick_rows, tick_values)}
+    label_w = max(len(label) for label in tick_labels.values())
+    plot_cols = width - label_w - 2  # the frame's left and right sides
+    if plot_cols < 2:
+        return blank
+
+    n_points = max(len(xs) for xs, _, _ in series)
+    x_span = max(n_points - 1, 1)
+    styles = [Style.parse(colour) for colour in SERIES_COLOURS]
+    char_codes = np.zeros((plot_rows, plot_cols), int)  # [R, C] braille bits of every series
+    owner = np.full((plot_rows, plot_cols), -1)  # [R, C] the last series drawn in the cell
+    for index, (xs, ys, _) in enumerate(series):
+        dots = np.zeros((plot_rows * 4, plot_cols * 2), bool)  # [4R, 2C]
+        dot_x = xs / x_span * (plot_cols * 2 - 1)  # [n]
+        dot_y = (y_high - ys) / (y_high - y_low) * (plot_rows * 4 - 1)  # [n]
+        cols, rows = line_dots(dot_x, dot_y)
+        dots[rows, cols] = True
+        bits = braille(dots)  # [R, C]
+        char_codes |= bits
+        owner[bits > 0] = index
+
+    grid = [
+        [(chr(BRAILLE_BASE + code), styles[who]) if who >= 0 else (" ", PLAIN) for code, who in zip(code_row, owner_row)]
+        for code_row, owner_row in zip(char_codes.tolist(), owner.tolist())
+    ]
+    legend_w = max(len(label) for _, _, label in series) + len(LEGEND_MARK) + 3  # " ⢕⢕ label "
+    if len(series) <= plot_rows and legend_w <= plot_cols:  # a box at the top left, over the data
+        for row, (_, _, label) in enumerate(series):
+            text = f" {label}".ljust(legend_w - len(LEGEND_MARK) - 1)
+            grid[row][:legend_w] = [(" ", PLAIN), *[(c, styles[row]) for c in LEGEND_MARK], *[(c, PLAIN) for c in text]]
+
+    lines = [Strip([Segment(" " * label_w + "┌" + "─" * plot_cols + "┐", PLAIN)])]
+    for row, cells in enumerate(grid):
+        axis = f"{tick_labels[row]:>{label_w}}┤" if row in tick_labels else " " * label_w + "│"
+        lines.append(merged_strip([*[(c, PLAIN) for c in axis], *cells, ("│", PLAIN)]))
+
+    ticks = x_ticks(n_points)
+    tick_cols = [round(x / x_span * (plot_cols - 1)) for x in ticks]  # the cell holding each tick's dot column
+    frame = ["─"] * plot_cols
+    labels = [" "] * width
+    for x, col in zip(ticks, tick_cols):
+        frame[col] = "┬"
+        text = str(x)
+        start = label_w + 1 + col - (len(text) - 1) // 2  # centred under the tick
+        if start + len(text) <= width and all(c == " " for c in labels[start - 1 : start + len(text) + 1]):
+            labels[start : start + len(text)] = text
+    lines.append(Strip([Segment(" " * label_w + "└" + "".join(frame) + "┘", PLAIN)]))
+    lines.append(Strip([Segment("".join(labels), PLAIN)]))
+    lines.append(Strip([Segment(" " * label_w + xlabel.center(plot_cols + 2), PLAIN)]))
+    return [line.adjust_cell_length(width, PLAIN) for line in lines]
+
+
+class LayerChart(StripsWidget):
+    """The norms/cosines chart; nothing is repainted when the data did not change."""
+
+    DEFAULT_CSS = """
+    LayerChart { width: 1fr; height: 1fr; background: $surface; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.norms = np.zeros(0)  # [L + 1]
+        self.cosines = np.zeros(0)  # [L]
+
+    def show(self, norms: np.ndarray, cosines: np.ndarray) -> None:
+        if np.array_equal(norms, self.norms) and np.array_equal(cosines, self.cosines):
+            return
+        self.norms, self.cosines = norms, cosines
+        self.redraw_changed()
+
+    def draw(self, width: int, height: int) -> list[Strip]:
+        base = self.rich_style  # the pane's colours under the chart's own
+        return [strip.apply_style(base) for strip in chart_strips(self.norms, self.cosines, width, height)]
+
+
+class LensColumn(StripsWidget):
+    """The logit lens beside the chart; nothing is repainted when it did not change."""
+
+    DEFAULT_CSS = """
+    LensColumn { width: 16; height: 1fr; padding-left: 1; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lens: list[LensEntry] = []
+
+    def show(self, lens: list[LensEntry]) -> None:
+        if lens != self.lens:
+            self.lens = lens
+            self.redraw_changed()
+
+    def draw(self, width: int, height: int) -> list[Strip]:
+        base = self.rich_style
+        return [strip.apply_style(base) for strip in lens_strips(self.lens, width, height)]
 
 
 class LayersView(Horizontal):
     DEFAULT_CSS = """
     LayersView { height: 1fr; }
-    LayersView PlotextPlot { width: 1fr; height: 1fr; }
-    LayersView #lens { width: 16; height: 1fr; padding-left: 1; }
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.data: tuple = (np.zeros(0), np.zeros(0), [])  # norms [L + 1], cosines [L], lens
-
     def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="layer-plot")
-        yield Static(id="lens")
+        yield LayerChart(id="layer-plot")
+        yield LensColumn(id="lens")
 
     def show(self, norms: np.ndarray, cosines: np.ndarray, lens: list[LensEntry]) -> str:
-        """Redraw; returns a one-line legend for the pane's border."""
-        self.data = (norms, cosines, lens)
-        plot = self.query_one(PlotextPlot)
-        plot_layers(plot.plt, norms, cosines)
-        plot.refresh()
-        self.show_lens()
+        """Redraw what changed; returns a one-line legend for the pane's border."""
+        self.query_one(LayerChart).show(norms, cosines)
+        self.query_one(LensColumn).show(lens)
         return f"norm÷{float(np.max(norms)):.3g} · cos(l, l-1)" if len(norms) else ""
-
-    def show_lens(self) -> None:
-        lens_box = self.query_one("#lens", Static)
-        lens_box.update(lens_text(self.data[2], max(lens_box.size.height, 4), max(lens_box.size.width - 1, 12)))
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.show_lens)

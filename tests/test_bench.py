@@ -1,0 +1,277 @@
+"""The benchmark commands' deterministic parts: tables, JSON, argument parsing, the harnesses, and
+that the widgets' line-level repaints show what a fresh render shows. Nothing here is timed."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from rich.segment import Segment
+from textual.app import App
+from textual.geometry import Region
+from textual.widgets import Static
+
+import engine.fast_decode
+from engine.cli import main as tfund_main
+from engine.bench_decode import format_decode_table, format_fast_table
+from engine.events import LensEntry
+from engine.tokenize_view import load_tokenizer
+from tui.bench import (
+    PtyApp,
+    contexts_arg,
+    format_render,
+    format_startup,
+    prompt_of_length,
+    size_arg,
+    strip_ansi,
+)
+from tui.heatmap import COLOUR_LEVELS, HALF_BLOCK, NO_PIXEL, grid_rows, half_block_style
+from tui.minimal_app import READY_TEXT, MinimalApp
+from tui.widgets.attention_map import AttentionMap
+from tui.widgets.layers import LayerChart, LensColumn, chart_strips, lens_strips
+
+DECODE_RESULT = {
+    "prompt_tokens": 16, "n_tokens": 32, "repeats": 5, "numpy_tok_s": 40.2, "torch_tok_s": 22.9, "ratio": 1.755,
+    "same_tokens": True, "torch_threads": 2,
+}
+FAST_RESULT = {
+    "device": "cuda:0", "device_name": "NVIDIA H100", "dtype": "float32", "prompt_tokens": 16, "n_tokens": 128,
+    "repeats": 5, "fast_tok_s": 900.0, "eager_tok_s": 60.0, "generate_tok_s": 120.0, "fast_vs_generate": 7.5,
+    "fast_vs_eager": 15.0, "same_tokens_fast_eager": True, "same_tokens_fast_generate": True, "graphed": True,
+    "graph_error": None, "torch_threads": 2, "seconds": {"fast": [0.1], "eager": [1.0], "generate": [1.0]},
+}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+# ---- tfund bench decode ----------------------------------------------------------------------
+def test_decode_table_names_both_engines_and_the_ratio():
+    lines = format_decode_table(DECODE_RESULT, "random gpt2").splitlines()
+    assert lines[0].startswith("decode benchmark: random gpt2, cpu, 16 prompt + 32 new tokens, median of 5")
+    assert lines[2].split() == ["numpy", "(KV", "cache)", "40.2"]
+    assert lines[3].split()[-1] == "22.9"
+    assert lines[4] == "ratio numpy/transformers 1.75x; same tokens: yes"
+
+
+def test_fast_table_compares_the_step_loop_with_generate():
+    table = format_fast_table(FAST_RESULT, "random gpt2-xl")
+    assert "cuda:0 (NVIDIA H100), float32, 16 prompt + 128 new tokens, median of 5" in table
+    rows = {line[:48].strip(): line[48:].strip() for line in table.splitlines()[2:5]}
+    assert rows == {
+        "tfund step loop, full capture (static cache)": "900.0",
+        "tfund eager TorchBackend, full capture": "60.0",
+        "transformers generate, no capture": "120.0",
+    }
+    assert "ratio step loop/generate 7.50x, step loop/eager 15.00x; CUDA graphs: yes" in table
+    fell_back = format_fast_table({**FAST_RESULT, "graphed": False, "graph_error": "RuntimeError: x"}, "toy")
+    assert "CUDA graphs: no (RuntimeError: x)" in fell_back
+
+
+def test_bench_decode_json_on_cpu(capsys):
+    assert tfund_main(["bench", "decode", "--config", "tiny", "--tokens", "3", "--prompt-tokens", "2", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "random tiny" and result["n_tokens"] == 3 and result["prompt_tokens"] == 2
+    assert result["same_tokens"] is True
+    assert result["ratio"] == pytest.approx(result["numpy_tok_s"] / result["torch_tok_s"])
+
+
+def test_bench_decode_cuda_without_cuda_exits_1_with_one_sentence(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tfund_main(["bench", "decode", "--config", "tiny", "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda" in err and "Traceback" not in err
+
+
+def test_bench_decode_cuda_runs_the_fast_benchmark_in_the_asked_dtype(monkeypatch, capsys):
+    calls = []
+
+    def fake_bench_fast(hf_model, prompt_ids, n_tokens, device=None, repeats=5):
+        calls.append((next(hf_model.parameters()).dtype, len(prompt_ids), n_tokens, device, repeats))
+        return FAST_RESULT
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(engine.fast_decode, "bench_fast", fake_bench_fast)
+    argv = ["bench", "decode", "--config", "tiny", "--device", "cuda", "--dtype", "bfloat16", "--tokens", "8", "--prompt-tokens", "4", "--repeats", "3"]
+    assert tfund_main(argv) == 0
+    assert calls == [(torch.bfloat16, 4, 8, "cuda", 3)]
+    assert "transformers generate, no capture" in capsys.readouterr().out
+
+
+def test_bench_decode_refuses_half_precision_on_the_cpu(capsys):
+    assert tfund_main(["bench", "decode", "--config", "tiny", "--dtype", "float16"]) == 2
+    assert "--dtype" in capsys.readouterr().err
+
+
+def test_bench_startup_bad_repeats_exit_2_with_one_line(capfd):
+    assert tfund_main(["bench", "startup", "--repeats", "0"]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "--repeats" in err
+
+
+# ---- tfund bench startup / render: parsing and tables ------------------------------------------
+def test_contexts_and_size_arguments():
+    assert contexts_arg("32,128,256") == [32, 128, 256]
+    assert size_arg("100x30") == (100, 30)
+    for bad in ("", "32,x", "1,128"):
+        with pytest.raises(Exception, match="comma-separated"):
+            contexts_arg(bad)
+    with pytest.raises(Exception, match="WIDTHxHEIGHT"):
+        size_arg("100*30")
+
+
+def test_strip_ansi_keeps_only_the_printable_text():
+    raw = "\x1b[?1049h\x1b[38;5;208;48;5;17mready\x1b[0m \x1b]0;title\x07· 3 new\x1b[2;5H!"
+    assert strip_ansi(raw) == "ready · 3 new!"
+
+
+@pytest.mark.parametrize("n_tokens", [1, 31, 127, 255])
+def test_prompt_of_length_has_exactly_that_many_tokens(n_tokens):
+    tokenizer = load_tokenizer("toy")
+    prompt = prompt_of_length(tokenizer, n_tokens)
+    assert len(tokenizer.encode(prompt, add_special_tokens=False)) == n_tokens
+
+
+def test_startup_table_prints_the_medians_and_the_ratio():
+    result = {"model": "toy", "repeats": 5, "terminal": "tmux 100x30", "tfund_first_frame_ms": 540.0,
+              "tfund_model_ready_ms": 5900.0, "minimal_first_frame_ms": 300.0, "ratio_first_frame": 1.8}
+    table = format_startup(result)
+    assert "median of 5 launches" in table
+    assert table.splitlines()[2].split() == ["minimal", "Textual", "app", "300", "ms", "-"]
+    assert table.splitlines()[3].split()[-4:] == ["540", "ms", "5900", "ms"]
+    assert "1.80x (goal <= 2x: met; first frame <= 1000 ms: met)" in table
+
+
+def test_render_table_prints_a_row_per_context_and_the_budget():
+    result = {"model": "toy", "n_layer": 2, "n_head": 4, "size": "100x30", "tokens": 20, "byte_tokens": 5,
+              "contexts": {32: {"ui_ms": 9.5, "engine_ms": 3.1, "bytes": 12345.0, "encoded_bytes": 9000.0},
+                           128: {"ui_ms": 17.25, "engine_ms": 3.4, "bytes": 23456.0, "encoded_bytes": 11000.5}}}
+    lines = format_render(result).splitlines()
+    assert "(2 layers x 4 heads), 100x30" in lines[0]
+    assert lines[2].split() == ["32", "9.5", "3.1", "12,345", "9,000"]
+    assert lines[3].split() == ["128", "17.2", "3.4", "23,456", "11,000"]
+    assert lines[5] == "budget: UI update <= 16 ms/token at 128 tokens: NOT met (17.2 ms)"
+
+
+# ---- the baseline app and the pseudo-terminal harness -----------------------------------------
+@pytest.mark.anyio
+async def test_the_minimal_app_shows_its_text_and_quits_on_q():
+    app = MinimalApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        assert str(app.query_one(Static).render()) == READY_TEXT
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+def test_the_minimal_app_runs_in_a_pseudo_terminal_and_its_output_is_counted():
+    app = PtyApp([sys.executable, "-m", "tui.minimal_app"], (100, 30))
+    try:
+        app.wait_until(lambda: READY_TEXT in app.text(), 60, "show its text")
+        assert app.n_bytes > len(READY_TEXT)
+    finally:
+        app.close()
+    assert app.process.returncode == 0  # q quit it
+
+
+# ---- drawing: merged runs, the chart, and line-level repaints ----------------------------------
+def test_grid_rows_merge_runs_and_keep_every_cell():
+    level_map = np.random.default_rng(0).integers(-1, COLOUR_LEVELS, size=(7, 23))  # odd: the last row has no lower pixel
+    level_map[:, 10:16] = -1  # a masked run
+    rows = grid_rows(level_map, shade=False)
+    assert len(rows) == 4
+    for r, segments in enumerate(rows):
+        cells = [(char, segment.style) for segment in segments for char in segment.text]
+        lower = level_map[2 * r + 1] if 2 * r + 1 < 7 else np.full(23, NO_PIXEL)
+        assert cells == [(HALF_BLOCK, half_block_style(int(u), int(d))) for u, d in zip(level_map[2 * r], lower)]
+        assert all(a.style is not b.style for a, b in zip(segments, segments[1:]))  # neighbours differ: runs merged
+    assert half_block_style(3, NO_PIXEL).bgcolor is None
+
+
+@pytest.mark.parametrize("width, height", [(38, 17), (21, 10), (12, 6), (8, 3)])
+def test_chart_fills_exactly_its_size(width, height):
+    strips = chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), width, height)
+    assert len(strips) == height and all(strip.cell_length == width for strip in strips)
+
+
+def test_chart_draws_both_series_a_frame_ticks_and_a_legend_when_it_fits():
+    wide = [strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 24, 17)]
+    assert wide[0].strip().startswith("┌") and wide[-3].strip().startswith("└")
+    assert wide[1].startswith(" 1.00┤") and any(line.startswith("-0.07┤") for line in wide)
+    assert "norm/16.5" in wide[1] and "cos" in wide[2]
+    assert wide[-2].split() == ["0", "1", "2"] and wide[-1].strip() == "layer"
+    assert any(0x2800 < ord(char) < 0x2900 for line in wide[3:-3] for char in line)
+    narrow = "".join(strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 16, 10))
+    assert "norm/" not in narrow  # no room: the pane's border names the series
+
+
+def test_lens_keeps_the_last_layers_that_fit():
+    lens = [LensEntry(layer, 0, f"w{layer}", 0.5) for layer in range(12)]
+    lines = [strip.text for strip in lens_strips(lens, 15, 5)]
+    assert lines[0].startswith("lens→next") and [line.split()[0] for line in lines[1:]] == ["8", "9", "10", "11"]
+    assert all(len(line) == 15 for line in lines)
+
+
+class TwinApp(App):
+    """A widget fed a sequence of inputs, and `add_fresh` mounts a copy drawn only from the last: they must look alike."""
+
+    CSS = "Screen { layout: vertical; } .twin { height: 14; width: 60; }"
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def compose(self):
+        yield self.make(classes="twin", id="stepped")
+
+    async def add_fresh(self, show):
+        fresh = self.make(classes="twin", id="fresh")
+        show(fresh)  # before it is mounted: its first render draws every line from these inputs
+        await self.mount(fresh)
+        return fresh
+
+
+def rendered(widget) -> list[list[Segment]]:
+    width, height = widget.size
+    return [list(strip) for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+def causal(n_tokens: int, seed: int) -> np.ndarray:  # -> [T, T] rows summing to 1
+    weights = np.tril(np.random.default_rng(seed).random((n_tokens, n_tokens)) + 0.01)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shade", [False, True])
+async def test_heatmap_repainted_line_by_line_equals_a_fresh_render(shade):
+    app = TwinApp(AttentionMap)
+    async with app.run_test(size=(60, 30)) as pilot:
+        stepped = app.query_one("#stepped")
+        for n_tokens in [3, 4, 9, 10, 40, 41, 41, 12]:  # magnified, pooled, the same inputs again, shorter
+            pieces = [f"t{i}" for i in range(n_tokens)]
+            stepped.show(causal(n_tokens, n_tokens), pieces, n_tokens - 1, shade)
+            await pilot.pause()
+        fresh = await app.add_fresh(lambda widget: widget.show(causal(12, 12), [f"t{i}" for i in range(12)], 11, shade))
+        await pilot.pause()
+        assert rendered(stepped) == rendered(fresh)
+
+
+@pytest.mark.anyio
+async def test_layers_chart_and_lens_repainted_line_by_line_equal_a_fresh_render():
+    rng = np.random.default_rng(0)
+    series = [(rng.random(n + 1) * 20, rng.random(n) * 2 - 1) for n in (2, 2, 12, 12, 4)]
+    for make, show in [
+        (LayerChart, lambda widget, norms, cosines: widget.show(norms, cosines)),
+        (LensColumn, lambda widget, norms, cosines: widget.show([LensEntry(i, i, f"p{v:.2f}", v / 20) for i, v in enumerate(norms)])),
+    ]:
+        app = TwinApp(make)
+        async with app.run_test(size=(60, 30)) as pilot:
+            stepped = app.query_one("#stepped")
+            for norms, cosines in series:
+                show(stepped, norms, cosines)
+                await pilot.pause()
+            fresh = await app.add_fresh(lambda widget: show(widget, *series[-1]))
+            await pilot.pause()
+            assert rendered(stepped) == rendered(fresh)
