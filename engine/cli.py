@@ -71,6 +71,7 @@ seed_arg = ranged(_integer, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")
 max_new_tokens_arg = ranged(_integer, lambda v: 0 <= v <= 100_000, "an integer in [0, 100000]")
 positive_tokens_arg = ranged(_integer, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]")
 steps_arg = ranged(_integer, lambda v: 1 <= v <= 1_000_000, "an integer in [1, 1000000]")
+port_arg = ranged(_integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]")
 
 
 def model_arg(text: str) -> str:
@@ -318,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.tui_args = extra  # passed through to python -m tui.bench
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    from engine.models import ModelLoadError, ModelUnavailableError
+    from engine.models import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
     from engine.sampler import GenerationDone
     from engine.export import ExportError
     from engine.replay import ReplayError
@@ -340,6 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        device = getattr(args, "device", "auto")
+        print(f"tfund: error: {out_of_memory_sentence('the GPU' if device == 'auto' else device)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

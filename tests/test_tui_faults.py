@@ -164,3 +164,21 @@ async def test_out_of_memory_mid_generation_is_one_sentence_and_the_app_stays(to
         await pilot.press("n")
         await settle(pilot)
         assert app.transcript.n_generated == 1
+
+
+def test_out_of_memory_mid_generation_in_tfund_generate_is_one_line_and_exit_1(monkeypatch, capsys):
+    from engine.cli import main
+    from engine.sampler import Sampler
+
+    def no_room(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        yield  # a generator, like Sampler.run
+
+    monkeypatch.setattr(Sampler, "run", no_room)
+    assert main(["generate", "--model", "toy", "--device", "cpu", "--max-new-tokens", "4"]) == 1
+    stderr = capsys.readouterr().err
+    # (in this process transformers was imported before the CLI could turn its loading bar off)
+    assert "Traceback" not in stderr and [line for line in stderr.splitlines() if not line.startswith("Loading weights")] == [
+        "tfund: error: cpu ran out of memory at this context length; undo or reset to shorten the context, "
+        "or restart with --device cpu or a smaller model"
+    ]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from engine.cli import OneLineParser, _integer, add_model_args, add_sampling_args, ranged, sampling_config
+from engine.cli import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
 from engine.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
-
-port_arg = ranged(_integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]")
 
 
 def build_parser() -> OneLineParser:
