@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from engine.replay import read_trace
+
 SCREEN_TIMEOUT_S = 120  # model loading on a busy 2-core machine; a guard against hangs, not a timing assertion
 EXIT_MARKER = "TFUND-EXIT="
 
@@ -121,3 +123,29 @@ def test_no_color_uses_shade_characters_and_quits_cleanly(terminal, tmp_path):
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert len(records) == 2 and "session" in records[0] and records[1]["position"] >= 1  # header + 1 token
     quit_and_check_the_terminal_is_back(terminal)
+
+
+def test_ctrl_c_mid_run_exits_restores_the_terminal_and_leaves_a_whole_trace(terminal, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    launch(terminal, trace, flags="--temperature 1 --max-new-tokens 100000")
+    terminal.wait_for("ready")
+    terminal.press("g")
+    terminal.wait_for("running ·")
+    terminal.press("C-c")  # mid-run: a token may be half-way through the model
+    screen = terminal.wait_for(f"{EXIT_MARKER}0")
+    assert "Parameters" not in screen and terminal.current_command() == "bash"
+    assert terminal.tmux("display-message", "-p", "-t", "e2e", "#{alternate_on}").stdout.strip() == "0"
+    text = trace.read_text()
+    assert text.endswith("\n")  # no half-written line
+    recorded = read_trace(trace)
+    assert not recorded.truncated and len(recorded.steps) >= 1
+    assert [step.position for step in recorded.steps] == list(range(recorded.steps[0].position, recorded.steps[-1].position + 1))
+
+
+def test_ctrl_c_while_the_model_loads_exits_at_once(terminal, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    launch(terminal, trace)
+    terminal.wait_for("loading")
+    terminal.press("C-c")
+    screen = terminal.wait_for(f"{EXIT_MARKER}0")
+    assert "Parameters" not in screen and terminal.current_command() == "bash"
