@@ -374,3 +374,14 @@ async def test_without_a_model_c_and_w_say_so(toy, tmp_path):
         await pilot.pause()
         assert app.screen is app.main_screen
         assert sum("needs the model" in str(n.message) for n in app._notifications) == 1  # said once, not per key
+
+
+def test_an_encoder_heatmap_draws_the_upper_triangle_a_decoder_masks_it():
+    from tui.heatmap import fit_axis, pool
+
+    matrix = np.full((6, 6), 1 / 6, np.float32)  # [T, T] every token attends to every token
+    axis = fit_axis(6, 6, max_scale=1, even=False)
+    pooled, causal_mask = pool(matrix, axis, axis)
+    assert causal_mask.sum() == 15 and not causal_mask[np.tril_indices(6)].any()  # the 15 cells above the diagonal
+    pooled_both_ways, no_mask = pool(matrix, axis, axis, causal=False)
+    assert not no_mask.any() and np.array_equal(pooled, pooled_both_ways)
