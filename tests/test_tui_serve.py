@@ -8,7 +8,6 @@ import sys
 import time
 
 import aiohttp
-import pytest
 
 from tui.serve import app_command, without_serve_flags
 
