@@ -30,6 +30,7 @@ from tui.widgets.layers import LayersView
 from tui.widgets.parameters import ParametersView, parameter_lines
 
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
+LAYERS_LEGEND = "norm÷max · cos(l, l-1)"  # a legend that changed every token would repaint the whole pane
 
 
 class MainScreen(Screen):
@@ -90,6 +91,7 @@ class MainScreen(Screen):
                 yield AttentionMap(id="attention")
             with Vertical(id="layers-pane", classes="pane") as pane:
                 pane.border_title = "Layers"
+                pane.border_subtitle = LAYERS_LEGEND  # constant: the chart's own legend gives the norm's scale
                 yield LayersView(id="layers")
         yield Footer(compact=True)
 
@@ -152,8 +154,7 @@ class MainScreen(Screen):
                 "#attention-pane",
                 f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}",
             )
-        legend = self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
-        self.set_subtitle("#layers-pane", legend)
+        self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
 
     # ---- settings keys: applied to the next token --------------------------------------------
     def action_temperature(self, direction: int) -> None:

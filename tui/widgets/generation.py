@@ -1,14 +1,25 @@
-"""The Generation pane's text: prompt and generated tokens with visible boundaries, coloured by probability."""
+"""The Generation pane's text: prompt and generated tokens with visible boundaries, coloured by probability.
+
+The text is drawn line by line from cached strips: a new token re-wraps only the paragraph it
+changed and repaints only the lines whose text or colours changed (usually the last one). Lines
+wrap as Textual wraps a Static's text, so the pane looks as it did when it was one.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+from bisect import bisect_right
+from functools import lru_cache
 
+from rich.cells import cell_len, chop_cells
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
 
 from tui.pieces import visible
 from tui.transcript import Position
@@ -16,6 +27,7 @@ from tui.transcript import Position
 TOKEN_TINTS = ("#2a3142", "#1f2533")  # alternating backgrounds mark token boundaries
 P_COLOURS = ((235, 90, 90), (235, 200, 80), (120, 215, 120))  # unlikely → likely
 P_FLOOR = 1e-3  # probabilities at or below this get the "unlikely" end of the scale
+WORD = re.compile(r"\s*\S+\s*")  # a word and the spaces around it: lines break between these
 
 
 def probability_colour(p: float | None) -> str:
@@ -32,22 +44,141 @@ def shown_piece(piece: str) -> str:
     return visible(piece, newlines=True) if piece else "□"
 
 
-def token_text(positions: list[Position], selected: int | None, shade: bool) -> Text:
-    """The whole context as one Text: alternating tints (underlines in shade mode) between tokens."""
-    text = Text()
-    for i, position in enumerate(positions):
-        style = Style()
-        if shade:
-            style += Style(underline=i % 2 == 1, dim=not position.generated)
-        else:
-            style += Style(bgcolor=TOKEN_TINTS[i % 2])
-            style += Style(color=probability_colour(position.p_raw)) if position.generated else Style(color="#9aa3b5")
-        if position.forced:
-            style += Style(italic=True, bold=True)
-        if i == selected:
-            style += Style(reverse=True)
-        text.append(shown_piece(position.piece), style)
-    return text
+@lru_cache(maxsize=4096)
+def token_style(index_odd: bool, p_raw: float | None, generated: bool, forced: bool, selected: bool, shade: bool) -> Style:
+    """Alternating tints (underlines in shade mode) between tokens; colour by probability; reverse when selected."""
+    if shade:
+        style = Style(underline=index_odd, dim=not generated)
+    else:
+        style = Style(bgcolor=TOKEN_TINTS[index_odd]) + Style(color=probability_colour(p_raw) if generated else "#9aa3b5")
+    if forced:
+        style += Style(italic=True, bold=True)
+    return style + Style(reverse=True) if selected else style
+
+
+def wrap_offsets(paragraph: str, width: int) -> list[int]:
+    """Where a paragraph breaks into lines `width` cells wide, as Textual wraps text: a word that does not
+    fit goes to the next line (its trailing spaces may overhang), a word wider than a line is cut."""
+    breaks: list[int] = []
+    used = 0
+    for match in WORD.finditer(paragraph):
+        start, word = match.start(), match.group()
+        size = cell_len(word.rstrip())
+        if size <= width - used:
+            used += cell_len(word)
+        elif size > width:
+            for piece in chop_cells(word, width):
+                if start:
+                    breaks.append(start)
+                start += len(piece)
+            used = cell_len(piece)
+        elif used and start:
+            breaks.append(start)
+            used = cell_len(word)
+    return breaks
+
+
+def paragraph_lines(paragraph: str, offsets: list[int], width: int) -> list[tuple[int, int]]:
+    """[start, end) of each line: trailing spaces dropped except on the last line, which is cut to the width."""
+    bounds = [0, *offsets, len(paragraph)]
+    lines = [(start, start + len(paragraph[start:end].rstrip())) for start, end in zip(bounds, bounds[1:-1])]
+    last = paragraph[bounds[-2] :]
+    if cell_len(last) > width:
+        last = chop_cells(last, width)[0]
+    return lines + [(bounds[-2], bounds[-2] + len(last))]
+
+
+class TokenLines(Widget):
+    """The context as wrapped lines of tinted tokens, drawn from cached strips.
+
+    `show` repaints only the lines whose runs of (text, style) changed; when the number of lines
+    changes, the pane lays out again (the scroll range grows).
+    """
+
+    DEFAULT_CSS = """
+    TokenLines { height: auto; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pieces: list[str] = []  # each token's text as shown
+        self.token_styles: list[Style] = []  # each token's style
+        self.starts: list[int] = [0]  # where each token's text starts in `plain`, and the end
+        self.plain = ""  # the text on screen: the shown pieces joined
+        self.wrapped: dict[tuple[str, int], list[int]] = {}  # (paragraph, width) -> its line breaks
+        self.wrap_width = 0  # the width `runs` were wrapped for (0: not yet)
+        self.runs: list[tuple[tuple[str, Style], ...]] = []  # per line: its runs of text sharing a style
+        self.strips: dict[tuple, Strip] = {}  # runs -> the line drawn
+
+    def show(self, pieces: list[str], styles: list[Style]) -> None:
+        """New contents: repaint the lines that changed (all of them, and a new layout, when their number changed)."""
+        if pieces == self.pieces and styles == self.token_styles:
+            return
+        self.pieces, self.token_styles = pieces, styles
+        self.plain = "".join(pieces)
+        self.starts = [0]
+        for piece in pieces:
+            self.starts.append(self.starts[-1] + len(piece))
+        if not self.wrap_width:
+            self.refresh(layout=True)
+            return
+        before = self.runs
+        self.runs = self.line_runs(self.wrap_width)
+        if len(before) != len(self.runs):
+            self.refresh(layout=True)
+            return
+        for y, (old, new) in enumerate(zip(before, self.runs)):
+            if old != new:
+                self.refresh(Region(0, y, self.wrap_width, 1))
+
+    def line_spans(self, width: int) -> list[tuple[int, int]]:
+        """[start, end) in `plain` of each line at this width; paragraphs wrapped before are looked up."""
+        wrapped, spans, start = {}, [], 0
+        for paragraph in self.plain.split("\n"):
+            key = (paragraph, width)
+            offsets = wrapped[key] = self.wrapped[key] if key in self.wrapped else wrap_offsets(paragraph, width)
+            spans += [(start + a, start + b) for a, b in paragraph_lines(paragraph, offsets, width)]
+            start += len(paragraph) + 1
+        self.wrapped = wrapped
+        return spans
+
+    def line_runs(self, width: int) -> list[tuple[tuple[str, Style], ...]]:
+        """Per line at this width: (text, style) of each token's part of it."""
+        lines = []
+        for start, end in self.line_spans(max(width, 1)):
+            runs = []
+            token = bisect_right(self.starts, start) - 1
+            while start < end:
+                stop = min(end, self.starts[token + 1])
+                runs.append((self.plain[start:stop], self.token_styles[token]))
+                start, token = stop, token + 1
+            lines.append(tuple(runs))
+        return lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if width != self.wrap_width:
+            self.wrap_width, self.runs = width, self.line_runs(width)
+        return len(self.runs)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.strips = {}  # the strips carry the widget's colours (a theme change): draw again
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if width != self.wrap_width:
+            self.wrap_width, self.runs = width, self.line_runs(width)
+        base = self.rich_style
+        padding = Style(bgcolor=base.bgcolor)  # as Textual pads a Static's lines
+        if y >= len(self.runs):
+            return Strip.blank(width, padding)
+        runs = self.runs[y]
+        if runs not in self.strips:
+            if len(self.strips) > 4 * max(len(self.runs), 64):
+                self.strips = {}  # forget lines no longer shown
+            segments = [Segment(text, base + style) for text, style in runs]
+            self.strips[runs] = Strip(segments).adjust_cell_length(width, padding)
+        return self.strips[runs]
 
 
 class GenerationView(VerticalScroll, can_focus=True, inherit_bindings=False):
@@ -63,17 +194,12 @@ class GenerationView(VerticalScroll, can_focus=True, inherit_bindings=False):
         Binding("pagedown", "page_down", "Page down", show=False),
     ]
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.shown: tuple | None = None  # what the text was last built from: the same again repaints nothing
-
     def compose(self):
-        yield Static(id="tokens")
+        yield TokenLines(id="tokens")
 
     def show(self, positions: list[Position], selected: int | None, shade: bool, follow: bool) -> None:
-        shown = ([(p.token_id, p.piece, p.p_raw, p.forced, p.generated) for p in positions], selected, shade)
-        if shown != self.shown:
-            self.shown = shown
-            self.query_one("#tokens", Static).update(token_text(positions, selected, shade))
+        pieces = [shown_piece(p.piece) for p in positions]
+        styles = [token_style(i % 2 == 1, p.p_raw, p.generated, p.forced, i == selected, shade) for i, p in enumerate(positions)]
+        self.query_one(TokenLines).show(pieces, styles)
         if follow:
             self.call_after_refresh(self.scroll_end, animate=False)

@@ -203,8 +203,7 @@ class LayersView(Horizontal):
         yield LayerChart(id="layer-plot")
         yield LensColumn(id="lens")
 
-    def show(self, norms: np.ndarray, cosines: np.ndarray, lens: list[LensEntry]) -> str:
-        """Redraw what changed; returns a one-line legend for the pane's border."""
+    def show(self, norms: np.ndarray, cosines: np.ndarray, lens: list[LensEntry]) -> None:
+        """Redraw what changed."""
         self.query_one(LayerChart).show(norms, cosines)
         self.query_one(LensColumn).show(lens)
-        return f"norm÷{float(np.max(norms)):.3g} · cos(l, l-1)" if len(norms) else ""
