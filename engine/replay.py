@@ -8,9 +8,10 @@
 Trace lines understood:
 - a token event, as written by TokenEvent.to_json: {"position", "id", "text", "settings", "candidates", ...};
 - {"undo": position}: the last token was undone; replay drops the last recorded step;
-- {"session": {"prompt": ..., "model": ...}}: an optional header (the prompt makes recomputation faithful).
-A token whose position is not past the previous one (and that did not slide the window) means the
-session was reset: it replaces the recorded steps at its position and after.
+- {"session": {"prompt": ..., "model": ...}}: a session begins (launch, reset or a new prompt); the steps
+  before it are dropped, and its prompt makes recomputation faithful.
+In a trace without session lines, a token whose position is not past the previous one (and that did not
+slide the window) means the session was reset: it replaces the recorded steps at its position and after.
 A truncated last line (the writer was interrupted mid-line) is skipped; any other unreadable line is an error.
 
 With a model, the recorded tokens are forced into a Sampler one by one (with the recorded settings in
@@ -109,10 +110,11 @@ def read_trace(path: str | Path) -> RecordedSession:
                 steps.pop()
         elif "session" in record:
             header = record["session"] if isinstance(record["session"], dict) else {}
+            steps = []  # a session begins (start, reset or a new prompt): the steps before it are not replayed
         elif all(key in record for key in EVENT_KEYS):
             step = parse_step(record, path, number)
-            while steps and not step.slid and steps[-1].position >= step.position:
-                steps.pop()  # the session was reset (or rewound): this token replaces those
+            while not header and steps and not step.slid and steps[-1].position >= step.position:
+                steps.pop()  # a trace without session lines was reset: this token replaces those
             steps.append(step)
         else:
             raise ReplayError(f"'{path}' is not a tfund trace: line {number} is neither a token event nor an undo")

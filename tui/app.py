@@ -373,15 +373,17 @@ class TfundApp(App):
         if self.at_end(sampler):
             return
         batch, posted_at = [], time.perf_counter()
-        for event in sampler.run(sampler.config.max_new_tokens, cancel=cancel):
-            self.write_trace(event=event)
-            batch.append(event)
-            self.sync_settings(sampler)
-            if time.perf_counter() - posted_at >= 1 / REDRAWS_PER_SECOND:
+        try:
+            for event in sampler.run(sampler.config.max_new_tokens, cancel=cancel):
+                self.write_trace(event=event)
+                batch.append(event)
+                self.sync_settings(sampler)
+                if time.perf_counter() - posted_at >= 1 / REDRAWS_PER_SECOND:
+                    self.post_tokens(sampler, batch)
+                    batch, posted_at = [], time.perf_counter()
+        finally:  # a token that fails (out of memory) must not take the tokens before it off the screen
+            if batch:
                 self.post_tokens(sampler, batch)
-                batch, posted_at = [], time.perf_counter()
-        if batch:
-            self.post_tokens(sampler, batch)
         if sampler.done:
             self.post_message(EngineNote("The model ended the text (end-of-text)."))
 
