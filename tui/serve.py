@@ -47,7 +47,7 @@ def port_in_use(port: int) -> bool:
 
 
 def serve(argv: list[str], port: int) -> int:
-    """Serve until Ctrl+C; 1 with one sentence when the port is taken."""
+    """Serve until Ctrl+C, then end the process with 0; return 1 with one sentence when the port is taken."""
     if port_in_use(port):
         print(f"tfund-tui: port {port} on {HOST} is in use; choose another with --port", file=sys.stderr)
         return 1
@@ -55,7 +55,11 @@ def serve(argv: list[str], port: int) -> int:
 
     os.environ[ARGS_ENV] = json.dumps(without_serve_flags(argv))
     Server(app_command(), host=HOST, port=port, title="tfund").serve()
-    return 0
+    # Ctrl+C stopped the server. Its loop is closed, and the pipes of app processes still open would
+    # print "Event loop is closed" tracebacks when Python collects them at exit: leave without that.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def served_app_main() -> int:
