@@ -1,9 +1,23 @@
-"""Shared fixtures: random-init GPT-2 models built locally (no hub), once per session."""
+"""Shared fixtures: the shipped toy model, and random-init GPT-2 models built locally (no hub)."""
 
 import pytest
 
 from engine.bench_decode import random_gpt2
 from engine.gpt2_numpy import GPT2Numpy
+from engine.models import load_model
+
+
+@pytest.fixture
+def anyio_backend():
+    """Pilot tests run on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The embedded toy model on the CPU (loaded once per test module)."""
+    return load_model("toy", device="cpu")
+
 
 @pytest.fixture(scope="session")
 def tiny_hf():

@@ -43,11 +43,6 @@ FAST_RESULT = {
 }
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # ---- tfund bench decode ----------------------------------------------------------------------
 def test_decode_table_names_both_engines_and_the_ratio():
     lines = format_decode_table(DECODE_RESULT, "random gpt2").splitlines()

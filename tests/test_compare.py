@@ -18,11 +18,6 @@ from engine.sampler import Sampler
 PROMPT = "In a small village,"
 
 
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
-
-
 def random_gpt2_dir(path, tokenizer, seed):
     """A random 2-layer GPT-2 sized to `tokenizer`, saved with it."""
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tokenizer))

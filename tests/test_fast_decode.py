@@ -16,7 +16,6 @@ from engine.fast_decode import (
     greedy_tokens,
     static_span,
 )
-from engine.models import load_model
 from engine.sampler import Sampler, TorchBackend
 
 TOLERANCE = 1e-4  # fp32, same weights, different kernels
@@ -184,11 +183,6 @@ def test_prefill_in_two_chunks_equals_torch_backend(tiny_hf):
     eager, fast = TorchBackend(tiny_hf), FastTorchBackend(tiny_hf)
     for chunk in (PROMPT_IDS[:2], PROMPT_IDS[2:], [7]):
         assert_same_output(eager.forward(chunk), fast.forward(chunk))
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 @pytest.mark.parametrize("static_spans", [False, True], ids=["exact-span", "graph-span"])

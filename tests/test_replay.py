@@ -17,11 +17,6 @@ PROMPT = "In a small village,"
 
 
 @pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def recorded(toy, tmp_path_factory):
     """A session traced as the TUI does: header, steps, an undo, a forced token, a temperature change."""
     path = tmp_path_factory.mktemp("trace") / "session.jsonl"

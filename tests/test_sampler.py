@@ -7,15 +7,9 @@ import pytest
 import torch
 
 from engine.events import SamplingConfig
-from engine.models import load_model
 from engine.sampler import GenerationDone, Sampler
 
 PROMPT = "In a small village,"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 def greedy_sampler(model, engine="torch", **settings):

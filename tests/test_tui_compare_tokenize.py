@@ -1,7 +1,5 @@
 """Pilot tests of the compare screen (two samplers side by side) and the tokenize screen."""
 
-import time
-
 import numpy as np
 import pytest
 from test_compare import random_gpt2_dir
@@ -12,37 +10,19 @@ from engine.events import SamplingConfig
 from engine.models import load_model
 from engine.parity import torch_greedy
 from engine.tokenize_view import EXAMPLES
+from tests.test_tui_pilot import wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature
 from tui.screens.error import ErrorScreen
 from tui.screens.tokenize import TokenizeScreen
 
 SIZE = (100, 30)
-SETTLE_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def other_vocab_dir(local_bpe, tmp_path_factory):  # noqa: F811
     """A random GPT-2 on its own byte-level BPE: another vocabulary than the toy's."""
     return random_gpt2_dir(tmp_path_factory.mktemp("other_vocab"), local_bpe, seed=1)
-
-
-async def wait_until(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.01)
 
 
 # ---- compare -----------------------------------------------------------------------------------

@@ -28,16 +28,6 @@ KEYS = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
-
-
 async def drain(pilot) -> None:
     """Pause any run (queued ones included) until the engine has nothing left to do."""
     app = pilot.app

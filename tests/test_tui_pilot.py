@@ -10,7 +10,6 @@ from textual import events
 from textual.command import CommandPalette
 
 from engine.events import SamplingConfig
-from engine.models import load_model
 from engine.parity import torch_greedy
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
@@ -24,16 +23,6 @@ from tui.widgets.parameters import ParametersView
 
 SIZE = (100, 30)
 SETTLE_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 def toy_app(toy, trace=None, **settings):

@@ -18,11 +18,6 @@ PIECES = ["In", " a", " small", " village", ",", "\n", "Once", " upon", " a", " 
           " the", " dog", "   ", " ran", ".", "\n\n", " It", " was", " happy", "\t", " end"]  # fmt: skip
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def positions_of(pieces: list[str], n_prompt: int = 5) -> list[Position]:
     return [
         Position(i, piece, np.zeros((1, 1, i + 1)), generated=i >= n_prompt, p_raw=None if i < n_prompt else 0.9 ** i, forced=i % 7 == 3)

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from engine.events import SamplingConfig
-from engine.models import load_model
 from engine.replay import read_trace
 from engine.sampler import Sampler
 from engine.trace import TraceWriter
@@ -19,16 +18,6 @@ from tui.widgets.parameters import ParametersView
 
 SIZE = (100, 30)
 RECORDED_TEMPERATURE = 1.3
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from transformers.utils import logging as hf_logging
 import engine.cli as cli
 import engine.models as models
 from engine.events import SamplingConfig
-from engine.models import load_model
 from engine.replay import read_trace
 from tests.test_tui_pilot import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
@@ -39,16 +38,6 @@ STAYING_KEYS = [
     ("end", None),
 ]
 CHARACTERS = dict(STAYING_KEYS) | {"g": "g", "i": "i", "escape": None}
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 def send_keys(app, keys: list[str]) -> None:

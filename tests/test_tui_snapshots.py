@@ -11,17 +11,11 @@ import time
 import pytest
 
 from engine.events import SamplingConfig
-from engine.models import load_model
 from tui.app import make_app
 from tui.screens.block_lab import BlockLabScreen
 
 SIZES = [(100, 30), (80, 24)]
 SETTLE_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return load_model("toy", device="cpu")
 
 
 def toy_app(toy):

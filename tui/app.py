@@ -167,7 +167,7 @@ class TfundApp(App):
         self.post_message(LoadProgress(4, 4, "reading the prompt"))
         sampler.set_prompt(self.prompt)
         self.write_trace(record={"session": {"model": self.model_name, "prompt": self.prompt}})
-        context = self.context_of(sampler)
+        context = ContextReady.of_sampler(sampler)
         self.post_message(ModelReady(loaded, sampler, sampler.info, context))
 
     def load_model_named(self, name: str) -> Any:
@@ -319,11 +319,11 @@ class TfundApp(App):
             elif job == "reset":
                 sampler.reset()
                 self.write_trace(record={"session": {"model": self.model_name, "prompt": sampler.prompt}})
-                self.post_message(self.context_of(sampler))
+                self.post_message(ContextReady.of_sampler(sampler))
             elif job == "prompt":
                 sampler.set_prompt(arg)
                 self.write_trace(record={"session": {"model": self.model_name, "prompt": arg}})
-                self.post_message(self.context_of(sampler))
+                self.post_message(ContextReady.of_sampler(sampler))
             elif job == "preview":
                 self.post_message(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
             elif job == "parity":
@@ -415,19 +415,6 @@ class TfundApp(App):
             self.trace_records.append(record)
             if self.trace is not None:
                 self.trace.write_record(record)
-
-    def context_of(self, sampler: Any) -> ContextReady:
-        return ContextReady(
-            token_ids=list(sampler.tokens),
-            pieces=list(sampler.pieces),
-            rows=[view.attention for view in sampler.views],
-            prompt_len=sampler.prompt_len,
-            lens=sampler.last_lens,
-            norms=sampler.last_norms,
-            cosines=sampler.last_cosines,
-            candidates=sampler.preview(),
-            config=replace(sampler.config),
-        )
 
     # ---- results from the workers ------------------------------------------------------------
     def apply_context(self, context: ContextReady) -> None:

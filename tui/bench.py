@@ -206,7 +206,7 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
     """Per context (prompt of context - 1 tokens): median UI CPU ms per token, engine ms, bytes the updates encode to."""
     from engine.models import load_model
     from tui.app import make_app
-    from tui.messages import TokensGenerated, TokenUndone
+    from tui.messages import ContextReady, TokensGenerated, TokenUndone
 
     loaded = load_model(model, device="cpu")
     if max(prompts) > loaded.info.n_positions:
@@ -227,7 +227,7 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
         sampler = app.sampler
         for context, prompt in prompts.items():
             sampler.set_prompt(prompt)
-            app.apply_context(app.context_of(sampler))
+            app.apply_context(ContextReady.of_sampler(sampler))
             app.redraw_now()
             await pilot.pause()
             ui_ms, engine_ms, update_bytes = [], [], []

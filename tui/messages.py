@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,22 @@ class ContextReady(Message):
         self.candidates = candidates
         self.config = config
         self.recorded = recorded
+
+    @classmethod
+    def of_sampler(cls, sampler: Any, recorded: list | None = None) -> "ContextReady":
+        """The sampler's whole context and next-token candidates (call it in the engine thread)."""
+        return cls(
+            token_ids=list(sampler.tokens),
+            pieces=list(sampler.pieces),
+            rows=[view.attention for view in sampler.views],
+            prompt_len=sampler.prompt_len,
+            lens=sampler.last_lens,
+            norms=sampler.last_norms,
+            cosines=sampler.last_cosines,
+            candidates=sampler.preview(),
+            config=replace(sampler.config),
+            recorded=recorded,
+        )
 
 
 class ModelReady(Message):

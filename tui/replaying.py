@@ -44,18 +44,7 @@ def replay_context(replay: ReplaySession) -> ContextReady:
         sampler = replay.sampler
         if upcoming is not None:
             sampler.set_config(**upcoming.settings.as_dict())  # the next token's candidates under its own settings
-        return ContextReady(
-            token_ids=list(sampler.tokens),
-            pieces=list(sampler.pieces),
-            rows=[view.attention for view in sampler.views],
-            prompt_len=sampler.prompt_len,
-            lens=sampler.last_lens,
-            norms=sampler.last_norms,
-            cosines=sampler.last_cosines,
-            candidates=sampler.preview(),
-            config=replace(sampler.config),
-            recorded=applied,
-        )
+        return ContextReady.of_sampler(sampler, recorded=applied)
     return recorded_context(replay.prompt, applied, upcoming)
 
 
