@@ -38,9 +38,7 @@ class BlockLabConfig:
             if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= upper):
                 raise ValueError(f"{name} must be an integer in [1, {upper}] (got {value!r})")
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model must be divisible by n_heads (got d_model={self.d_model}, n_heads={self.n_heads})"
-            )
+            raise ValueError(f"d_model must be divisible by n_heads (got d_model={self.d_model}, n_heads={self.n_heads})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} (got {self.activation!r})")
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):

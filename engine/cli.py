@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from engine.events import SamplingConfig
 
@@ -147,7 +147,9 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     decode.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
     decode.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cpu: NumPy vs transformers; cuda: step loop vs generate")
-    decode.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="model dtype (other than float32: cuda only)")
+    decode.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="model dtype (other than float32: cuda only)"
+    )
     decode.add_argument("--tokens", type=positive_tokens_arg, default=64)
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
@@ -165,7 +167,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = sampling_config(args)
     trace = TraceWriter(args.trace) if args.trace else None
-    model = load_model(args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle)
+    model = load_model(
+        args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle
+    )
     sampler = Sampler(model, config, engine=args.engine)
     sampler.set_prompt(args.prompt)
     if trace:
@@ -319,10 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.tui_args = extra  # passed through to python -m tui.bench
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    from engine.models import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
-    from engine.sampler import GenerationDone
     from engine.export import ExportError
+    from engine.models import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
     from engine.replay import ReplayError
+    from engine.sampler import GenerationDone
     from engine.trace import TraceError
 
     try:

@@ -23,8 +23,9 @@ pieces for the other.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,7 @@ def compare_step(p_a: np.ndarray, p_b: np.ndarray) -> tuple[float, bool]:  # [V]
 
 def text_distributions(cands_a: list[Candidate], cands_b: list[Candidate], warped: bool) -> tuple[np.ndarray, np.ndarray]:
     """Two distributions over the union of both sides' candidate texts plus one "other" bucket (last)."""
+
     def by_text(cands: list[Candidate]) -> dict[str, float]:
         pooled: dict[str, float] = {}
         for c in cands:
@@ -247,6 +249,7 @@ def step_json(st: CompareStep, top: int = 3) -> dict:
 
 def format_compare_table(result: dict) -> str:
     """The human-readable report of compare_run's result."""
+
     def settings(s: dict) -> str:
         return f"temperature {s['temperature']:.2f}, top-k {s['top_k']}, top-p {s['top_p']:.2f}, seed {s['seed']}"
 

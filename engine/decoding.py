@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 REPLACEMENT = "\ufffd"  # what byte-level BPE decoding yields for an incomplete UTF-8 sequence
 LOOKBACK = 8  # tokens of left context decoded with each new token (a UTF-8 character spans ≤ 4 bytes)

@@ -100,8 +100,7 @@ class TokenEvent:
             "slid": self.slid,
             "settings": self.config.as_dict(),
             "candidates": [
-                {"id": c.token_id, "text": c.text, "p_raw": round(c.p_raw, 6), "p": round(c.p, 6)}
-                for c in self.candidates[:top]
+                {"id": c.token_id, "text": c.text, "p_raw": round(c.p_raw, 6), "p": round(c.p, 6)} for c in self.candidates[:top]
             ],
             "lens": [{"layer": e.layer, "id": e.token_id, "text": e.text, "p": round(e.p, 6)} for e in self.lens],
             "norms": [round(float(n), 4) for n in self.norms],

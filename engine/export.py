@@ -11,9 +11,9 @@ import errno
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -117,8 +117,9 @@ def attention(x, c_attn, c_proj, k_cache, v_cache, positions, mask, n_head, scal
 
 def block(x, ln_1, attn, ln_2, mlp_params, cache_k, cache_v, positions, mask, eps, n_head, scale, act):
     # [T, d] -> [T, d], [H, T, S]
-    a, probs = attention(layer_norm(x, **ln_1, eps=eps), **attn, k_cache=cache_k, v_cache=cache_v,
-                         positions=positions, mask=mask, n_head=n_head, scale=scale)
+    a, probs = attention(
+        layer_norm(x, **ln_1, eps=eps), **attn, k_cache=cache_k, v_cache=cache_v, positions=positions, mask=mask, n_head=n_head, scale=scale
+    )
     x = x + a
     x = x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params, act=act)
     return x, probs
@@ -150,8 +151,21 @@ def gpt2_forward(params, ids, positions, cache, key_positions, settings):
     mask = causal_mask(positions, key_positions, x.dtype)  # [T, S]
     resid, patterns = [x[-1]], []
     for i, layer in enumerate(params["h"]):
-        x, probs = block(x, layer["ln_1"], layer["attn"], layer["ln_2"], layer["mlp"], cache.k[i], cache.v[i],
-                         positions, mask, settings.eps, settings.n_head, settings.scales[i], settings.act)
+        x, probs = block(
+            x,
+            layer["ln_1"],
+            layer["attn"],
+            layer["ln_2"],
+            layer["mlp"],
+            cache.k[i],
+            cache.v[i],
+            positions,
+            mask,
+            settings.eps,
+            settings.n_head,
+            settings.scales[i],
+            settings.act,
+        )
         resid.append(x[-1])
         patterns.append(probs)
     return torch.stack(resid), patterns
@@ -182,7 +196,7 @@ class ModelSettings:
     act: Any  # the MLP activation function
 
     @classmethod
-    def from_config(cls, config: Any) -> "ModelSettings":
+    def from_config(cls, config: Any) -> ModelSettings:
         d_head = config.n_embd // config.n_head
         base = d_head**-0.5 if config.scale_attn_weights else 1.0
         by_layer = config.scale_attn_by_inverse_layer_idx
@@ -325,9 +339,7 @@ class FastTorchBackend:
         start, n_keys = self.cache.length, self.cache.length + len(ids)
         ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)  # [T]
         positions = torch.arange(start, n_keys, device=self.device)  # [T]
-        resid, patterns = gpt2_forward(
-            self.params, ids_t, positions, self.cache, self.key_positions[:n_keys], self.settings
-        )
+        resid, patterns = gpt2_forward(self.params, ids_t, positions, self.cache, self.key_positions[:n_keys], self.settings)
         lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)  # [L, V], [V]
         lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
         return ForwardOutput(
@@ -342,8 +354,7 @@ class FastTorchBackend:
     def _step_into_flat(self, span: int) -> None:
         """The decode step over `span` slots: reads token_in/position_in, fills self.flat; no host syncs."""
         layout, flat = self.layout, self.flat
-        resid, patterns = gpt2_forward(self.params, self.token_in, self.position_in, self.cache,
-                                       self.key_positions[:span], self.settings)
+        resid, patterns = gpt2_forward(self.params, self.token_in, self.position_in, self.cache, self.key_positions[:span], self.settings)
         lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)
         lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
         flat[: layout.vocab_size].copy_(logits)
@@ -463,9 +474,7 @@ def generate_tokens(hf_model: Any, prompt_ids: list[int], n_tokens: int) -> list
     return out[0, len(prompt_ids) :].tolist()
 
 
-def bench_fast(
-    hf_model: Any, prompt_ids: list[int], n_tokens: int, device: str | None = None, repeats: int = 5
-) -> dict:
+def bench_fast(hf_model: Any, prompt_ids: list[int], n_tokens: int, device: str | None = None, repeats: int = 5) -> dict:
     """Greedy tok/s: fast path with full capture vs eager TorchBackend with full capture vs generate.
 
     Same model, device, dtype, prompt and token count; `device` moves the model there first. Each

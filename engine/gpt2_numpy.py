@@ -47,9 +47,7 @@ def check_config(config: dict) -> None:
     """Raise ValueError in one sentence if the config is not a GPT-2 the NumPy engine can run."""
     model_type = config.get("model_type")
     if model_type != "gpt2":
-        raise ValueError(
-            f"not a GPT-2 checkpoint (model_type is {model_type!r}); the NumPy engine runs GPT-2 models only"
-        )
+        raise ValueError(f"not a GPT-2 checkpoint (model_type is {model_type!r}); the NumPy engine runs GPT-2 models only")
     activation = config.get("activation_function", "gelu_new")
     if activation not in ACTIVATION_NAMES:
         raise ValueError(f"activation_function {activation!r} is not supported; use one of {sorted(ACTIVATION_NAMES)}")
@@ -96,12 +94,14 @@ def params_from_state_dict(state: dict[str, np.ndarray], n_layer: int) -> dict:
     blocks = []
     for i in range(n_layer):
         p = f"h.{i}"
-        blocks.append({
-            "ln_1": norm(f"{p}.ln_1"),
-            "attn": {"c_attn": dense(f"{p}.attn.c_attn"), "c_proj": dense(f"{p}.attn.c_proj")},
-            "ln_2": norm(f"{p}.ln_2"),
-            "mlp": {"c_fc": dense(f"{p}.mlp.c_fc"), "c_proj": dense(f"{p}.mlp.c_proj")},
-        })
+        blocks.append(
+            {
+                "ln_1": norm(f"{p}.ln_1"),
+                "attn": {"c_attn": dense(f"{p}.attn.c_attn"), "c_proj": dense(f"{p}.attn.c_proj")},
+                "ln_2": norm(f"{p}.ln_2"),
+                "mlp": {"c_fc": dense(f"{p}.mlp.c_fc"), "c_proj": dense(f"{p}.mlp.c_proj")},
+            }
+        )
     return {"wte": get("wte.weight"), "wpe": get("wpe.weight"), "blocks": blocks, "ln_f": norm("ln_f")}
 
 
@@ -122,7 +122,7 @@ class GPT2Numpy:
         self.unembedding = np.ascontiguousarray(params["wte"].T)  # [d, V]
 
     @classmethod
-    def from_config_and_state(cls, config: dict, state: dict[str, np.ndarray]) -> "GPT2Numpy":
+    def from_config_and_state(cls, config: dict, state: dict[str, np.ndarray]) -> GPT2Numpy:
         """Build from a config dict and checkpoint-named arrays."""
         check_config(config)
         params = params_from_state_dict(state, config["n_layer"])
@@ -134,7 +134,7 @@ class GPT2Numpy:
         )
 
     @classmethod
-    def from_dir(cls, path) -> "GPT2Numpy":
+    def from_dir(cls, path) -> GPT2Numpy:
         """Load a GPT2LMHeadModel directory (config.json + model.safetensors) without torch."""
         path = Path(path)
         if not path.is_dir():
@@ -147,7 +147,7 @@ class GPT2Numpy:
         return cls.from_config_and_state(config, load_safetensors(path / "model.safetensors"))
 
     @classmethod
-    def from_hf(cls, model) -> "GPT2Numpy":
+    def from_hf(cls, model) -> GPT2Numpy:
         """Copy the weights of an in-memory transformers GPT2LMHeadModel (or GPT2Model)."""
         config = model.config.to_dict()
         check_config(config)  # before copying the weights
@@ -161,9 +161,7 @@ class GPT2Numpy:
         shape = (self.n_layer, self.n_head, max_len or self.n_positions, d_head)
         return KVCache(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
 
-    def forward(
-        self, ids, cache: KVCache | None = None, capture: bool = True, logits_to_keep: int = 0
-    ) -> tuple[np.ndarray, dict]:
+    def forward(self, ids, cache: KVCache | None = None, capture: bool = True, logits_to_keep: int = 0) -> tuple[np.ndarray, dict]:
         """New tokens ids [T] after the cache contents -> logits [T, V] float32, captures.
 
         Without a cache the ids are a whole sequence from position 0. The cache is extended in place.

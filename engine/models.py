@@ -147,9 +147,7 @@ def check_model_dir(path: str, allow_pickle: bool) -> None:
         raise ModelLoadError(f"'{config_file}' is not valid JSON ({error.__class__.__name__})") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelLoadError(
-            f"'{path}' holds a '{model_type}' model; tfund steps through GPT-2-architecture models (model_type 'gpt2')"
-        )
+        raise ModelLoadError(f"'{path}' holds a '{model_type}' model; tfund steps through GPT-2-architecture models (model_type 'gpt2')")
     files = set(os.listdir(path))
     has_safetensors = any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files)
     has_pickle = any(f.endswith((".bin", ".pt", ".pth", ".ckpt")) for f in files)

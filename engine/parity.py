@@ -64,9 +64,7 @@ def incremental_logits(model: GPT2Numpy, token_ids: list[int]) -> np.ndarray:  #
     return np.concatenate(rows)
 
 
-def parity_report(
-    hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: int = 20, numpy_model: GPT2Numpy | None = None
-) -> dict:
+def parity_report(hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: int = 20, numpy_model: GPT2Numpy | None = None) -> dict:
     """Compare the NumPy engine with transformers (fp32, eager attention) on the same ids.
 
     Pass an fp32 model; it is switched to eval mode (no dropout). The greedy continuation is shortened

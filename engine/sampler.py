@@ -16,8 +16,9 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -135,8 +136,7 @@ class NumpyBackend:
         logits, captures = self.net.forward(ids, cache=self.cache, capture=True)  # [T_new, V]
         n_layer = self.net.n_layer
         resid = np.stack(
-            [captures["blocks.0.hook_resid_pre"][-1]]
-            + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
+            [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
         )  # [L + 1, d]
         lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
         attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]

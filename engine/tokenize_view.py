@@ -43,7 +43,7 @@ EXAMPLES = [
     Example("Hindi", "एक छोटे से गाँव में, बेकर सबके साथ गरम रोटी बाँटता था।"),
     Example("Japanese", "小さな村で、パン屋はみんなと温かいパンを分け合った。"),
     Example("German (compounds)", "Die Donaudampfschifffahrtsgesellschaft backt Vollkornbrot."),
-    Example("Emoji and code", "Bread 🍞 costs $3.50 → print(f\"{x:>4}\")"),
+    Example("Emoji and code", 'Bread 🍞 costs $3.50 → print(f"{x:>4}")'),
 ]
 
 
@@ -150,8 +150,7 @@ def vocabulary_bytes(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[by
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
     char_to_byte = {c: b for b, c in byte_to_char_table().items()}
     raw = [
-        bytes(char_to_byte[c] for c in s) if i not in special and all(c in char_to_byte for c in s) else None
-        for i, s in zip(ids, strings)
+        bytes(char_to_byte[c] for c in s) if i not in special and all(c in char_to_byte for c in s) else None for i, s in zip(ids, strings)
     ]
     return strings, raw
 
@@ -239,7 +238,9 @@ def encoder_attention(model_dir: str, text: str, allow_pickle: bool = False) -> 
     """All layers' and heads' attention of a BERT-like encoder on `text`. Raises ModelLoadError."""
     location, is_local = locate_model(model_dir)
     if not is_local:
-        raise ModelLoadError(f"model '{model_dir}' is not in the Hugging Face cache; download it once while online or pass a local directory")
+        raise ModelLoadError(
+            f"model '{model_dir}' is not in the Hugging Face cache; download it once while online or pass a local directory"
+        )
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     from transformers import AutoConfig, AutoModel
@@ -259,9 +260,7 @@ def encoder_attention(model_dir: str, text: str, allow_pickle: bool = False) -> 
         )
     tokenizer = load_tokenizer(model_dir)
     try:
-        model = AutoModel.from_pretrained(
-            location, attn_implementation="eager", use_safetensors=None if allow_pickle else True, **options
-        )
+        model = AutoModel.from_pretrained(location, attn_implementation="eager", use_safetensors=None if allow_pickle else True, **options)
     except Exception as error:
         raise ModelLoadError(f"could not load encoder '{model_dir}': {first_line(error)}") from None
     model.eval()

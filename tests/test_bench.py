@@ -13,8 +13,8 @@ from textual.geometry import Region
 from textual.widgets import Static
 
 import engine.fast_decode
-from engine.cli import main as tfund_main
 from engine.bench_decode import format_decode_table, format_fast_table
+from engine.cli import main as tfund_main
 from engine.events import LensEntry
 from engine.tokenize_view import load_tokenizer
 from tui.bench import (
@@ -32,14 +32,33 @@ from tui.widgets.attention_map import AttentionMap
 from tui.widgets.layers import LayerChart, LensColumn, chart_strips, lens_strips
 
 DECODE_RESULT = {
-    "prompt_tokens": 16, "n_tokens": 32, "repeats": 5, "numpy_tok_s": 40.2, "torch_tok_s": 22.9, "ratio": 1.755,
-    "same_tokens": True, "torch_threads": 2,
+    "prompt_tokens": 16,
+    "n_tokens": 32,
+    "repeats": 5,
+    "numpy_tok_s": 40.2,
+    "torch_tok_s": 22.9,
+    "ratio": 1.755,
+    "same_tokens": True,
+    "torch_threads": 2,
 }
 FAST_RESULT = {
-    "device": "cuda:0", "device_name": "NVIDIA H100", "dtype": "float32", "prompt_tokens": 16, "n_tokens": 128,
-    "repeats": 5, "fast_tok_s": 900.0, "eager_tok_s": 60.0, "generate_tok_s": 120.0, "fast_vs_generate": 7.5,
-    "fast_vs_eager": 15.0, "same_tokens_fast_eager": True, "same_tokens_fast_generate": True, "graphed": True,
-    "graph_error": None, "torch_threads": 2, "seconds": {"fast": [0.1], "eager": [1.0], "generate": [1.0]},
+    "device": "cuda:0",
+    "device_name": "NVIDIA H100",
+    "dtype": "float32",
+    "prompt_tokens": 16,
+    "n_tokens": 128,
+    "repeats": 5,
+    "fast_tok_s": 900.0,
+    "eager_tok_s": 60.0,
+    "generate_tok_s": 120.0,
+    "fast_vs_generate": 7.5,
+    "fast_vs_eager": 15.0,
+    "same_tokens_fast_eager": True,
+    "same_tokens_fast_generate": True,
+    "graphed": True,
+    "graph_error": None,
+    "torch_threads": 2,
+    "seconds": {"fast": [0.1], "eager": [1.0], "generate": [1.0]},
 }
 
 
@@ -90,7 +109,22 @@ def test_bench_decode_cuda_runs_the_fast_benchmark_in_the_asked_dtype(monkeypatc
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(engine.fast_decode, "bench_fast", fake_bench_fast)
-    argv = ["bench", "decode", "--config", "tiny", "--device", "cuda", "--dtype", "bfloat16", "--tokens", "8", "--prompt-tokens", "4", "--repeats", "3"]
+    argv = [
+        "bench",
+        "decode",
+        "--config",
+        "tiny",
+        "--device",
+        "cuda",
+        "--dtype",
+        "bfloat16",
+        "--tokens",
+        "8",
+        "--prompt-tokens",
+        "4",
+        "--repeats",
+        "3",
+    ]
     assert tfund_main(argv) == 0
     assert calls == [(torch.bfloat16, 4, 8, "cuda", 3)]
     assert "transformers generate, no capture" in capsys.readouterr().out
@@ -131,8 +165,15 @@ def test_prompt_of_length_has_exactly_that_many_tokens(n_tokens):
 
 
 def test_startup_table_prints_the_medians_and_the_ratio():
-    result = {"model": "toy", "repeats": 5, "terminal": "tmux 100x30", "tfund_first_frame_ms": 540.0,
-              "tfund_model_ready_ms": 5900.0, "minimal_first_frame_ms": 300.0, "ratio_first_frame": 1.8}
+    result = {
+        "model": "toy",
+        "repeats": 5,
+        "terminal": "tmux 100x30",
+        "tfund_first_frame_ms": 540.0,
+        "tfund_model_ready_ms": 5900.0,
+        "minimal_first_frame_ms": 300.0,
+        "ratio_first_frame": 1.8,
+    }
     table = format_startup(result)
     assert "median of 5 launches" in table
     assert table.splitlines()[2].split() == ["minimal", "Textual", "app", "300", "ms", "-"]
@@ -141,9 +182,18 @@ def test_startup_table_prints_the_medians_and_the_ratio():
 
 
 def test_render_table_prints_a_row_per_context_and_the_budget():
-    result = {"model": "toy", "n_layer": 2, "n_head": 4, "size": "100x30", "tokens": 20, "byte_tokens": 5,
-              "contexts": {32: {"ui_ms": 9.5, "engine_ms": 3.1, "bytes": 12345.0, "encoded_bytes": 9000.0},
-                           128: {"ui_ms": 17.25, "engine_ms": 3.4, "bytes": 23456.0, "encoded_bytes": 11000.5}}}
+    result = {
+        "model": "toy",
+        "n_layer": 2,
+        "n_head": 4,
+        "size": "100x30",
+        "tokens": 20,
+        "byte_tokens": 5,
+        "contexts": {
+            32: {"ui_ms": 9.5, "engine_ms": 3.1, "bytes": 12345.0, "encoded_bytes": 9000.0},
+            128: {"ui_ms": 17.25, "engine_ms": 3.4, "bytes": 23456.0, "encoded_bytes": 11000.5},
+        },
+    }
     lines = format_render(result).splitlines()
     assert "(2 layers x 4 heads), 100x30" in lines[0]
     assert lines[2].split() == ["32", "9.5", "3.1", "12,345", "9,000"]
@@ -267,6 +317,6 @@ async def test_layers_chart_and_lens_repainted_line_by_line_equal_a_fresh_render
             for norms, cosines in series:
                 show(stepped, norms, cosines)
                 await pilot.pause()
-            fresh = await app.add_fresh(lambda widget: show(widget, *series[-1]))
+            fresh = await app.add_fresh(lambda widget, show=show: show(widget, *series[-1]))
             await pilot.pause()
             assert rendered(stepped) == rendered(fresh)

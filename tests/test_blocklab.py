@@ -69,9 +69,7 @@ def test_metrics_match_their_definitions():
     cosines = [np.dot(a[t], b[t]) / (np.linalg.norm(a[t]) * np.linalg.norm(b[t])) for t in range(5)]
     np.testing.assert_allclose(metrics["layer_cosine"][1], np.mean(cosines), atol=1e-9)
     x = resid[1]
-    pairs = [
-        np.dot(x[i], x[j]) / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for i in range(5) for j in range(5) if i != j
-    ]
+    pairs = [np.dot(x[i], x[j]) / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for i in range(5) for j in range(5) if i != j]
     np.testing.assert_allclose(metrics["token_cosine"][1], np.mean(pairs), atol=1e-9)
     p = result.attention[0, 1]  # [T, T] layer 0, head 1
     entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p])

@@ -12,9 +12,7 @@ PROMPT = "In a small village,"
 
 def tfund(*args, env_extra=None, timeout=120):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def generate_json(*extra):

@@ -68,8 +68,12 @@ def test_export_bundle_writes_files_that_parse(tmp_path):
 
 
 def test_parts_given_as_none_are_skipped_and_repeats_get_new_names(tmp_path):
-    first = export_bundle(tmp_path, svg=None, attention=None, tokens=[], layer=0, head=None, candidates=CANDIDATES, trace_lines=None, now=NOW)
-    second = export_bundle(tmp_path, svg=None, attention=None, tokens=[], layer=0, head=None, candidates=CANDIDATES, trace_lines=None, now=NOW)
+    first = export_bundle(
+        tmp_path, svg=None, attention=None, tokens=[], layer=0, head=None, candidates=CANDIDATES, trace_lines=None, now=NOW
+    )
+    second = export_bundle(
+        tmp_path, svg=None, attention=None, tokens=[], layer=0, head=None, candidates=CANDIDATES, trace_lines=None, now=NOW
+    )
     assert [p.name for p in first] == ["candidates-20250131-142501-123.txt"]
     assert [p.name for p in second] == ["candidates-20250131-142501-123-2.txt"]
 

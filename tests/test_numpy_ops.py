@@ -210,4 +210,3 @@ def test_stack_is_causal(T, t, seed, pre_ln, residual):
     pattern, pattern_changed = captures["blocks.1.attn.hook_pattern"], captures_changed["blocks.1.attn.hook_pattern"]
     np.testing.assert_allclose(pattern_changed[:, : t + 1], pattern[:, : t + 1], rtol=0, atol=1e-12)
     assert not math.isclose(float(np.abs(out_changed - out).max()), 0.0)  # the change did reach later rows
-

@@ -138,8 +138,12 @@ def test_temperature_change_applies_to_the_next_token(toy):
 
 def test_set_config_rejects_out_of_range_values(toy):
     sampler = greedy_sampler(toy)
-    for change, name in [({"temperature": -1}, "temperature"), ({"temperature": math.nan}, "temperature"),
-                         ({"top_p": 0.0}, "top-p"), ({"top_k": -2}, "top-k")]:
+    for change, name in [
+        ({"temperature": -1}, "temperature"),
+        ({"temperature": math.nan}, "temperature"),
+        ({"top_p": 0.0}, "top-p"),
+        ({"top_k": -2}, "top-k"),
+    ]:
         with pytest.raises(ValueError, match=name):
             sampler.set_config(**change)
     assert sampler.config.temperature == 0.0

@@ -45,8 +45,12 @@ def bert_dir(tmp_path_factory):
     tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, model_max_length=64)
     tokenizer.save_pretrained(path)
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -138,7 +142,13 @@ def test_tokenize_json_is_plain_data(bert_dir):
     view = tokenize(load_tokenizer(str(bert_dir)), EXAMPLES[1].text)
     data = json.loads(json.dumps(tokenize_json(view)))
     assert data["n_tokens"] == view.n_tokens == len(data["tokens"])
-    assert data["tokens"][0] == {"id": view.ids[0], "piece": view.pieces[0], "bytes": view.token_bytes[0], "start": view.offsets[0][0], "end": view.offsets[0][1]}
+    assert data["tokens"][0] == {
+        "id": view.ids[0],
+        "piece": view.pieces[0],
+        "bytes": view.token_bytes[0],
+        "start": view.offsets[0][0],
+        "end": view.offsets[0][1],
+    }
 
 
 def test_format_tokenization_has_a_row_per_token(toy_tokenizer):

@@ -135,7 +135,14 @@ def test_shipped_model_continues_a_story_with_corpus_words(shipped, stories):
 
 
 def test_shipped_model_keeps_its_hero_name_and_pronoun(shipped):
-    heroes = [("Nora", "girl", "She"), ("Leo", "boy", "He"), ("Ruby", "girl", "She"), ("Omar", "boy", "He"), ("Tilly", "girl", "She"), ("Felix", "boy", "He")]
+    heroes = [
+        ("Nora", "girl", "She"),
+        ("Leo", "boy", "He"),
+        ("Ruby", "girl", "She"),
+        ("Omar", "boy", "He"),
+        ("Tilly", "girl", "She"),
+        ("Felix", "boy", "He"),
+    ]
     kept = 0
     for name, noun, pronoun in heroes:
         continuation = greedy_continuation(*shipped, f"In a small village, there lived a brave {noun} named {name}.", 50)
@@ -146,8 +153,19 @@ def test_shipped_model_keeps_its_hero_name_and_pronoun(shipped):
 
 def tiny_run(path, seed=0, progress=None):
     return train_toy(
-        path, steps=5, seed=seed, progress=progress, n_stories=30, vocab_size=300,
-        n_layer=1, n_head=2, n_embd=32, n_positions=64, block_size=32, batch_size=4, progress_every=2,
+        path,
+        steps=5,
+        seed=seed,
+        progress=progress,
+        n_stories=30,
+        vocab_size=300,
+        n_layer=1,
+        n_head=2,
+        n_embd=32,
+        n_positions=64,
+        block_size=32,
+        batch_size=4,
+        progress_every=2,
     )
 
 

@@ -52,5 +52,16 @@ def test_unwritable_trace_file_exits_2_before_the_ui(tmp_path):
 def test_help_lists_every_flag():
     result = run_tui("--help")
     assert result.returncode == 0
-    for flag in ("--model", "--prompt", "--temperature", "--top-k", "--top-p", "--seed", "--max-new-tokens", "--device", "--engine", "--trace"):
+    for flag in (
+        "--model",
+        "--prompt",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--seed",
+        "--max-new-tokens",
+        "--device",
+        "--engine",
+        "--trace",
+    ):
         assert flag in result.stdout

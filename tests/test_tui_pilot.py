@@ -68,7 +68,17 @@ async def test_all_panes_and_parameters_are_shown(toy):
             region = pane.region
             assert region.width >= 20 and region.height >= 8 and region.right <= SIZE[0] and region.bottom <= SIZE[1]
         text = parameters_text(app)
-        for line in ("model toy", "device cpu", "temperature 0.80", "top-k 0", "top-p 1.00", "max new tokens 64", "seed 0", "layer 0", "head mean"):
+        for line in (
+            "model toy",
+            "device cpu",
+            "temperature 0.80",
+            "top-k 0",
+            "top-p 1.00",
+            "max new tokens 64",
+            "seed 0",
+            "layer 0",
+            "head mean",
+        ):
             assert line in text
         assert len(app.transcript.positions) == len(prompt_ids(toy))
         assert len(app.transcript.candidates) == 10

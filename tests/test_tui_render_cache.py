@@ -20,7 +20,7 @@ PIECES = ["In", " a", " small", " village", ",", "\n", "Once", " upon", " a", " 
 
 def positions_of(pieces: list[str], n_prompt: int = 5) -> list[Position]:
     return [
-        Position(i, piece, np.zeros((1, 1, i + 1)), generated=i >= n_prompt, p_raw=None if i < n_prompt else 0.9 ** i, forced=i % 7 == 3)
+        Position(i, piece, np.zeros((1, 1, i + 1)), generated=i >= n_prompt, p_raw=None if i < n_prompt else 0.9**i, forced=i % 7 == 3)
         for i, piece in enumerate(pieces)
     ]
 

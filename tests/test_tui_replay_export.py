@@ -67,7 +67,9 @@ async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_pa
     attention = json.loads(next(p for p in export_dir.iterdir() if p.suffix == ".json").read_text())
     assert attention["tokens"] == pieces and attention["layer"] == 1
     matrix = attention["attention"]  # [T, T], causal rows that sum to 1
-    assert len(matrix) == len(pieces) and all(abs(sum(row) - 1) < 1e-3 and row[i + 1 :] == [0] * (len(row) - i - 1) for i, row in enumerate(matrix))
+    assert len(matrix) == len(pieces) and all(
+        abs(sum(row) - 1) < 1e-3 and row[i + 1 :] == [0] * (len(row) - i - 1) for i, row in enumerate(matrix)
+    )
     trace = read_trace(files["trace"])
     assert [step.token_id for step in trace.steps] == generated and trace.prompt == DEFAULT_PROMPT
     assert app.transcript.candidates[0].text.strip() in files["candidates"].read_text()

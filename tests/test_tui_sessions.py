@@ -167,7 +167,9 @@ async def test_out_of_memory_while_loading_shows_the_sentence_and_the_app_stays(
 async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(toy, monkeypatch, tmp_path):
     trace = tmp_path / "trace.jsonl"
     endless = dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer))
-    app = make_app(model=endless, config=SamplingConfig(temperature=0.0, max_new_tokens=100_000), trace=trace, palette="color", deterministic=True)
+    app = make_app(
+        model=endless, config=SamplingConfig(temperature=0.0, max_new_tokens=100_000), trace=trace, palette="color", deterministic=True
+    )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         monkeypatch.setattr("tui.app.REDRAWS_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch

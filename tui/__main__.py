@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from engine.cli import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
 from engine.trace import TraceError, TraceWriter
@@ -22,12 +22,8 @@ def build_parser() -> OneLineParser:
     add_sampling_args(parser)
     parser.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="transformers or the from-scratch NumPy GPT-2")
     parser.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event (and per undo)")
-    parser.add_argument(
-        "--replay", metavar="FILE.jsonl", help="step through a recorded trace instead of generating (n, backspace, g, r)"
-    )
-    parser.add_argument(
-        "--export-dir", default=DEFAULT_EXPORT_DIR, metavar="DIR", help="where e saves the figures (default ./%(default)s)"
-    )
+    parser.add_argument("--replay", metavar="FILE.jsonl", help="step through a recorded trace instead of generating (n, backspace, g, r)")
+    parser.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR, metavar="DIR", help="where e saves the figures (default ./%(default)s)")
     parser.add_argument("--serve", action="store_true", help="serve the app to a web browser on localhost (textual-serve)")
     parser.add_argument("--port", type=port_arg, help="the port for --serve (default 8000)")
     return parser

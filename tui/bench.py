@@ -243,10 +243,17 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
                 engine_ms.append(event.timings["total"])
                 update_bytes.append(sum(encoded))
                 sampler.undo()  # back to context - 1, shown as the app shows an undo (not timed)
-                app.on_token_undone(TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), sampler.config))
+                app.on_token_undone(
+                    TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), sampler.config)
+                )
                 app.redraw_now()
                 await pilot.pause()
-            results[context] = {"ui_ms": median(ui_ms), "engine_ms": median(engine_ms), "encoded_bytes": median(update_bytes), "ui_ms_runs": ui_ms}
+            results[context] = {
+                "ui_ms": median(ui_ms),
+                "engine_ms": median(engine_ms),
+                "encoded_bytes": median(update_bytes),
+                "ui_ms_runs": ui_ms,
+            }
         info = app.info
     return {"n_layer": info.n_layer, "n_head": info.n_head, "n_positions": info.n_positions, "contexts": results}
 
@@ -332,8 +339,23 @@ def trace_lines(path: Path) -> int:
 def pty_bytes_per_token(model: str, prompt: str, n_tokens: int, size: tuple[int, int], workdir: str) -> list[int]:
     """Bytes the real app writes to its terminal for each of n_tokens steps (each undone before the next)."""
     trace = Path(workdir) / f"trace-{uuid.uuid4().hex[:8]}.jsonl"
-    command = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu", "--prompt", prompt,
-               "--temperature", "0.8", "--seed", "0", "--trace", str(trace)]
+    command = [
+        sys.executable,
+        "-m",
+        "tui",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--prompt",
+        prompt,
+        "--temperature",
+        "0.8",
+        "--seed",
+        "0",
+        "--trace",
+        str(trace),
+    ]
     app = PtyApp(command, size, terminal_env())
     counts = []
     try:
@@ -342,19 +364,21 @@ def pty_bytes_per_token(model: str, prompt: str, n_tokens: int, size: tuple[int,
         for _ in range(n_tokens):
             lines, before = trace_lines(trace), app.n_bytes
             app.send("n")
-            app.wait_until(lambda: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "step")
+            app.wait_until(lambda lines=lines, before=before: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "step")
             app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
             counts.append(app.n_bytes - before)
             lines, before = trace_lines(trace), app.n_bytes
             app.send("\x7f")  # backspace: undo; its repaint must be over before the next step counts
-            app.wait_until(lambda: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "undo")
+            app.wait_until(lambda lines=lines, before=before: trace_lines(trace) > lines and app.n_bytes > before, STEP_TIMEOUT_S, "undo")
             app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
     finally:
         app.close()
     return counts
 
 
-def render_bench(model: str | None, config: str | None, contexts: list[int], n_tokens: int, n_byte_tokens: int, size: tuple[int, int]) -> dict:
+def render_bench(
+    model: str | None, config: str | None, contexts: list[int], n_tokens: int, n_byte_tokens: int, size: tuple[int, int]
+) -> dict:
     """UI ms per token (in-process) and bytes per token (pseudo-terminal) at each context length."""
     from engine.tokenize_view import load_tokenizer
 
@@ -377,9 +401,7 @@ def format_render(result: dict) -> str:
         f"{'context':>8}{'UI ms/token':>13}{'engine ms/token':>17}{'terminal bytes/token':>22}{'bytes/update':>14}",
     ]
     for context, row in result["contexts"].items():
-        lines.append(
-            f"{context:>8}{row['ui_ms']:>13.1f}{row['engine_ms']:>17.1f}{row['bytes']:>22,.0f}{row['encoded_bytes']:>14,.0f}"
-        )
+        lines.append(f"{context:>8}{row['ui_ms']:>13.1f}{row['engine_ms']:>17.1f}{row['bytes']:>22,.0f}{row['encoded_bytes']:>14,.0f}")
     lines.append("terminal bytes: the real app in a pseudo-terminal; bytes/update: the token's own repaint, in-process")
     at_128 = result["contexts"].get(128) or result["contexts"].get("128")
     if at_128 is not None:

@@ -14,7 +14,7 @@ sequences written to the terminal, with the same cells on screen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from rich.color import Color
@@ -94,7 +94,7 @@ def level_rgb(level: int, n_levels: int) -> tuple[int, int, int]:
     return tuple(int(round(c)) for c in rgb)
 
 
-@lru_cache(maxsize=None)
+@cache
 def half_block_style(upper: int, lower: int) -> Style:
     """fg = the upper pixel's level, bg = the lower one's; lower NO_PIXEL (an odd last row) leaves bg unset."""
     fg = Color.from_rgb(*level_rgb(upper, COLOUR_LEVELS))
@@ -119,9 +119,7 @@ def grid_rows(level_map: np.ndarray, shade: bool) -> list[list[Segment]]:  # [r,
     rows: list[list[Segment]] = []
     for up, low, code in zip(upper.tolist(), lower.tolist(), codes):
         edges = run_edges(code)
-        rows.append(
-            [Segment(HALF_BLOCK * (end - start), half_block_style(up[start], low[start])) for start, end in zip(edges, edges[1:])]
-        )
+        rows.append([Segment(HALF_BLOCK * (end - start), half_block_style(up[start], low[start])) for start, end in zip(edges, edges[1:])])
     return rows
 
 

@@ -53,7 +53,7 @@ class ContextReady(Message):
         self.recorded = recorded
 
     @classmethod
-    def of_sampler(cls, sampler: Any, recorded: list | None = None) -> "ContextReady":
+    def of_sampler(cls, sampler: Any, recorded: list | None = None) -> ContextReady:
         """The sampler's whole context and next-token candidates (call it in the engine thread)."""
         return cls(
             token_ids=list(sampler.tokens),
@@ -115,7 +115,9 @@ class TokensGenerated(Message):
     `candidates` is the next token's distribution under `config`, after the last of `events`.
     """
 
-    def __init__(self, events: list[TokenEvent], candidates: list[Candidate], config: SamplingConfig, rows: list[np.ndarray] | None) -> None:
+    def __init__(
+        self, events: list[TokenEvent], candidates: list[Candidate], config: SamplingConfig, rows: list[np.ndarray] | None
+    ) -> None:
         super().__init__()
         self.events = events
         self.candidates = candidates
@@ -126,7 +128,9 @@ class TokensGenerated(Message):
 class TokenUndone(Message):
     """The last token was removed; the views of the new last position come with it."""
 
-    def __init__(self, lens: list[LensEntry], norms: np.ndarray, cosines: np.ndarray, candidates: list[Candidate], config: SamplingConfig) -> None:
+    def __init__(
+        self, lens: list[LensEntry], norms: np.ndarray, cosines: np.ndarray, candidates: list[Candidate], config: SamplingConfig
+    ) -> None:
         super().__init__()
         self.lens = lens
         self.norms = norms

@@ -171,9 +171,9 @@ class BlockLabScreen(Screen):
         grid = head_grid(rows, self.view_layer, self.view_head)  # [T, T]
         labels = [str(i) for i in range(result.config.T)]  # input positions
         self.query_one(AttentionMap).show(grid, labels, None, self.app.shade)
-        self.query_one("#lab-attention-pane").border_subtitle = (
-            f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
-        )
+        self.query_one(
+            "#lab-attention-pane"
+        ).border_subtitle = f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
         plot = self.query_one(PlotextPlot)
         plot_representations(plot.plt, result.metrics)
         plot.refresh()

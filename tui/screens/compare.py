@@ -238,7 +238,9 @@ class CompareScreen(Screen):
                     if side == "a":
                         yield Static(f"model {self.loaded_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
                     else:
-                        yield Input(self.model_b.name, placeholder="model B: toy, a local dir, a cached hub name (enter loads)", id="model-b")
+                        yield Input(
+                            self.model_b.name, placeholder="model B: toy, a local dir, a cached hub name (enter loads)", id="model-b"
+                        )
                     yield Static(id=f"settings-{side}", classes="cmp-settings")
                     with VerticalScroll(classes="cmp-text-box", can_focus=False):
                         yield Static(id=f"text-{side}")
@@ -303,7 +305,9 @@ class CompareScreen(Screen):
 
     def start_session(self, model_a: Any, model_b: Any) -> None:
         """Two samplers (they may share one model) on the prompt; replaces the session once ready."""
-        session = CompareSession(Sampler(model_a, self.config_a, top_n=TOP_N), Sampler(model_b, self.config_b, top_n=TOP_N), follow=self.follow)
+        session = CompareSession(
+            Sampler(model_a, self.config_a, top_n=TOP_N), Sampler(model_b, self.config_b, top_n=TOP_N), follow=self.follow
+        )
         session.set_prompt(self.prompt)
         self.session = session
         self.post_progress(session, [], restart=True)
@@ -377,7 +381,9 @@ class CompareScreen(Screen):
     def on_compare_screen_model_loaded(self, message: ModelLoaded) -> None:
         self.model_b = message.loaded
         self.query_one("#model-b", Input).value = message.loaded.name
-        self.set_status(f"model B is {message.loaded.name} · {'same vocabulary' if self.mode == 'vocab' else 'another vocabulary: compared on text'}")
+        self.set_status(
+            f"model B is {message.loaded.name} · {'same vocabulary' if self.mode == 'vocab' else 'another vocabulary: compared on text'}"
+        )
 
     def on_compare_screen_idle(self, message: Idle) -> None:
         self.busy = self.running = False

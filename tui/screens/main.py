@@ -143,9 +143,7 @@ class MainScreen(Screen):
             parameter_lines(app.model_name, info.device if info else "…", app.settings, self.view_layer, self.view_head)
         )
         highlight = self.highlighted_token()
-        self.query_one(GenerationView).show(
-            transcript.positions, self.selected_token, app.shade, follow=self.selected_token is None
-        )
+        self.query_one(GenerationView).show(transcript.positions, self.selected_token, app.shade, follow=self.selected_token is None)
         self.query_one(CandidatesView).show(transcript.candidates)
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
@@ -167,9 +165,7 @@ class MainScreen(Screen):
         self.app.change_settings(top_p=nudge_top_p(self.app.settings.top_p, direction))
 
     def action_max_new_tokens(self, direction: int) -> None:
-        self.app.change_settings(
-            max_new_tokens=ladder_step(self.app.settings.max_new_tokens, MAX_NEW_TOKENS_LADDER, direction)
-        )
+        self.app.change_settings(max_new_tokens=ladder_step(self.app.settings.max_new_tokens, MAX_NEW_TOKENS_LADDER, direction))
 
     def action_seed(self, direction: int) -> None:
         self.app.change_settings(seed=max(0, self.app.settings.seed + direction))

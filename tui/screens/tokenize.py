@@ -65,8 +65,13 @@ class TokenizeScreen(Screen):
     AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to generation (from an input: leave it)"),
-        Binding("1", "example(1)", "Examples", key_display=f"1-{N_EXAMPLE_KEYS}",
-                tooltip="Load an example: " + ", ".join(f"{i} {e.label}" for i, e in enumerate(EXAMPLES[:N_EXAMPLE_KEYS], start=1))),
+        Binding(
+            "1",
+            "example(1)",
+            "Examples",
+            key_display=f"1-{N_EXAMPLE_KEYS}",
+            tooltip="Load an example: " + ", ".join(f"{i} {e.label}" for i, e in enumerate(EXAMPLES[:N_EXAMPLE_KEYS], start=1)),
+        ),
         *[Binding(str(i), f"example({i})", f"Example {i}: {EXAMPLES[i - 1].label}", show=False) for i in range(2, N_EXAMPLE_KEYS + 1)],
         Binding("ctrl+n", "next_example", "Next example", tooltip="The next example (works while typing too)"),
         Binding("i", "edit_sentence", "Sentence", tooltip="Edit the sentence; enter tokenizes it"),
@@ -135,7 +140,9 @@ class TokenizeScreen(Screen):
         with Vertical(id="tok-inputs", classes="box") as pane:
             pane.border_title = f"Tokenize · {self.source_name}"
             yield Input(EXAMPLES[0].text, placeholder="a sentence (i to edit, enter tokenizes)", id="sentence")
-            yield Input(self.source_name, placeholder="tokenizer: toy, a local dir, a cached hub name (s to edit, enter loads)", id="source")
+            yield Input(
+                self.source_name, placeholder="tokenizer: toy, a local dir, a cached hub name (s to edit, enter loads)", id="source"
+            )
         with Horizontal(id="tok-body"):
             with Vertical(id="tok-table-pane", classes="box") as pane:
                 pane.border_title = "Tokens"
