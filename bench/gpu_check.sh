@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
 export GPU_CHECK_DEVICE="${GPU_CHECK_DEVICE:-cuda}"   # where to run
-export GPU_CHECK_CONFIGS="${GPU_CHECK_CONFIGS:-gpt2 gpt2-xl}"   # shapes from engine.bench_decode.SHAPES
+export GPU_CHECK_CONFIGS="${GPU_CHECK_CONFIGS:-gpt2 gpt2-xl}"   # shapes from engine.tools.factories.SHAPES
 export GPU_CHECK_TOKENS="${GPU_CHECK_TOKENS:-128}"   # new tokens per benchmark run
 export GPU_CHECK_REPEATS="${GPU_CHECK_REPEATS:-5}"   # timed runs per engine (median reported)
 export GPU_CHECK_DTYPE="${GPU_CHECK_DTYPE:-float32}"   # float32 | bfloat16 | float16
@@ -25,9 +25,11 @@ import sys
 import numpy as np
 import torch
 
-from engine.bench_decode import random_gpt2
-from engine.fast_decode import FastTorchBackend, bench_fast, compare_with_eager, greedy_tokens
-from engine.sampler import TorchBackend
+from engine.tools.factories import random_gpt2
+from engine.tools.bench_decode import bench_fast
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.cuda_graph import FastTorchBackend, compare_with_eager
+from engine.runtime.backends.torch_eager import TorchBackend
 
 device = os.environ["GPU_CHECK_DEVICE"]
 configs = os.environ["GPU_CHECK_CONFIGS"].split()

@@ -10,11 +10,11 @@ __all__ = ["Candidate", "LensEntry", "ModelInfo", "SamplingConfig", "TokenEvent"
 
 def __getattr__(name: str):
     if name in ("load_model", "ModelLoadError", "LoadedModel"):
-        from engine import models
+        from engine.runtime import loading as models
 
         return getattr(models, name)
     if name in ("Sampler", "GenerationDone"):
-        from engine import sampler
+        from engine.runtime import sampler
 
         return getattr(sampler, name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from engine.events import SamplingConfig
 
 DEFAULT_PROMPT = "In a small village,"
-BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.bench_decode.SHAPES (not imported: torch)
-TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.bench NAME` (the engine never imports textual)
+BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
+TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
 }
@@ -154,16 +154,16 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
-    for name, summary in TUI_BENCHMARKS.items():  # their options are tui.bench's: `tfund bench NAME --help`
-        bench_sub.add_parser(name, help=f"{summary} (runs python -m tui.bench {name})", add_help=False)
+    for name, summary in TUI_BENCHMARKS.items():  # their options are tui.tools.bench's: `tfund bench NAME --help`
+        bench_sub.add_parser(name, help=f"{summary} (runs python -m tui.tools.bench {name})", add_help=False)
     return parser
 
 
 # ---- commands ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.models import load_model
-    from engine.sampler import Sampler
-    from engine.trace import TraceWriter
+    from engine.runtime.loading import load_model
+    from engine.runtime.sampler import Sampler
+    from engine.views.trace import TraceWriter
 
     config = sampling_config(args)
     trace = TraceWriter(args.trace) if args.trace else None
@@ -208,8 +208,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from engine.models import load_model
-    from engine.parity import parity_report
+    from engine.runtime.loading import load_model
+    from engine.views.parity import parity_report
 
     model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
     ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
@@ -227,8 +227,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_train_toy(args: argparse.Namespace) -> int:
-    from engine.models import TOY_MODEL_DIR
-    from engine.train_toy import train_toy
+    from engine.runtime.loading import TOY_MODEL_DIR
+    from engine.toy.train import train_toy
 
     def progress(step: int, total: int, loss: float) -> None:
         width = 30
@@ -251,7 +251,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command in TUI_BENCHMARKS:
         import subprocess
 
-        return subprocess.call([sys.executable, "-m", "tui.bench", args.bench_command, *args.tui_args])
+        return subprocess.call([sys.executable, "-m", "tui.tools.bench", args.bench_command, *args.tui_args])
     if args.config and args.model:
         raise UsageError("give either --model or --config, not both")
     if args.device == "cpu" and args.dtype != "float32":
@@ -261,8 +261,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("tfund: error: --device cuda: torch sees no CUDA device on this machine (use --device cpu)", file=sys.stderr)
         return 1
-    from engine.bench_decode import bench_decode, format_decode_table, format_fast_table, random_gpt2
-    from engine.models import load_model
+    from engine.runtime.loading import load_model
+    from engine.tools.bench_decode import bench_decode, format_decode_table, format_fast_table
+    from engine.tools.factories import random_gpt2
 
     if args.config:
         hf_model, label = random_gpt2(args.config), f"random {args.config}"
@@ -273,7 +274,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
     prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]
     if args.device == "cuda":
-        from engine.fast_decode import UnsupportedModelError, bench_fast
+        from engine.runtime.backends.cuda_graph import UnsupportedModelError
+        from engine.tools.bench_decode import bench_fast
 
         try:
             result = bench_fast(hf_model.to(dtype=getattr(torch, args.dtype)), prompt_ids, args.tokens, device="cuda", repeats=args.repeats)
@@ -289,7 +291,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from engine.tokenize_view import format_tokenization, load_tokenizer, tokenize, tokenize_json
+    from engine.views.tokenization import format_tokenization, load_tokenizer, tokenize, tokenize_json
 
     view = tokenize(load_tokenizer(args.model), args.text)
     print(json.dumps(tokenize_json(view), ensure_ascii=False) if args.json else format_tokenization(view))
@@ -297,7 +299,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from engine.compare import compare_run, format_compare_table
+    from engine.views.compare import compare_run, format_compare_table
 
     config_a = SamplingConfig(temperature=args.temperature_a, seed=args.seed)
     config_b = SamplingConfig(temperature=args.temperature_b, seed=args.seed)
@@ -320,14 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args, extra = build_parser().parse_known_args(argv)
     if getattr(args, "bench_command", None) in TUI_BENCHMARKS:
-        args.tui_args = extra  # passed through to python -m tui.bench
+        args.tui_args = extra  # passed through to python -m tui.tools.bench
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    from engine.export import ExportError
-    from engine.models import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
-    from engine.replay import ReplayError
-    from engine.sampler import GenerationDone
-    from engine.trace import TraceError
+    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
+    from engine.runtime.sampler import GenerationDone
+    from engine.views.export import ExportError
+    from engine.views.replay import ReplayError
+    from engine.views.trace import TraceError
 
     try:
         return COMMANDS[args.command](args)

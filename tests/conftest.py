@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.bench_decode import random_gpt2
-from engine.gpt2_numpy import GPT2Numpy
-from engine.models import load_model
+from engine.model.gpt2 import GPT2Numpy
+from engine.runtime.loading import load_model
+from engine.tools.factories import random_gpt2
 
 
 @pytest.fixture

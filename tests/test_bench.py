@@ -12,12 +12,13 @@ from textual.app import App
 from textual.geometry import Region
 from textual.widgets import Static
 
-import engine.fast_decode
-from engine.bench_decode import format_decode_table, format_fast_table
+import engine.tools.bench_decode
 from engine.cli import main as tfund_main
 from engine.events import LensEntry
-from engine.tokenize_view import load_tokenizer
-from tui.bench import (
+from engine.tools.bench_decode import format_decode_table, format_fast_table
+from engine.views.tokenization import load_tokenizer
+from tui.heatmap import COLOUR_LEVELS, HALF_BLOCK, NO_PIXEL, grid_rows, half_block_style
+from tui.tools.bench import (
     PtyApp,
     contexts_arg,
     format_render,
@@ -26,8 +27,7 @@ from tui.bench import (
     size_arg,
     strip_ansi,
 )
-from tui.heatmap import COLOUR_LEVELS, HALF_BLOCK, NO_PIXEL, grid_rows, half_block_style
-from tui.minimal_app import READY_TEXT, MinimalApp
+from tui.tools.minimal_app import READY_TEXT, MinimalApp
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.layers import LayerChart, LensColumn, chart_strips, lens_strips
 
@@ -108,7 +108,7 @@ def test_bench_decode_cuda_runs_the_fast_benchmark_in_the_asked_dtype(monkeypatc
         return FAST_RESULT
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(engine.fast_decode, "bench_fast", fake_bench_fast)
+    monkeypatch.setattr(engine.tools.bench_decode, "bench_fast", fake_bench_fast)
     argv = [
         "bench",
         "decode",
@@ -212,7 +212,7 @@ async def test_the_minimal_app_shows_its_text_and_quits_on_q():
 
 
 def test_the_minimal_app_runs_in_a_pseudo_terminal_and_its_output_is_counted():
-    app = PtyApp([sys.executable, "-m", "tui.minimal_app"], (100, 30))
+    app = PtyApp([sys.executable, "-m", "tui.tools.minimal_app"], (100, 30))
     try:
         app.wait_until(lambda: READY_TEXT in app.text(), 60, "show its text")
         assert app.n_bytes > len(READY_TEXT)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.blocklab import BlockLabConfig, run_block_lab
+from engine.model.blocklab import BlockLabConfig, run_block_lab
 
 
 def test_defaults_are_the_seeds():

@@ -11,8 +11,10 @@ def imported_modules(statement: str) -> set[str]:
 
 
 def test_engine_does_not_import_textual_or_tui():
-    modules = imported_modules("import engine, engine.cli, engine.sampler, engine.models, engine.gpt2_numpy, engine.blocklab")
-    assert "engine.sampler" in modules
+    modules = imported_modules(
+        "import engine, engine.cli, engine.runtime.sampler, engine.runtime.loading, engine.model.gpt2, engine.model.blocklab"
+    )
+    assert "engine.runtime.sampler" in modules
     assert not any(m == "textual" or m.startswith("textual.") for m in modules)
     assert not any(m == "tui" or m.startswith("tui.") for m in modules)
 

@@ -10,10 +10,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from engine.compare import CompareSession, compare_run, compare_step, format_compare_table
 from engine.events import SamplingConfig
-from engine.models import load_model
-from engine.sampler import Sampler
+from engine.runtime.loading import load_model
+from engine.runtime.sampler import Sampler
+from engine.views.compare import CompareSession, compare_run, compare_step, format_compare_table
 
 PROMPT = "In a small village,"
 

@@ -9,9 +9,9 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from engine import export
 from engine.events import Candidate
-from engine.export import (
+from engine.views import export
+from engine.views.export import (
     ExportError,
     atomic_write_bytes,
     atomic_write_text,

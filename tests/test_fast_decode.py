@@ -6,17 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bench_decode import random_gpt2
 from engine.events import SamplingConfig
-from engine.fast_decode import (
-    FastTorchBackend,
-    UnsupportedModelError,
-    bench_fast,
-    compare_with_eager,
-    greedy_tokens,
-    static_span,
-)
-from engine.sampler import Sampler, TorchBackend
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.cuda_graph import FastTorchBackend, UnsupportedModelError, compare_with_eager, static_span
+from engine.runtime.backends.torch_eager import TorchBackend
+from engine.runtime.sampler import Sampler
+from engine.tools.bench_decode import bench_fast
+from engine.tools.factories import random_gpt2
 
 TOLERANCE = 1e-4  # fp32, same weights, different kernels
 PROMPT_IDS = [5, 17, 42, 8, 99, 3]

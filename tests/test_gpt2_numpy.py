@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
 
-from engine.bench_decode import random_gpt2
-from engine.gpt2_numpy import GPT2Numpy
-from engine.numpy_ops import layer_norm
-from engine.parity import incremental_logits, torch_logits
+from engine.model.gpt2 import GPT2Numpy
+from engine.model.ops import layer_norm
+from engine.tools.factories import random_gpt2
+from engine.views.parity import incremental_logits, torch_logits
 
 TOLERANCE = 1e-4
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
-from engine import models
-from engine.models import ModelLoadError, ModelUnavailableError, load_model
+from engine.runtime import loading as models
+from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model
 
 
 @pytest.fixture(scope="module")

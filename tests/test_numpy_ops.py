@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.numpy_ops import (
+from engine.model.ops import (
     attention,
     block,
     causal_mask,

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import engine.parity
-from engine.bench_decode import bench_decode, random_gpt2
-from engine.gpt2_numpy import GPT2Numpy
-from engine.parity import TOLERANCE, numpy_greedy, parity_report, torch_greedy
+import engine.views.parity
+from engine.model.gpt2 import GPT2Numpy
+from engine.tools.bench_decode import bench_decode
+from engine.tools.factories import random_gpt2
+from engine.views.parity import TOLERANCE, numpy_greedy, parity_report, torch_greedy
 
 
 class JoinIds:
@@ -57,7 +58,7 @@ def test_parity_report_fails_when_the_engines_disagree(tiny_hf, monkeypatch):
     """A report is only meaningful if it can fail: give the NumPy side a perturbed copy of the weights."""
     perturbed = GPT2Numpy.from_hf(tiny_hf)
     perturbed.params["blocks"][1]["mlp"]["c_proj"]["b"][0] += 0.5  # one direction: LN cannot cancel it
-    monkeypatch.setattr(engine.parity.GPT2Numpy, "from_hf", classmethod(lambda cls, model: perturbed))
+    monkeypatch.setattr(engine.views.parity.GPT2Numpy, "from_hf", classmethod(lambda cls, model: perturbed))
     report = parity_report(tiny_hf, None, [1, 2, 3, 4], n_greedy=5)
     assert report["max_abs_diff"] > TOLERANCE
     assert not report["ok"]

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.events import SamplingConfig
-from engine.models import load_model
-from engine.sampler import Sampler
-from engine.sampling import warp_probs
+from engine.model.sampling import warp_probs
+from engine.runtime.loading import load_model
+from engine.runtime.sampler import Sampler
 
 
 @pytest.fixture(scope="module")

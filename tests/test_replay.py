@@ -8,10 +8,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from engine.events import SamplingConfig
-from engine.models import load_model
-from engine.replay import ReplayError, ReplaySession, load_trace, read_trace
-from engine.sampler import Sampler
-from engine.trace import TraceWriter
+from engine.runtime.loading import load_model
+from engine.runtime.sampler import Sampler
+from engine.views.replay import ReplayError, ReplaySession, load_trace, read_trace
+from engine.views.trace import TraceWriter
 
 PROMPT = "In a small village,"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.events import SamplingConfig
-from engine.sampler import GenerationDone, Sampler
+from engine.runtime.sampler import GenerationDone, Sampler
 
 PROMPT = "In a small village,"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from engine.sampling import raw_probs, sample, warp_probs
+from engine.model.sampling import raw_probs, sample, warp_probs
 
 
 def transformers_probs(logits, temperature, top_k, top_p):  # [V] -> [V] as `generate` would draw from

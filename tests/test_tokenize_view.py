@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerFast
 
-from engine.models import ModelLoadError
-from engine.tokenize_view import (
+from engine.runtime.loading import ModelLoadError
+from engine.views.tokenization import (
     EXAMPLES,
     byte_to_char_table,
     encoder_attention,

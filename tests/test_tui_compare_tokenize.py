@@ -7,9 +7,9 @@ from test_tokenize_view import bert_dir, local_bpe  # noqa: F401  (fixtures: a t
 from textual.widgets import DataTable, Input, Static
 
 from engine.events import SamplingConfig
-from engine.models import load_model
-from engine.parity import torch_greedy
-from engine.tokenize_view import EXAMPLES
+from engine.runtime.loading import load_model
+from engine.views.parity import torch_greedy
+from engine.views.tokenization import EXAMPLES
 from tests.test_tui_pilot import wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature

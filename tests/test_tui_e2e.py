@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from engine.replay import read_trace
+from engine.views.replay import read_trace
 
 SCREEN_TIMEOUT_S = 120  # model loading on a busy 2-core machine; a guard against hangs, not a timing assertion
 EXIT_MARKER = "TFUND-EXIT="

@@ -8,10 +8,10 @@ import torch
 from textual import events
 from transformers import GPT2LMHeadModel
 
-import engine.models as models
+import engine.runtime.loading as models
 from engine.events import SamplingConfig
-from engine.models import ModelUnavailableError, load_model
-from engine.replay import read_trace
+from engine.runtime.loading import ModelUnavailableError, load_model
+from engine.views.replay import read_trace
 from tests.test_tui_pilot import settle, wait_until
 from tui.app import TfundApp, make_app
 from tui.screens.error import ErrorScreen
@@ -159,7 +159,7 @@ async def test_out_of_memory_mid_generation_is_one_sentence_and_the_app_stays(to
 
 def test_out_of_memory_mid_generation_in_tfund_generate_is_one_line_and_exit_1(monkeypatch, capsys):
     from engine.cli import main
-    from engine.sampler import Sampler
+    from engine.runtime.sampler import Sampler
 
     def no_room(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")

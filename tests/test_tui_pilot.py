@@ -10,7 +10,7 @@ from textual import events
 from textual.command import CommandPalette
 
 from engine.events import SamplingConfig
-from engine.parity import torch_greedy
+from engine.views.parity import torch_greedy
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
 from tui.heatmap import fit_axis, head_grid, pool, render_heatmap

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from engine.events import SamplingConfig
-from engine.replay import read_trace
-from engine.sampler import Sampler
-from engine.trace import TraceWriter
+from engine.runtime.sampler import Sampler
+from engine.views.replay import read_trace
+from engine.views.trace import TraceWriter
 from tests.test_tui_pilot import settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap

@@ -15,9 +15,9 @@ from transformers import GPT2LMHeadModel
 from transformers.utils import logging as hf_logging
 
 import engine.cli as cli
-import engine.models as models
+import engine.runtime.loading as models
 from engine.events import SamplingConfig
-from engine.replay import read_trace
+from engine.views.replay import read_trace
 from tests.test_tui_pilot import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.error import ErrorScreen

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.cli import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
-from engine.trace import TraceError, TraceWriter
+from engine.views.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
 
 
@@ -31,7 +31,7 @@ def build_parser() -> OneLineParser:
 
 def recorded_model(path: str, parser: OneLineParser) -> str | None:
     """Check the trace before the UI starts; the model its header names, if any."""
-    from engine.replay import ReplayError, read_trace
+    from engine.views.replay import ReplayError, read_trace
 
     try:
         return read_trace(path).model

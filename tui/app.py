@@ -27,10 +27,10 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from engine.events import SamplingConfig
-from engine.export import ExportError, export_bundle
-from engine.models import ModelLoadError, is_out_of_memory, out_of_memory_sentence  # light: torch only when loading
-from engine.replay import ReplayError
-from engine.trace import TraceError
+from engine.runtime.loading import ModelLoadError, is_out_of_memory, out_of_memory_sentence  # light: torch only when loading
+from engine.views.export import ExportError, export_bundle
+from engine.views.replay import ReplayError
+from engine.views.trace import TraceError
 from tui.heatmap import head_grid
 from tui.messages import (
     CandidatesPreviewed,
@@ -92,24 +92,24 @@ class TfundApp(App):
         export_dir: str | os.PathLike = DEFAULT_EXPORT_DIR,
     ) -> None:
         super().__init__()
-        self.model = model  # a name/path for load_model, or an already loaded engine.models.LoadedModel
+        self.model = model  # a name/path for load_model, or an already loaded engine.runtime.loading.LoadedModel
         self.model_name = model if isinstance(model, str) else model.name
         self.prompt = prompt
         self.settings = replace(config) if config else SamplingConfig()  # what the next token will use
         self.device = device
         self.engine = engine
-        self.trace = trace  # engine.trace.TraceWriter or None; written from engine jobs only
+        self.trace = trace  # engine.views.trace.TraceWriter or None; written from engine jobs only
         self.trace_lock = threading.Lock()  # closing at exit must not race a job's last write
         self.palette = palette  # "color", "shade" or None to follow the terminal
         self.deterministic = deterministic  # hide timings (snapshot tests)
         self.allow_pickle = allow_pickle  # let load_model read pickle weights the user trusts
         self.replay_path = Path(replay) if replay is not None else None  # a trace to replay instead of generating
-        self.replay: Any = None  # engine.replay.ReplaySession once set up; only engine jobs call it
+        self.replay: Any = None  # engine.views.replay.ReplaySession once set up; only engine jobs call it
         self.export_dir = Path(export_dir)
         self.trace_records: list[dict | str] = []  # this session's trace lines (kept for `e` even without --trace)
         self.transcript = Transcript()
-        self.loaded: Any = None  # engine.models.LoadedModel once ready
-        self.sampler: Any = None  # engine.sampler.Sampler once ready; only engine jobs call it
+        self.loaded: Any = None  # engine.runtime.loading.LoadedModel once ready
+        self.sampler: Any = None  # engine.runtime.sampler.Sampler once ready; only engine jobs call it
         self.info = None  # engine.events.ModelInfo once ready
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
         self.pending: deque[tuple[str, Any]] = deque()  # engine jobs waiting for the running one
@@ -161,7 +161,7 @@ class TfundApp(App):
             self.load_replay()
             return
         loaded = self.load_model_named(self.model) if isinstance(self.model, str) else self.model
-        from engine.sampler import Sampler
+        from engine.runtime.sampler import Sampler
 
         self.post_message(LoadProgress(3, 4, "building the sampler"))
         sampler = Sampler(loaded, self.settings, engine=self.engine, top_n=TOP_N)
@@ -179,7 +179,7 @@ class TfundApp(App):
 
         transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
 
-        from engine.models import load_model
+        from engine.runtime.loading import load_model
 
         self.post_message(LoadProgress(2, 4, f"loading {name}"))
         device = "cpu" if self.engine == "numpy" and self.device == "auto" else self.device
@@ -187,7 +187,7 @@ class TfundApp(App):
 
     def load_replay(self) -> None:
         """Replay mode: load the model to recompute the recording; without it, show what was recorded."""
-        from engine.replay import read_trace
+        from engine.views.replay import read_trace
 
         recording = read_trace(self.replay_path)
         with self.trace_lock:  # `e` saves the recording itself as the session trace
@@ -402,7 +402,7 @@ class TfundApp(App):
         try:
             if self.loaded.device != "cpu":
                 raise ValueError(f"the parity check runs on the CPU; this model is on {self.loaded.device}")
-            from engine.parity import parity_report
+            from engine.views.parity import parity_report
 
             report = parity_report(self.loaded.hf_model, self.loaded.tokenizer, token_ids, n_greedy=PARITY_GREEDY_TOKENS)
             self.post_message(ParityComputed(report, None))
@@ -607,7 +607,7 @@ def make_app(trace: Any = None, **options: Any) -> TfundApp:
     `deterministic`: hide timings so screenshots are reproducible.
     """
     if isinstance(trace, (str, os.PathLike)):
-        from engine.trace import TraceWriter
+        from engine.views.trace import TraceWriter
 
         trace = TraceWriter(Path(trace))
     return TfundApp(trace=trace, **options)

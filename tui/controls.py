@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.blocklab import BlockLabConfig
+from engine.model.blocklab import BlockLabConfig
 
 TEMPERATURE_STEP = 0.1  # t / T
 TEMPERATURE_MAX = 5.0  # beyond this every candidate looks alike

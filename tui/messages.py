@@ -38,7 +38,7 @@ class ContextReady(Message):
         cosines: np.ndarray,  # [L]
         candidates: list[Candidate],
         config: SamplingConfig,
-        recorded: list | None = None,  # replay mode: the recorded steps applied so far (engine.replay.ReplayStep)
+        recorded: list | None = None,  # replay mode: the recorded steps applied so far (engine.views.replay.ReplayStep)
     ) -> None:
         super().__init__()
         self.token_ids = token_ids
@@ -85,8 +85,8 @@ class ReplayReady(Message):
 
     def __init__(self, loaded: Any, replay: Any, context: ContextReady, note: str | None) -> None:
         super().__init__()
-        self.loaded = loaded  # engine.models.LoadedModel or None: the recording is shown as recorded
-        self.replay = replay  # engine.replay.ReplaySession
+        self.loaded = loaded  # engine.runtime.loading.LoadedModel or None: the recording is shown as recorded
+        self.replay = replay  # engine.views.replay.ReplaySession
         self.context = context
         self.note = note
 
@@ -165,7 +165,7 @@ class EngineIdle(Message):
 
 
 class BlockLabComputed(Message):
-    """A block-lab run finished (engine.blocklab.BlockLabResult)."""
+    """A block-lab run finished (engine.model.blocklab.BlockLabResult)."""
 
     def __init__(self, result: Any) -> None:
         super().__init__()

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from engine.events import SamplingConfig
-from engine.models import ModelLoadError
-from engine.replay import RecordedSession, ReplayError, ReplaySession, ReplayStep
+from engine.runtime.loading import ModelLoadError
+from engine.views.replay import RecordedSession, ReplayError, ReplaySession, ReplayStep
 from tui.messages import ContextReady
 from tui.transcript import Position
 

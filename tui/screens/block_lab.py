@@ -18,7 +18,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 from textual_plotext import PlotextPlot
 
-from engine.blocklab import BlockLabConfig, run_block_lab
+from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import cycle, cycle_head, nudge_lab, toggle_lab
 from tui.heatmap import head_grid
 from tui.messages import BlockLabComputed
@@ -117,7 +117,7 @@ class BlockLabScreen(Screen):
     def __init__(self, config: BlockLabConfig | None = None) -> None:
         super().__init__()
         self.lab_config = config or BlockLabConfig()  # the settings asked for; results follow
-        self.result = None  # engine.blocklab.BlockLabResult of lab_config, once computed
+        self.result = None  # engine.model.blocklab.BlockLabResult of lab_config, once computed
         self.view_layer = 0
         self.view_head: int | None = None
 

@@ -3,7 +3,7 @@
 Model A is the app's loaded model. B starts as the same model at another temperature (B_HOT, or
 B_COOL when A already runs that hot), so "one model at two temperatures" needs no loading. The
 model-B input loads another model (toy, a local directory, a cached hub name) in a thread; with a
-different vocabulary engine.compare compares the two on candidate text instead of token ids.
+different vocabulary engine.views.compare compares the two on candidate text instead of token ids.
 
 Shared context (the default): A samples and B takes A's token, so both read the same text and each
 step compares two predictions for the same context. `f` switches to independent texts.
@@ -33,10 +33,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
-from engine.compare import CompareSession, CompareStep
 from engine.events import Candidate, SamplingConfig
-from engine.models import ModelLoadError
-from engine.sampler import Sampler
+from engine.runtime.loading import ModelLoadError
+from engine.runtime.sampler import Sampler
+from engine.views.compare import CompareSession, CompareStep
 from tui.controls import cycle, cycle_head, nudge_temperature
 from tui.heatmap import head_grid
 from tui.pieces import label_text, visible
@@ -185,7 +185,7 @@ class CompareScreen(Screen):
             self.b = b
             self.steps = steps
             self.restart = restart
-            self.mode = mode  # "vocab" or "text" (engine.compare)
+            self.mode = mode  # "vocab" or "text" (engine.views.compare)
             self.follow = follow
 
     class Note(Message):
@@ -204,7 +204,7 @@ class CompareScreen(Screen):
         """A job's thread has finished (also after a cancel or an error): the next job may start."""
 
     def __init__(self, loaded: Any, prompt: str, config: SamplingConfig, shade: bool, temperature_b: float | None = None) -> None:
-        """`loaded`: the app's engine.models.LoadedModel (A, and B until another is loaded).
+        """`loaded`: the app's engine.runtime.loading.LoadedModel (A, and B until another is loaded).
 
         temperature_b: B's starting temperature (default: default_b_temperature of A's).
         """
@@ -317,7 +317,7 @@ class CompareScreen(Screen):
             if name == self.loaded_a.name:
                 model = self.loaded_a  # the same weights: nothing to load
             else:
-                from engine.models import load_model
+                from engine.runtime.loading import load_model
 
                 model = load_model(name, device=self.loaded_a.device, allow_pickle=allow_pickle)
         except ModelLoadError as error:

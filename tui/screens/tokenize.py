@@ -24,8 +24,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.models import ModelLoadError
-from engine.tokenize_view import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
+from engine.runtime.loading import ModelLoadError
+from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
 from tui.controls import cycle, cycle_head
 from tui.pieces import visible
 from tui.widgets.attention_map import AttentionMap

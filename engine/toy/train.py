@@ -1,8 +1,8 @@
 """Train the embedded toy model: corpus -> ByteLevel BPE tokenizer -> tiny GPT-2 -> safetensors.
 
-    metrics = train_toy("engine/toy_model", steps=1200, seed=0, progress=lambda step, total, loss: ...)
+    metrics = train_toy("engine/toy/model", steps=1200, seed=0, progress=lambda step, total, loss: ...)
 
-Everything is built here from the project's own generator (engine/toy_corpus.py); nothing is
+Everything is built here from the project's own generator (engine/toy/corpus.py); nothing is
 downloaded. Randomness: the corpus uses its own random.Random(seed); batches use a torch.Generator;
 weight init (and dropout, when on) draw from torch's global generator, which is forked and seeded for
 the duration of the call and restored afterwards, so the caller's random stream is untouched.
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.toy_corpus import END_OF_TEXT, generate_corpus, join_stories
+from engine.toy.corpus import END_OF_TEXT, generate_corpus
 
 Progress = Callable[[int, int, float], None]  # (step, total_steps, training loss)
 
@@ -213,7 +213,6 @@ def train_toy(
     torch.set_num_threads(min(config.threads, previous_threads))
     try:
         stories = generate_corpus(config.n_stories, seed)
-        (out / "corpus.txt").write_text(join_stories(stories), encoding="utf-8")
         n_train = len(stories) - max(1, round(len(stories) * config.heldout_fraction))
         tokenizer = train_tokenizer(stories[:n_train], config)
         train_stories = encode_stories(tokenizer, stories[:n_train])

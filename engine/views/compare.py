@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from engine.events import Candidate, SamplingConfig, TokenEvent
-from engine.sampler import Sampler, top_candidates
-from engine.tokenize_view import visible
+from engine.runtime.sampler import Sampler, top_candidates
+from engine.views.tokenization import visible
 
 KL_EPS = 1e-10  # probabilities of b below this are floored to it, so KL(a||b) stays finite
 TEXT_TOP_N = 50  # candidates per side kept in text mode; the rest of the mass goes to "other"
@@ -199,7 +199,7 @@ def compare_run(
     model_a / model_b: a LoadedModel, or a name/path for load_model (the same name is loaded once, so
     "one model at two temperatures" shares the weights).
     """
-    from engine.models import load_model
+    from engine.runtime.loading import load_model
 
     if isinstance(model_a, str):
         model_a = load_model(model_a, device=device)

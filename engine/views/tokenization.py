@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.models import ModelLoadError, locate_model
+from engine.runtime.loading import ModelLoadError, locate_model
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}

@@ -19,8 +19,6 @@ no graph). If capture fails, or its replay disagrees with the eager step, decodi
 
 from __future__ import annotations
 
-import statistics
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.sampler import ForwardOutput, TorchBackend
+from engine.runtime.backends.base import ForwardOutput
+from engine.runtime.backends.torch_eager import TorchBackend
 
 # GPT-2 config activation name -> the torch function computing it
 ACTIVATIONS = {
@@ -410,19 +409,7 @@ class FastTorchBackend:
             self.graph_error = f"{type(error).__name__}: {error}"
 
 
-# ---- checks and benchmarks ------------------------------------------------------------------
-
-
-def greedy_tokens(backend: Any, prompt_ids: list[int], n_tokens: int) -> list[int]:
-    """Greedy decoding through a backend's forward (full capture each token); no end-of-text stop."""
-    backend.reset()
-    out = backend.forward(list(prompt_ids))
-    tokens: list[int] = []
-    while len(tokens) < n_tokens:
-        tokens.append(int(np.argmax(out.logits)))
-        if len(tokens) < n_tokens:
-            out = backend.forward([tokens[-1]])
-    return tokens
+# ---- the check against eager -------------------------------------------------------------
 
 
 def compare_with_eager(hf_model: Any, prompt_ids: list[int], n_tokens: int, **fast_options) -> dict:
@@ -450,80 +437,4 @@ def compare_with_eager(hf_model: Any, prompt_ids: list[int], n_tokens: int, **fa
         "lens_ids_agree": float(np.mean(lens_agree)),
         "graphed": fast.graphed,
         "graph_error": fast.graph_error,
-    }
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def generate_tokens(hf_model: Any, prompt_ids: list[int], n_tokens: int) -> list[int]:
-    """transformers generate, greedy, exactly n_tokens new tokens, no captures."""
-    device = next(hf_model.parameters()).device
-    input_ids = torch.tensor([prompt_ids], device=device)
-    with torch.no_grad():
-        out = hf_model.generate(
-            input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            do_sample=False,
-            max_new_tokens=n_tokens,
-            min_new_tokens=n_tokens,
-            pad_token_id=hf_model.config.eos_token_id,
-        )
-    return out[0, len(prompt_ids) :].tolist()
-
-
-def bench_fast(hf_model: Any, prompt_ids: list[int], n_tokens: int, device: str | None = None, repeats: int = 5) -> dict:
-    """Greedy tok/s: fast path with full capture vs eager TorchBackend with full capture vs generate.
-
-    Same model, device, dtype, prompt and token count; `device` moves the model there first. Each
-    repeat runs the three back to back (rotating which goes first); figures are medians and include
-    the prompt's prefill. A warm-up run of each (graph capture included) is not timed.
-    """
-    if n_tokens < 1 or repeats < 1:
-        raise ValueError(f"tokens and repeats must be >= 1 (got tokens={n_tokens}, repeats={repeats})")
-    n_positions = hf_model.config.n_positions
-    prompt_ids = [int(t) for t in prompt_ids]
-    if not prompt_ids or len(prompt_ids) + n_tokens > n_positions:
-        raise ValueError(f"prompt + tokens must fit in 1..{n_positions} positions")
-    if device is not None:
-        hf_model.to(device)
-    hf_model.eval()
-    run_device = next(hf_model.parameters()).device
-    fast, eager = FastTorchBackend(hf_model), TorchBackend(hf_model)
-    runs = {
-        "fast": lambda: greedy_tokens(fast, prompt_ids, n_tokens),
-        "eager": lambda: greedy_tokens(eager, prompt_ids, n_tokens),
-        "generate": lambda: generate_tokens(hf_model, prompt_ids, n_tokens),
-    }
-    tokens = {name: run() for name, run in runs.items()}  # warm-up (and graph capture)
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    names = list(runs)
-    for repeat in range(repeats):
-        for name in names[repeat % 3 :] + names[: repeat % 3]:
-            _synchronize(run_device)
-            start = time.perf_counter()
-            tokens[name] = runs[name]()
-            _synchronize(run_device)
-            seconds[name].append(time.perf_counter() - start)
-    tok_s = {name: n_tokens / statistics.median(seconds[name]) for name in runs}
-    return {
-        "device": str(run_device),
-        "device_name": torch.cuda.get_device_name(run_device) if run_device.type == "cuda" else "cpu",
-        "dtype": str(next(hf_model.parameters()).dtype).removeprefix("torch."),
-        "prompt_tokens": len(prompt_ids),
-        "n_tokens": n_tokens,
-        "repeats": repeats,
-        "fast_tok_s": tok_s["fast"],
-        "eager_tok_s": tok_s["eager"],
-        "generate_tok_s": tok_s["generate"],
-        "fast_vs_generate": tok_s["fast"] / tok_s["generate"],
-        "fast_vs_eager": tok_s["fast"] / tok_s["eager"],
-        "same_tokens_fast_eager": tokens["fast"] == tokens["eager"],
-        "same_tokens_fast_generate": tokens["fast"] == tokens["generate"],
-        "graphed": fast.graphed,
-        "graph_error": fast.graph_error,
-        "torch_threads": torch.get_num_threads(),
-        "seconds": seconds,
     }

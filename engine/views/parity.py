@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import torch
 
-from engine.gpt2_numpy import GPT2Numpy
+from engine.model.gpt2 import GPT2Numpy
 
 TOLERANCE = 1e-4  # max |logit difference| accepted in fp32
 

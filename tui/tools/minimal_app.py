@@ -1,6 +1,6 @@
 """The smallest Textual app: the start-up baseline `tfund bench startup` compares tfund-tui with.
 
-`python -m tui.minimal_app` shows one line of text and a footer; `q` quits.
+`python -m tui.tools.minimal_app` shows one line of text and a footer; `q` quits.
 """
 
 from __future__ import annotations

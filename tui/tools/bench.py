@@ -1,7 +1,7 @@
-"""tfund-tui benchmarks for docs/BENCHMARKS.md: `python -m tui.bench startup|render` (= `tfund bench ...`).
+"""tfund-tui benchmarks for docs/BENCHMARKS.md: `python -m tui.tools.bench startup|render` (= `tfund bench ...`).
 
 startup  tfund-tui (`python -m tui`, what the tfund-tui script runs) and a minimal Textual app
-         (`python -m tui.minimal_app`: one Static and a Footer) launched alternately in the same
+         (`python -m tui.tools.minimal_app`: one Static and a Footer) launched alternately in the same
          100×30 tmux window (a real terminal emulator; TERM=xterm-256color without COLORTERM, as
          over SSH). The clock starts when tmux respawns the pane with the command; the screen is
          polled every 10 ms until the first frame (pane titles, or the minimal app's text) and, for
@@ -52,7 +52,7 @@ from rich.console import Console
 
 from engine.cli import OneLineParser, _integer, model_arg, ranged
 from engine.events import SamplingConfig
-from tui.minimal_app import READY_TEXT
+from tui.tools.minimal_app import READY_TEXT
 
 POLL_S = 0.01  # tmux screen polling interval
 QUIET_S = 0.3  # output silence that ends one token's frame in the pseudo-terminal
@@ -110,7 +110,7 @@ def verdict(ok: bool) -> str:
 def tmux_launch_times(command: list[str], first_marker: str, ready_marker: str | None, size=(100, 30)) -> tuple[float, float | None]:
     """Seconds from launch to the first frame (first_marker on screen) and to ready_marker, in tmux."""
     if shutil.which("tmux") is None:
-        raise SystemExit("tui.bench: tmux is not installed (the start-up benchmark runs the apps in tmux)")
+        raise SystemExit("tui.tools.bench: tmux is not installed (the start-up benchmark runs the apps in tmux)")
     tmux = ["tmux", "-L", f"tfund-bench-{uuid.uuid4().hex[:8]}"]
     shell = f"env -u COLORTERM -u NO_COLOR TERM=xterm-256color {shlex.join(command)}"
     width, height = size
@@ -135,14 +135,16 @@ def tmux_launch_times(command: list[str], first_marker: str, ready_marker: str |
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
     if first_frame is None or (ready_marker is not None and ready is None):
-        raise SystemExit(f"tui.bench: {shlex.join(command)} did not show {ready_marker or first_marker!r} within {LAUNCH_TIMEOUT_S:.0f} s")
+        raise SystemExit(
+            f"tui.tools.bench: {shlex.join(command)} did not show {ready_marker or first_marker!r} within {LAUNCH_TIMEOUT_S:.0f} s"
+        )
     return first_frame, ready
 
 
 def startup_bench(model: str, repeats: int) -> dict:
     """tfund-tui vs the minimal app, launched alternately; medians in ms and the first-frame ratio."""
     tfund = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu"]
-    minimal = [sys.executable, "-m", "tui.minimal_app"]
+    minimal = [sys.executable, "-m", "tui.tools.minimal_app"]
     runs: dict[str, list] = {"tfund_first_frame_ms": [], "tfund_model_ready_ms": [], "minimal_first_frame_ms": []}
     for _ in range(repeats):
         first, ready = tmux_launch_times(tfund, "Parameters", "ready")
@@ -173,7 +175,7 @@ def format_startup(result: dict) -> str:
 # ---- render: the model and prompts -------------------------------------------------------------
 def prompt_of_length(tokenizer, n_tokens: int) -> str:
     """A toy-corpus text that the tokenizer splits into exactly n_tokens tokens."""
-    from engine.toy_corpus import END_OF_TEXT, corpus_text
+    from engine.toy.corpus import END_OF_TEXT, corpus_text
 
     n_stories = 1
     while True:
@@ -190,8 +192,8 @@ def prompt_of_length(tokenizer, n_tokens: int) -> str:
 
 def save_random_model(config_name: str, directory: str) -> str:
     """A random-init GPT-2 of this shape with the toy tokenizer (vocabulary cut to fit), saved for load_model."""
-    from engine.bench_decode import random_gpt2
-    from engine.tokenize_view import load_tokenizer
+    from engine.tools.factories import random_gpt2
+    from engine.views.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer("toy")
     hf_model = random_gpt2(config_name, vocab_size=len(tokenizer))
@@ -204,7 +206,7 @@ def save_random_model(config_name: str, directory: str) -> str:
 # ---- render: UI time in-process ----------------------------------------------------------------
 async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, size: tuple[int, int]) -> dict:
     """Per context (prompt of context - 1 tokens): median UI CPU ms per token, engine ms, bytes the updates encode to."""
-    from engine.models import load_model
+    from engine.runtime.loading import load_model
     from tui.app import make_app
     from tui.messages import ContextReady, TokensGenerated, TokenUndone
 
@@ -308,7 +310,7 @@ class PtyApp:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"tui.bench: the app in the pseudo-terminal did not {what} within {timeout_s:.0f} s")
+                raise SystemExit(f"tui.tools.bench: the app in the pseudo-terminal did not {what} within {timeout_s:.0f} s")
             time.sleep(0.01)
 
     def wait_quiet(self, quiet_s: float, timeout_s: float) -> None:
@@ -380,7 +382,7 @@ def render_bench(
     model: str | None, config: str | None, contexts: list[int], n_tokens: int, n_byte_tokens: int, size: tuple[int, int]
 ) -> dict:
     """UI ms per token (in-process) and bytes per token (pseudo-terminal) at each context length."""
-    from engine.tokenize_view import load_tokenizer
+    from engine.views.tokenization import load_tokenizer
 
     with tempfile.TemporaryDirectory(prefix="tfund-bench-") as workdir:
         model_path = save_random_model(config, str(Path(workdir) / config)) if config else model or "toy"
@@ -438,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model and args.config:
         usage_exit("give either --model or --config, not both")
-    from engine.models import ModelLoadError
+    from engine.runtime.loading import ModelLoadError
 
     try:
         result = render_bench(args.model, args.config, args.contexts, args.tokens, args.byte_tokens, args.size)

@@ -548,5 +548,5 @@ def join_stories(stories: list[str]) -> str:
 
 
 def corpus_text(n_stories: int = 540, seed: int = 0) -> str:
-    """The corpus as one string, as train_toy writes it to corpus.txt."""
+    """The corpus as one string, every story followed by END_OF_TEXT."""
     return join_stories(generate_corpus(n_stories, seed))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.numpy_ops import ACTIVATIONS, stack
+from engine.model.ops import ACTIVATIONS, stack
 
 LIMITS = {"T": 256, "d_model": 1024, "n_heads": 64, "d_ff": 4096, "n_layers": 48}  # keep a lab run interactive
 

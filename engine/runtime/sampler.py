@@ -13,7 +13,6 @@ ones sampled from.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -22,131 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from engine.decoding import next_piece, pieces_for, valid_utf8
 from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
-from engine.numpy_ops import softmax
-from engine.sampling import raw_probs, sample, warp_probs
+from engine.model.sampling import raw_probs, sample, warp_probs
+from engine.runtime.backends.base import ForwardOutput
+from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
 
 
 class GenerationDone(Exception):
     """step()/force() after the model produced its end-of-text token."""
-
-
-@dataclass
-class ForwardOutput:
-    """What one forward pass over new tokens yields, as NumPy data."""
-
-    logits: np.ndarray  # [V] next-token logits at the last new position
-    attention: np.ndarray  # [L, H, T_new, T_total] attention of each new position
-    resid: np.ndarray  # [L + 1, d] residual stream at the last new position (embedding, then each block)
-    lens_ids: np.ndarray  # [L] logit-lens argmax per layer at the last new position
-    lens_p: np.ndarray  # [L] its probability
-
-
-class TorchBackend:
-    """transformers GPT2LMHeadModel with a DynamicCache (any device)."""
-
-    def __init__(self, hf_model: Any):
-        import torch
-
-        self.torch = torch
-        self.model = hf_model
-        self.device = next(hf_model.parameters()).device
-        self.cache = None
-        self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
-
-    def reset(self) -> None:
-        self.cache = None
-
-    def crop(self, n: int) -> None:
-        """Keep the first n positions. A negative count removes from the end in every transformers 4.x/5.x."""
-        to_remove = self.cache.get_seq_length() - n
-        if to_remove > 0:
-            self.cache.crop(-to_remove)
-
-    def forward(self, ids: list[int]) -> ForwardOutput:
-        torch = self.torch
-        transformer = self.model.transformer
-        # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
-        final_resid = []
-        owner = threading.get_ident()  # two samplers may share one model from two threads
-
-        def capture(module, args) -> None:
-            if threading.get_ident() == owner:
-                final_resid.append(args[0])
-
-        hook = transformer.ln_f.register_forward_pre_hook(capture)
-        with torch.inference_mode():
-            input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
-            try:
-                out = self.model(
-                    input_ids=input_ids,
-                    use_cache=True,
-                    output_attentions=True,
-                    output_hidden_states=True,
-                    **{self._cache_kwarg: self.cache},
-                )
-            finally:
-                hook.remove()
-            self.cache = getattr(out, "cache", None) or out.past_key_values
-            hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
-            resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
-            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
-            lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
-            attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
-            return ForwardOutput(
-                logits=out.logits[0, -1].float().cpu().numpy(),
-                attention=attention.float().cpu().numpy(),
-                resid=resid.float().cpu().numpy(),
-                lens_ids=lens_ids.cpu().numpy(),
-                lens_p=lens_p.cpu().numpy(),
-            )
-
-
-def torch_backend(hf_model: Any):
-    """GPT-2 on CUDA: static KV cache + CUDA graphs (engine.fast_decode); transformers' forward otherwise."""
-    if next(hf_model.parameters()).device.type == "cuda":
-        from engine.fast_decode import FastTorchBackend, UnsupportedModelError  # lazy: imports torch
-
-        try:
-            return FastTorchBackend(hf_model)
-        except UnsupportedModelError:
-            pass
-    return TorchBackend(hf_model)
-
-
-class NumpyBackend:
-    """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
-
-    def __init__(self, hf_model: Any):
-        from engine.gpt2_numpy import GPT2Numpy
-
-        self.net = GPT2Numpy.from_hf(hf_model)
-        self.cache = self.net.new_cache()
-
-    def reset(self) -> None:
-        self.cache = self.net.new_cache()
-
-    def crop(self, n: int) -> None:
-        self.cache.crop(n)
-
-    def forward(self, ids: list[int]) -> ForwardOutput:
-        logits, captures = self.net.forward(ids, cache=self.cache, capture=True)  # [T_new, V]
-        n_layer = self.net.n_layer
-        resid = np.stack(
-            [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
-        )  # [L + 1, d]
-        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
-        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
-        return ForwardOutput(
-            logits=logits[-1],
-            attention=attention,
-            resid=resid,
-            lens_ids=lens_probs.argmax(axis=-1),
-            lens_p=lens_probs.max(axis=-1),
-        )
 
 
 def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L + 1, d] -> [L + 1], [L]
@@ -174,6 +58,28 @@ class PositionView:
     cosines: np.ndarray  # [L]
 
 
+def make_backend(engine: str, hf_model: Any):
+    """The backend behind the sampler; each is imported only when chosen (torch ones import torch).
+
+    numpy: the from-scratch NumPy GPT-2 (CPU). torch on CUDA: static KV cache + CUDA graphs for GPT-2;
+    torch otherwise (or for what the CUDA-graph path does not implement): transformers' own forward.
+    """
+    if engine == "numpy":
+        from engine.runtime.backends.numpy_backend import NumpyBackend
+
+        return NumpyBackend(hf_model)
+    if next(hf_model.parameters()).device.type == "cuda":
+        from engine.runtime.backends.cuda_graph import FastTorchBackend, UnsupportedModelError
+
+        try:
+            return FastTorchBackend(hf_model)
+        except UnsupportedModelError:
+            pass
+    from engine.runtime.backends.torch_eager import TorchBackend
+
+    return TorchBackend(hf_model)
+
+
 class Sampler:
     def __init__(
         self,
@@ -195,7 +101,7 @@ class Sampler:
             model.hf_model.to(device)
         self.engine = engine
         self.top_n = top_n
-        self.backend = torch_backend(model.hf_model) if engine == "torch" else NumpyBackend(model.hf_model)
+        self.backend = make_backend(engine, model.hf_model)
         run_device = "cpu" if engine == "numpy" else str(next(model.hf_model.parameters()).device)
         self.info: ModelInfo = replace(model.info, device=run_device)
         self.n_positions = self.info.n_positions

@@ -1,4 +1,4 @@
-"""Replay a recorded session (the JSON-lines trace of engine/trace.py) step by step.
+"""Replay a recorded session (the JSON-lines trace of engine/views/trace.py) step by step.
 
     recorded = read_trace("session.jsonl")          # steps (+ prompt/model when the trace has a header)
     replay = ReplaySession(recorded.steps, model=load_model("toy"), prompt=recorded.prompt)
@@ -158,7 +158,7 @@ class ReplaySession:
         self.position = 0  # steps applied
         self.sampler = None
         if model is not None and prompt is not None:
-            from engine.sampler import Sampler
+            from engine.runtime.sampler import Sampler
 
             out_of_vocab = [s.token_id for s in steps if not 0 <= s.token_id < model.info.vocab_size]
             if out_of_vocab:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.events import Candidate
-from engine.tokenize_view import visible
+from engine.views.tokenization import visible
 
 SHADES = " ░▒▓█"  # from 0 to the matrix maximum
 LABEL_WIDTH = 12  # characters of token text shown before each heatmap row

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.events import ModelInfo
 
-TOY_MODEL_DIR = Path(__file__).resolve().parent / "toy_model"
+TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "toy" / "model"
 SUPPORTED_MODEL_TYPES = ("gpt2",)
 HUB_HOST = "huggingface.co"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.numpy_ops import attention, causal_mask, ffn, layer_norm, linear, merge_heads, split_heads
+from engine.model.ops import attention, causal_mask, ffn, layer_norm, linear, merge_heads, split_heads
 
 ACTIVATION_NAMES = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "relu": "relu"}  # HF -> ours
 LINEAR_NAMES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

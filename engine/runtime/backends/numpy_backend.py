@@ -1,0 +1,42 @@
+"""The NumPy backend: the project's from-scratch GPT-2 (engine.model.gpt2) with its own KV cache, on the CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from engine.model.ops import softmax
+from engine.runtime.backends.base import ForwardOutput
+
+
+class NumpyBackend:
+    """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
+
+    def __init__(self, hf_model: Any):
+        from engine.model.gpt2 import GPT2Numpy
+
+        self.net = GPT2Numpy.from_hf(hf_model)
+        self.cache = self.net.new_cache()
+
+    def reset(self) -> None:
+        self.cache = self.net.new_cache()
+
+    def crop(self, n: int) -> None:
+        self.cache.crop(n)
+
+    def forward(self, ids: list[int]) -> ForwardOutput:
+        logits, captures = self.net.forward(ids, cache=self.cache, capture=True)  # [T_new, V]
+        n_layer = self.net.n_layer
+        resid = np.stack(
+            [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
+        )  # [L + 1, d]
+        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
+        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
+        return ForwardOutput(
+            logits=logits[-1],
+            attention=attention,
+            resid=resid,
+            lens_ids=lens_probs.argmax(axis=-1),
+            lens_p=lens_probs.max(axis=-1),
+        )

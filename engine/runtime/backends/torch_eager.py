@@ -1,0 +1,69 @@
+"""The eager torch backend: transformers' GPT2LMHeadModel forward with a DynamicCache, on any device."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+from engine.runtime.backends.base import ForwardOutput
+
+
+class TorchBackend:
+    """transformers GPT2LMHeadModel with a DynamicCache (any device)."""
+
+    def __init__(self, hf_model: Any):
+        import torch
+
+        self.torch = torch
+        self.model = hf_model
+        self.device = next(hf_model.parameters()).device
+        self.cache = None
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+
+    def reset(self) -> None:
+        self.cache = None
+
+    def crop(self, n: int) -> None:
+        """Keep the first n positions. A negative count removes from the end in every transformers 4.x/5.x."""
+        to_remove = self.cache.get_seq_length() - n
+        if to_remove > 0:
+            self.cache.crop(-to_remove)
+
+    def forward(self, ids: list[int]) -> ForwardOutput:
+        torch = self.torch
+        transformer = self.model.transformer
+        # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
+        final_resid = []
+        owner = threading.get_ident()  # two samplers may share one model from two threads
+
+        def capture(module, args) -> None:
+            if threading.get_ident() == owner:
+                final_resid.append(args[0])
+
+        hook = transformer.ln_f.register_forward_pre_hook(capture)
+        with torch.inference_mode():
+            input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
+            try:
+                out = self.model(
+                    input_ids=input_ids,
+                    use_cache=True,
+                    output_attentions=True,
+                    output_hidden_states=True,
+                    **{self._cache_kwarg: self.cache},
+                )
+            finally:
+                hook.remove()
+            self.cache = getattr(out, "cache", None) or out.past_key_values
+            hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
+            resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
+            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
+            lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
+            attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
+            return ForwardOutput(
+                logits=out.logits[0, -1].float().cpu().numpy(),
+                attention=attention.float().cpu().numpy(),
+                resid=resid.float().cpu().numpy(),
+                lens_ids=lens_ids.cpu().numpy(),
+                lens_p=lens_p.cpu().numpy(),
+            )
