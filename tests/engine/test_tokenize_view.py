@@ -4,11 +4,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from transformers import BertConfig, BertModel, BertTokenizerFast, PreTrainedTokenizerFast
 
 from engine.runtime.loading import ModelLoadError
 from engine.views.tokenization import (
@@ -21,54 +18,9 @@ from engine.views.tokenization import (
     tokenize_json,
 )
 
-CORPUS = [example.text for example in EXAMPLES] + [
-    "The baker walked to the market and bought flour.",
-    "Пекарь пошёл на рынок и купил муку.",
-    "面包师去市场买了面粉。",
-]
-
 
 def covered_bytes(view):
     return b"".join(bytes.fromhex(h) for h in view.token_bytes)
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    """A tiny BERT (2 layers, 4 heads) with a WordPiece tokenizer trained here on multilingual text."""
-    path = tmp_path_factory.mktemp("tiny_bert")
-    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=False)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    wordpiece.train_from_iterator(CORPUS * 3, trainer)
-    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece, model_max_length=64)
-    tokenizer.save_pretrained(path)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        BertModel(config).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def local_bpe(tmp_path_factory):
-    """A byte-level BPE trained here (GPT-2 style), saved and loaded back as a user's directory."""
-    path = tmp_path_factory.mktemp("bpe")
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=500, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<|endoftext|>"])
-    bpe.train_from_iterator(CORPUS * 3, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>").save_pretrained(path)
-    return load_tokenizer(str(path))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Sessions whose trace must still equal the screen (reset, a new prompt, undo after the window slid),
 and the GPU running out of memory (simulated: no GPU here). Mashed keys, resizing, Ctrl+C and keys
-pressed while loading are in tests/test_tui_faults.py and tests/test_tui_e2e.py.
+pressed while loading are in tests/tui/test_tui_faults.py and tests/e2e/test_tui_e2e.py.
 """
 
 import dataclasses
@@ -18,7 +18,7 @@ import engine.cli as cli
 import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.views.replay import read_trace
-from tests.test_tui_pilot import SIZE, EndlessTokenizer, settle, wait_until
+from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.error import ErrorScreen
 from tui.widgets.generation import TokenLines, shown_piece

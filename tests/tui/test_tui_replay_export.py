@@ -11,7 +11,7 @@ from engine.events import SamplingConfig
 from engine.runtime.sampler import Sampler
 from engine.views.replay import read_trace
 from engine.views.trace import TraceWriter
-from tests.test_tui_pilot import settle, wait_until
+from tests.tui.conftest import settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.parameters import ParametersView

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from textual.command import CommandPalette
 
 from engine.events import SamplingConfig
 from engine.views.parity import torch_greedy
+from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
 from tui.heatmap import fit_axis, head_grid, pool, render_heatmap
@@ -21,28 +21,10 @@ from tui.screens.help import HelpScreen
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.parameters import ParametersView
 
-SIZE = (100, 30)
-SETTLE_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
-
 
 def toy_app(toy, trace=None, **settings):
     config = SamplingConfig(**{"temperature": 0.0, "seed": 0, **settings})
     return make_app(model=toy, config=config, device="cpu", trace=trace, palette="color", deterministic=True)
-
-
-async def wait_until(pilot, condition, what: str) -> None:
-    deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.01)
-
-
-async def settle(pilot) -> None:
-    """Wait until the model is ready and no engine job runs or waits."""
-    app = pilot.app
-    await wait_until(pilot, lambda: app.sampler is not None and not app.engine_busy and not app.pending, "the engine")
-    await pilot.pause()  # the process is idle now: let the last redraw happen
 
 
 def parameters_text(app) -> str:
@@ -223,18 +205,6 @@ async def press_while_generating(pilot, key: str) -> None:
     which it never does while a run computes tokens (that wait alone takes seconds per key)."""
     pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
     await pilot.pause(0.02)
-
-
-class EndlessTokenizer:
-    """The toy tokenizer with end-of-text disabled, so that a run goes on until it is paused."""
-
-    eos_token_id = -1
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __getattr__(self, name):
-        return getattr(self.tokenizer, name)
 
 
 @pytest.mark.anyio

@@ -12,7 +12,7 @@ import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.runtime.loading import ModelUnavailableError, load_model
 from engine.views.replay import read_trace
-from tests.test_tui_pilot import settle, wait_until
+from tests.tui.conftest import settle, wait_until
 from tui.app import TfundApp, make_app
 from tui.screens.error import ErrorScreen
 from tui.widgets.generation import TokenLines, shown_piece

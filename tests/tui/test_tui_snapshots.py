@@ -2,7 +2,7 @@
 
 The app runs with deterministic=True (no timings on screen; parity shown against its tolerance
 rather than as a machine-dependent figure) and palette="color", so the pictures do not depend on
-the terminal the tests run in. Update with `pytest tests/test_tui_snapshots.py --snapshot-update`
+the terminal the tests run in. Update with `pytest tests/tui/test_tui_snapshots.py --snapshot-update`
 only after reading the report.
 """
 

@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
-from test_compare import random_gpt2_dir
-from test_tokenize_view import bert_dir, local_bpe  # noqa: F401  (fixtures: a tiny BERT dir, a byte-level BPE)
 from textual.widgets import DataTable, Input, Static
 
 from engine.events import SamplingConfig
 from engine.runtime.loading import load_model
 from engine.views.parity import torch_greedy
 from engine.views.tokenization import EXAMPLES
-from tests.test_tui_pilot import wait_until
+from tests.conftest import random_gpt2_dir
+from tests.tui.conftest import wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature
 from tui.screens.error import ErrorScreen
@@ -20,7 +19,7 @@ SIZE = (100, 30)
 
 
 @pytest.fixture(scope="module")
-def other_vocab_dir(local_bpe, tmp_path_factory):  # noqa: F811
+def other_vocab_dir(local_bpe, tmp_path_factory):
     """A random GPT-2 on its own byte-level BPE: another vocabulary than the toy's."""
     return random_gpt2_dir(tmp_path_factory.mktemp("other_vocab"), local_bpe, seed=1)
 

@@ -6,26 +6,16 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from engine.events import SamplingConfig
 from engine.runtime.loading import load_model
 from engine.runtime.sampler import Sampler
 from engine.views.compare import CompareSession, compare_run, compare_step, format_compare_table
+from tests.conftest import random_gpt2_dir
 
 PROMPT = "In a small village,"
-
-
-def random_gpt2_dir(path, tokenizer, seed):
-    """A random 2-layer GPT-2 sized to `tokenizer`, saved with it."""
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tokenizer))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        GPT2LMHeadModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
