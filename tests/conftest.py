@@ -53,6 +53,16 @@ async def wait_until_async(condition, what: str, timeout: float = WAIT_TIMEOUT_S
         await pause(interval)
 
 
+def sampler_of(app):
+    """The main screen's live sampler (on the engine thread's handler), or None before it loaded."""
+    return getattr(app.main_screen.engine.handler, "sampler", None)
+
+
+def replay_of(app):
+    """The main screen's replay session (engine.views.replay.ReplaySession), or None."""
+    return getattr(app.main_screen.engine.handler, "replay", None)
+
+
 def random_gpt2_dir(path, tokenizer, seed):
     """A random 2-layer GPT-2 sized to `tokenizer`, saved with it."""
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tokenizer))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from engine.cli import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
 from engine.views.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
+from tui.serve import serve, served_args  # light: textual-serve is imported only to serve
 
 
 def build_parser() -> OneLineParser:
@@ -40,7 +41,10 @@ def recorded_model(path: str, parser: OneLineParser) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        served = served_args()  # a browser tab's process runs with the server's flags
+        argv = served if served is not None else sys.argv[1:]
+    argv = list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     config = sampling_config(args)
@@ -58,8 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replay:
         model = model or recorded_model(args.replay, parser)
     if args.serve:
-        from tui.serve import serve
-
         return serve(argv, args.port or 8000)
     try:
         trace = TraceWriter(args.trace) if args.trace else None

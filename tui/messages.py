@@ -1,8 +1,8 @@
-"""Messages that worker threads post to the app: plain data only, never torch objects or widgets."""
+"""What the engine thread posts back: dataclass messages of plain data, never torch objects or widgets."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -11,46 +11,32 @@ from textual.message import Message
 from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
 
 
+@dataclass
 class LoadProgress(Message):
     """A loading step began; a newer one replaces one still queued (like toolong's progress)."""
 
-    def __init__(self, step: int, total: int, text: str) -> None:
-        super().__init__()
-        self.step = step
-        self.total = total
-        self.text = text
+    step: int
+    total: int
+    text: str
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LoadProgress)
 
 
+@dataclass
 class ContextReady(Message):
-    """The whole context after loading, a new prompt or a reset: what every pane needs to redraw."""
+    """The whole context after loading, a new prompt, a reset or a replay move: all a pane needs."""
 
-    def __init__(
-        self,
-        token_ids: list[int],
-        pieces: list[str],
-        rows: list[np.ndarray],  # T x [L, H, i + 1] attention row of each context token
-        prompt_len: int,
-        lens: list[LensEntry],
-        norms: np.ndarray,  # [L + 1]
-        cosines: np.ndarray,  # [L]
-        candidates: list[Candidate],
-        config: SamplingConfig,
-        recorded: list | None = None,  # replay mode: the recorded steps applied so far (engine.views.replay.ReplayStep)
-    ) -> None:
-        super().__init__()
-        self.token_ids = token_ids
-        self.pieces = pieces
-        self.rows = rows
-        self.prompt_len = prompt_len
-        self.lens = lens
-        self.norms = norms
-        self.cosines = cosines
-        self.candidates = candidates
-        self.config = config
-        self.recorded = recorded
+    token_ids: list[int]
+    pieces: list[str]
+    rows: list[np.ndarray]  # T x [L, H, i + 1] attention row of each context token
+    prompt_len: int
+    lens: list[LensEntry]
+    norms: np.ndarray  # [L + 1]
+    cosines: np.ndarray  # [L]
+    candidates: list[Candidate]
+    config: SamplingConfig
+    recorded: list | None = None  # replay: the recorded steps applied so far (engine.views.replay.ReplayStep)
 
     @classmethod
     def of_sampler(cls, sampler: Any, recorded: list | None = None) -> ContextReady:
@@ -69,113 +55,116 @@ class ContextReady(Message):
         )
 
 
+@dataclass
 class ModelReady(Message):
-    """The model is loaded and the prompt read; the sampler is handed over (only workers call it)."""
+    """The model is loaded and the prompt read (the sampler itself stays on the engine thread)."""
 
-    def __init__(self, loaded: Any, sampler: Any, info: ModelInfo, context: ContextReady) -> None:
-        super().__init__()
-        self.loaded = loaded
-        self.sampler = sampler
-        self.info = info
-        self.context = context
+    loaded: Any  # engine.runtime.loading.LoadedModel: compare and tokenization start from it
+    info: ModelInfo
+    context: ContextReady
 
 
+@dataclass
 class ReplayReady(Message):
-    """Replay mode is set up: the session (only workers call it), the model when it loaded, and why not."""
+    """A recording is open: its first position, how many steps it has, and why attention is not recomputed."""
 
-    def __init__(self, loaded: Any, replay: Any, context: ContextReady, note: str | None) -> None:
-        super().__init__()
-        self.loaded = loaded  # engine.runtime.loading.LoadedModel or None: the recording is shown as recorded
-        self.replay = replay  # engine.views.replay.ReplaySession
-        self.context = context
-        self.note = note
-
-
-class JobFailed(Message):
-    """A thread that is not a worker (the model loader) stopped with an error."""
-
-    def __init__(self, group: str, error: BaseException) -> None:
-        super().__init__()
-        self.group = group
-        self.error = error
+    loaded: Any  # LoadedModel, or None: the recording is shown as recorded
+    context: ContextReady
+    n_steps: int
+    recomputes: bool
+    note: str | None
 
 
-class ExportWritten(Message):
-    """The `e` key's files were written (paths), or the sentence saying why not (error)."""
-
-    def __init__(self, paths: list, error: str | None) -> None:
-        super().__init__()
-        self.paths = paths
-        self.error = error
-
-
+@dataclass
 class TokensGenerated(Message):
-    """Tokens appended since the last message (one per step; a run batches ~1/30 s worth).
+    """Tokens appended since the last message (one per step; a run batches up to 1/30 s of them).
 
     `candidates` is the next token's distribution under `config`, after the last of `events`.
     """
 
-    def __init__(
-        self, events: list[TokenEvent], candidates: list[Candidate], config: SamplingConfig, rows: list[np.ndarray] | None
-    ) -> None:
-        super().__init__()
-        self.events = events
-        self.candidates = candidates
-        self.config = config
-        self.rows = rows  # fresh attention rows of the whole context when the window slid, else None
+    events: list[TokenEvent]
+    candidates: list[Candidate]
+    config: SamplingConfig
+    rows: list[np.ndarray] | None  # fresh attention rows of the whole context when the window slid, else None
 
 
+@dataclass
 class TokenUndone(Message):
     """The last token was removed; the views of the new last position come with it."""
 
-    def __init__(
-        self, lens: list[LensEntry], norms: np.ndarray, cosines: np.ndarray, candidates: list[Candidate], config: SamplingConfig
-    ) -> None:
-        super().__init__()
-        self.lens = lens
-        self.norms = norms
-        self.cosines = cosines
-        self.candidates = candidates
-        self.config = config
+    lens: list[LensEntry]
+    norms: np.ndarray
+    cosines: np.ndarray
+    candidates: list[Candidate]
+    config: SamplingConfig
 
 
+@dataclass
 class CandidatesPreviewed(Message):
     """The next token's distribution after a settings change."""
 
-    def __init__(self, candidates: list[Candidate], config: SamplingConfig) -> None:
-        super().__init__()
-        self.candidates = candidates
-        self.config = config
+    candidates: list[Candidate]
+    config: SamplingConfig
 
 
+@dataclass
 class EngineNote(Message):
-    """Something the user should know that is not an error (end of text, nothing to undo)."""
+    """Something the user should know that is not an error (end of text, nothing to undo, a refused key)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    text: str
+    severity: str = "information"
 
 
+@dataclass
 class EngineIdle(Message):
-    """An engine job's thread has finished (also after a cancel or an error): the next job may start."""
-
-    def __init__(self, job: str) -> None:
-        super().__init__()
-        self.job = job
+    """The engine thread finished its commands (also after a pause or an error): nothing runs or waits."""
 
 
-class BlockLabComputed(Message):
-    """A block-lab run finished (engine.model.blocklab.BlockLabResult)."""
+@dataclass
+class EngineFailed(Message):
+    """A command raised; `loading` when it was the model's load, so the screen says there is no model."""
 
-    def __init__(self, result: Any) -> None:
-        super().__init__()
-        self.result = result
+    error: BaseException
+    loading: bool
 
 
+@dataclass
 class ParityComputed(Message):
     """NumPy-vs-torch parity for the loaded model: the report dict, or the sentence saying why not."""
 
-    def __init__(self, report: dict | None, error: str | None) -> None:
-        super().__init__()
-        self.report = report
-        self.error = error
+    report: dict | None
+    error: str | None
+
+
+@dataclass
+class BlockLabComputed(Message):
+    """A block-lab run finished (engine.model.blocklab.BlockLabResult)."""
+
+    result: Any
+
+
+@dataclass
+class ExportWritten(Message):
+    """The `e` key's files were written (paths), or the sentence saying why not (error)."""
+
+    paths: list
+    error: str | None
+
+
+@dataclass
+class CompareProgress(Message):
+    """Compare: both sides after some steps (restart: the steps start over)."""
+
+    a: Any  # tui.screens.compare.Side
+    b: Any
+    steps: list  # engine.views.compare.CompareStep
+    restart: bool
+    mode: str  # "vocab" or "text" (engine.views.compare)
+    follow: str | None
+
+
+@dataclass
+class CompareModelLoaded(Message):
+    """Compare: model B is now this LoadedModel."""
+
+    loaded: Any

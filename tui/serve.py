@@ -1,6 +1,6 @@
 """`tfund-tui --serve [--port N]`: the same app in a web browser, served on localhost by textual-serve.
 
-Every browser tab starts its own `python -m tui.serve` process, which runs tfund-tui with the flags the
+Every browser tab starts its own `python -m tui` process, which runs tfund-tui with the flags the
 server was given. textual-serve starts apps through a shell, so the user's flags (a prompt can hold
 any text) travel as JSON in an environment variable, never on the shell's command line.
 """
@@ -19,7 +19,7 @@ HOST = "localhost"
 
 def app_command() -> str:
     """The shell command textual-serve runs per browser tab: our interpreter, no user text."""
-    return f"{shlex.quote(sys.executable)} -m tui.serve"
+    return f"{shlex.quote(sys.executable)} -m tui"
 
 
 def without_serve_flags(argv: list[str]) -> list[str]:
@@ -62,12 +62,7 @@ def serve(argv: list[str], port: int) -> int:
     os._exit(0)
 
 
-def served_app_main() -> int:
-    """What a browser tab runs: tfund-tui with the server's flags."""
-    from tui.__main__ import main
-
-    return main(json.loads(os.environ.get(ARGS_ENV, "[]")))
-
-
-if __name__ == "__main__":
-    sys.exit(served_app_main())
+def served_args() -> list[str] | None:
+    """In a browser tab's process: the flags the server was given; None in any other process."""
+    flags = os.environ.get(ARGS_ENV)
+    return None if flags is None else json.loads(flags)

@@ -44,15 +44,27 @@ class Transcript:
     def rows(self) -> list[np.ndarray]:
         return [p.attention for p in self.positions]
 
-    def reset(self, token_ids, pieces, rows, prompt_len, lens, norms, cosines, candidates, config) -> None:
+    def reset_to(self, context) -> None:
+        """The whole context anew (tui.messages.ContextReady): after loading, a new prompt, a reset, a replay move."""
         self.positions = [
-            Position(token_id, piece, row, generated=i >= prompt_len)
-            for i, (token_id, piece, row) in enumerate(zip(token_ids, pieces, rows))
+            Position(token_id, piece, row, generated=i >= context.prompt_len)
+            for i, (token_id, piece, row) in enumerate(zip(context.token_ids, context.pieces, context.rows))
         ]
-        self.lens, self.norms, self.cosines = lens, norms, cosines
-        self.set_candidates(candidates, config)
+        self.lens, self.norms, self.cosines = context.lens, context.norms, context.cosines
+        self.set_candidates(context.candidates, context.config)
         self.last_ms = None
         self.n_generated = 0
+        if context.recorded is not None:
+            self.mark_recorded(context.recorded)
+
+    def mark_recorded(self, applied: list) -> None:
+        """Replay: the generated positions get the recorded probability and forced flag (newest last)."""
+        generated = [position for position in self.positions if position.generated]
+        for position, step in zip(reversed(generated), reversed(applied)):
+            chosen = next((c.p_raw for c in step.candidates if c.token_id == step.token_id), None)
+            position.p_raw = step.p_raw if step.p_raw is not None else chosen
+            position.forced = step.forced
+        self.n_generated = len(applied)
 
     def append(self, event: TokenEvent) -> None:
         """Add a generated token; when the window slid, the oldest positions go first."""

@@ -1,4 +1,4 @@
-"""Quitting never waits for the model to load: the loader is a daemon thread, not a worker the exit joins."""
+"""Quitting never waits for the model to load: the engine thread is a daemon, not a worker the exit joins."""
 
 import subprocess
 import sys
@@ -7,14 +7,15 @@ import textwrap
 QUIT_WHILE_LOADING = textwrap.dedent(
     """
     import threading
-    from tui.app import TfundApp, make_app
+    from tui.app import make_app
+    from tui.handlers import Loader
 
     never = threading.Event()
-    TfundApp.load_model_named = lambda self, name: never.wait()  # a load that never finishes
+    Loader.load = staticmethod(lambda command, post: never.wait())  # a load that never finishes
 
     async def quit_while_loading(pilot):
         await pilot.pause(0.5)
-        assert pilot.app.sampler is None
+        assert pilot.app.main_screen.info is None
         await pilot.press("q")
 
     app = make_app(model="toy")

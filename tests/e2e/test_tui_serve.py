@@ -74,6 +74,6 @@ def test_a_port_in_use_is_one_sentence_and_exit_1():
 
 
 def test_the_served_command_holds_no_user_text_and_the_flags_lose_only_serve_and_port():
-    assert app_command().endswith(" -m tui.serve") and "prompt" not in app_command()
+    assert app_command().endswith(" -m tui") and "prompt" not in app_command()
     argv = ["--prompt", "--port 1", "--serve", "--port", "9000", "--temperature=0", "--port=9001"]
     assert without_serve_flags(argv) == ["--prompt", "--port 1", "--temperature=0"]

@@ -1,6 +1,6 @@
 """Helpers for the Pilot tests: the usual terminal size, waiting on the app, an endless tokenizer."""
 
-from tests.conftest import wait_until_async
+from tests.conftest import sampler_of, wait_until_async
 
 SIZE = (100, 30)
 
@@ -13,7 +13,7 @@ async def wait_until(pilot, condition, what: str) -> None:
 async def settle(pilot) -> None:
     """Wait until the model is ready and no engine job runs or waits."""
     app = pilot.app
-    await wait_until(pilot, lambda: app.sampler is not None and not app.engine_busy and not app.pending, "the engine")
+    await wait_until(pilot, lambda: sampler_of(app) is not None and app.main_screen.engine.idle, "the engine")
     await pilot.pause()  # the process is idle now: let the last redraw happen
 
 

@@ -8,7 +8,7 @@ from engine.events import SamplingConfig
 from engine.runtime.loading import load_model
 from engine.views.parity import torch_greedy
 from engine.views.tokenization import EXAMPLES
-from tests.conftest import random_gpt2_dir
+from tests.conftest import random_gpt2_dir, sampler_of
 from tests.tui.conftest import wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature
@@ -35,7 +35,7 @@ async def open_compare(pilot, toy, temperature_b=None, **settings) -> CompareScr
 
 async def settle_compare(pilot, screen) -> None:
     """Wait until the screen's samplers are built and no job runs or waits."""
-    await wait_until(pilot, lambda: screen.side_a is not None and not screen.busy and not screen.pending, "the compare jobs")
+    await wait_until(pilot, lambda: screen.side_a is not None and screen.engine.idle, "the compare jobs")
     await pilot.pause()
 
 
@@ -96,7 +96,7 @@ async def test_temperature_keys_change_each_side_and_the_kl(toy):
         assert screen.steps[-1].kl == pytest.approx(0.0, abs=1e-9)
         await pilot.press("Y", "Y", "t")  # B 1.2, A 0.9
         await settle_compare(pilot, screen)
-        assert (screen.config_a.temperature, screen.config_b.temperature) == (0.9, 1.2)
+        assert (screen.settings.a.temperature, screen.settings.b.temperature) == (0.9, 1.2)
         assert screen.side_a.config.temperature == 0.9 and screen.side_b.config.temperature == 1.2  # candidates recomputed
         assert screen.side_a.candidates[0].p > screen.side_b.candidates[0].p  # the cooler side is sharper
         assert "temperature 1.20" in str(screen.query_one("#settings-b", Static).render())
@@ -105,7 +105,7 @@ async def test_temperature_keys_change_each_side_and_the_kl(toy):
         assert screen.steps[-1].kl > 0
         await pilot.press("y", "y", "y", "y", "y", "y", "y", "y", "y", "y", "y", "y", "y")
         await settle_compare(pilot, screen)
-        assert screen.config_b.temperature == 0.0  # floored: greedy
+        assert screen.settings.b.temperature == 0.0  # floored: greedy
 
 
 @pytest.mark.anyio
@@ -190,14 +190,14 @@ async def test_run_pauses_and_refuses_steps_meanwhile(toy, other_vocab_dir):
         await pilot.press("g")
         await wait_until(pilot, lambda: len(screen.steps) >= 3, "a few steps")
         await pilot.press("r")
-        assert screen.steps and screen.running  # not reset
+        assert screen.steps and screen.engine.running  # not reset
         assert "Running — press g to pause first." in [n.message for n in app._notifications]
         await pilot.press("g")
         await settle_compare(pilot, screen)
         paused_at = len(screen.steps)
         assert 3 <= paused_at < 1000 and status(screen) == f"ready · {paused_at} steps"
         await pilot.pause(0.05)
-        assert len(screen.steps) == paused_at and not screen.running
+        assert len(screen.steps) == paused_at and not screen.engine.running
 
 
 @pytest.mark.anyio
@@ -323,13 +323,13 @@ async def test_a_bert_directory_shows_wordpiece_tokens_and_encoder_attention(toy
 async def test_c_and_w_open_the_screens_with_the_current_model_and_help_lists_their_keys(toy):
     app = make_app(model=toy, config=SamplingConfig(temperature=0.0), deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.sampler is not None and not app.engine_busy, "the model")
+        await wait_until(pilot, lambda: sampler_of(app) is not None and app.main_screen.engine.idle, "the model")
         await pilot.press("c")
         assert isinstance(app.screen, CompareScreen)
         await settle_compare(pilot, app.screen)
         await pilot.press("n")
         await settle_compare(pilot, app.screen)
-        assert len(app.screen.session.steps) == 1
+        assert len(app.screen.engine.handler.session.steps) == 1
         await pilot.press("escape")
         await pilot.press("w")
         await pilot.pause()

@@ -10,6 +10,7 @@ from textual.command import CommandPalette
 
 from engine.events import SamplingConfig
 from engine.views.parity import torch_greedy
+from tests.conftest import sampler_of
 from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
@@ -32,7 +33,7 @@ def parameters_text(app) -> str:
 
 
 def generated_ids(app) -> list[int]:
-    return [p.token_id for p in app.transcript.positions if p.generated]
+    return [p.token_id for p in app.main_screen.transcript.positions if p.generated]
 
 
 def prompt_ids(toy) -> list[int]:
@@ -62,8 +63,8 @@ async def test_all_panes_and_parameters_are_shown(toy):
             "head mean",
         ):
             assert line in text
-        assert len(app.transcript.positions) == len(prompt_ids(toy))
-        assert len(app.transcript.candidates) == 10
+        assert len(app.main_screen.transcript.positions) == len(prompt_ids(toy))
+        assert len(app.main_screen.transcript.candidates) == 10
 
 
 @pytest.mark.anyio
@@ -87,7 +88,7 @@ async def test_three_steps_are_the_greedy_tokens(toy):
             await pilot.press("n")
         await settle(pilot)
         assert generated_ids(app) == torch_greedy(toy.hf_model, prompt_ids(toy), 3)
-        assert app.sampler.n_generated == 3
+        assert sampler_of(app).n_generated == 3
         assert "ready · 3 new" in str(app.main_screen.query_one("#generation-pane").border_subtitle)
 
 
@@ -106,23 +107,23 @@ async def test_temperature_keys_change_the_value_and_the_next_token_probabilitie
     app = toy_app(toy, temperature=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        before = app.transcript.candidates
+        before = app.main_screen.transcript.candidates
         assert all(c.p == pytest.approx(c.p_raw, abs=1e-6) for c in before)  # T = 1 leaves the distribution as is
         await pilot.press("t")
         await settle(pilot)
         assert "temperature 0.90" in parameters_text(app)
-        after = app.transcript.candidates
-        assert app.transcript.candidates_config.temperature == 0.9
+        after = app.main_screen.transcript.candidates
+        assert app.main_screen.transcript.candidates_config.temperature == 0.9
         assert [c.token_id for c in after] == [c.token_id for c in before]
         assert after[0].p > before[0].p  # a lower temperature sharpens the distribution
         assert f"{after[0].p * 100:5.1f}%" in app.main_screen.query_one(CandidatesView).render().plain
         await pilot.press("T", "T")
         await settle(pilot)
         assert "temperature 1.10" in parameters_text(app)
-        assert app.transcript.candidates[0].p < before[0].p
+        assert app.main_screen.transcript.candidates[0].p < before[0].p
         await pilot.press("n")
         await settle(pilot)
-        assert app.sampler.config.temperature == 1.1  # the next token used the new setting
+        assert sampler_of(app).config.temperature == 1.1  # the next token used the new setting
 
 
 @pytest.mark.anyio
@@ -133,7 +134,7 @@ async def test_temperature_floors_at_zero_which_is_greedy(toy):
         await pilot.press("t", "t")
         await settle(pilot)
         assert "temperature 0.00" in parameters_text(app)
-        candidates = app.transcript.candidates
+        candidates = app.main_screen.transcript.candidates
         assert candidates[0].p == 1.0 and all(c.p == 0 for c in candidates[1:])
 
 
@@ -145,18 +146,18 @@ async def test_top_k_and_top_p_keys(toy):
         await pilot.press("K")
         await settle(pilot)
         assert "top-k 1" in parameters_text(app)
-        assert [c.p > 0 for c in app.transcript.candidates].count(True) == 1
+        assert [c.p > 0 for c in app.main_screen.transcript.candidates].count(True) == 1
         await pilot.press("K", "K")
         await settle(pilot)
         assert "top-k 3" in parameters_text(app)
-        assert [c.p > 0 for c in app.transcript.candidates].count(True) == 3
+        assert [c.p > 0 for c in app.main_screen.transcript.candidates].count(True) == 3
         await pilot.press("k", "k", "k")
         await settle(pilot)
         assert "top-k 0" in parameters_text(app)
         await pilot.press("p")
         await settle(pilot)
         assert "top-p 0.95" in parameters_text(app)
-        assert app.transcript.candidates_config.top_p == 0.95
+        assert app.main_screen.transcript.candidates_config.top_p == 0.95
         await pilot.press("P", "P")
         await settle(pilot)
         assert "top-p 1.00" in parameters_text(app)
@@ -174,7 +175,7 @@ async def test_undo_removes_the_last_token(toy, tmp_path):
         await settle(pilot)
         greedy = torch_greedy(toy.hf_model, prompt_ids(toy), 2)
         assert generated_ids(app) == greedy[:1]
-        assert app.sampler.n_generated == 1
+        assert sampler_of(app).n_generated == 1
         await pilot.press("n")
         await settle(pilot)
         assert generated_ids(app) == greedy  # greedy again after the undo
@@ -191,10 +192,10 @@ async def test_digit_forces_that_candidate(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        second = app.transcript.candidates[1]
+        second = app.main_screen.transcript.candidates[1]
         await pilot.press("2")
         await settle(pilot)
-        last = app.transcript.positions[-1]
+        last = app.main_screen.transcript.positions[-1]
         assert last.generated and last.forced and last.token_id == second.token_id
         assert generated_ids(app) == [second.token_id]
         assert second.token_id != torch_greedy(toy.hf_model, prompt_ids(toy), 1)[0]
@@ -215,20 +216,20 @@ async def test_run_then_pause(toy, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press_while_generating(pilot, "g")
-        await wait_until(pilot, lambda: app.transcript.n_generated >= 3, "a few tokens")
-        assert app.running
+        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated >= 3, "a few tokens")
+        assert app.main_screen.engine.running
         await press_while_generating(pilot, "n")  # refused while running: never two sampler calls at once
         await press_while_generating(pilot, "T")  # a setting changed mid-run applies to the next token
         await wait_until(pilot, lambda: "temperature 0.90" in parameters_text(app), "the new temperature")
-        changed_at = app.transcript.n_generated
-        await wait_until(pilot, lambda: app.transcript.n_generated >= changed_at + 3, "tokens after the change")
+        changed_at = app.main_screen.transcript.n_generated
+        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated >= changed_at + 3, "tokens after the change")
         await press_while_generating(pilot, "g")
         await settle(pilot)
-        assert not app.running
-        stopped_at = app.sampler.n_generated
-        assert app.transcript.n_generated == stopped_at < 100_000
+        assert not app.main_screen.engine.running
+        stopped_at = sampler_of(app).n_generated
+        assert app.main_screen.transcript.n_generated == stopped_at < 100_000
         await pilot.pause(0.2)
-        assert app.sampler.n_generated == stopped_at  # paused: nothing more arrives
+        assert sampler_of(app).n_generated == stopped_at  # paused: nothing more arrives
         assert "ready" in str(app.main_screen.query_one("#generation-pane").border_subtitle)
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert "session" in records[0]  # the header names the model and prompt, for replay
@@ -245,8 +246,8 @@ async def test_reset_goes_back_to_the_prompt(toy):
         await settle(pilot)
         await pilot.press("n", "n", "r")
         await settle(pilot)
-        assert generated_ids(app) == [] and app.sampler.n_generated == 0
-        assert [p.token_id for p in app.transcript.positions] == prompt_ids(toy)
+        assert generated_ids(app) == [] and sampler_of(app).n_generated == 0
+        assert [p.token_id for p in app.main_screen.transcript.positions] == prompt_ids(toy)
 
 
 @pytest.mark.anyio
@@ -258,8 +259,8 @@ async def test_editing_the_prompt_sets_it_and_resets(toy):
         await pilot.press(*"Once", "enter")
         await settle(pilot)
         ids = toy.tokenizer.encode(f"Once{DEFAULT_PROMPT}", add_special_tokens=False)
-        assert [p.token_id for p in app.transcript.positions] == ids
-        assert app.sampler.n_generated == 0
+        assert [p.token_id for p in app.main_screen.transcript.positions] == ids
+        assert sampler_of(app).n_generated == 0
         assert app.focused is app.main_screen.query_one("#generation")  # keys drive generation again
         await pilot.press("n")
         await settle(pilot)
@@ -271,7 +272,7 @@ async def test_layer_and_head_keys(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        n_layer, n_head = app.info.n_layer, app.info.n_head
+        n_layer, n_head = app.main_screen.info.n_layer, app.main_screen.info.n_head
         await pilot.press("right_square_bracket")
         assert f"layer {1 % n_layer}" in parameters_text(app)
         await pilot.press("left_square_bracket", "left_square_bracket")
@@ -290,7 +291,7 @@ async def test_selecting_a_token_moves_the_heatmap_highlight(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        newest = len(app.transcript.positions) - 1
+        newest = len(app.main_screen.transcript.positions) - 1
         assert app.main_screen.highlighted_token() == newest
         await pilot.press("left", "left")
         assert app.main_screen.highlighted_token() == newest - 2
@@ -352,8 +353,8 @@ async def test_block_lab_opens_and_a_switch_changes_its_metrics(toy):
         await pilot.press("L")
         await wait_until(pilot, lambda: lab.result.config.n_layers == 5, "a fifth layer")
         assert lab.result.attention.shape[0] == 5
-        await wait_until(pilot, lambda: app.parity != (None, None), "the parity check")
-        report, error = app.parity
+        await wait_until(pilot, lambda: app.main_screen.parity != (None, None), "the parity check")
+        report, error = app.main_screen.parity
         assert error is None and report["ok"]
         assert "ok" in str(lab.query_one("#parity").render())
         await pilot.press("escape")
@@ -388,7 +389,7 @@ async def test_a_missing_model_shows_an_error_modal_and_the_app_stays_up(tmp_pat
         assert app.screen is app.main_screen
         await pilot.press("n")  # no model: a notification, not a crash
         await pilot.pause()
-        assert app.is_running and app.sampler is None
+        assert app.is_running and sampler_of(app) is None
 
 
 # ---- the pure pieces the panes are drawn with ------------------------------------------------

@@ -11,6 +11,7 @@ from engine.events import SamplingConfig
 from engine.runtime.sampler import Sampler
 from engine.views.replay import read_trace
 from engine.views.trace import TraceWriter
+from tests.conftest import replay_of
 from tests.tui.conftest import settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap
@@ -41,7 +42,7 @@ def notifications(app) -> list[str]:
 
 async def settle_replay(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.replay is not None and not app.engine_busy and not app.pending, "the replay")
+    await wait_until(pilot, lambda: replay_of(app) is not None and app.main_screen.engine.idle, "the replay")
     await pilot.pause()
 
 
@@ -57,8 +58,8 @@ async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_pa
         await pilot.press("e")
         await wait_until(pilot, lambda: any("Saved" in n for n in notifications(app)), "the export notification")
         assert str(export_dir) in " ".join(notifications(app))
-        pieces = app.transcript.pieces
-        generated = [p.token_id for p in app.transcript.positions if p.generated]
+        pieces = app.main_screen.transcript.pieces
+        generated = [p.token_id for p in app.main_screen.transcript.positions if p.generated]
     files = {path.name.split("-2")[0]: path for path in export_dir.iterdir()}  # stem before the timestamp
     assert set(files) == {"screen", "attention-l1-mean", "candidates", "trace"}
     assert len({path.suffix for path in export_dir.iterdir()}) == 4  # .svg .json .txt .jsonl; no temp files left
@@ -72,7 +73,7 @@ async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_pa
     )
     trace = read_trace(files["trace"])
     assert [step.token_id for step in trace.steps] == generated and trace.prompt == DEFAULT_PROMPT
-    assert app.transcript.candidates[0].text.strip() in files["candidates"].read_text()
+    assert app.main_screen.transcript.candidates[0].text.strip() in files["candidates"].read_text()
 
 
 @pytest.mark.anyio
@@ -86,7 +87,7 @@ async def test_export_into_an_unwritable_place_says_so_and_the_app_stays(toy, tm
         await wait_until(pilot, lambda: any("Could not save" in n for n in notifications(app)), "the error notification")
         await pilot.press("n")
         await settle(pilot)
-        assert app.transcript.n_generated == 1 and app.is_running
+        assert app.main_screen.transcript.n_generated == 1 and app.is_running
     assert a_file.read_text() == ""
 
 
@@ -97,28 +98,28 @@ async def test_replay_steps_forward_and_back_through_the_recorded_tokens(toy, re
     app = make_app(model=toy, replay=recording, deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle_replay(pilot)
-        assert app.transcript.n_generated == 0 and "replay 0/6" in app.main_screen.query_one("#generation-pane").border_subtitle
+        assert app.main_screen.transcript.n_generated == 0 and "replay 0/6" in app.main_screen.query_one("#generation-pane").border_subtitle
         await pilot.press("n", "n", "n")
         await settle_replay(pilot)
-        generated = [p for p in app.transcript.positions if p.generated]
+        generated = [p for p in app.main_screen.transcript.positions if p.generated]
         assert [p.token_id for p in generated] == [step.token_id for step in recorded[:3]]
-        assert "".join(app.transcript.pieces) == DEFAULT_PROMPT + "".join(step.text for step in recorded[:3])
+        assert "".join(app.main_screen.transcript.pieces) == DEFAULT_PROMPT + "".join(step.text for step in recorded[:3])
         assert recorded[0].p_raw is not None and generated[0].p_raw == pytest.approx(recorded[0].p_raw, abs=1e-6)
         assert f"{RECORDED_TEMPERATURE}" in app.main_screen.query_one(ParametersView).render().plain
-        assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.transcript.positions),) * 2
+        assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.main_screen.transcript.positions),) * 2
         # the candidates are the model's for the next recorded token, and that token is among them
-        assert recorded[3].token_id in [c.token_id for c in app.transcript.candidates]
+        assert recorded[3].token_id in [c.token_id for c in app.main_screen.transcript.candidates]
         await pilot.press("backspace")
         await settle_replay(pilot)
-        assert app.transcript.n_generated == 2
+        assert app.main_screen.transcript.n_generated == 2
         await pilot.press("g")  # plays to the end
-        await wait_until(pilot, lambda: app.transcript.n_generated == len(recorded) and not app.engine_busy, "the end")
-        assert [p.token_id for p in app.transcript.positions if p.generated] == [s.token_id for s in recorded]
+        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated == len(recorded) and app.main_screen.engine.idle, "the end")
+        assert [p.token_id for p in app.main_screen.transcript.positions if p.generated] == [s.token_id for s in recorded]
         await pilot.press("n")
         await wait_until(pilot, lambda: any("end of the recording" in n for n in notifications(app)), "the end note")
         await pilot.press("r")
         await settle_replay(pilot)
-        assert app.transcript.n_generated == 0
+        assert app.main_screen.transcript.n_generated == 0
 
 
 @pytest.mark.anyio
@@ -129,7 +130,7 @@ async def test_replay_refuses_settings_and_forced_tokens_with_a_sentence(toy, re
         await pilot.press("T", "1")
         await settle_replay(pilot)
         assert sum("This is a replay" in n for n in notifications(app)) == 1  # said once, not once per key
-        assert app.settings.temperature == RECORDED_TEMPERATURE and app.transcript.n_generated == 0
+        assert app.main_screen.settings.temperature == RECORDED_TEMPERATURE and app.main_screen.transcript.n_generated == 0
 
 
 @pytest.mark.anyio
@@ -144,12 +145,12 @@ async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_p
     async with app.run_test(size=SIZE) as pilot:
         await settle_replay(pilot)
         assert any("Showing what was recorded" in n and "gone" in n for n in notifications(app))
-        assert app.replay.recomputes is False
+        assert replay_of(app).recomputes is False
         await pilot.press("n", "n")
         await settle_replay(pilot)
-        assert app.transcript.pieces == [DEFAULT_PROMPT, recorded[0].text, recorded[1].text]
-        assert [c.token_id for c in app.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
-        assert [e.text for e in app.transcript.lens] == [e.text for e in recorded[1].lens]
+        assert app.main_screen.transcript.pieces == [DEFAULT_PROMPT, recorded[0].text, recorded[1].text]
+        assert [c.token_id for c in app.main_screen.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
+        assert [e.text for e in app.main_screen.transcript.lens] == [e.text for e in recorded[1].lens]
         assert "as recorded" in app.main_screen.query_one("#generation-pane").border_subtitle
 
 

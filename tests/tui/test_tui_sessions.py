@@ -18,6 +18,7 @@ import engine.cli as cli
 import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.views.replay import read_trace
+from tests.conftest import sampler_of
 from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.error import ErrorScreen
@@ -61,15 +62,15 @@ def assert_trace_matches_screen(app, trace_path) -> None:
     lines = trace_path.read_text(encoding="utf-8").splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)  # nothing half-written
     recorded = read_trace(trace_path)
-    positions = app.transcript.positions
+    positions = app.main_screen.transcript.positions
     generated = [p for p in positions if p.generated]  # the window may have slid past older ones
-    assert len(recorded.steps) == app.transcript.n_generated
+    assert len(recorded.steps) == app.main_screen.transcript.n_generated
     newest = recorded.steps[len(recorded.steps) - len(generated) :]
     assert [step.token_id for step in newest] == [p.token_id for p in generated]
     assert [step.text for step in newest] == [p.piece for p in generated]
     recorded_text = recorded.prompt + "".join(step.text for step in recorded.steps)
     shown_text = "".join(p.piece for p in positions)
-    slid = len(generated) < app.transcript.n_generated or app.sampler.prompt_dropped > 0
+    slid = len(generated) < app.main_screen.transcript.n_generated or sampler_of(app).prompt_dropped > 0
     assert recorded_text.endswith(shown_text) if slid else recorded_text == shown_text
     assert on_screen(app) == "".join(shown_piece(p.piece) for p in positions)
 
@@ -78,9 +79,9 @@ async def wait_for_idle_engine(pilot) -> None:
     """Pause a run (and drop a queued one) until the engine has nothing left to do: no deadlock."""
     app = pilot.app
     deadline = time.monotonic() + 60
-    while app.engine_busy or app.pending:
-        assert time.monotonic() < deadline, f"the engine never went idle (pending {list(app.pending)})"
-        if (app.running and not app.stop_run.is_set()) or ("run", None) in app.pending:
+    while not app.main_screen.engine.idle:
+        assert time.monotonic() < deadline, "the engine never went idle"
+        if app.main_screen.engine.running and not app.main_screen.engine.pausing:
             send_keys(app, ["g"])  # pauses the run, or takes back a queued one
         await pilot.pause(0.05)
     await settle(pilot)
@@ -106,7 +107,7 @@ async def test_the_trace_stays_equal_to_the_screen(toy, tmp_path, scenario):
             await pilot.press(*["n"] * 20)  # prompt + 20 tokens > 24: the window slides on the last one
             await settle(pilot)
             prompt_tokens = len(toy.tokenizer.encode(DEFAULT_PROMPT))
-            assert len(app.transcript.positions) < prompt_tokens + app.transcript.n_generated  # it slid
+            assert len(app.main_screen.transcript.positions) < prompt_tokens + app.main_screen.transcript.n_generated  # it slid
             await pilot.press("backspace", "n")
         await settle(pilot)
         assert_trace_matches_screen(app, trace)
@@ -160,7 +161,7 @@ async def test_out_of_memory_while_loading_shows_the_sentence_and_the_app_stays(
         await pilot.pause()
         assert app.screen is app.main_screen
         await pilot.press("n", "g")
-        assert app.is_running and app.sampler is None and "The model is not loaded yet." in notifications(app)
+        assert app.is_running and sampler_of(app) is None and "The model is not loaded yet." in notifications(app)
 
 
 @pytest.mark.anyio
@@ -172,10 +173,12 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
     )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        monkeypatch.setattr("tui.app.REDRAWS_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch
-        forward = app.sampler.backend.forward
+        monkeypatch.setattr("tui.controller.REDRAWS_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch
+        forward = sampler_of(app).backend.forward
         calls = iter(range(5))
-        monkeypatch.setattr(app.sampler.backend, "forward", lambda ids: forward(ids) if next(calls, None) is not None else out_of_memory())
+        monkeypatch.setattr(
+            sampler_of(app).backend, "forward", lambda ids: forward(ids) if next(calls, None) is not None else out_of_memory()
+        )
         send_keys(app, ["g"])
         await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), "the error modal")
         await pilot.pause()
@@ -184,8 +187,8 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
         monkeypatch.undo()  # memory is free again
         await pilot.press("escape")
         await wait_for_idle_engine(pilot)
-        assert app.transcript.n_generated == 5  # the tokens before the failed one are on screen; the failed one nowhere
+        assert app.main_screen.transcript.n_generated == 5  # the tokens before the failed one are on screen; the failed one nowhere
         await pilot.press("n")
         await settle(pilot)
-        assert app.transcript.n_generated == 6 and app.is_running
+        assert app.main_screen.transcript.n_generated == 6 and app.is_running
         assert_trace_matches_screen(app, trace)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine.events import SamplingConfig
+from tests.conftest import sampler_of
 from tui.app import make_app
 from tui.screens.block_lab import BlockLabScreen
 
@@ -32,7 +33,7 @@ async def wait_until(pilot, condition) -> None:
 
 async def settle(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.sampler is not None and not app.engine_busy and not app.pending)
+    await wait_until(pilot, lambda: sampler_of(app) is not None and app.main_screen.engine.idle)
 
 
 async def three_greedy_tokens(pilot) -> None:
@@ -49,7 +50,7 @@ async def block_lab_with_parity(pilot) -> None:
     await pilot.pause()
     lab = pilot.app.screen
     assert isinstance(lab, BlockLabScreen)
-    await wait_until(pilot, lambda: lab.result is not None and pilot.app.parity != (None, None))
+    await wait_until(pilot, lambda: lab.result is not None and pilot.app.main_screen.parity != (None, None))
     await settle(pilot)
     await pilot.pause()
 

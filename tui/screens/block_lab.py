@@ -6,6 +6,7 @@ with the previous layer, cosine between tokens), and the NumPy-vs-torch parity o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from rich.text import Text
@@ -19,8 +20,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from textual_plotext import PlotextPlot
 
 from engine.model.blocklab import BlockLabConfig, run_block_lab
-from tui.controls import cycle, cycle_head, nudge_lab, toggle_lab
+from tui.controls import nudge_lab, toggle_lab
 from tui.heatmap import head_grid
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
 from tui.messages import BlockLabComputed
 from tui.screens.error import ErrorScreen
 from tui.widgets.attention_map import AttentionMap
@@ -85,7 +87,8 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
     return text
 
 
-class BlockLabScreen(Screen):
+class BlockLabScreen(LayerHeadKeys, Screen):
+    HELP_TITLE = "Block lab (b)"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to generation"),
         Binding("b", "app.pop_screen", "Back to generation", show=False),
@@ -107,19 +110,26 @@ class BlockLabScreen(Screen):
         Binding("n", "toggle('layer_norm')", "LN", tooltip="Layer norm on/off"),
         Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Pre-LN (GPT-2) or post-LN (the original transformer)"),
         Binding("a", "toggle('activation')", "Act", tooltip="Feed-forward activation: ReLU or GELU"),
-        Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),
-        Binding("right_square_bracket", "layer(1)", "Next layer", show=False),
-        Binding("left_curly_bracket", "head(-1)", "Previous head (or mean)", show=False),
-        Binding("right_curly_bracket", "head(1)", "Next head (or mean)", show=False),
+        *LAYER_HEAD_BINDINGS,
         Binding("c", "parity", "Recheck parity", show=False),
     ]
 
-    def __init__(self, config: BlockLabConfig | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        request_parity: Callable[[bool], None],
+        parity: tuple[dict | None, str | None],
+        deterministic: bool = False,
+        config: BlockLabConfig | None = None,
+    ) -> None:
+        """`request_parity(recheck)` asks the main screen's engine; the answer comes to show_parity."""
         super().__init__()
+        self.model_name = model_name
+        self.request_parity = request_parity
+        self.parity = parity  # (report, error) known so far; (None, None) while unknown
+        self.deterministic = deterministic  # differences against the tolerance, not their digits
         self.lab_config = config or BlockLabConfig()  # the settings asked for; results follow
         self.result = None  # engine.model.blocklab.BlockLabResult of lab_config, once computed
-        self.view_layer = 0
-        self.view_head: int | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="lab-top"):
@@ -140,7 +150,9 @@ class BlockLabScreen(Screen):
 
     def on_mount(self) -> None:
         self.compute(self.lab_config)
-        self.show_parity()
+        self.show_parity(*self.parity)
+        if self.parity == (None, None):
+            self.request_parity(False)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="blocklab")
     def compute(self, config: BlockLabConfig) -> None:
@@ -179,11 +191,9 @@ class BlockLabScreen(Screen):
         plot.refresh()
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
 
-    def show_parity(self) -> None:
-        report, error = self.app.parity
-        if report is None and error is None:
-            self.app.request_parity()
-        self.query_one("#parity", Static).update(parity_text(report, error, self.app.model_name, exact=not self.app.deterministic))
+    def show_parity(self, report: dict | None, error: str | None) -> None:
+        self.parity = (report, error)
+        self.query_one("#parity", Static).update(parity_text(report, error, self.model_name, exact=not self.deterministic))
 
     # ---- keys --------------------------------------------------------------------------------
     def apply(self, config: BlockLabConfig) -> None:
@@ -198,14 +208,9 @@ class BlockLabScreen(Screen):
     def action_toggle(self, switch: str) -> None:
         self.apply(toggle_lab(self.lab_config, switch))
 
-    def action_layer(self, direction: int) -> None:
-        self.view_layer = cycle(self.view_layer, self.lab_config.n_layers, direction)
-        self.redraw()
-
-    def action_head(self, direction: int) -> None:
-        self.view_head = cycle_head(self.view_head, self.lab_config.n_heads, direction)
-        self.redraw()
+    def layer_head_counts(self) -> tuple[int, int]:
+        return self.lab_config.n_layers, self.lab_config.n_heads
 
     def action_parity(self) -> None:
-        self.app.parity = (None, None)
-        self.show_parity()
+        self.show_parity(None, None)
+        self.request_parity(True)

@@ -8,6 +8,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from engine.runtime.loading import ModelLoadError
+from engine.views.replay import ReplayError
+from engine.views.trace import TraceError
+
+ONE_SENTENCE_ERRORS = (ModelLoadError, TraceError, ReplayError)  # their text is already a sentence for the user
+
+
+def error_sentence(error: BaseException) -> str:
+    return str(error) if isinstance(error, ONE_SENTENCE_ERRORS) else f"{type(error).__name__}: {error}"
+
 
 class ErrorScreen(ModalScreen[None]):
     BINDINGS = [

@@ -1,11 +1,15 @@
 """The main screen: Parameters, Generation, Candidates, Attention and Layers panes, and their keys.
 
-The screen owns only what is on screen (which layer, head and token are shown); the app owns the
-engine and the settings. Every key is a Binding, so the footer, the help screen and the command
-palette list the same keys.
+It owns the sampling settings the next token will use (one value, `settings`), the UI's copy of the
+context (`transcript`) and the engine controller that runs the sampler on its own thread. A key
+computes a new value, sends a command carrying it, and the controller's messages update the
+transcript; the panes redraw from it at most 30 times a second.
 """
 
 from __future__ import annotations
+
+import time
+from dataclasses import replace
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,16 +17,32 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from tui.controls import (
-    MAX_NEW_TOKENS_LADDER,
-    TOP_K_LADDER,
-    cycle,
-    cycle_head,
-    ladder_step,
-    nudge_temperature,
-    nudge_top_p,
-)
+from engine.events import SamplingConfig
+from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
+from tui.commands import Force, Load, Parity, Preview, Reset, Run, SetPrompt, Step, Undo
+from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
+from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
+from tui.handlers import Loader, TraceLog
 from tui.heatmap import head_grid
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
+from tui.messages import (
+    CandidatesPreviewed,
+    ContextReady,
+    EngineFailed,
+    EngineNote,
+    LoadProgress,
+    ModelReady,
+    ParityComputed,
+    ReplayReady,
+    TokensGenerated,
+    TokenUndone,
+)
+from tui.options import SessionOptions
+from tui.screens.block_lab import BlockLabScreen
+from tui.screens.compare import CompareScreen
+from tui.screens.error import ErrorScreen, error_sentence
+from tui.screens.tokenize import TokenizeScreen
+from tui.transcript import Transcript
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.generation import GenerationView
@@ -33,7 +53,8 @@ NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrow
 LAYERS_LEGEND = "norm÷max · cos(l, l-1)"  # a legend that changed every token would repaint the whole pane
 
 
-class MainScreen(Screen):
+class MainScreen(LayerHeadKeys, Screen):
+    HELP_TITLE = "Generation (main screen)"
     BINDINGS = [
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
@@ -48,10 +69,7 @@ class MainScreen(Screen):
         Binding("M", "max_new_tokens(1)", "Max new tokens up", show=False),
         Binding("s", "seed(-1)", "Seed down", show=False),
         Binding("S", "seed(1)", "Seed up", show=False),
-        Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),
-        Binding("right_square_bracket", "layer(1)", "Next layer", show=False),
-        Binding("left_curly_bracket", "head(-1)", "Previous head (or mean)", show=False),
-        Binding("right_curly_bracket", "head(1)", "Next head (or mean)", show=False),
+        *LAYER_HEAD_BINDINGS,
         Binding("1", "pick(1)", "Pick", key_display="1-9", tooltip="Force candidate 1–9 as the next token"),
         *[Binding(str(i), f"pick({i})", f"Pick candidate {i}", show=False) for i in range(2, 10)],
         Binding("backspace", "undo", "Undo", key_display="⌫", tooltip="Remove the last generated token"),
@@ -64,13 +82,33 @@ class MainScreen(Screen):
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
     ]
+    PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
+        ("Step one token", "Generate the next token (n)", "step"),
+        ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
+        ("Undo", "Remove the last generated token (backspace)", "undo"),
+        ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
+        ("Block lab", "The NumPy block stack and the parity check (b)", "block_lab"),
+        ("Compare", "Two models, or one at two temperatures, side by side (c)", "compare"),
+        ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
+    ]
 
-    def __init__(self) -> None:
+    def __init__(self, options: SessionOptions) -> None:
         super().__init__()
-        self.view_layer = 0  # the layer the heatmap shows
-        self.view_head: int | None = None  # None = mean over heads
+        self.options = options
+        self.settings: SamplingConfig = replace(options.config)  # what the next token will use (the one copy)
+        self.prompt = options.prompt
+        self.transcript = Transcript()
+        self.trace = TraceLog(options.trace)
+        self.engine = EngineController(self.post_message, Loader(self.trace, replaying=options.replay is not None), self.notify)
+        self.loaded = None  # engine.runtime.loading.LoadedModel once ready (compare and tokenization start from it)
+        self.info = None  # engine.events.ModelInfo once ready
+        self.replay_steps: tuple[int, bool] | None = None  # replay: (steps recorded, recomputed?)
+        self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
         self.selected_token: int | None = None  # None follows the newest token
         self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
+        self.needs_redraw = False
+        self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
+        self.load_started = time.perf_counter()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -96,25 +134,34 @@ class MainScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#prompt", Input).value = self.app.prompt
+        self.query_one("#prompt", Input).value = self.prompt
         self.query_one("#generation", GenerationView).focus()
         self.show_loading(True)
-        self.set_status(f"loading {self.app.model_name}…")
+        self.set_status(f"loading {self.options.model_name}…")
+        self.set_interval(1 / REDRAWS_PER_SECOND, self.redraw_if_needed)
         self.redraw()
+
+    def start_loading(self) -> None:
+        """The app calls this once the first frame is on screen."""
+        o = self.options
+        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.allow_pickle, o.replay))
+
+    def on_unmount(self) -> None:
+        self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it
+        self.trace.close()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
 
     @property
     def drawable(self) -> bool:
-        """False while the app shuts down: late worker messages must not touch removed widgets."""
+        """False while the app shuts down: late engine messages must not touch removed widgets."""
         return self.is_mounted and self.app.is_running
 
     def show_loading(self, loading: bool) -> None:
-        if not self.drawable:
-            return
-        for pane in ("#candidates", "#attention", "#layers"):
-            self.query_one(pane).loading = loading
+        if self.drawable:
+            for pane in ("#candidates", "#attention", "#layers"):
+                self.query_one(pane).loading = loading
 
     def set_status(self, text: str) -> None:
         if self.drawable:
@@ -126,63 +173,174 @@ class MainScreen(Screen):
             self.subtitles[selector] = text
             self.query_one(selector).border_subtitle = text
 
+    def idle_status(self) -> str:
+        if self.replay_steps is not None:
+            n_steps, recomputes = self.replay_steps
+            return f"replay {self.transcript.n_generated}/{n_steps} · {'recomputed' if recomputes else 'as recorded'}"
+        last_ms = self.transcript.last_ms
+        timing = "" if self.options.deterministic or last_ms is None else f" · {last_ms:.1f} ms/token"
+        return f"ready · {self.transcript.n_generated} new{timing}"
+
+    def show_progress(self) -> None:
+        if self.engine.pausing:
+            self.set_status("pausing…")
+        elif self.engine.running and self.replay_steps is None:
+            self.set_status(f"running · {self.transcript.n_generated} new · g pauses")
+        else:
+            self.set_status(self.idle_status())
+
     # ---- drawing -----------------------------------------------------------------------------
     def highlighted_token(self) -> int | None:
-        n_tokens = len(self.app.transcript.positions)
+        n_tokens = len(self.transcript.positions)
         if n_tokens == 0:
             return None
         return n_tokens - 1 if self.selected_token is None else min(self.selected_token, n_tokens - 1)
 
+    def redraw_if_needed(self) -> None:
+        if self.needs_redraw and time.perf_counter() >= self.next_redraw_at:
+            began = time.perf_counter()
+            self.redraw()
+            finished = time.perf_counter()
+            # a slow terminal or machine: wait as long as the redraw took, so the UI thread stays at
+            # most half busy and the engine thread keeps its share of the interpreter
+            self.next_redraw_at = finished + (finished - began)
+
     def redraw(self) -> None:
+        self.needs_redraw = False
         if not self.drawable:
             return
-        app = self.app
-        transcript = app.transcript
-        info = app.info
+        transcript, info = self.transcript, self.info
         self.query_one(ParametersView).show(
-            parameter_lines(app.model_name, info.device if info else "…", app.settings, self.view_layer, self.view_head)
+            parameter_lines(self.options.model_name, info.device if info else "…", self.settings, self.view_layer, self.view_head)
         )
-        highlight = self.highlighted_token()
-        self.query_one(GenerationView).show(transcript.positions, self.selected_token, app.shade, follow=self.selected_token is None)
+        self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(CandidatesView).show(transcript.candidates)
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
-            self.query_one(AttentionMap).show(grid, transcript.pieces, highlight, app.shade)
-            self.set_subtitle(
-                "#attention-pane",
-                f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}",
-            )
+            self.query_one(AttentionMap).show(grid, transcript.pieces, self.highlighted_token(), self.app.shade)
+            head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
+            self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
         self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
 
+    def figures(self) -> dict:
+        """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""
+        transcript = self.transcript
+        attention = head_grid(transcript.rows, self.view_layer, self.view_head) if self.info and transcript.positions else None  # [T, T]
+        return dict(
+            attention=attention,
+            tokens=transcript.pieces,
+            layer=self.view_layer,
+            head=self.view_head,
+            candidates=list(transcript.candidates),
+            trace_lines=self.trace.lines(),
+        )
+
+    # ---- messages from the engine thread -----------------------------------------------------
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.set_status(f"loading {message.step}/{message.total}: {message.text}…")
+
+    def on_model_ready(self, message: ModelReady) -> None:
+        self.loaded, self.info = message.loaded, message.info
+        self.became_ready(message.context)
+        took = "" if self.options.deterministic else f" in {time.perf_counter() - self.load_started:.1f} s"
+        self.set_status(f"ready{took}")
+
+    def on_replay_ready(self, message: ReplayReady) -> None:
+        self.loaded = message.loaded
+        self.info = message.loaded.info if message.loaded else None
+        self.replay_steps = (message.n_steps, message.recomputes)
+        self.became_ready(message.context)
+        self.set_status(self.idle_status())
+        if message.note:
+            self.notify(f"Showing what was recorded: {message.note}.", timeout=8)
+
+    def became_ready(self, context: ContextReady) -> None:
+        self.on_context_ready(context)
+        self.show_loading(False)
+        self.redraw()
+        if isinstance(self.app.screen, BlockLabScreen):
+            self.request_parity()
+
+    def on_context_ready(self, message: ContextReady) -> None:
+        self.transcript.reset_to(message)
+        if self.replay_steps is not None:
+            self.settings = message.config  # the Parameters pane shows the recorded settings
+        self.set_status(self.idle_status())
+        self.needs_redraw = True
+
+    def on_tokens_generated(self, message: TokensGenerated) -> None:
+        for event in message.events:
+            self.transcript.append(event)
+        if message.rows is not None:
+            self.transcript.replace_rows(message.rows)
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.needs_redraw = True
+        self.show_progress()
+
+    def on_token_undone(self, message: TokenUndone) -> None:
+        self.transcript.pop(message.lens, message.norms, message.cosines)
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.set_status(self.idle_status())
+        self.needs_redraw = True
+
+    def on_candidates_previewed(self, message: CandidatesPreviewed) -> None:
+        self.transcript.set_candidates(message.candidates, message.config)
+        self.needs_redraw = True
+
+    def on_engine_note(self, message: EngineNote) -> None:
+        self.engine.say(message.text, message.severity)
+
+    def on_command_done(self, message: CommandDone) -> None:
+        self.engine.done(message)
+        if isinstance(message.command, Run):
+            self.show_progress()
+            self.redraw()
+
+    def on_parity_computed(self, message: ParityComputed) -> None:
+        self.parity = (message.report, message.error)
+        if isinstance(self.app.screen, BlockLabScreen):
+            self.app.screen.show_parity(*self.parity)
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        if message.loading:
+            self.show_loading(False)
+            self.set_status("no model: see the error")
+        if is_out_of_memory(message.error):
+            text = out_of_memory_sentence(self.info.device if self.info else "the device")
+        else:
+            text = error_sentence(message.error)
+        title = "Could not load the model" if message.loading else "The engine stopped"
+        self.app.push_screen(ErrorScreen(title, text))
+
     # ---- settings keys: applied to the next token --------------------------------------------
+    def change_settings(self, **changes) -> None:
+        new = replace(self.settings, **changes)
+        new.validate()
+        if new != self.settings and self.engine.send(Preview(new)):
+            self.settings = new
+            self.needs_redraw = True
+
     def action_temperature(self, direction: int) -> None:
-        self.app.change_settings(temperature=nudge_temperature(self.app.settings.temperature, direction))
+        self.change_settings(temperature=nudge_temperature(self.settings.temperature, direction))
 
     def action_top_k(self, direction: int) -> None:
-        self.app.change_settings(top_k=ladder_step(self.app.settings.top_k, TOP_K_LADDER, direction))
+        self.change_settings(top_k=ladder_step(self.settings.top_k, TOP_K_LADDER, direction))
 
     def action_top_p(self, direction: int) -> None:
-        self.app.change_settings(top_p=nudge_top_p(self.app.settings.top_p, direction))
+        self.change_settings(top_p=nudge_top_p(self.settings.top_p, direction))
 
     def action_max_new_tokens(self, direction: int) -> None:
-        self.app.change_settings(max_new_tokens=ladder_step(self.app.settings.max_new_tokens, MAX_NEW_TOKENS_LADDER, direction))
+        self.change_settings(max_new_tokens=ladder_step(self.settings.max_new_tokens, MAX_NEW_TOKENS_LADDER, direction))
 
     def action_seed(self, direction: int) -> None:
-        self.app.change_settings(seed=max(0, self.app.settings.seed + direction))
+        self.change_settings(seed=max(0, self.settings.seed + direction))
 
     # ---- view keys ---------------------------------------------------------------------------
-    def action_layer(self, direction: int) -> None:
-        if self.app.info is not None:
-            self.view_layer = cycle(self.view_layer, self.app.info.n_layer, direction)
-            self.redraw()
-
-    def action_head(self, direction: int) -> None:
-        if self.app.info is not None:
-            self.view_head = cycle_head(self.view_head, self.app.info.n_head, direction)
-            self.redraw()
+    def layer_head_counts(self) -> tuple[int, int] | None:
+        return None if self.info is None else (self.info.n_layer, self.info.n_head)
 
     def action_select(self, direction: int) -> None:
-        n_tokens = len(self.app.transcript.positions)
+        n_tokens = len(self.transcript.positions)
         if n_tokens == 0:
             return
         current = n_tokens - 1 if self.selected_token is None else self.selected_token
@@ -196,38 +354,57 @@ class MainScreen(Screen):
 
     # ---- engine keys -------------------------------------------------------------------------
     def action_step(self) -> None:
-        self.app.submit("step")
+        self.engine.send(Step(self.settings))
 
     def action_run_pause(self) -> None:
-        self.app.toggle_run()
+        self.engine.toggle_run(Run(self.settings, self.settings.max_new_tokens))
+        self.show_progress()
 
     def action_pick(self, rank: int) -> None:
-        self.app.submit("force", rank)
+        self.engine.send(Force(rank, self.settings))
 
     def action_undo(self) -> None:
-        self.app.submit("undo")
+        self.engine.send(Undo(self.settings))
 
     def action_reset(self) -> None:
-        self.selected_token = None
-        self.app.submit("reset")
+        if self.engine.send(Reset(self.settings)):
+            self.selected_token = None
 
     def action_edit_prompt(self) -> None:
         self.query_one("#prompt", Input).focus()
 
-    def action_block_lab(self) -> None:
-        self.app.open_block_lab()
-
-    def action_compare(self) -> None:
-        self.app.open_compare()
-
-    def action_tokenize(self) -> None:
-        self.app.open_tokenize()
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.selected_token = None
-        self.app.submit("prompt", event.value)
+        if self.engine.send(SetPrompt(event.value, self.settings)):
+            self.prompt = event.value
+            self.selected_token = None
         self.query_one(GenerationView).focus()
 
     def key_escape(self) -> None:
         if isinstance(self.focused, Input):
             self.query_one(GenerationView).focus()
+
+    # ---- other screens -----------------------------------------------------------------------
+    def needs_model(self) -> bool:
+        """True (after saying so) when no model is loaded: before loading ends, or a replay without one."""
+        if self.loaded is None:
+            self.engine.say("This needs the model: it is not loaded.", "warning")
+        return self.loaded is None
+
+    def request_parity(self, recheck: bool = False) -> None:
+        """The block lab's parity figure: checked once per model, again on request."""
+        if recheck:
+            self.parity = (None, None)
+        if self.parity == (None, None) and self.info is not None:
+            self.engine.send(Parity(tuple(p.token_id for p in self.transcript.positions if not p.generated)))
+
+    def action_block_lab(self) -> None:
+        if not isinstance(self.app.screen, BlockLabScreen):
+            self.app.push_screen(BlockLabScreen(self.options.model_name, self.request_parity, self.parity, self.options.deterministic))
+
+    def action_compare(self) -> None:
+        if not self.needs_model() and not isinstance(self.app.screen, CompareScreen):
+            self.app.push_screen(CompareScreen(self.loaded, self.prompt, self.settings, self.app.shade, self.options.allow_pickle))
+
+    def action_tokenize(self) -> None:
+        if not self.needs_model() and not isinstance(self.app.screen, TokenizeScreen):
+            self.app.push_screen(TokenizeScreen(self.loaded.tokenizer, self.options.model_name, self.loaded.path))

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.runtime.loading import ModelLoadError
 from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
-from tui.controls import cycle, cycle_head
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
 from tui.pieces import visible
 from tui.widgets.attention_map import AttentionMap
 
@@ -61,7 +61,8 @@ def table_rows(view: TokenizationView) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
-class TokenizeScreen(Screen):
+class TokenizeScreen(LayerHeadKeys, Screen):
+    HELP_TITLE = "Tokenization (w)"
     AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to generation (from an input: leave it)"),
@@ -76,10 +77,7 @@ class TokenizeScreen(Screen):
         Binding("ctrl+n", "next_example", "Next example", tooltip="The next example (works while typing too)"),
         Binding("i", "edit_sentence", "Sentence", tooltip="Edit the sentence; enter tokenizes it"),
         Binding("s", "edit_source", "Tokenizer", tooltip="Type another tokenizer (toy, a local dir, a cached hub name); enter loads it"),
-        Binding("left_square_bracket", "layer(-1)", "Previous encoder layer", show=False),
-        Binding("right_square_bracket", "layer(1)", "Next encoder layer", show=False),
-        Binding("left_curly_bracket", "head(-1)", "Previous encoder head (or mean)", show=False),
-        Binding("right_curly_bracket", "head(1)", "Next encoder head (or mean)", show=False),
+        *LAYER_HEAD_BINDINGS,
     ]
     DEFAULT_CSS = """
     TokenizeScreen .box {
@@ -133,8 +131,6 @@ class TokenizeScreen(Screen):
         self.encoder_note = "no model directory: nothing to show attention for"
         self.encoder_possible = model_dir is not None  # False once the source turned out not to be an encoder
         self.example = 0  # the example ctrl+n moves on from
-        self.view_layer = 0
-        self.view_head: int | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="tok-inputs", classes="box") as pane:
@@ -275,15 +271,12 @@ class TokenizeScreen(Screen):
     def action_edit_source(self) -> None:
         self.query_one("#source", Input).focus()
 
-    def action_layer(self, direction: int) -> None:
-        if self.encoder is not None:
-            self.view_layer = cycle(self.view_layer, self.encoder.attention.shape[0], direction)
-            self.draw_attention()
+    def layer_head_counts(self) -> tuple[int, int] | None:
+        """The encoder's layers and heads (attention [L, H, T, T]); None without an encoder."""
+        return None if self.encoder is None else self.encoder.attention.shape[:2]
 
-    def action_head(self, direction: int) -> None:
-        if self.encoder is not None:
-            self.view_head = cycle_head(self.view_head, self.encoder.attention.shape[1], direction)
-            self.draw_attention()
+    def redraw(self) -> None:
+        self.draw_attention()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#tok-table", DataTable).focus()  # the keys act again

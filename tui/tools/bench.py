@@ -224,13 +224,14 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
     results = {}
     async with app.run_test(size=size) as pilot:
         app._display = encode_display  # the headless driver's display writes nothing
-        while app.sampler is None or app.engine_busy or app.pending:
+        main = app.main_screen
+        while main.info is None or not main.engine.idle:
             await pilot.pause(0.05)
-        sampler = app.sampler
+        sampler = main.engine.handler.sampler  # driven here on the UI thread: the engine thread is idle
         for context, prompt in prompts.items():
             sampler.set_prompt(prompt)
-            app.apply_context(ContextReady.of_sampler(sampler))
-            app.redraw_now()
+            main.on_context_ready(ContextReady.of_sampler(sampler))
+            main.redraw()
             await pilot.pause()
             ui_ms, engine_ms, update_bytes = [], [], []
             for _ in range(n_tokens):
@@ -238,17 +239,17 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
                 message = TokensGenerated([event], sampler.preview(), sampler.config, None)
                 encoded.clear()
                 began = time.thread_time()
-                app.on_tokens_generated(message)
-                app.redraw_now()
+                main.on_tokens_generated(message)
+                main.redraw()
                 await pilot.pause()  # Textual's own layout and repaint of what changed
                 ui_ms.append((time.thread_time() - began) * 1e3)
                 engine_ms.append(event.timings["total"])
                 update_bytes.append(sum(encoded))
                 sampler.undo()  # back to context - 1, shown as the app shows an undo (not timed)
-                app.on_token_undone(
+                main.on_token_undone(
                     TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), sampler.config)
                 )
-                app.redraw_now()
+                main.redraw()
                 await pilot.pause()
             results[context] = {
                 "ui_ms": median(ui_ms),
@@ -256,7 +257,7 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
                 "encoded_bytes": median(update_bytes),
                 "ui_ms_runs": ui_ms,
             }
-        info = app.info
+        info = main.info
     return {"n_layer": info.n_layer, "n_head": info.n_head, "n_positions": info.n_positions, "contexts": results}
 
 

@@ -1,0 +1,434 @@
+"""What the engine thread does with each command: one handler per kind of session (tui/controller.py).
+
+- Loader: before the model is loaded; a Load replaces it with a GenerationHandler or a ReplayHandler.
+- GenerationHandler: the live sampler of the main screen, with the session's trace.
+- ReplayHandler: a recorded trace decides the tokens (tfund-tui --replay).
+- CompareHandler: the compare screen's two samplers on one prompt.
+Handlers run on the engine thread only and post plain-data messages; `refusal` is their one UI-thread
+method and looks at nothing but the command.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from textual.message import Message
+
+from engine.events import Candidate, SamplingConfig
+from engine.runtime.loading import ModelLoadError
+from engine.views.replay import ReplayError, ReplaySession, ReplayStep, read_trace
+from tui.commands import Command, CompareSettings, Force, Load, LoadModelB, Parity, Preview, Reset, Run, SetPrompt, Step, Undo
+from tui.messages import (
+    CandidatesPreviewed,
+    CompareModelLoaded,
+    CompareProgress,
+    ContextReady,
+    EngineNote,
+    LoadProgress,
+    ModelReady,
+    ParityComputed,
+    ReplayReady,
+    TokensGenerated,
+    TokenUndone,
+)
+
+Post = Callable[[Message], None]
+TOP_N = 10  # candidates kept per token (the pane shows the first nine: digits 1–9)
+PARITY_GREEDY_TOKENS = 20  # greedy tokens compared NumPy vs torch in the block lab
+REPLAY_STEPS_PER_SECOND = 10  # g plays a recording at a pace a learner can follow
+REPLAY_REFUSAL = "This is a replay of a recording: n/⌫ step through it, g plays, r rewinds."
+NOT_LOADED = "The model is not loaded yet."
+
+
+class TraceLog:
+    """The session's trace: every line kept in memory (for `e`) and, with --trace, appended to the file."""
+
+    def __init__(self, writer: Any = None) -> None:
+        self.writer = writer  # engine.views.trace.TraceWriter or None
+        self.records: list[dict | str] = []
+        self.lock = threading.Lock()  # the engine thread writes; the UI thread copies and closes
+
+    def write(self, record: dict | str) -> None:
+        with self.lock:
+            self.records.append(record)
+            if self.writer is not None:
+                self.writer.write_record(record)
+
+    def lines(self) -> list[dict | str]:
+        with self.lock:
+            return list(self.records)
+
+    def replace_with(self, lines: list[str]) -> None:
+        """A replay saves the recording itself as the session's trace."""
+        with self.lock:
+            self.records = list(lines)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+
+
+def apply_settings(sampler: Any, settings: SamplingConfig) -> None:
+    if settings != sampler.config:
+        sampler.set_config(**asdict(settings))
+
+
+def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
+    """The NumPy engine against torch on the loaded model; failures are shown in the Parity pane."""
+    try:
+        if loaded.device != "cpu":
+            raise ValueError(f"the parity check runs on the CPU; this model is on {loaded.device}")
+        from engine.views.parity import parity_report
+
+        report = parity_report(loaded.hf_model, loaded.tokenizer, list(token_ids), n_greedy=PARITY_GREEDY_TOKENS)
+        return ParityComputed(report, None)
+    except Exception as error:
+        return ParityComputed(None, f"parity check failed: {error}")
+
+
+class Loader:
+    """Before the model is loaded: only Load runs; a Preview waits in the queue for the model."""
+
+    def __init__(self, trace: TraceLog, replaying: bool) -> None:
+        self.trace = trace
+        self.replaying = replaying  # a replay takes only what ReplayHandler takes
+
+    def refusal(self, command: Command) -> str | None:
+        if self.replaying and not isinstance(command, (Load, Step, Undo, Reset, Run)):
+            return REPLAY_REFUSAL
+        return None if isinstance(command, (Load, Preview)) else NOT_LOADED
+
+    def handle(self, command: Command, post: Post) -> Any:
+        if not isinstance(command, Load):
+            return None
+        if command.replay is not None:
+            return self.open_replay(command, post)
+        loaded = self.load(command, post) if isinstance(command.model, str) else command.model
+        from engine.runtime.sampler import Sampler
+
+        post(LoadProgress(3, 4, "building the sampler"))
+        sampler = Sampler(loaded, command.settings, engine=command.engine, top_n=TOP_N)
+        post(LoadProgress(4, 4, "reading the prompt"))
+        sampler.set_prompt(command.prompt)
+        handler = GenerationHandler(loaded, sampler, self.trace)
+        handler.trace_session()
+        post(ModelReady(loaded, sampler.info, ContextReady.of_sampler(sampler)))
+        return handler
+
+    @staticmethod
+    def load(command: Load, post: Post) -> Any:
+        """Import torch and transformers, then load the model named in the command."""
+        post(LoadProgress(1, 4, "importing torch and transformers"))
+        import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
+        import transformers
+
+        from engine.runtime.loading import load_model
+
+        transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
+        post(LoadProgress(2, 4, f"loading {command.model}"))
+        device = "cpu" if command.engine == "numpy" and command.device == "auto" else command.device
+        return load_model(command.model, device=device, allow_pickle=command.allow_pickle)
+
+    def open_replay(self, command: Load, post: Post) -> ReplayHandler:
+        """Replay: with the model the recording is recomputed (attention too); without it, shown as recorded."""
+        path = Path(command.replay)
+        recording = read_trace(path)
+        self.trace.replace_with([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
+        loaded, note = None, None
+        if recording.prompt is None:
+            note = "the trace has no prompt header, so attention cannot be recomputed"
+            replay = ReplaySession(recording.steps)
+        else:
+            try:
+                loaded = self.load(command, post) if isinstance(command.model, str) else command.model
+                replay = ReplaySession(recording.steps, model=loaded, prompt=recording.prompt, engine=command.engine)
+            except (ModelLoadError, ReplayError) as error:
+                loaded, note = None, str(error)
+                replay = ReplaySession(recording.steps, prompt=recording.prompt)
+        post(LoadProgress(4, 4, "replaying the recording"))
+        post(ReplayReady(loaded, replay_context(replay), len(replay.steps), replay.recomputes, note))
+        return ReplayHandler(replay, loaded)
+
+
+class GenerationHandler:
+    """The main screen's live sampler; every token also goes to the trace."""
+
+    def __init__(self, loaded: Any, sampler: Any, trace: TraceLog) -> None:
+        self.loaded = loaded
+        self.sampler = sampler
+        self.trace = trace
+
+    def refusal(self, command: Command) -> str | None:
+        return None
+
+    def trace_session(self) -> None:
+        self.trace.write({"session": {"model": self.loaded.name, "prompt": self.sampler.prompt}})
+
+    def handle(self, command: Command, post: Post) -> None:
+        sampler = self.sampler
+        if hasattr(command, "settings"):
+            apply_settings(sampler, command.settings)
+        match command:
+            case Step():
+                if not self.at_end(post):
+                    self.emit(sampler.step(), post)
+            case Force(rank=rank):
+                candidates = sampler.preview()
+                if rank > len(candidates):
+                    post(EngineNote(f"There is no candidate {rank}."))
+                elif not self.at_end(post):
+                    self.emit(sampler.force(candidates[rank - 1].token_id), post)
+            case Undo():
+                self.undo(post)
+            case Reset():
+                sampler.reset()
+                self.trace_session()
+                post(ContextReady.of_sampler(sampler))
+            case SetPrompt(text=text):
+                sampler.set_prompt(text)
+                self.trace_session()
+                post(ContextReady.of_sampler(sampler))
+            case Preview():
+                post(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
+            case Parity(token_ids=token_ids):
+                post(parity_of(self.loaded, token_ids))
+
+    def at_end(self, post: Post) -> bool:
+        if self.sampler.done:
+            post(EngineNote("The model ended the text (end-of-text); undo or reset to go on."))
+        return self.sampler.done
+
+    def emit(self, event: Any, post: Post) -> None:
+        self.trace.write(event.to_json())
+        post(self.batch([event]))
+
+    def undo(self, post: Post) -> None:
+        sampler = self.sampler
+        position = len(sampler.tokens) - 1
+        if sampler.undo() is None:
+            post(EngineNote("Nothing to undo: no generated tokens."))
+            return
+        self.trace.write({"undo": position})
+        post(TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), replace(sampler.config)))
+
+    def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[Any]:
+        sampler = self.sampler
+        apply_settings(sampler, command.settings)
+        if self.at_end(post):
+            return
+        for event in sampler.run(command.max_tokens, cancel=stop):
+            self.trace.write(event.to_json())
+            settings = newer_settings()
+            if settings is not None:  # a key pressed while this token was computed applies to the next one
+                apply_settings(sampler, settings)
+            yield event
+        if sampler.done:
+            post(EngineNote("The model ended the text (end-of-text)."))
+
+    def batch(self, events: list) -> TokensGenerated:
+        """Tokens for the screen, with the next token's candidates under the settings now in force."""
+        sampler = self.sampler
+        fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
+        return TokensGenerated(events, sampler.preview(), replace(sampler.config), fresh_rows)
+
+
+def replay_context(replay: ReplaySession) -> ContextReady:
+    """Every pane's data at the replay's position."""
+    applied = replay.steps[: replay.position]
+    upcoming = replay.steps[replay.position] if replay.position < len(replay.steps) else None
+    if replay.recomputes:
+        sampler = replay.sampler
+        if upcoming is not None:
+            sampler.set_config(**upcoming.settings.as_dict())  # the next token's candidates under its own settings
+        return ContextReady.of_sampler(sampler, recorded=applied)
+    return recorded_context(replay.prompt, applied, upcoming)
+
+
+def recorded_context(prompt: str | None, applied: list[ReplayStep], upcoming: ReplayStep | None) -> ContextReady:
+    """Without a model: the prompt as one untokenized block, the recorded pieces, no attention."""
+    pieces = ([prompt] if prompt else []) + [step.text for step in applied]
+    no_attention = [np.zeros((0, 0, i + 1), np.float32) for i in range(len(pieces))]  # T x [0, 0, i + 1]
+    last = applied[-1] if applied else None
+    settings = upcoming.settings if upcoming else last.settings if last else SamplingConfig()
+    return ContextReady(
+        token_ids=([-1] if prompt else []) + [step.token_id for step in applied],
+        pieces=pieces,
+        rows=no_attention,
+        prompt_len=1 if prompt else 0,
+        lens=last.lens if last else [],
+        norms=last.norms if last else np.zeros(0, np.float32),
+        cosines=np.zeros(0, np.float32),
+        candidates=upcoming.candidates if upcoming else [],
+        config=replace(settings),
+        recorded=applied,
+    )
+
+
+class ReplayHandler:
+    """Moves through a recording; the panes get the whole context at each new position."""
+
+    def __init__(self, replay: ReplaySession, loaded: Any) -> None:
+        self.replay = replay
+        self.loaded = loaded  # None when the recording is shown as recorded
+
+    def refusal(self, command: Command) -> str | None:
+        return None if isinstance(command, (Step, Undo, Reset, Run, Parity)) else REPLAY_REFUSAL
+
+    def handle(self, command: Command, post: Post) -> None:
+        replay = self.replay
+        match command:
+            case Step() if replay.forward() is None:
+                post(EngineNote("The end of the recording; backspace steps back, r rewinds."))
+            case Undo() if replay.back() is None:
+                post(EngineNote("The start of the recording."))
+            case Reset():
+                replay.seek(0)
+            case Parity(token_ids=token_ids):
+                post(
+                    parity_of(self.loaded, token_ids)
+                    if self.loaded
+                    else ParityComputed(None, "no model is loaded: this replay shows what was recorded")
+                )
+                return
+        post(replay_context(replay))
+
+    def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[ContextReady]:
+        while not stop.wait(1 / REPLAY_STEPS_PER_SECOND) and self.replay.forward() is not None:
+            yield replay_context(self.replay)
+
+    def batch(self, contexts: list[ContextReady]) -> ContextReady:
+        return contexts[-1]
+
+
+# ---- compare ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """What one compare column shows, copied from its sampler on the engine thread (plain data)."""
+
+    model_name: str
+    config: SamplingConfig  # the settings the candidates were computed with
+    token_ids: list[int]  # the context window
+    pieces: list[str]  # per context token
+    rows: list[np.ndarray]  # T x [L, H, i + 1] attention row of each context token
+    prompt: str
+    generated: str  # everything generated, even what slid out of the window
+    candidates: list[Candidate]  # the next token's, under `config`
+    n_layer: int
+    n_head: int
+
+
+def side_of(sampler: Any) -> Side:
+    return Side(
+        model_name=sampler.model.name,
+        config=replace(sampler.config),
+        token_ids=list(sampler.tokens),
+        pieces=list(sampler.pieces),
+        rows=[view.attention for view in sampler.views],
+        prompt=sampler.prompt,
+        generated="".join(sampler.generated_text),
+        candidates=sampler.preview(),
+        n_layer=sampler.info.n_layer,
+        n_head=sampler.info.n_head,
+    )
+
+
+class CompareHandler:
+    """Two samplers on one prompt (engine.views.compare.CompareSession); model A is the app's."""
+
+    def __init__(self, loaded_a: Any) -> None:
+        self.loaded_a = loaded_a
+        self.model_b = loaded_a
+        self.prompt = ""
+        self.session: Any = None  # built by the first LoadModelB
+
+    def refusal(self, command: Command) -> str | None:
+        return None if isinstance(command, (LoadModelB, Step, Reset, Preview, Run)) else "Not on the compare screen."
+
+    def handle(self, command: Command, post: Post) -> None:
+        if isinstance(command, LoadModelB):
+            self.load_b(command, post)
+            return
+        session = self.session
+        if session is None:  # building the samplers failed, and the status says why
+            return
+        if hasattr(command, "settings"):
+            self.apply(command.settings)
+        match command:
+            case Step() if session.done:
+                post(EngineNote("The text ended (end-of-text); r resets."))
+            case Step():
+                post(self.progress([session.step()]))
+            case Reset(settings=settings):
+                if settings.follow != session.follow:
+                    self.start(session.a, session.b, settings.follow, post)
+                else:
+                    session.set_prompt(self.prompt)
+                    post(self.progress([], restart=True))
+            case Preview():
+                post(self.progress([]))
+
+    def load_b(self, command: LoadModelB, post: Post) -> None:
+        from engine.runtime.sampler import Sampler
+
+        self.prompt = command.prompt
+        name = command.name
+        try:
+            if name is None or name == self.loaded_a.name:
+                model = self.loaded_a  # the same weights: nothing to load
+            else:
+                from engine.runtime.loading import load_model
+
+                model = load_model(name, device=self.loaded_a.device, allow_pickle=command.allow_pickle)
+        except ModelLoadError as error:
+            post(EngineNote(f"Model B unchanged: {str(error).rstrip('.')}."))
+            return
+        settings = command.settings
+        self.start(Sampler(self.loaded_a, settings.a, top_n=TOP_N), Sampler(model, settings.b, top_n=TOP_N), settings.follow, post)
+        self.model_b = model
+        if name is not None:
+            post(CompareModelLoaded(model))
+
+    def start(self, a: Any, b: Any, follow: str | None, post: Post) -> None:
+        from engine.views.compare import CompareSession
+
+        session = CompareSession(a, b, follow=follow)
+        session.set_prompt(self.prompt)
+        self.session = session
+        post(self.progress([], restart=True))
+
+    def apply(self, settings: CompareSettings) -> None:
+        apply_settings(self.session.a, settings.a)
+        apply_settings(self.session.b, settings.b)
+
+    def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[Any]:
+        session = self.session
+        if session is None:
+            return
+        self.apply(command.settings)
+        remaining = command.max_tokens - len(session.steps)
+        if remaining <= 0:
+            post(EngineNote(f"Already {len(session.steps)} steps (max new tokens); n steps on, r resets."))
+            return
+        for step in session.run(remaining, stop):
+            settings = newer_settings()
+            if settings is not None:
+                self.apply(settings)
+            yield step
+        if session.done:
+            post(EngineNote("The text ended (end-of-text); r resets."))
+
+    def batch(self, steps: list) -> CompareProgress:
+        return self.progress(steps)
+
+    def progress(self, steps: list, restart: bool = False) -> CompareProgress:
+        session = self.session
+        return CompareProgress(side_of(session.a), side_of(session.b), steps, restart, session.mode, session.follow)

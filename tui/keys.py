@@ -1,0 +1,43 @@
+"""Keys shared by the screens that show attention: [ ] choose the layer, { } the head (or the mean)."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from tui.controls import cycle, cycle_head
+
+LAYER_HEAD_BINDINGS = [
+    Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),
+    Binding("right_square_bracket", "layer(1)", "Next layer", show=False),
+    Binding("left_curly_bracket", "head(-1)", "Previous head (or mean)", show=False),
+    Binding("right_curly_bracket", "head(1)", "Next head (or mean)", show=False),
+]
+
+
+class LayerHeadKeys:
+    """A screen's layer/head choice and the keys that change it.
+
+    The screen says how many layers and heads there are (`layer_head_counts`, None while unknown)
+    and redraws (`redraw`); view_head None is the mean over heads.
+    """
+
+    view_layer: int = 0
+    view_head: int | None = None
+
+    def layer_head_counts(self) -> tuple[int, int] | None:
+        raise NotImplementedError
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    def action_layer(self, direction: int) -> None:
+        counts = self.layer_head_counts()
+        if counts is not None:
+            self.view_layer = cycle(self.view_layer, counts[0], direction)
+            self.redraw()
+
+    def action_head(self, direction: int) -> None:
+        counts = self.layer_head_counts()
+        if counts is not None:
+            self.view_head = cycle_head(self.view_head, counts[1], direction)
+            self.redraw()

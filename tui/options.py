@@ -1,0 +1,30 @@
+"""What tfund-tui was started with: one typed value the app hands to its main screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.events import SamplingConfig
+
+DEFAULT_PROMPT = "In a small village,"
+DEFAULT_EXPORT_DIR = "tfund-exports"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    model: Any = "toy"  # a name/path for load_model, or an already loaded LoadedModel (tests pass one to skip loading)
+    prompt: str = DEFAULT_PROMPT
+    config: SamplingConfig = field(default_factory=SamplingConfig)  # the settings the first token uses
+    device: str = "auto"
+    engine: str = "torch"
+    trace: Any = None  # engine.views.trace.TraceWriter or None
+    allow_pickle: bool = False  # let load_model read pickle weights the user trusts
+    replay: Path | None = None  # a trace to replay instead of generating
+    export_dir: Path = Path(DEFAULT_EXPORT_DIR)
+    deterministic: bool = False  # hide timings and exact parity digits (snapshot tests)
+
+    @property
+    def model_name(self) -> str:
+        return self.model if isinstance(self.model, str) else self.model.name
