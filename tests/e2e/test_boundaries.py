@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]  # where pyproject.toml holds the contracts
 
 
 def imported_modules(statement: str) -> set[str]:
@@ -29,3 +32,12 @@ def test_tui_app_module_does_not_import_torch():
     modules = imported_modules("import tui.app, tui.__main__")
     assert "tui.app" in modules
     assert "torch" not in modules and "transformers" not in modules
+
+
+def test_the_architecture_contracts_hold():
+    """pyproject.toml's import-linter contracts: engine never imports textual or tui, engine.model never
+    imports torch, app code never imports the tools packages, no import cycles (lazy imports counted)."""
+    run_lint = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    out = subprocess.run([sys.executable, "-c", run_lint], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Contracts: 4 kept, 0 broken." in out.stdout
