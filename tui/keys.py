@@ -1,10 +1,20 @@
-"""Keys shared by the screens that show attention: [ ] choose the layer, { } the head (or the mean)."""
+"""Keys shared by the screens: pairs that lower and raise a setting, and the attention screens' layer/head keys."""
 
 from __future__ import annotations
 
 from textual.binding import Binding
 
 from tui.controls import cycle, cycle_head
+
+
+def key_pair(down: str, up: str, action: str, down_text: str, up_text: str, footer: str | None = None) -> list[Binding]:
+    """`down` lowers a setting and `up` raises it; `action` holds {} for the direction (-1 or 1).
+
+    With `footer`, the pair is shown in the footer as "down/up footer"; help lists both texts.
+    """
+    first = Binding(down, action.format(-1), footer or down_text, key_display=f"{down}/{up}", show=footer is not None, tooltip=down_text)
+    return [first, Binding(up, action.format(1), up_text, show=False)]
+
 
 LAYER_HEAD_BINDINGS = [
     Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),

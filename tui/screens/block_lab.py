@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -22,10 +22,11 @@ from textual_plotext import PlotextPlot
 from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
 from tui.messages import BlockLabComputed
 from tui.screens.error import ErrorScreen
 from tui.widgets.attention_map import AttentionMap
+from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView
 
 
@@ -92,20 +93,13 @@ class BlockLabScreen(LayerHeadKeys, Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to generation"),
         Binding("b", "app.pop_screen", "Back to generation", show=False),
-        Binding("t", "nudge('T', -1)", "T", key_display="t/T", tooltip="Fewer input tokens T"),
-        Binding("T", "nudge('T', 1)", "More tokens", show=False),
-        Binding("d", "nudge('d_model', -1)", "d", key_display="d/D", tooltip="Halve d_model (heads follow so they divide it)"),
-        Binding("D", "nudge('d_model', 1)", "Double d_model", show=False),
-        Binding("h", "nudge('n_heads', -1)", "Fewer heads", show=False),
-        Binding("H", "nudge('n_heads', 1)", "More heads", show=False),
-        Binding("f", "nudge('d_ff', -1)", "Halve d_ff", show=False),
-        Binding("F", "nudge('d_ff', 1)", "Double d_ff", show=False),
-        Binding("l", "nudge('n_layers', -1)", "Layers", key_display="l/L", tooltip="One layer fewer"),
-        Binding("L", "nudge('n_layers', 1)", "More layers", show=False),
-        Binding("s", "nudge('seed', -1)", "Previous seed", show=False),
-        Binding("S", "nudge('seed', 1)", "Next seed", show=False),
-        Binding("w", "nudge('weight_scale', -1)", "Smaller random weights", show=False),
-        Binding("W", "nudge('weight_scale', 1)", "Larger random weights", show=False),
+        *key_pair("t", "T", "nudge('T', {})", "Fewer input tokens T", "More tokens", footer="T"),
+        *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (heads follow so they divide it)", "Double d_model", footer="d"),
+        *key_pair("h", "H", "nudge('n_heads', {})", "Fewer heads", "More heads"),
+        *key_pair("f", "F", "nudge('d_ff', {})", "Halve d_ff", "Double d_ff"),
+        *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "More layers", footer="Layers"),
+        *key_pair("s", "S", "nudge('seed', {})", "Previous seed", "Next seed"),
+        *key_pair("w", "W", "nudge('weight_scale', {})", "Smaller random weights", "Larger random weights"),
         Binding("r", "toggle('residual')", "Resid", tooltip="Residual connections on/off"),
         Binding("n", "toggle('layer_norm')", "LN", tooltip="Layer norm on/off"),
         Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Pre-LN (GPT-2) or post-LN (the original transformer)"),
@@ -133,18 +127,13 @@ class BlockLabScreen(LayerHeadKeys, Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="lab-top"):
-            with Vertical(id="lab-config-pane", classes="pane") as pane:
-                pane.border_title = "Block lab"
+            with pane("Block lab", "lab-config-pane"):
                 yield ParametersView(id="lab-config")
-            with Vertical(id="lab-attention-pane", classes="pane") as pane:
-                pane.border_title = "Attention"
+            with pane("Attention", "lab-attention-pane"):
                 yield AttentionMap(id="lab-attention")
-            with Vertical(id="lab-plot-pane", classes="pane") as pane:
-                pane.border_title = "Representations"
-                pane.border_subtitle = "norm ◂ · cos(l, l-1), token cos ▸"
+            with pane("Representations", "lab-plot-pane", "norm ◂ · cos(l, l-1), token cos ▸"):
                 yield PlotextPlot(id="lab-plot")
-        with Vertical(id="parity-pane", classes="pane") as pane:
-            pane.border_title = "Parity"
+        with pane("Parity", "parity-pane"):
             yield Static(id="parity")
         yield Footer(compact=True)
 

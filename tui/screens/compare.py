@@ -22,7 +22,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -33,11 +33,12 @@ from tui.controller import CommandDone, EngineController
 from tui.controls import nudge_temperature
 from tui.handlers import CompareHandler, Side
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
 from tui.pieces import label_text, visible
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
+from tui.widgets.pane import pane
 
 B_HOT = 1.5  # B's temperature when A runs cooler than this
 B_COOL = 0.7  # B's temperature when A already runs at B_HOT or hotter
@@ -106,35 +107,13 @@ class CompareScreen(LayerHeadKeys, Screen):
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
         Binding("g", "run_pause", "Run/pause", tooltip="Run both up to max new tokens; press again to pause"),
-        Binding("t", "temperature('a', -1)", "A temp", key_display="t/T", tooltip="Temperature of A down 0.1 (0 = greedy)"),
-        Binding("T", "temperature('a', 1)", "Temperature of A up", show=False),
-        Binding("y", "temperature('b', -1)", "B temp", key_display="y/Y", tooltip="Temperature of B down 0.1 (0 = greedy)"),
-        Binding("Y", "temperature('b', 1)", "Temperature of B up", show=False),
+        *key_pair("t", "T", "temperature('a', {})", "Temperature of A down 0.1 (0 = greedy)", "Temperature of A up", footer="A temp"),
+        *key_pair("y", "Y", "temperature('b', {})", "Temperature of B down 0.1 (0 = greedy)", "Temperature of B up", footer="B temp"),
         *LAYER_HEAD_BINDINGS,
         Binding("f", "follow", "Shared context (B takes A's token) or independent texts; resets", show=False),
         Binding("r", "reset", "Reset both to the prompt (generators re-seeded)", show=False),
         Binding("i", "edit_model_b", "Model B", tooltip="Type another model for B (toy, a local dir, a cached hub name); enter loads it"),
     ]
-    DEFAULT_CSS = """
-    CompareScreen .box {
-        border: round $primary 50%;
-        border-title-color: $text;
-        border-title-style: bold;
-        border-subtitle-color: $text-muted;
-        padding: 0 1;
-    }
-    CompareScreen .box:focus-within { border: round $accent; }
-    #cmp-columns { height: 1fr; }
-    .cmp-side { width: 1fr; height: 1fr; }
-    .cmp-settings { height: 1; color: $text-muted; }
-    #model-b { border: none; height: 1; padding: 0; background: $boost; }
-    #model-b:focus { border: none; background: $primary 20%; }
-    .cmp-text-box { height: 3; scrollbar-size-vertical: 1; }
-    .cmp-candidates { height: 5; }
-    .cmp-attention { height: 1fr; min-height: 4; }
-    #cmp-strip { height: 5; }
-    #cmp-status { height: 1; padding: 0 1; color: $text-muted; }
-    """
 
     def __init__(
         self, loaded: Any, prompt: str, config: SamplingConfig, shade: bool, allow_pickle: bool = False, temperature_b: float | None = None
@@ -161,8 +140,7 @@ class CompareScreen(LayerHeadKeys, Screen):
     def compose(self) -> ComposeResult:
         with Horizontal(id="cmp-columns"):
             for side in ("a", "b"):
-                with Vertical(id=f"side-{side}", classes="box cmp-side") as pane:
-                    pane.border_title = side.upper()
+                with pane(side.upper(), f"side-{side}", classes="box cmp-side"):
                     if side == "a":
                         yield Static(f"model {self.loaded_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
                     else:
@@ -174,8 +152,7 @@ class CompareScreen(LayerHeadKeys, Screen):
                         yield Static(id=f"text-{side}")
                     yield CandidatesView(id=f"candidates-{side}", classes="cmp-candidates")
                     yield AttentionMap(id=f"attention-{side}", classes="cmp-attention")
-        with Vertical(id="cmp-strip", classes="box") as strip:
-            strip.border_title = "KL(A‖B) and top-1 agreement per step"
+        with pane("KL(A‖B) and top-1 agreement per step", "cmp-strip", classes="box"):
             yield Static(id="cmp-summary")
             yield Static(id="cmp-steps")
         yield Static(id="cmp-status")
@@ -248,8 +225,8 @@ class CompareScreen(LayerHeadKeys, Screen):
         self.query_one("#cmp-status", Static).update(self.status)
 
     def draw_side(self, name: str, side: Side) -> None:
-        pane = self.query_one(f"#side-{name}")
-        pane.border_title = f"{name.upper()} · {side.model_name}"
+        box = self.query_one(f"#side-{name}")
+        box.border_title = f"{name.upper()} · {side.model_name}"
         text = Text(visible(side.prompt, newlines=True), style="dim")
         text.append(visible(side.generated, newlines=True), style="bold")
         self.query_one(f"#text-{name}", Static).update(text)
@@ -258,7 +235,7 @@ class CompareScreen(LayerHeadKeys, Screen):
         layer, head = shown_layer_head(side, self.view_layer, self.view_head)
         grid = head_grid(side.rows, layer, head)  # [T, T]
         self.query_one(f"#attention-{name}", AttentionMap).show(grid, side.pieces, len(side.pieces) - 1, self.shade)
-        pane.border_subtitle = f"attention: layer {layer} · {'mean of heads' if head is None else f'head {head}'}"
+        box.border_subtitle = f"attention: layer {layer} · {'mean of heads' if head is None else f'head {head}'}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
@@ -24,7 +24,7 @@ from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
 from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
 from tui.handlers import Loader, TraceLog
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
+from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
 from tui.messages import (
     CandidatesPreviewed,
     ContextReady,
@@ -47,6 +47,7 @@ from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.generation import GenerationView
 from tui.widgets.layers import LayersView
+from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView, parameter_lines
 
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
@@ -59,16 +60,11 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
         Binding("g", "run_pause", "Run/pause", tooltip="Run up to max new tokens; press again to pause"),
-        Binding("t", "temperature(-1)", "Temp", key_display="t/T", tooltip="Temperature down 0.1 (0 = greedy)"),
-        Binding("T", "temperature(1)", "Temperature up", show=False),
-        Binding("k", "top_k(-1)", "Top-k down", show=False),
-        Binding("K", "top_k(1)", "Top-k up", show=False),
-        Binding("p", "top_p(-1)", "Top-p down", show=False),
-        Binding("P", "top_p(1)", "Top-p up", show=False),
-        Binding("m", "max_new_tokens(-1)", "Max new tokens down", show=False),
-        Binding("M", "max_new_tokens(1)", "Max new tokens up", show=False),
-        Binding("s", "seed(-1)", "Seed down", show=False),
-        Binding("S", "seed(1)", "Seed up", show=False),
+        *key_pair("t", "T", "temperature({})", "Temperature down 0.1 (0 = greedy)", "Temperature up", footer="Temp"),
+        *key_pair("k", "K", "top_k({})", "Top-k down", "Top-k up"),
+        *key_pair("p", "P", "top_p({})", "Top-p down", "Top-p up"),
+        *key_pair("m", "M", "max_new_tokens({})", "Max new tokens down", "Max new tokens up"),
+        *key_pair("s", "S", "seed({})", "Seed down", "Seed up"),
         *LAYER_HEAD_BINDINGS,
         Binding("1", "pick(1)", "Pick", key_display="1-9", tooltip="Force candidate 1–9 as the next token"),
         *[Binding(str(i), f"pick({i})", f"Pick candidate {i}", show=False) for i in range(2, 10)],
@@ -112,24 +108,17 @@ class MainScreen(LayerHeadKeys, Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
-            with Vertical(id="parameters-pane", classes="pane") as pane:
-                pane.border_title = "Parameters"
+            with pane("Parameters", "parameters-pane"):
                 yield ParametersView(id="parameters")
-            with Vertical(id="generation-pane", classes="pane") as pane:
-                pane.border_title = "Generation"
+            with pane("Generation", "generation-pane"):
                 yield Input(placeholder="prompt (i to edit, enter to apply)", id="prompt")
                 yield GenerationView(id="generation")
-            with Vertical(id="candidates-pane", classes="pane") as pane:
-                pane.border_title = "Candidates"
-                pane.border_subtitle = "p before │ after T·k·p"
+            with pane("Candidates", "candidates-pane", "p before │ after T·k·p"):
                 yield CandidatesView(id="candidates")
         with Horizontal(id="bottom"):
-            with Vertical(id="attention-pane", classes="pane") as pane:
-                pane.border_title = "Attention"
+            with pane("Attention", "attention-pane"):
                 yield AttentionMap(id="attention")
-            with Vertical(id="layers-pane", classes="pane") as pane:
-                pane.border_title = "Layers"
-                pane.border_subtitle = LAYERS_LEGEND  # constant: the chart's own legend gives the norm's scale
+            with pane("Layers", "layers-pane", LAYERS_LEGEND):  # constant: the chart's own legend gives the norm's scale
                 yield LayersView(id="layers")
         yield Footer(compact=True)
 

@@ -29,6 +29,7 @@ from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationVi
 from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
 from tui.pieces import visible
 from tui.widgets.attention_map import AttentionMap
+from tui.widgets.pane import pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
@@ -79,27 +80,6 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         Binding("s", "edit_source", "Tokenizer", tooltip="Type another tokenizer (toy, a local dir, a cached hub name); enter loads it"),
         *LAYER_HEAD_BINDINGS,
     ]
-    DEFAULT_CSS = """
-    TokenizeScreen .box {
-        border: round $primary 50%;
-        border-title-color: $text;
-        border-title-style: bold;
-        border-subtitle-color: $text-muted;
-        padding: 0 1;
-    }
-    TokenizeScreen .box:focus-within { border: round $accent; }
-    TokenizeScreen Input { border: none; height: 1; padding: 0; background: $boost; }
-    TokenizeScreen Input:focus { border: none; background: $primary 20%; }
-    #tok-inputs { height: 4; }
-    #tok-body { height: 1fr; }
-    #tok-table-pane { width: 1fr; height: 1fr; }
-    #tok-table { height: 1fr; }
-    #tok-right { width: 1fr; height: 1fr; }
-    #tok-summary-pane { height: auto; max-height: 50%; }
-    #tok-attention-pane { height: 1fr; padding: 0; }
-    #tok-attention-note { color: $text-muted; padding: 0 1; }
-    #tok-status { height: 1; padding: 0 1; color: $text-muted; }
-    """
 
     class SourceLoaded(Message):
         """Another tokenizer loaded (tokenizer), or the sentence saying why not (error)."""
@@ -133,22 +113,18 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         self.example = 0  # the example ctrl+n moves on from
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="tok-inputs", classes="box") as pane:
-            pane.border_title = f"Tokenize · {self.source_name}"
+        with pane(f"Tokenize · {self.source_name}", "tok-inputs", classes="box"):
             yield Input(EXAMPLES[0].text, placeholder="a sentence (i to edit, enter tokenizes)", id="sentence")
             yield Input(
                 self.source_name, placeholder="tokenizer: toy, a local dir, a cached hub name (s to edit, enter loads)", id="source"
             )
         with Horizontal(id="tok-body"):
-            with Vertical(id="tok-table-pane", classes="box") as pane:
-                pane.border_title = "Tokens"
+            with pane("Tokens", "tok-table-pane", classes="box"):
                 yield DataTable(id="tok-table", zebra_stripes=True, cursor_type="row")
             with Vertical(id="tok-right"):
-                with Vertical(id="tok-summary-pane", classes="box") as pane:
-                    pane.border_title = "Summary"
+                with pane("Summary", "tok-summary-pane", classes="box"):
                     yield Static(id="tok-summary")
-                with Vertical(id="tok-attention-pane", classes="box") as pane:
-                    pane.border_title = "Encoder attention"
+                with pane("Encoder attention", "tok-attention-pane", classes="box"):
                     encoder_map = AttentionMap(id="tok-attention")
                     encoder_map.causal = False  # an encoder's token sees the whole sentence: no mask drawn
                     yield encoder_map
@@ -229,7 +205,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         self.draw_attention()
 
     def draw_attention(self) -> None:
-        pane = self.query_one("#tok-attention-pane")
+        box = self.query_one("#tok-attention-pane")
         attention_map = self.query_one("#tok-attention", AttentionMap)
         note = self.query_one("#tok-attention-note", Static)
         encoder = self.encoder
@@ -237,7 +213,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         note.display = encoder is None
         if encoder is None:
             note.update(self.encoder_note)
-            pane.border_subtitle = ""
+            box.border_subtitle = ""
             return
         n_layers, n_heads = encoder.attention.shape[:2]
         self.view_layer = min(self.view_layer, n_layers - 1)
@@ -248,7 +224,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         attention_map.show(np.asarray(grid, dtype=np.float32), encoder.tokens, None, self.app.shade)
         head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
         cut = " · sentence cut to the model's length" if encoder.truncated else ""
-        pane.border_subtitle = f"{encoder.model_type} · layer {self.view_layer} · {head}{cut}"
+        box.border_subtitle = f"{encoder.model_type} · layer {self.view_layer} · {head}{cut}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:
