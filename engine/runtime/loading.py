@@ -40,6 +40,22 @@ class LoadedModel:
     info: ModelInfo
 
 
+def quiet_transformers() -> None:
+    """No progress bars or load reports from transformers and the hub: they would print over a UI.
+
+    Libraries not imported yet read the environment variables when they are (importing them here would
+    cost seconds); libraries already imported are switched off directly.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        hf_logging = sys.modules["transformers"].utils.logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """torch's out-of-memory error (checked without importing torch)."""
     torch = sys.modules.get("torch")
@@ -183,12 +199,10 @@ def load_model(name_or_path: str = "toy", device: str = "auto", dtype: Any = Non
         check_model_dir(location, allow_pickle)
     resolved_device = resolve_device(device)
 
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # load reports would otherwise print into the UI
+    quiet_transformers()
     options = dict(local_files_only=is_local, trust_remote_code=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
