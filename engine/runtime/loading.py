@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import ModelInfo
+from engine.model.gpt2 import config_problem
 
 TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "toy" / "model"
-SUPPORTED_MODEL_TYPES = ("gpt2",)
 HUB_HOST = "huggingface.co"
 
 
@@ -161,9 +161,8 @@ def check_model_dir(path: str, allow_pickle: bool) -> None:
             config = json.load(f)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"'{config_file}' is not valid JSON ({error.__class__.__name__})") from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelLoadError(f"'{path}' holds a '{model_type}' model; tfund steps through GPT-2-architecture models (model_type 'gpt2')")
+    if problem := config_problem(config if isinstance(config, dict) else {}, "transformers", name=f"'{path}'"):
+        raise ModelLoadError(problem)
     files = set(os.listdir(path))
     has_safetensors = any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files)
     has_pickle = any(f.endswith((".bin", ".pt", ".pth", ".ckpt")) for f in files)
