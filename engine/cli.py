@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from engine.events import SamplingConfig
+from engine.args import (
+    OneLineParser,
+    add_model_args,
+    add_sampling_args,
+    model_arg,
+    positive_tokens_arg,
+    sampling_config,
+    seed_arg,
+    steps_arg,
+    temperature_arg,
+)
+from engine.events import DEFAULT_PROMPT, SamplingConfig
 
-DEFAULT_PROMPT = "In a small village,"
 BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
@@ -26,80 +34,6 @@ TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench
 
 class UsageError(Exception):
     """Bad command-line input; exit 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line and exits 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-# ---- argument types: each names the allowed range ---------------------------------------------
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def ranged(parse: Callable[[str], float], ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
-    def check(text: str):
-        value = parse(text)
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {allowed} (got {text})")
-        return value
-
-    return check
-
-
-temperature_arg = ranged(_number, lambda v: v >= 0, "a number >= 0 (0 = greedy)")
-top_p_arg = ranged(_number, lambda v: 0 < v <= 1, "in (0, 1]")
-top_k_arg = ranged(_integer, lambda v: v >= 0, "an integer >= 0 (0 = off)")
-seed_arg = ranged(_integer, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")
-max_new_tokens_arg = ranged(_integer, lambda v: 0 <= v <= 100_000, "an integer in [0, 100000]")
-positive_tokens_arg = ranged(_integer, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]")
-steps_arg = ranged(_integer, lambda v: 1 <= v <= 1_000_000, "an integer in [1, 1000000]")
-port_arg = ranged(_integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]")
-
-
-def model_arg(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must name a model: 'toy', a local directory or a cached hub name (got an empty string)")
-    return text
-
-
-def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64) -> None:
-    defaults = SamplingConfig()
-    parser.add_argument("--temperature", type=temperature_arg, default=defaults.temperature, help="0 = greedy (default %(default)s)")
-    parser.add_argument("--top-k", type=top_k_arg, default=defaults.top_k, help="0 = off (default %(default)s)")
-    parser.add_argument("--top-p", type=top_p_arg, default=defaults.top_p, help="in (0, 1]; 1 = off (default %(default)s)")
-    parser.add_argument("--seed", type=seed_arg, default=defaults.seed)
-    parser.add_argument("--max-new-tokens", type=max_new_tokens_arg, default=max_new_tokens)
-
-
-def add_model_args(parser: argparse.ArgumentParser, devices: bool = True) -> None:
-    parser.add_argument("--model", type=model_arg, default="toy", help="'toy' (embedded), a local directory or a cached hub name")
-    if devices:
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    parser.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) weights you trust")
-
-
-def sampling_config(args: argparse.Namespace) -> SamplingConfig:
-    return SamplingConfig(
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, max_new_tokens=args.max_new_tokens
-    )
 
 
 def build_parser() -> OneLineParser:
@@ -319,13 +253,14 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence, quiet_transformers
+
+    quiet_transformers()  # before any command imports transformers
     args, extra = build_parser().parse_known_args(argv)
     if getattr(args, "bench_command", None) in TUI_BENCHMARKS:
         args.tui_args = extra  # passed through to python -m tui.tools.bench
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, is_out_of_memory, out_of_memory_sentence
     from engine.runtime.sampler import GenerationDone
     from engine.views.export import ExportError
     from engine.views.replay import ReplayError

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+DEFAULT_PROMPT = "In a small village,"  # the text every command and the TUI continue unless told otherwise
+
 
 @dataclass
 class SamplingConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from engine.cli import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
+from engine.args import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
 from engine.views.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
 from tui.serve import serve, served_args  # light: textual-serve is imported only to serve

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from textual.message import Message
@@ -117,6 +117,9 @@ class EngineController:
                 refusal = RUNNING_REFUSAL
             if refusal is None and isinstance(command, Preview) and isinstance(self._current, Run):
                 self._run_settings = command.settings  # the run's next token uses them
+                return True
+            if refusal is None and isinstance(command, Preview) and run_in_progress:  # a run not started yet
+                self._pending = deque(replace(c, settings=command.settings) if isinstance(c, Run) else c for c in self._pending)
                 return True
             if refusal is None:
                 if isinstance(command, (Preview, Parity)):

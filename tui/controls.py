@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.model.blocklab import BlockLabConfig
+from engine.model.blocklab import D_FF_CHOICES, D_MODEL_CHOICES, N_LAYERS_MAX, SEQ_LEN_MAX, BlockLabConfig
 
 TEMPERATURE_STEP = 0.1  # t / T
 TEMPERATURE_MAX = 5.0  # beyond this every candidate looks alike
@@ -12,8 +12,6 @@ TOP_P_STEP = 0.05  # p / P
 TOP_P_MIN = 0.05  # top-p must stay above 0
 TOP_K_LADDER = (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # 0 = off
 MAX_NEW_TOKENS_LADDER = (1, 8, 16, 32, 64, 128, 256, 512, 1024)
-SEQ_LEN_MAX = 64  # block lab T: larger inputs stop being readable as a heatmap
-POWERS_OF_TWO = tuple(2**i for i in range(1, 12))  # block lab d_model and d_ff choices (2 … 2048)
 WEIGHT_SCALE_LADDER = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -56,15 +54,15 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
     if field == "T":
         return replace(cfg, T=clamp(cfg.T + direction, 1, SEQ_LEN_MAX))
     if field == "n_layers":
-        return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, 48))
+        return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, N_LAYERS_MAX))
     if field == "seed":
         return replace(cfg, seed=max(0, cfg.seed + direction))
     if field == "d_ff":
-        return replace(cfg, d_ff=ladder_step(cfg.d_ff, POWERS_OF_TWO, direction))
+        return replace(cfg, d_ff=ladder_step(cfg.d_ff, D_FF_CHOICES, direction))
     if field == "weight_scale":
         return replace(cfg, weight_scale=ladder_step(cfg.weight_scale, WEIGHT_SCALE_LADDER, direction))
     if field == "d_model":
-        d_model = min(ladder_step(cfg.d_model, POWERS_OF_TWO, direction), 1024)
+        d_model = ladder_step(cfg.d_model, D_MODEL_CHOICES, direction)
         n_heads = max(d for d in divisors(d_model) if d <= cfg.n_heads)
         return replace(cfg, d_model=d_model, n_heads=n_heads)
     if field == "n_heads":

@@ -127,11 +127,11 @@ class Loader:
         """Import torch and transformers, then load the model named in the command."""
         post(LoadProgress(1, 4, "importing torch and transformers"))
         import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
-        import transformers
+        import transformers  # noqa: F401
 
-        from engine.runtime.loading import load_model
+        from engine.runtime.loading import load_model, quiet_transformers
 
-        transformers.utils.logging.disable_progress_bar()  # a bar on stderr would draw over the UI
+        quiet_transformers()  # a progress bar on stderr would draw over the UI
         post(LoadProgress(2, 4, f"loading {command.model}"))
         device = "cpu" if command.engine == "numpy" and command.device == "auto" else command.device
         return load_model(command.model, device=device, allow_pickle=command.allow_pickle)

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.events import SamplingConfig
+from engine.events import DEFAULT_PROMPT, SamplingConfig
 
-DEFAULT_PROMPT = "In a small village,"
 DEFAULT_EXPORT_DIR = "tfund-exports"
 
 

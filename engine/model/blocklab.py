@@ -14,7 +14,13 @@ import numpy as np
 
 from engine.model.ops import ACTIVATIONS, stack
 
-LIMITS = {"T": 256, "d_model": 1024, "n_heads": 64, "d_ff": 4096, "n_layers": 48}  # keep a lab run interactive
+# the lab's limits, checked by BlockLabConfig.validate and offered by the TUI's keys
+SEQ_LEN_MAX = 64  # T: longer inputs stop being readable as a heatmap
+D_MODEL_CHOICES = tuple(2**i for i in range(1, 11))  # residual widths 2 … 1024 (any integer up to the last validates)
+D_FF_CHOICES = tuple(2**i for i in range(1, 13))  # feed-forward widths 2 … 4096
+N_HEADS_MAX = 64
+N_LAYERS_MAX = 48  # deeper stacks stop being interactive
+LIMITS = {"T": SEQ_LEN_MAX, "d_model": D_MODEL_CHOICES[-1], "n_heads": N_HEADS_MAX, "d_ff": D_FF_CHOICES[-1], "n_layers": N_LAYERS_MAX}
 
 
 @dataclass

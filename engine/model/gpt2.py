@@ -1,4 +1,4 @@
-"""GPT-2 in NumPy: the from-scratch block loaded with real checkpoint weights, plus a KV cache.
+"""GPT-2 in NumPy: the from-scratch block (engine.model.ops) loaded with real checkpoint weights, plus a KV cache.
 
 Params are nested dicts named like the checkpoint (picoGPT style):
 
@@ -9,6 +9,8 @@ Params are nested dicts named like the checkpoint (picoGPT style):
 
 Everything is float32. `forward` appends new tokens after what the cache holds, so decoding one
 token costs one row of work per layer plus attention over the cached keys: linear in the context.
+This module also says which configs are GPT-2s tfund runs (`config_problem`) and maps checkpoint
+names to the nested params (`gpt2_params`), for the NumPy engine and the torch decode path alike.
 """
 
 from __future__ import annotations
@@ -19,10 +21,117 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.model.ops import attention, causal_mask, ffn, layer_norm, linear, merge_heads, split_heads
+from engine.model.ops import layer_norm, stack
 
-ACTIVATION_NAMES = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "relu": "relu"}  # HF -> ours
-LINEAR_NAMES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+ACTIVATIONS = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu", "relu": "relu"}  # HF name -> ops.ACTIVATIONS
+VARIANTS = {  # GPT-2 config switches at the values engine.model.ops implements
+    "scale_attn_weights": True,
+    "scale_attn_by_inverse_layer_idx": False,
+    "add_cross_attention": False,
+    "tie_word_embeddings": True,
+}
+ENGINE_VARIANTS = {  # which of VARIANTS each engine needs; "transformers" runs any GPT-2
+    "transformers": (),
+    "torch": ("add_cross_attention",),  # the static-cache decode path scales per layer and keeps lm_head
+    "numpy": tuple(VARIANTS),
+}
+
+
+def config_problem(config: dict, engine: str = "numpy", name: str = "the checkpoint") -> str | None:
+    """Why `config` (an HF config dict) is not a GPT-2 that `engine` runs, in one sentence; None if it is.
+
+    "transformers" needs model_type 'gpt2'; "torch" (the static-cache decode path) also a supported
+    activation and no cross-attention; "numpy" also integer sizes and GPT-2's standard variant.
+    """
+    model_type = config.get("model_type")
+    if model_type != "gpt2":
+        return f"{name} holds a {model_type!r} model, not a GPT-2 checkpoint; tfund steps through GPT-2-architecture models (model_type 'gpt2')"
+    if engine == "transformers":
+        return None
+    activation = config.get("activation_function", "gelu_new")
+    if activation not in ACTIVATIONS:
+        return f"activation_function {activation!r} is not supported by the {engine} engine; use one of {sorted(ACTIVATIONS)}"
+    for key in ENGINE_VARIANTS[engine]:
+        if config.get(key, VARIANTS[key]) != VARIANTS[key]:
+            return f"GPT-2 variant with {key}={config[key]} is not supported by the {engine} engine"
+    for key in ("n_layer", "n_head", "n_positions"):
+        if not isinstance(config.get(key), int):
+            return f"config has no integer {key}; not a GPT-2 checkpoint"
+    return None
+
+
+def check_config(config: dict) -> None:
+    """Raise ValueError, in one sentence, unless the NumPy engine runs this config."""
+    if problem := config_problem(config, "numpy"):
+        raise ValueError(problem)
+
+
+def gpt2_params(get, n_layer: int) -> dict:
+    """Checkpoint names -> nested params; get("h.0.attn.c_attn.weight") returns that tensor (array or torch)."""
+
+    def norm(prefix):  # LayerNorm gain and bias
+        return {"g": get(f"{prefix}.weight"), "b": get(f"{prefix}.bias")}
+
+    def dense(prefix):  # Conv1D: weight is already [in, out]
+        return {"w": get(f"{prefix}.weight"), "b": get(f"{prefix}.bias")}
+
+    blocks = [
+        {
+            "ln_1": norm(f"h.{i}.ln_1"),
+            "attn": {"c_attn": dense(f"h.{i}.attn.c_attn"), "c_proj": dense(f"h.{i}.attn.c_proj")},
+            "ln_2": norm(f"h.{i}.ln_2"),
+            "mlp": {"c_fc": dense(f"h.{i}.mlp.c_fc"), "c_proj": dense(f"h.{i}.mlp.c_proj")},
+        }
+        for i in range(n_layer)
+    ]
+    return {"wte": get("wte.weight"), "wpe": get("wpe.weight"), "blocks": blocks, "ln_f": norm("ln_f")}
+
+
+def params_from_state_dict(state: dict[str, np.ndarray], n_layer: int) -> dict:
+    """Checkpoint-named arrays (`transformer.h.0.attn.c_attn.weight`, prefix optional) -> float32 params."""
+    state = {key.removeprefix("transformer."): value for key, value in state.items()}
+
+    def get(name):  # -> contiguous float32 array
+        if name not in state:
+            raise ValueError(f"checkpoint has no tensor {name!r}; not a GPT-2 checkpoint")
+        return np.ascontiguousarray(state[name], dtype=np.float32)
+
+    return gpt2_params(get, n_layer)
+
+
+def bfloat16_to_float32(bits):  # [...] uint16 -> [...] float32, exactly
+    """bfloat16 is the top half of a float32: shift its 16 bits up."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def load_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Read every tensor as float32 NumPy; bfloat16 (unknown to NumPy) is widened from its raw bits."""
+    from safetensors import deserialize, safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        if all(f.get_slice(key).get_dtype() != "BF16" for key in f.keys()):
+            return {key: f.get_tensor(key).astype(np.float32) for key in f.keys()}
+    raw_types = {"BF16": "<u2", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
+    tensors = {}
+    for key, tensor in deserialize(Path(path).read_bytes()):
+        array = np.frombuffer(tensor["data"], dtype=raw_types[tensor["dtype"]]).reshape(tensor["shape"])
+        tensors[key] = bfloat16_to_float32(array) if tensor["dtype"] == "BF16" else array.astype(np.float32)
+    return tensors
+
+
+@dataclass
+class LayerCache:
+    """One layer's slice of the KV cache, as ops.mha uses it."""
+
+    k: np.ndarray  # [H, max_len, d_head] a view of the layer's buffer
+    v: np.ndarray  # [H, max_len, d_head]
+    length: int  # positions filled before this forward
+
+    def append(self, k, v):  # [H, T, d_head] x2 -> [H, length + T, d_head] x2, views (no copy)
+        end = self.length + k.shape[1]
+        self.k[:, self.length : end] = k  # the new keys and values join the cache
+        self.v[:, self.length : end] = v
+        return self.k[:, :end], self.v[:, :end]
 
 
 @dataclass
@@ -42,67 +151,9 @@ class KVCache:
             raise ValueError(f"crop length must be in [0, {self.length}] (got {n})")
         self.length = n
 
-
-def check_config(config: dict) -> None:
-    """Raise ValueError in one sentence if the config is not a GPT-2 the NumPy engine can run."""
-    model_type = config.get("model_type")
-    if model_type != "gpt2":
-        raise ValueError(f"not a GPT-2 checkpoint (model_type is {model_type!r}); the NumPy engine runs GPT-2 models only")
-    activation = config.get("activation_function", "gelu_new")
-    if activation not in ACTIVATION_NAMES:
-        raise ValueError(f"activation_function {activation!r} is not supported; use one of {sorted(ACTIVATION_NAMES)}")
-    variants = {
-        "scale_attn_weights": True,
-        "scale_attn_by_inverse_layer_idx": False,
-        "add_cross_attention": False,
-        "tie_word_embeddings": True,
-    }
-    for key, expected in variants.items():
-        if config.get(key, expected) != expected:
-            raise ValueError(f"GPT-2 variant with {key}={config[key]} is not supported by the NumPy engine")
-    for key in ("n_layer", "n_head", "n_positions"):
-        if not isinstance(config.get(key), int):
-            raise ValueError(f"config has no integer {key}; not a GPT-2 checkpoint")
-
-
-def load_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Read every tensor as float32 NumPy; bfloat16 (unknown to NumPy) goes through torch."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="np") as f:
-        if all(f.get_slice(key).get_dtype() != "BF16" for key in f.keys()):
-            return {key: f.get_tensor(key).astype(np.float32) for key in f.keys()}
-    with safe_open(str(path), framework="pt") as f:
-        return {key: f.get_tensor(key).float().numpy() for key in f.keys()}
-
-
-def params_from_state_dict(state: dict[str, np.ndarray], n_layer: int) -> dict:
-    """Checkpoint names (`transformer.h.0.attn.c_attn.weight`, prefix optional) -> nested param dicts."""
-    state = {key.removeprefix("transformer."): value for key, value in state.items()}
-
-    def get(name):  # -> contiguous float32 array
-        if name not in state:
-            raise ValueError(f"checkpoint has no tensor {name!r}; not a GPT-2 checkpoint")
-        return np.ascontiguousarray(state[name], dtype=np.float32)
-
-    def norm(prefix):  # LayerNorm gain and bias
-        return {"g": get(f"{prefix}.weight"), "b": get(f"{prefix}.bias")}
-
-    def dense(prefix):  # Conv1D: weight is already [in, out]
-        return {"w": get(f"{prefix}.weight"), "b": get(f"{prefix}.bias")}
-
-    blocks = []
-    for i in range(n_layer):
-        p = f"h.{i}"
-        blocks.append(
-            {
-                "ln_1": norm(f"{p}.ln_1"),
-                "attn": {"c_attn": dense(f"{p}.attn.c_attn"), "c_proj": dense(f"{p}.attn.c_proj")},
-                "ln_2": norm(f"{p}.ln_2"),
-                "mlp": {"c_fc": dense(f"{p}.mlp.c_fc"), "c_proj": dense(f"{p}.mlp.c_proj")},
-            }
-        )
-    return {"wte": get("wte.weight"), "wpe": get("wpe.weight"), "blocks": blocks, "ln_f": norm("ln_f")}
+    def layers(self) -> list[LayerCache]:
+        """Each layer's view, for one forward over new tokens."""
+        return [LayerCache(k, v, self.length) for k, v in zip(self.k, self.v)]
 
 
 class GPT2Numpy:
@@ -130,7 +181,7 @@ class GPT2Numpy:
             params,
             n_head=config["n_head"],
             layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-5)),
-            activation=ACTIVATION_NAMES[config.get("activation_function", "gelu_new")],
+            activation=ACTIVATIONS[config.get("activation_function", "gelu_new")],
         )
 
     @classmethod
@@ -167,8 +218,9 @@ class GPT2Numpy:
         Without a cache the ids are a whole sequence from position 0. The cache is extended in place.
         logits_to_keep=n unembeds only the last n rows (as in transformers; 0 keeps all): a long
         prompt's prefill then skips most of the [T, d] @ [d, V] product.
-        Captures: blocks.{i}.hook_resid_pre / hook_resid_post [T, d], blocks.{i}.attn.hook_pattern
-        [H, T, start + T], ln_final.hook_normalized [T, d]. ValueError for no ids, ids outside the
+        Captures (none with capture=False): ops.block's per layer (blocks.{i}.hook_resid_pre /
+        hook_resid_post [T, d], blocks.{i}.attn.hook_pattern [H, T, start + T], ...) and
+        ln_final.hook_normalized [T, d]. ValueError for no ids, ids outside the
         vocabulary, or positions past n_positions.
         """
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)  # [T]
@@ -184,37 +236,21 @@ class GPT2Numpy:
         if end > cache.k.shape[2]:
             raise ValueError(f"the KV cache holds {cache.k.shape[2]} positions; {end} needed")
 
-        eps = self.layer_norm_epsilon
-        captures = {}
-        mask = causal_mask(len(ids), end)  # [T, end]
         x = self.params["wte"][ids] + self.params["wpe"][start:end]  # [T, d] token + position embeddings
-        for i, block in enumerate(self.params["blocks"]):
-            resid_pre = x
-            h = layer_norm(x, **block["ln_1"], eps=eps)  # [T, d]
-            attn_out, pattern = self.attend(h, **block["attn"], layer=i, cache=cache, mask=mask)  # [T, d], [H, T, end]
-            x = x + attn_out  # [T, d]
-            mlp_out, _ = ffn(layer_norm(x, **block["ln_2"], eps=eps), **block["mlp"], activation=self.activation)
-            x = x + mlp_out  # [T, d]
-            if capture:
-                captures[f"blocks.{i}.hook_resid_pre"] = resid_pre
-                captures[f"blocks.{i}.attn.hook_pattern"] = pattern
-                captures[f"blocks.{i}.hook_resid_post"] = x
+        x, captures = stack(
+            x,
+            self.params["blocks"],
+            self.n_head,
+            caches=cache.layers(),
+            capture=capture,
+            activation=self.activation,
+            eps=self.layer_norm_epsilon,
+        )  # [T, d]
         cache.length = end
-        x = layer_norm(x, **self.params["ln_f"], eps=eps)  # [T, d]
+        x = layer_norm(x, **self.params["ln_f"], eps=self.layer_norm_epsilon)  # [T, d]
         if capture:
             captures["ln_final.hook_normalized"] = x
         return x[-logits_to_keep:] @ self.unembedding, captures  # [T, d] @ [d, V] -> [T, V]
-
-    def attend(self, x, c_attn, c_proj, layer, cache, mask):  # [T, d] -> [T, d], [H, T, len(cache) + T]
-        """Causal self-attention of the new rows over the cached keys and values plus their own."""
-        start, end = len(cache), len(cache) + len(x)
-        qkv = linear(x, **c_attn)  # [T, d] -> [T, 3d]
-        q, k, v = (split_heads(part, self.n_head) for part in np.split(qkv, 3, axis=-1))  # 3 x [H, T, d_head]
-        cache.k[layer, :, start:end] = k  # the new keys and values join the cache
-        cache.v[layer, :, start:end] = v
-        keys, values = cache.k[layer, :, :end], cache.v[layer, :, :end]  # [H, end, d_head] views, no copy
-        heads, weights = attention(q, keys, values, mask)  # [H, T, d_head], [H, T, end]
-        return linear(merge_heads(heads), **c_proj), weights  # [T, d]
 
     def lens(self, resid: np.ndarray) -> np.ndarray:  # [n, d] -> [n, V]
         """Logit lens: the final LN and the unembedding applied to any residual-stream vectors."""

@@ -77,11 +77,16 @@ def merge_heads(x):  # [H, T, d_head] -> [T, d]
     return x.transpose(1, 0, 2).reshape(T, H * d_head)
 
 
-def mha(x, c_attn, c_proj, n_head):  # [T, d] -> [T, d], [H, T, T]
+def mha(x, c_attn, c_proj, n_head, cache=None):  # [T, d] -> [T, d], [H, T, n_past + T]
+    """Causal multi-head self-attention. With a KV cache (one layer's, see gpt2.LayerCache) the new
+    keys and values join the n_past cached ones and the T new queries attend over all of them."""
     qkv = linear(x, **c_attn)  # [T, d] -> [T, 3d]
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # 3 x [H, T, d_head]
-    heads, weights = attention(q, k, v, causal_mask(x.shape[0], dtype=x.dtype))  # [H, T, d_head], [H, T, T]
-    return linear(merge_heads(heads), **c_proj), weights  # [T, d], [H, T, T]
+    if cache is not None:
+        k, v = cache.append(k, v)  # 2 x [H, n_past + T, d_head]
+    mask = causal_mask(q.shape[1], k.shape[1], dtype=x.dtype)  # [T, n_past + T]
+    heads, weights = attention(q, k, v, mask)  # [H, T, d_head], [H, T, n_past + T]
+    return linear(merge_heads(heads), **c_proj), weights  # [T, d], [H, T, n_past + T]
 
 
 def ffn(x, c_fc, c_proj, activation="gelu"):  # [T, d] -> [T, d], [T, d_ff]
@@ -90,29 +95,29 @@ def ffn(x, c_fc, c_proj, activation="gelu"):  # [T, d] -> [T, d], [T, d_ff]
     return linear(hidden, **c_proj), hidden  # [T, d_ff] -> [T, d]
 
 
-def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation="gelu", residual=True, layer_norm_on=True, pre_ln=True):
+def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation="gelu", eps=1e-5, cache=None, residual=True, layer_norm_on=True, pre_ln=True):
     """One transformer block: [T, d] -> [T, d], captures {name: array} for this block.
 
     pre-LN (GPT-2):  x = x + MHA(LN(x));  x = x + FFN(LN(x))
     post-LN (2017):  x = LN(x + MHA(x));  x = LN(x + FFN(x))
-    residual=False drops the `x +`, layer_norm_on=False drops the LNs.
+    residual=False drops the `x +`, layer_norm_on=False drops the LNs; `cache` is this layer's KV cache.
     """
 
     def norm(h, ln):  # [T, d] -> [T, d]
-        return layer_norm(h, **ln) if layer_norm_on else h
+        return layer_norm(h, **ln, eps=eps) if layer_norm_on else h
 
     def add(skip, h):  # [T, d], [T, d] -> [T, d]
         return skip + h if residual else h
 
     resid_pre = x  # [T, d]
     if pre_ln:
-        attn_out, pattern = mha(norm(x, ln_1), **attn, n_head=n_head)  # [T, d], [H, T, T]
+        attn_out, pattern = mha(norm(x, ln_1), **attn, n_head=n_head, cache=cache)  # [T, d], [H, T, n_past + T]
         x = add(x, attn_out)  # [T, d]
         resid_mid = x
         mlp_out, mlp_post = ffn(norm(x, ln_2), **mlp, activation=activation)  # [T, d], [T, d_ff]
         x = add(x, mlp_out)  # [T, d]
     else:
-        attn_out, pattern = mha(x, **attn, n_head=n_head)  # [T, d], [H, T, T]
+        attn_out, pattern = mha(x, **attn, n_head=n_head, cache=cache)  # [T, d], [H, T, n_past + T]
         x = norm(add(x, attn_out), ln_1)  # [T, d]
         resid_mid = x
         mlp_out, mlp_post = ffn(x, **mlp, activation=activation)  # [T, d], [T, d_ff]
@@ -127,10 +132,13 @@ def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation="gelu", residual=True,
     return x, captures
 
 
-def stack(x, blocks, n_head, **switches):  # [T, d] -> [T, d], captures
-    """Run the blocks in order; captures are named like TransformerLens (`blocks.{i}.hook_resid_post`)."""
+def stack(x, blocks, n_head, caches=None, capture=True, **switches):  # [T, d] -> [T, d], captures
+    """Run the blocks in order (block i with caches[i], if given); captures are named like
+    TransformerLens (`blocks.{i}.hook_resid_post`), none kept with capture=False."""
     captures = {}
     for i, params in enumerate(blocks):
-        x, block_captures = block(x, **params, n_head=n_head, **switches)  # [T, d] -> [T, d]
-        captures.update({f"blocks.{i}.{name}": value for name, value in block_captures.items()})
+        cache = None if caches is None else caches[i]
+        x, block_captures = block(x, **params, n_head=n_head, cache=cache, **switches)  # [T, d] -> [T, d]
+        if capture:
+            captures.update({f"blocks.{i}.{name}": value for name, value in block_captures.items()})
     return x, captures

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import ModelInfo
+from engine.model.gpt2 import config_problem
 
 TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "toy" / "model"
-SUPPORTED_MODEL_TYPES = ("gpt2",)
 HUB_HOST = "huggingface.co"
 
 
@@ -38,6 +38,22 @@ class LoadedModel:
     tokenizer: Any  # transformers PreTrainedTokenizerFast
     device: str  # "cpu", "cuda", "mps"
     info: ModelInfo
+
+
+def quiet_transformers() -> None:
+    """No progress bars or load reports from transformers and the hub: they would print over a UI.
+
+    Libraries not imported yet read the environment variables when they are (importing them here would
+    cost seconds); libraries already imported are switched off directly.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        hf_logging = sys.modules["transformers"].utils.logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -145,9 +161,8 @@ def check_model_dir(path: str, allow_pickle: bool) -> None:
             config = json.load(f)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"'{config_file}' is not valid JSON ({error.__class__.__name__})") from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ModelLoadError(f"'{path}' holds a '{model_type}' model; tfund steps through GPT-2-architecture models (model_type 'gpt2')")
+    if problem := config_problem(config if isinstance(config, dict) else {}, "transformers", name=f"'{path}'"):
+        raise ModelLoadError(problem)
     files = set(os.listdir(path))
     has_safetensors = any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files)
     has_pickle = any(f.endswith((".bin", ".pt", ".pth", ".ckpt")) for f in files)
@@ -183,12 +198,10 @@ def load_model(name_or_path: str = "toy", device: str = "auto", dtype: Any = Non
         check_model_dir(location, allow_pickle)
     resolved_device = resolve_device(device)
 
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # load reports would otherwise print into the UI
+    quiet_transformers()
     options = dict(local_files_only=is_local, trust_remote_code=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)

@@ -65,9 +65,10 @@ def make_backend(engine: str, hf_model: Any):
     torch otherwise (or for what the CUDA-graph path does not implement): transformers' own forward.
     """
     if engine == "numpy":
+        from engine.model.gpt2 import GPT2Numpy
         from engine.runtime.backends.numpy_backend import NumpyBackend
 
-        return NumpyBackend(hf_model)
+        return NumpyBackend(GPT2Numpy.from_hf(hf_model))
     if next(hf_model.parameters()).device.type == "cuda":
         from engine.runtime.backends.cuda_graph import FastTorchBackend, UnsupportedModelError
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from engine.events import Candidate, SamplingConfig, TokenEvent
 from engine.runtime.sampler import Sampler, top_candidates
-from engine.views.tokenization import visible
+from engine.views.pieces import TOKEN_MARKERS, visible
 
 KL_EPS = 1e-10  # probabilities of b below this are floored to it, so KL(a||b) stays finite
 TEXT_TOP_N = 50  # candidates per side kept in text mode; the rest of the mass goes to "other"
@@ -257,7 +257,7 @@ def format_compare_table(result: dict) -> str:
         return (shown[: width - 1] + "…") if len(shown) > width else shown.ljust(width)
 
     def top(cands: list[dict]) -> str:
-        return f"{visible(cands[0]['text'])} {cands[0]['p']:.2f}" if cands else ""
+        return f"{visible(cands[0]['text'], **TOKEN_MARKERS)} {cands[0]['p']:.2f}" if cands else ""
 
     context = {
         "a": "shared context (A samples, B takes the same token)",
@@ -273,7 +273,7 @@ def format_compare_table(result: dict) -> str:
     ]
     for st in result["steps"]:
         lines.append(
-            f"{st['step']:>4}  {cell(visible(st['text_a']), 13)} {cell(visible(st['text_b']), 13)} {st['kl']:>9.4f}{st['kl_raw']:>9.4f}  "
+            f"{st['step']:>4}  {cell(visible(st['text_a'], **TOKEN_MARKERS), 13)} {cell(visible(st['text_b'], **TOKEN_MARKERS), 13)} {st['kl']:>9.4f}{st['kl_raw']:>9.4f}  "
             f"{'yes' if st['top1_agree'] else 'no':<6}{cell(top(st['top_a']), 17)} {top(st['top_b'])}"
         )
     n = len(result["steps"])

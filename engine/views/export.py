@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.events import Candidate
-from engine.views.tokenization import visible
+from engine.views.pieces import TOKEN_MARKERS, visible
 
 SHADES = " ░▒▓█"  # from 0 to the matrix maximum
 LABEL_WIDTH = 12  # characters of token text shown before each heatmap row
@@ -144,7 +144,7 @@ def attention_text_heatmap(matrix: np.ndarray, tokens: Sequence[str], width: int
     per_column = "1 token" if columns == T else f"~{T / columns:.1f} tokens (averaged)"
     lines = [f"rows: query token, columns: key token ({per_column} per column); █ = {top:.3f}"]
     for i in range(T):
-        label = visible(tokens[i])
+        label = visible(tokens[i], **TOKEN_MARKERS)
         label = (label[: LABEL_WIDTH - 1] + "…") if len(label) > LABEL_WIDTH else label.ljust(LABEL_WIDTH)
         lines.append(f"{i:>4} {label}|" + "".join(SHADES[v] for v in levels[i]) + "|")
     return "\n".join(lines)
@@ -154,7 +154,7 @@ def candidates_table(candidates: Sequence[Candidate], bar_width: int = 20) -> st
     """Rank, id, text, probability before and after temperature/top-k/top-p, and a bar of p."""
     lines = [f"{'#':>2}  {'id':>7}  {'token':<16}{'p_raw':>8}{'p':>8}  "]
     for rank, c in enumerate(candidates, start=1):
-        text = visible(c.text)
+        text = visible(c.text, **TOKEN_MARKERS)
         text = (text[:15] + "…") if len(text) > 16 else text
         bar = "█" * int(round(c.p * bar_width))
         lines.append(f"{rank:>2}  {c.token_id:>7}  {text:<16}{c.p_raw:>8.4f}{c.p:>8.4f}  {bar}")

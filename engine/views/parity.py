@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 
 from engine.model.gpt2 import GPT2Numpy
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.numpy_backend import NumpyBackend
+from engine.runtime.backends.torch_eager import TorchBackend
 
 TOLERANCE = 1e-4  # max |logit difference| accepted in fp32
-
-
-def torch_cache_kwarg(model) -> str:
-    """transformers 5.24 names the KV-cache argument `cache`; older 5.x call it `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def torch_cache_of(output):  # model output -> its KV cache, under either name
-    return output["cache"] if "cache" in output else output["past_key_values"]
 
 
 @torch.inference_mode()
 def torch_logits(hf_model, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V] float32
     return hf_model(torch.tensor([token_ids])).logits[0].float().numpy()
-
-
-@torch.inference_mode()
-def torch_greedy(hf_model, token_ids: list[int], n_tokens: int) -> list[int]:
-    """Greedy decoding with transformers' KV cache: prefill once, then one token per step (no EOS stop)."""
-    cache_kwarg = torch_cache_kwarg(hf_model)
-    output = hf_model(torch.tensor([token_ids]), use_cache=True, logits_to_keep=1)  # prefill
-    generated = []
-    for _ in range(n_tokens):
-        next_id = int(output.logits[0, -1].argmax())
-        generated.append(next_id)
-        if len(generated) == n_tokens:
-            break
-        output = hf_model(torch.tensor([[next_id]]), use_cache=True, **{cache_kwarg: torch_cache_of(output)})
-    return generated
-
-
-def numpy_greedy(model: GPT2Numpy, token_ids: list[int], n_tokens: int) -> list[int]:
-    """Greedy decoding with the NumPy KV cache: prefill once, then one token per step."""
-    cache = model.new_cache()
-    logits, _ = model.forward(token_ids, cache, capture=False, logits_to_keep=1)  # prefill -> [1, V]
-    generated = []
-    for _ in range(n_tokens):
-        next_id = int(np.argmax(logits[-1]))
-        generated.append(next_id)
-        if len(generated) == n_tokens:
-            break
-        logits, _ = model.forward([next_id], cache, capture=False)  # [1, V]
-    return generated
 
 
 def incremental_logits(model: GPT2Numpy, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V]
@@ -81,8 +44,8 @@ def parity_report(hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: i
     full, _ = model.forward(token_ids, capture=False)  # [T, V]
     max_abs_diff = float(np.abs(full - torch_logits(hf_model, token_ids)).max())
     kv_cache_max_abs_diff = float(np.abs(incremental_logits(model, token_ids) - full).max())
-    greedy_numpy = numpy_greedy(model, token_ids, n_greedy)
-    greedy_torch = torch_greedy(hf_model, token_ids, n_greedy)
+    greedy_numpy = greedy_tokens(NumpyBackend(model), token_ids, n_greedy)
+    greedy_torch = greedy_tokens(TorchBackend(hf_model), token_ids, n_greedy)
     greedy_match = greedy_numpy == greedy_torch
     report = {
         "n_prompt_tokens": len(token_ids),

@@ -5,8 +5,9 @@
     view.round_trip_ok                          # decode(ids) == text (always, for byte-level BPE)
 
 Display convention, the same for every tokenizer: a space inside a piece shows as "␣" (GPT-2's "Ġ" and
-SentencePiece's "▁" both become "␣"), a newline as "↵", a tab as "⇥". A byte-level piece that holds only
-part of a multi-byte character shows its loose bytes as `\\xNN` escapes. WordPiece's "##" continuation
+SentencePiece's "▁" both become "␣"), a newline as "↵", a tab as "⇥", a control character as
+its picture (engine.views.pieces.visible). A byte-level piece that holds only part of a multi-byte
+character shows its loose bytes as `\\xNN` escapes. WordPiece's "##" continuation
 prefix is kept: it is how that tokenizer marks a piece glued to the previous one.
 
 torch and transformers are imported inside the functions that need them.
@@ -22,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.runtime.loading import ModelLoadError, locate_model
+from engine.runtime.loading import ModelLoadError, locate_model, quiet_transformers
+from engine.views.pieces import TOKEN_MARKERS, visible
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
-VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 SENTENCEPIECE_SPACE = "▁"
 
 
@@ -88,11 +89,9 @@ def load_tokenizer(name_or_path: str) -> Any:
         )
     if not any(os.path.isfile(os.path.join(location, name)) for name in TOKENIZER_FILES):
         raise ModelLoadError(f"'{name_or_path}' has no tokenizer files (tokenizer.json, vocab.txt or vocab.json)")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
+    quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True, trust_remote_code=False)
     except Exception as error:  # transformers raises many types; the user gets one sentence
@@ -156,16 +155,11 @@ def vocabulary_bytes(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[by
 
 
 # ---- display -----------------------------------------------------------------------------------
-def visible(text: str) -> str:
-    """Whitespace made visible with the module's markers ("␣", "↵", "⇥")."""
-    return "".join(VISIBLE_WHITESPACE.get(ch, ch) for ch in text)
-
-
 def display_piece(token: str, raw: bytes | None) -> str:
     """A token's display string: its bytes decoded when known (byte-level), else its vocabulary string."""
     if raw is not None:
-        return visible(raw.decode("utf-8", errors="backslashreplace"))
-    return visible(token.replace(SENTENCEPIECE_SPACE, " "))
+        return visible(raw.decode("utf-8", errors="backslashreplace"), **TOKEN_MARKERS)
+    return visible(token.replace(SENTENCEPIECE_SPACE, " "), **TOKEN_MARKERS)
 
 
 # ---- tokenize ----------------------------------------------------------------------------------
@@ -224,7 +218,7 @@ def format_tokenization(view: TokenizationView) -> str:
     lines = [f"{'#':>4}  {'id':>7}  {'piece':<{width}}  bytes"]
     lines += [f"{n:>4}  {i:>7}  {p:<{width}}  {b}" for n, (i, p, b) in enumerate(zip(view.ids, view.pieces, view.token_bytes))]
     lines.append("")
-    lines.append("tokens per word: " + "  ".join(f"{visible(w)}={k}" for w, k in zip(view.words, view.tokens_per_word)))
+    lines.append("tokens per word: " + "  ".join(f"{visible(w, **TOKEN_MARKERS)}={k}" for w, k in zip(view.words, view.tokens_per_word)))
     ratio = view.n_tokens / max(len(view.words), 1)
     lines.append(
         f"{view.n_tokens} tokens, {view.n_chars} characters, {view.n_bytes} bytes, "
@@ -241,13 +235,11 @@ def encoder_attention(model_dir: str, text: str, allow_pickle: bool = False) -> 
         raise ModelLoadError(
             f"model '{model_dir}' is not in the Hugging Face cache; download it once while online or pass a local directory"
         )
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     from transformers import AutoConfig, AutoModel
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
+    quiet_transformers()
     options = dict(local_files_only=True, trust_remote_code=False)
     try:
         config = AutoConfig.from_pretrained(location, **options)

@@ -157,7 +157,7 @@ def test_unsupported_activation_is_refused():
 
 def test_weights_are_referenced_not_copied(tiny_hf):
     fast = FastTorchBackend(tiny_hf)
-    assert fast.params["h"][1]["mlp"]["c_fc"]["w"].data_ptr() == tiny_hf.transformer.h[1].mlp.c_fc.weight.data_ptr()
+    assert fast.params["blocks"][1]["mlp"]["c_fc"]["w"].data_ptr() == tiny_hf.transformer.h[1].mlp.c_fc.weight.data_ptr()
     assert fast.params["wte"].data_ptr() == tiny_hf.transformer.wte.weight.data_ptr()
 
 

@@ -6,9 +6,12 @@ import torch
 
 import engine.views.parity
 from engine.model.gpt2 import GPT2Numpy
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.numpy_backend import NumpyBackend
+from engine.runtime.backends.torch_eager import TorchBackend
 from engine.tools.bench_decode import bench_decode
 from engine.tools.factories import random_gpt2
-from engine.views.parity import TOLERANCE, numpy_greedy, parity_report, torch_greedy
+from engine.views.parity import TOLERANCE, parity_report
 
 
 class JoinIds:
@@ -49,9 +52,9 @@ def test_parity_greedy_stops_at_the_context_end(short_context_hf):
 
 
 def test_greedy_decoders_agree_token_for_token(tiny_hf, tiny_numpy):
-    """The two decode loops used by parity and the benchmark, on a longer run than the report's."""
+    """The one greedy loop through both CPU backends, on a longer run than the report's."""
     ids = [5, 6, 7]
-    assert numpy_greedy(tiny_numpy, ids, 40) == torch_greedy(tiny_hf, ids, 40)
+    assert greedy_tokens(NumpyBackend(tiny_numpy), ids, 40) == greedy_tokens(TorchBackend(tiny_hf), ids, 40)
 
 
 def test_parity_report_fails_when_the_engines_disagree(tiny_hf, monkeypatch):

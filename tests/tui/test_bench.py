@@ -66,7 +66,7 @@ FAST_RESULT = {
 def test_decode_table_names_both_engines_and_the_ratio():
     lines = format_decode_table(DECODE_RESULT, "random gpt2").splitlines()
     assert lines[0].startswith("decode benchmark: random gpt2, cpu, 16 prompt + 32 new tokens, median of 5")
-    assert lines[2].split() == ["numpy", "(KV", "cache)", "40.2"]
+    assert lines[2].split() == ["numpy", "(KV", "cache,", "full", "capture)", "40.2"]
     assert lines[3].split()[-1] == "22.9"
     assert lines[4] == "ratio numpy/transformers 1.75x; same tokens: yes"
 

@@ -5,8 +5,9 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from engine.events import SamplingConfig
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.torch_eager import TorchBackend
 from engine.runtime.loading import load_model
-from engine.views.parity import torch_greedy
 from engine.views.tokenization import EXAMPLES
 from tests.conftest import random_gpt2_dir, sampler_of
 from tests.tui.conftest import wait_until
@@ -64,7 +65,7 @@ async def test_greedy_a_is_the_greedy_continuation_and_each_step_gives_one_kl(to
         await settle_compare(pilot, screen)
         assert len(screen.steps) == 3
         prompt_ids = toy.tokenizer.encode(DEFAULT_PROMPT, add_special_tokens=False)
-        greedy = torch_greedy(toy.hf_model, prompt_ids, 3)
+        greedy = greedy_tokens(TorchBackend(toy.hf_model), prompt_ids, 3)
         assert screen.side_a.token_ids == prompt_ids + greedy
         assert screen.side_b.token_ids == screen.side_a.token_ids  # shared context: B takes A's tokens
         assert all(st.kl > 0 for st in screen.steps)  # greedy A against B at T = 1.5

@@ -9,13 +9,15 @@ from textual import events
 from textual.command import CommandPalette
 
 from engine.events import SamplingConfig
-from engine.views.parity import torch_greedy
+from engine.runtime.backends.base import greedy_tokens
+from engine.runtime.backends.torch_eager import TorchBackend
+from engine.views.pieces import visible
 from tests.conftest import sampler_of
 from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
 from tui.heatmap import fit_axis, head_grid, pool, render_heatmap
-from tui.pieces import label_text, visible
+from tui.pieces import label_text
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
@@ -87,7 +89,7 @@ async def test_three_steps_are_the_greedy_tokens(toy):
         for _ in range(3):
             await pilot.press("n")
         await settle(pilot)
-        assert generated_ids(app) == torch_greedy(toy.hf_model, prompt_ids(toy), 3)
+        assert generated_ids(app) == greedy_tokens(TorchBackend(toy.hf_model), prompt_ids(toy), 3)
         assert sampler_of(app).n_generated == 3
         assert "ready · 3 new" in str(app.main_screen.query_one("#generation-pane").border_subtitle)
 
@@ -173,7 +175,7 @@ async def test_undo_removes_the_last_token(toy, tmp_path):
         await settle(pilot)
         await pilot.press("backspace")
         await settle(pilot)
-        greedy = torch_greedy(toy.hf_model, prompt_ids(toy), 2)
+        greedy = greedy_tokens(TorchBackend(toy.hf_model), prompt_ids(toy), 2)
         assert generated_ids(app) == greedy[:1]
         assert sampler_of(app).n_generated == 1
         await pilot.press("n")
@@ -198,7 +200,7 @@ async def test_digit_forces_that_candidate(toy):
         last = app.main_screen.transcript.positions[-1]
         assert last.generated and last.forced and last.token_id == second.token_id
         assert generated_ids(app) == [second.token_id]
-        assert second.token_id != torch_greedy(toy.hf_model, prompt_ids(toy), 1)[0]
+        assert second.token_id != greedy_tokens(TorchBackend(toy.hf_model), prompt_ids(toy), 1)[0]
 
 
 async def press_while_generating(pilot, key: str) -> None:

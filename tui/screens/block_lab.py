@@ -89,7 +89,6 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
 
 
 class BlockLabScreen(LayerHeadKeys, Screen):
-    HELP_TITLE = "Block lab (b)"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to generation"),
         Binding("b", "app.pop_screen", "Back to generation", show=False),
@@ -107,6 +106,7 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         *LAYER_HEAD_BINDINGS,
         Binding("c", "parity", "Recheck parity", show=False),
     ]
+    HELP_TITLE = "Block lab (b)"
 
     def __init__(
         self,

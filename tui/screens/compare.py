@@ -28,6 +28,7 @@ from textual.widgets import Footer, Input, Static
 
 from engine.events import SamplingConfig
 from engine.views.compare import CompareStep
+from engine.views.pieces import visible
 from tui.commands import CompareSettings, LoadModelB, Preview, Reset, Run, Step
 from tui.controller import CommandDone, EngineController
 from tui.controls import nudge_temperature
@@ -35,7 +36,7 @@ from tui.handlers import CompareHandler, Side
 from tui.heatmap import head_grid
 from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
-from tui.pieces import label_text, visible
+from tui.pieces import label_text
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.pane import pane

@@ -25,9 +25,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.runtime.loading import ModelLoadError
+from engine.views.pieces import visible
 from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
 from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
-from tui.pieces import visible
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import pane
 

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.cli import OneLineParser, _integer, model_arg, ranged
+from engine.args import OneLineParser, integer, model_arg, ranged
 from engine.events import SamplingConfig
 from tui.tools.minimal_app import READY_TEXT
 
@@ -64,8 +64,8 @@ STARTUP_GOAL_S = 1.0  # issue 5: first frame
 STARTUP_GOAL_RATIO = 2.0  # issue 5: first frame at most twice the minimal app's
 ANSI_ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[0-?@-_])")  # CSI, OSC, DCS.., 2-byte
 
-repeats_arg = ranged(_integer, lambda v: 1 <= v <= 1000, "an integer in [1, 1000]")
-tokens_arg = ranged(_integer, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]")
+repeats_arg = ranged(integer, lambda v: 1 <= v <= 1000, "an integer in [1, 1000]")
+tokens_arg = ranged(integer, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]")
 
 
 def contexts_arg(text: str) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from engine.events import Candidate
@@ -29,14 +30,10 @@ class CandidatesView(Widget):
     The pane's subtitle names the two columns; a candidate that top-k/top-p removed reads "cut".
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.candidates: list[Candidate] = []
+    candidates: reactive[list[Candidate]] = reactive(list)  # a new list that differs repaints the pane
 
     def show(self, candidates: list[Candidate]) -> None:
-        if candidates != self.candidates:
-            self.candidates = candidates
-            self.refresh()
+        self.candidates = candidates
 
     def render(self) -> Text:
         width = max(self.size.width, 20)

@@ -21,7 +21,7 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.pieces import visible
+from engine.views.pieces import visible
 from tui.transcript import Position
 
 TOKEN_TINTS = ("#2a3142", "#1f2533")  # alternating backgrounds mark token boundaries

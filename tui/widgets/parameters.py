@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from engine.events import SamplingConfig
@@ -25,14 +26,10 @@ def parameter_lines(model: str, device: str, config: SamplingConfig, layer: int,
 class ParametersView(Widget):
     """`name value` lines; values too long for the pane end in '…'."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.lines: list[tuple[str, str]] = []
+    lines: reactive[list[tuple[str, str]]] = reactive(list)  # (name, value); a new list that differs repaints
 
     def show(self, lines: list[tuple[str, str]]) -> None:
-        if lines != self.lines:
-            self.lines = lines
-            self.refresh()
+        self.lines = lines
 
     def render(self) -> Text:
         width = max(self.size.width, 1)

@@ -12,6 +12,11 @@ decode step is our own torch code on the model's own weights (referenced, never 
              into one flat fp32 buffer, copied to pinned host memory in one non-blocking copy,
              then one sync per token.
 
+The model functions mirror engine/model/ops.py line for line (layer_norm, linear, causal_mask,
+attention, split_heads, merge_heads, mha, ffn, block), in torch so that CUDA graphs can capture them;
+read the block there first. They differ only where a graph needs it: the cache is written with
+index_copy_ at position tensors and read over a fixed span of slots, and the score scale is per layer.
+
 On the CPU the decode step runs eagerly over the filled part of the cache only (same functions,
 no graph). If capture fails, or its replay disagrees with the eager step, decoding stays eager and
 `graph_error` says why.
@@ -27,16 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.model.gpt2 import ACTIVATIONS, config_problem, gpt2_params
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.backends.torch_eager import TorchBackend
 
-# GPT-2 config activation name -> the torch function computing it
-ACTIVATIONS = {
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu": F.gelu,
-    "relu": F.relu,
-}
+TORCH_ACTIVATIONS = {"gelu": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}  # ops.ACTIVATIONS in torch
 SMALLEST_SPAN = 64  # graphs attend over 64, 128, 256, ... slots: short contexts read less cache
 GRAPH_CHECK_RTOL = 1e-3  # a replayed graph must match the eager step it was captured from
 GRAPH_CHECK_ATOL = 1e-4
@@ -46,45 +46,7 @@ class UnsupportedModelError(ValueError):
     """The model is not a GPT-2 architecture this backend implements (use TorchBackend)."""
 
 
-# ---- the model as pure functions ------------------------------------------------------------
-
-
-def gpt2_params(hf_model: Any) -> dict:
-    """References to a GPT2LMHeadModel's weights, nested like the checkpoint (no copies)."""
-    transformer = hf_model.transformer
-
-    def ln(module):
-        return {"g": module.weight.detach(), "b": module.bias.detach()}
-
-    def conv1d(module):  # GPT-2's Conv1D weight is already [in, out]
-        return {"w": module.weight.detach(), "b": module.bias.detach()}
-
-    return {
-        "wte": transformer.wte.weight.detach(),  # [V, d]
-        "wpe": transformer.wpe.weight.detach(),  # [P, d]
-        "h": [
-            {
-                "ln_1": ln(block.ln_1),
-                "attn": {"c_attn": conv1d(block.attn.c_attn), "c_proj": conv1d(block.attn.c_proj)},
-                "ln_2": ln(block.ln_2),
-                "mlp": {"c_fc": conv1d(block.mlp.c_fc), "c_proj": conv1d(block.mlp.c_proj)},
-            }
-            for block in transformer.h
-        ],
-        "ln_f": ln(transformer.ln_f),
-        "lm_head": hf_model.lm_head.weight.detach(),  # [V, d] (tied to wte in GPT-2)
-    }
-
-
-def check_supported(hf_model: Any) -> None:
-    """Raise UnsupportedModelError unless this is a decoder-only GPT-2 we implement exactly."""
-    config = getattr(hf_model, "config", None)
-    if getattr(config, "model_type", None) != "gpt2" or not hasattr(hf_model, "transformer"):
-        raise UnsupportedModelError("the fast decode path implements GPT-2 (GPT2LMHeadModel) only")
-    if getattr(config, "add_cross_attention", False):
-        raise UnsupportedModelError("the fast decode path has no cross-attention")
-    if config.activation_function not in ACTIVATIONS:
-        raise UnsupportedModelError(f"activation '{config.activation_function}' is not implemented here")
+# ---- the model as pure functions: engine/model/ops.py in torch, same names, same order --------
 
 
 def layer_norm(x, g, b, eps):  # [T, d], [d], [d] -> [T, d]
@@ -95,46 +57,72 @@ def linear(x, w, b):  # [T, in], [in, out], [out] -> [T, out]
     return torch.addmm(b, x, w)
 
 
-def mlp(x, c_fc, c_proj, act):  # [T, d] -> [T, d]
-    return linear(act(linear(x, **c_fc)), **c_proj)
-
-
-def attention(x, c_attn, c_proj, k_cache, v_cache, positions, mask, n_head, scale):
-    # [T, d], ..., [H, S, Dh] x2, [T], [T, S] -> [T, d], [H, T, S] fp32
-    """Causal self-attention: writes this step's keys/values at `positions`, attends over S slots."""
-    T, d = x.shape
-    span = mask.shape[-1]
-    q, k, v = linear(x, **c_attn).split(d, dim=-1)  # 3 x [T, d]
-    q, k, v = (t.view(T, n_head, d // n_head).transpose(0, 1) for t in (q, k, v))  # 3 x [H, T, Dh]
-    k_cache.index_copy_(1, positions, k)
-    v_cache.index_copy_(1, positions, v)
-    scores = torch.baddbmm(mask, q, k_cache[:, :span].transpose(1, 2), alpha=scale)  # [H, T, S]
-    probs = torch.softmax(scores.float(), dim=-1)  # [H, T, S]
-    out = probs.to(v.dtype) @ v_cache[:, :span]  # [H, T, Dh]
-    return linear(out.transpose(0, 1).reshape(T, d), **c_proj), probs
-
-
-def block(x, ln_1, attn, ln_2, mlp_params, cache_k, cache_v, positions, mask, eps, n_head, scale, act):
-    # [T, d] -> [T, d], [H, T, S]
-    a, probs = attention(
-        layer_norm(x, **ln_1, eps=eps), **attn, k_cache=cache_k, v_cache=cache_v, positions=positions, mask=mask, n_head=n_head, scale=scale
-    )
-    x = x + a
-    x = x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params, act=act)
-    return x, probs
-
-
-def static_span(n_keys: int, max_len: int) -> int:
-    """The fixed number of slots a captured step attends over: the power of two (>= 64) holding n_keys."""
-    span = SMALLEST_SPAN
-    while span < n_keys:
-        span *= 2
-    return min(span, max_len)
-
-
 def causal_mask(positions, key_positions, dtype):  # [T], [S] -> [T, S] additive: 0 visible, -inf hidden
     visible = key_positions[None, :] <= positions[:, None]  # [T, S]
     return torch.zeros(visible.shape, dtype=dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
+
+
+def attention(q, k, v, mask, scale):  # [H, T, Dh], [H, S, Dh], [H, S, Dh], [T, S] -> [H, T, Dh], [H, T, S] fp32
+    scores = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=scale)  # [H, T, S]
+    weights = torch.softmax(scores.float(), dim=-1)  # [H, T, S] each row sums to 1
+    return weights.to(v.dtype) @ v, weights
+
+
+def split_heads(x, n_head):  # [T, d] -> [H, T, Dh]
+    T, d = x.shape
+    return x.view(T, n_head, d // n_head).transpose(0, 1)
+
+
+def merge_heads(x):  # [H, T, Dh] -> [T, d]
+    H, T, d_head = x.shape
+    return x.transpose(0, 1).reshape(T, H * d_head)
+
+
+def mha(x, c_attn, c_proj, n_head, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
+    """Causal self-attention: this step's keys/values are written into the cache at `positions`,
+    then the T queries attend over the first S = mask.shape[-1] slots (graph-capturable: no slicing by length)."""
+    q, k, v = (split_heads(part, n_head) for part in linear(x, **c_attn).chunk(3, dim=-1))  # 3 x [H, T, Dh]
+    k_cache, v_cache = cache  # [H, P, Dh] x2, this layer's
+    k_cache.index_copy_(1, positions, k)
+    v_cache.index_copy_(1, positions, v)
+    span = mask.shape[-1]
+    heads, weights = attention(q, k_cache[:, :span], v_cache[:, :span], mask, scale)  # [H, T, Dh], [H, T, S]
+    return linear(merge_heads(heads), **c_proj), weights
+
+
+def ffn(x, c_fc, c_proj, activation):  # [T, d] -> [T, d]
+    return linear(activation(linear(x, **c_fc)), **c_proj)
+
+
+def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation, eps, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
+    """GPT-2's pre-LN block: x = x + MHA(LN(x)); x = x + FFN(LN(x))."""
+    attn_out, pattern = mha(layer_norm(x, **ln_1, eps=eps), **attn, n_head=n_head, cache=cache, positions=positions, mask=mask, scale=scale)
+    x = x + attn_out  # [T, d]
+    x = x + ffn(layer_norm(x, **ln_2, eps=eps), **mlp, activation=activation)  # [T, d]
+    return x, pattern
+
+
+def gpt2_forward(params, ids, positions, cache, key_positions, settings):
+    # [T], [T], StaticCache, [S] -> [L + 1, d] resid at the last position, L x [H, T, S] attention
+    """Embed new tokens at `positions` and run the blocks, attending over the first S cache slots."""
+    x = params["wte"][ids] + params["wpe"][positions]  # [T, d]
+    mask = causal_mask(positions, key_positions, x.dtype)  # [T, S]
+    resid, patterns = [x[-1]], []
+    for i, layer in enumerate(params["blocks"]):
+        x, pattern = block(
+            x,
+            **layer,
+            n_head=settings.n_head,
+            activation=settings.activation,
+            eps=settings.eps,
+            cache=(cache.k[i], cache.v[i]),
+            positions=positions,
+            mask=mask,
+            scale=settings.scales[i],
+        )  # [T, d], [H, T, S]
+        resid.append(x[-1])
+        patterns.append(pattern)
+    return torch.stack(resid), patterns
 
 
 def lens(resid, ln_f, lm_head, eps):  # [L + 1, d] -> [L, V] fp32 probs, [V] logits
@@ -143,31 +131,30 @@ def lens(resid, ln_f, lm_head, eps):  # [L + 1, d] -> [L, V] fp32 probs, [V] log
     return torch.softmax(layer_logits, dim=-1), layer_logits[-1]
 
 
-def gpt2_forward(params, ids, positions, cache, key_positions, settings):
-    # [T], [T], StaticCache, [S] -> [L + 1, d] resid at the last position, L x [H, T, S] attention
-    """Run new tokens at `positions` through the stack, attending over the first S cache slots."""
-    x = params["wte"][ids] + params["wpe"][positions]  # [T, d]
-    mask = causal_mask(positions, key_positions, x.dtype)  # [T, S]
-    resid, patterns = [x[-1]], []
-    for i, layer in enumerate(params["h"]):
-        x, probs = block(
-            x,
-            layer["ln_1"],
-            layer["attn"],
-            layer["ln_2"],
-            layer["mlp"],
-            cache.k[i],
-            cache.v[i],
-            positions,
-            mask,
-            settings.eps,
-            settings.n_head,
-            settings.scales[i],
-            settings.act,
-        )
-        resid.append(x[-1])
-        patterns.append(probs)
-    return torch.stack(resid), patterns
+# ---- the weights and the config check (engine.model.gpt2's, shared with the NumPy engine) ---------
+
+
+def check_supported(hf_model: Any) -> None:
+    """Raise UnsupportedModelError unless this is a GPT2LMHeadModel whose config this path runs."""
+    if not hasattr(hf_model, "transformer") or not hasattr(hf_model, "lm_head"):
+        raise UnsupportedModelError("the fast decode path implements GPT-2 (GPT2LMHeadModel) only")
+    if problem := config_problem(hf_model.config.to_dict(), "torch"):
+        raise UnsupportedModelError(problem)
+
+
+def torch_params(hf_model: Any) -> dict:
+    """References to a GPT2LMHeadModel's weights, nested like the checkpoint (no copies)."""
+    weights = dict(hf_model.transformer.named_parameters())
+    params = gpt2_params(lambda name: weights[name].detach(), hf_model.config.n_layer)
+    return {**params, "lm_head": hf_model.lm_head.weight.detach()}  # [V, d] (tied to wte in GPT-2)
+
+
+def static_span(n_keys: int, max_len: int) -> int:
+    """The fixed number of slots a captured step attends over: the power of two (>= 64) holding n_keys."""
+    span = SMALLEST_SPAN
+    while span < n_keys:
+        span *= 2
+    return min(span, max_len)
 
 
 # ---- state ----------------------------------------------------------------------------------
@@ -192,7 +179,7 @@ class ModelSettings:
     vocab_size: int
     eps: float  # layer-norm epsilon
     scales: list[float]  # attention score scale per layer (1/sqrt(Dh), optionally / (layer + 1))
-    act: Any  # the MLP activation function
+    activation: Any  # the MLP activation function (torch)
 
     @classmethod
     def from_config(cls, config: Any) -> ModelSettings:
@@ -206,7 +193,7 @@ class ModelSettings:
             vocab_size=config.vocab_size,
             eps=config.layer_norm_epsilon,
             scales=[base / (i + 1) if by_layer else base for i in range(config.n_layer)],
-            act=ACTIVATIONS[config.activation_function],
+            activation=TORCH_ACTIVATIONS[ACTIVATIONS[config.activation_function]],
         )
 
 
@@ -276,7 +263,7 @@ class FastTorchBackend:
         check_supported(hf_model)
         config = hf_model.config
         self.model = hf_model
-        self.params = gpt2_params(hf_model)
+        self.params = torch_params(hf_model)
         self.settings = ModelSettings.from_config(config)
         self.device = self.params["wte"].device
         self.dtype = self.params["wte"].dtype

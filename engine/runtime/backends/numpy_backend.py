@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from engine.model.gpt2 import GPT2Numpy
 from engine.model.ops import softmax
 from engine.runtime.backends.base import ForwardOutput
 
@@ -13,11 +12,9 @@ from engine.runtime.backends.base import ForwardOutput
 class NumpyBackend:
     """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
 
-    def __init__(self, hf_model: Any):
-        from engine.model.gpt2 import GPT2Numpy
-
-        self.net = GPT2Numpy.from_hf(hf_model)
-        self.cache = self.net.new_cache()
+    def __init__(self, net: GPT2Numpy):
+        self.net = net
+        self.cache = net.new_cache()
 
     def reset(self) -> None:
         self.cache = self.net.new_cache()
