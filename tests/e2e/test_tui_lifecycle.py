@@ -9,12 +9,20 @@ QUIT_WHILE_LOADING = textwrap.dedent(
     import threading
     from tui.app import TfundApp, make_app
 
-    never = threading.Event()
-    TfundApp.load_model_named = lambda self, name: never.wait()  # a load that never finishes
+    started, never = threading.Event(), threading.Event()
+
+    def load_forever(self, name):  # a load that never finishes
+        started.set()
+        never.wait()
+
+    TfundApp.load_model_named = load_forever
 
     async def quit_while_loading(pilot):
-        await pilot.pause(0.5)
-        assert pilot.app.sampler is None
+        for _ in range(6000):  # the load has begun (at most 60 s: a guard against hangs)
+            if started.is_set():
+                break
+            await pilot.pause(0.01)
+        assert started.is_set() and pilot.app.sampler is None
         await pilot.press("q")
 
     app = make_app(model="toy")
