@@ -17,6 +17,11 @@ from engine.views.tokenization import EXAMPLES, load_tokenizer
 
 WAIT_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
 
+# The test models are tiny: one intra-op thread is 15-20x faster than two on this shared 2-core machine
+# (a toy step+undo took 3.5 ms vs 50-70 ms under load), and pytest-xdist's workers then do not fight
+# over the cores. Nothing tested depends on the thread count; the processes tests start keep torch's default.
+torch.set_num_threads(1)
+
 # Text the tiny BERT's WordPiece and the local byte-level BPE are trained on.
 CORPUS = [example.text for example in EXAMPLES] + [
     "The baker walked to the market and bought flour.",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,12 +40,17 @@ def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L
     return norms.astype(np.float32), cosines.astype(np.float32)
 
 
-def top_candidates(tokenizer: Any, p_raw: np.ndarray, p: np.ndarray, n: int) -> list[Candidate]:
-    """The n most likely tokens before warping, with their probability after warping."""
+def top_candidates(
+    tokenizer: Any, p_raw: np.ndarray, p: np.ndarray, n: int, piece_text: Callable[[int], str] | None = None
+) -> list[Candidate]:
+    """The n most likely tokens before warping, with their probability after warping.
+
+    `piece_text(id)` gives a candidate's text; by default `tokenizer.decode([id])` (a Sampler passes its cache)."""
+    text_of = piece_text or (lambda i: tokenizer.decode([i]))
     n = min(n, p_raw.shape[0])
     top = np.argpartition(-p_raw, n - 1)[:n]
     top = top[np.lexsort((top, -p_raw[top]))]  # by p_raw descending, ties by id
-    return [Candidate(int(i), tokenizer.decode([int(i)]), float(p_raw[i]), float(p[i])) for i in top]
+    return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top]
 
 
 @dataclass
@@ -118,6 +123,7 @@ class Sampler:
         self.done = False
         self.generated_text: list[str] = []  # every generated piece, even those slid out of the window
         self._next_logits: np.ndarray | None = None  # [V]
+        self._piece_texts: dict[int, str] = {}  # id -> tokenizer.decode([id]): candidates and lens entries repeat ids
         self._lock = threading.Lock()  # one sampler call at a time
 
     # ---- settings ----------------------------------------------------------------------------
@@ -129,6 +135,13 @@ class Sampler:
             self.rng = np.random.default_rng(new.seed)
         self.config = new
         return new
+
+    def piece_text(self, token_id: int) -> str:
+        """One token's text on its own, `tokenizer.decode([token_id])`, decoded once per sampler."""
+        text = self._piece_texts.get(token_id)
+        if text is None:
+            text = self._piece_texts[token_id] = self.tokenizer.decode([token_id])
+        return text
 
     # ---- prompt and state --------------------------------------------------------------------
     def set_prompt(self, text: str) -> None:
@@ -171,8 +184,7 @@ class Sampler:
 
     def _lens_entries(self, out: ForwardOutput) -> list[LensEntry]:
         return [
-            LensEntry(layer, int(tid), self.tokenizer.decode([int(tid)]), float(p))
-            for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
+            LensEntry(layer, int(tid), self.piece_text(int(tid)), float(p)) for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
         ]
 
     @property
@@ -216,7 +228,7 @@ class Sampler:
         """The next token's top candidates under the settings in force now."""
         with self._lock:
             p_raw, p = self._distributions()
-            return top_candidates(self.tokenizer, p_raw, p, n or self.top_n)
+            return top_candidates(self.tokenizer, p_raw, p, n or self.top_n, self.piece_text)
 
     def step(self) -> TokenEvent:
         """Sample one token from the warped distribution and append it."""
@@ -240,7 +252,7 @@ class Sampler:
             p_raw, p = self._distributions()
             # 2. draw (or take the forced token)
             token_id = int(sample(p, self.rng)) if forced_id is None else forced_id
-            candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n)
+            candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n, self.piece_text)
             chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
             sampled = time.perf_counter()
             # 3. slide the window when the context is full, then run the new token through the model

@@ -9,12 +9,12 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 
 import pytest
 
 from engine.views.replay import read_trace
+from tests.conftest import wait_until
 
 SCREEN_TIMEOUT_S = 120  # model loading on a busy 2-core machine; a guard against hangs, not a timing assertion
 EXIT_MARKER = "TFUND-EXIT="
@@ -43,13 +43,14 @@ class Terminal:
         return self.tmux("capture-pane", "-p", "-t", "e2e").stdout
 
     def wait_for(self, text: str) -> str:
-        deadline = time.monotonic() + SCREEN_TIMEOUT_S
-        while time.monotonic() < deadline:
+        def screen_with_text() -> str | None:
             screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
+            return screen if text in screen else None
+
+        try:
+            return wait_until(screen_with_text, f"{text!r} on the screen", SCREEN_TIMEOUT_S, interval=0.1)
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}; the screen:\n{self.screen()}") from None
 
     def current_command(self) -> str:
         return self.tmux("display-message", "-p", "-t", "e2e", "#{pane_current_command}").stdout.strip()
@@ -82,10 +83,7 @@ def quit_and_check_the_terminal_is_back(terminal: Terminal) -> None:
     assert "Parameters" not in screen  # the alternate screen is gone: the shell has its terminal back
     assert terminal.current_command() == "bash"  # tfund-tui is no longer the pane's process
     terminal.type_line("exit")
-    deadline = time.monotonic() + 10
-    while terminal.alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not terminal.alive()
+    wait_until(lambda: not terminal.alive(), "the tmux session to end after the shell exits", timeout=10, interval=0.1)
 
 
 def test_keys_screen_trace_and_clean_quit_in_a_256_colour_terminal(terminal, tmp_path):

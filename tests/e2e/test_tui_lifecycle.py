@@ -10,12 +10,20 @@ QUIT_WHILE_LOADING = textwrap.dedent(
     from tui.app import make_app
     from tui.handlers import Loader
 
-    never = threading.Event()
-    Loader.load = staticmethod(lambda command, post: never.wait())  # a load that never finishes
+    started, never = threading.Event(), threading.Event()
+
+    def load_forever(command, post):  # a load that never finishes
+        started.set()
+        never.wait()
+
+    Loader.load = staticmethod(load_forever)
 
     async def quit_while_loading(pilot):
-        await pilot.pause(0.5)
-        assert pilot.app.main_screen.info is None
+        for _ in range(6000):  # the load has begun (at most 60 s: a guard against hangs)
+            if started.is_set():
+                break
+            await pilot.pause(0.01)
+        assert started.is_set() and pilot.app.main_screen.info is None
         await pilot.press("q")
 
     app = make_app(model="toy")

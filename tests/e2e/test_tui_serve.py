@@ -5,10 +5,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import aiohttp
 
+from tests.conftest import wait_until_async
 from tui.serve import app_command, without_serve_flags
 
 START_TIMEOUT_S = 60  # guards against hangs, not timing assertions
@@ -23,15 +23,15 @@ def free_port() -> int:
 async def first_screen(port: int) -> tuple[str, bytes]:
     """The index page, then what the app process sends over the websocket until it is ready."""
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
+
+        async def index_page() -> str | None:
             try:
                 async with session.get(f"http://localhost:{port}/") as response:
-                    page = await response.text()
-                    break
+                    return await response.text()
             except aiohttp.ClientConnectionError:
-                assert time.monotonic() < deadline, "the server did not start"
-                await asyncio.sleep(0.2)
+                return None  # not listening yet
+
+        page = await wait_until_async(index_page, "the server to answer", START_TIMEOUT_S, interval=0.1)
         received = b""
         async with session.ws_connect(f"http://localhost:{port}/ws?width=100&height=30") as websocket:
             async with asyncio.timeout(START_TIMEOUT_S):

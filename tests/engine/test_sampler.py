@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from engine.events import SamplingConfig
+from engine.model.sampling import sample
 from engine.runtime.sampler import GenerationDone, Sampler
+from tests.engine.conftest import SAMPLING_SETTINGS, chi2_critical, chi2_of_draws
 
 PROMPT = "In a small village,"
 
@@ -149,35 +151,42 @@ def test_set_config_rejects_out_of_range_values(toy):
     assert sampler.config.temperature == 0.0
 
 
-def chi2_critical(dof: int, z: float = 3.09) -> float:
-    """Wilson–Hilferty approximation of the chi-square quantile (z = 3.09 → p = 0.999)."""
-    return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
-
-
-@pytest.mark.parametrize(
-    "settings",
-    [dict(temperature=1.0), dict(temperature=0.6), dict(temperature=1.5, top_k=5), dict(temperature=1.0, top_p=0.8)],
-)
+@pytest.mark.parametrize("settings", SAMPLING_SETTINGS)
 def test_draws_match_the_displayed_probabilities(toy, settings):
-    """Step then undo thousands of times: the frequencies follow the shown `p` (χ² test)."""
-    sampler = Sampler(toy, SamplingConfig(seed=1234, **settings), top_n=toy.info.vocab_size)
+    """Step then undo: every draw comes from exactly the distribution shown before it. A generator
+    seeded like the sampler's, drawing with `sample` from the shown [V] `after` array, picks the same
+    token each time (an off-by-one or any other difference would pick others); the candidates and the
+    event show that array's p; and the draws' frequencies follow it (χ²). The sampler decodes only its
+    top candidates (`sample` itself is χ²-tested on many draws in test_sampling.py)."""
+    seed, n_draws = 1234, 400
+    sampler = Sampler(toy, SamplingConfig(seed=seed, **settings))
     sampler.set_prompt("Once upon a time, a little")
-    shown = {c.token_id: c.p for c in sampler.preview()}
-    n_draws = 1500
-    counts: dict[int, int] = {}
+    replica = np.random.default_rng(seed)
+    first_shown = sampler.next_distributions()[1]
+    draws = []
     for _ in range(n_draws):
+        p_raw, shown = sampler.next_distributions()
+        for c in sampler.preview():
+            assert (c.p_raw, c.p) == (p_raw[c.token_id], shown[c.token_id])
+        expected = sample(shown, replica)
         ev = sampler.step()
-        counts[ev.token_id] = counts.get(ev.token_id, 0) + 1
+        assert ev.token_id == expected
+        assert (ev.p_raw, ev.p) == (p_raw[ev.token_id], shown[ev.token_id])
+        assert {c.token_id: c.p for c in ev.candidates} == {c.token_id: float(shown[c.token_id]) for c in ev.candidates}
+        draws.append(ev.token_id)
         sampler.undo()
-    assert all(shown[t] > 0 for t in counts)  # never drawn outside the support
-    big = [t for t, p in shown.items() if p * n_draws >= 5]
-    rest = 1 - sum(shown[t] for t in big)
-    observed = [counts.get(t, 0) for t in big] + [n_draws - sum(counts.get(t, 0) for t in big)]
-    expected = [shown[t] * n_draws for t in big] + [rest * n_draws]
-    cells = [(o, e) for o, e in zip(observed, expected) if e > 0]
-    chi2 = sum((o - e) ** 2 / e for o, e in cells)
-    assert len(cells) >= 2
-    assert chi2 < chi2_critical(len(cells) - 1), (chi2, cells)
+    np.testing.assert_allclose(sampler.next_distributions()[1], first_shown, atol=1e-6)  # undo restores the distribution
+    chi2, dof = chi2_of_draws(draws, first_shown)
+    assert chi2 < chi2_critical(dof), (chi2, dof)
+
+
+def test_a_sampler_drawing_from_another_distribution_than_it_shows_is_caught(toy, monkeypatch):
+    """The check above can fail: a sampler drawing one id off from what it shows does not pass it."""
+    import engine.runtime.sampler as sampler_module
+
+    monkeypatch.setattr(sampler_module, "sample", lambda p, rng: (sample(p, rng) + 1) % len(p))
+    with pytest.raises(AssertionError):
+        test_draws_match_the_displayed_probabilities(toy, SAMPLING_SETTINGS[0])
 
 
 def test_top_k_support_is_respected(toy):

@@ -6,6 +6,7 @@ import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from engine.model.sampling import raw_probs, sample, warp_probs
+from tests.engine.conftest import SAMPLING_SETTINGS, chi2_critical, chi2_of_draws
 
 
 def transformers_probs(logits, temperature, top_k, top_p):  # [V] -> [V] as `generate` would draw from
@@ -98,3 +99,35 @@ def test_sample_repeats_with_the_same_seed_and_follows_the_probabilities():
     assert counts[4] == 0  # removed by top-k: never drawn
     np.testing.assert_allclose(counts / counts.sum(), probs, atol=0.015)  # ~4 standard errors
     assert isinstance(sample(probs, rng), int)
+
+
+@pytest.fixture(scope="module")
+def toy_logits(toy):  # [V]: the toy model's next-token logits after a prompt, a real peaked distribution
+    ids = toy.tokenizer.encode("Once upon a time, a little", add_special_tokens=False)
+    with torch.no_grad():
+        return toy.hf_model(torch.tensor([ids])).logits[0, -1].numpy()
+
+
+N_DRAWS = 20_000
+
+
+@pytest.mark.parametrize("settings", SAMPLING_SETTINGS)
+def test_draws_follow_the_warped_distribution(toy_logits, settings):
+    """χ² over many draws: `sample` draws from exactly what `warp_probs` returns, never outside its support."""
+    probs = warp_probs(toy_logits, **settings)
+    rng = np.random.default_rng(1234)
+    chi2, dof = chi2_of_draws([sample(probs, rng) for _ in range(N_DRAWS)], probs)
+    assert dof >= 2
+    assert chi2 < chi2_critical(dof), (chi2, dof)
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_the_chi2_check_catches_draws_one_id_off(toy_logits, shift):
+    """The check above can fail: draws from the distribution shifted by one id are rejected."""
+    probs = warp_probs(toy_logits, 1.0)
+    rng = np.random.default_rng(1234)
+    draws = [(sample(probs, rng) + shift) % len(probs) for _ in range(N_DRAWS)]
+    unsupported = np.asarray(draws)[probs[np.asarray(draws)] == 0]
+    assert unsupported.size == 0  # temperature 1 has full support: it is the χ² itself that must fail
+    chi2, dof = chi2_of_draws(draws, probs)
+    assert chi2 > chi2_critical(dof), (chi2, dof)

@@ -44,9 +44,7 @@ CHARACTERS = dict(STAYING_KEYS) | {"g": "g", "i": "i", "escape": None}
 def send_keys(app, keys: list[str]) -> None:
     """Key events as the terminal driver posts them, without waiting for the app to handle each one."""
     for key in keys:
-        event = events.Key(key, CHARACTERS[key])
-        event.set_sender(app)
-        app._driver.send_message(event)
+        app.post_message(events.Key(key, CHARACTERS[key]))
 
 
 def on_screen(app) -> str:
