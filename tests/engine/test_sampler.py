@@ -1,5 +1,6 @@
 """The step API: greedy agreement with transformers, sampling statistics, undo/force, settings, window."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -273,3 +274,30 @@ def test_two_samplers_on_one_model_in_two_threads_do_not_interfere(toy):
     for thread in threads:
         thread.join()
     assert not errors and results == {"a": expected, "b": expected}
+
+
+class CountingTokenizer:
+    """The toy tokenizer, counting how often each id is decoded on its own (as candidates and lens entries are)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.single_decodes: dict[int, int] = {}
+
+    def decode(self, ids, **options):
+        if len(ids) == 1 and not options:
+            self.single_decodes[ids[0]] = self.single_decodes.get(ids[0], 0) + 1
+        return self.tokenizer.decode(ids, **options)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_candidate_and_lens_texts_are_decoded_once_per_id(toy):
+    counting = CountingTokenizer(toy.tokenizer)
+    sampler = Sampler(dataclasses.replace(toy, tokenizer=counting), SamplingConfig(temperature=1.0, seed=0))
+    sampler.set_prompt(PROMPT)
+    events = [sampler.step() for _ in range(20)]
+    shown = [(c.token_id, c.text) for ev in events for c in ev.candidates] + [(e.token_id, e.text) for ev in events for e in ev.lens]
+    assert len(shown) > len(counting.single_decodes) > 0  # ids repeat from step to step...
+    assert all(n == 1 for n in counting.single_decodes.values())  # ...and each was decoded once
+    assert all(text == toy.tokenizer.decode([token_id]) for token_id, text in shown)  # the same text as before

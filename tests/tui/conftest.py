@@ -17,6 +17,11 @@ async def settle(pilot) -> None:
     await pilot.pause()  # the process is idle now: let the last redraw happen
 
 
+def notifications(app) -> list[str]:
+    """The messages of the app's current notifications (Textual has no public accessor: the one private read)."""
+    return [str(n.message) for n in app._notifications]
+
+
 class EndlessTokenizer:
     """The toy tokenizer with end-of-text disabled, so that a run goes on until it is paused."""
 

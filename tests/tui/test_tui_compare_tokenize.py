@@ -10,7 +10,7 @@ from engine.runtime.backends.torch_eager import TorchBackend
 from engine.runtime.loading import load_model
 from engine.views.tokenization import EXAMPLES
 from tests.conftest import random_gpt2_dir, sampler_of
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import notifications, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature
 from tui.screens.error import ErrorScreen
@@ -192,7 +192,7 @@ async def test_run_pauses_and_refuses_steps_meanwhile(toy, other_vocab_dir):
         await wait_until(pilot, lambda: len(screen.steps) >= 3, "a few steps")
         await pilot.press("r")
         assert screen.steps and screen.engine.running  # not reset
-        assert "Running — press g to pause first." in [n.message for n in app._notifications]
+        await wait_until(pilot, lambda: "Running — press g to pause first." in notifications(app), "the refusal")
         await pilot.press("g")
         await settle_compare(pilot, screen)
         paused_at = len(screen.steps)
@@ -353,7 +353,7 @@ async def test_without_a_model_c_and_w_say_so(toy, tmp_path):
         await pilot.press("escape", "c", "w")
         await pilot.pause()
         assert app.screen is app.main_screen
-        assert sum("needs the model" in str(n.message) for n in app._notifications) == 1  # said once, not per key
+        assert sum("needs the model" in n for n in notifications(app)) == 1  # said once, not per key
 
 
 def test_an_encoder_heatmap_draws_the_upper_triangle_a_decoder_masks_it():

@@ -13,7 +13,7 @@ from engine.events import SamplingConfig
 from engine.runtime.loading import ModelUnavailableError, load_model
 from engine.views.replay import read_trace
 from tests.conftest import sampler_of
-from tests.tui.conftest import settle, wait_until
+from tests.tui.conftest import notifications, settle, wait_until
 from tui.app import make_app
 from tui.handlers import Loader
 from tui.screens.error import ErrorScreen
@@ -117,7 +117,7 @@ async def test_run_and_step_pressed_while_the_model_loads_say_so_then_work(toy, 
         await pilot.press("g", "n")
         assert sampler_of(app) is None
         loading_may_end.set()
-        messages = [str(n.message) for n in app._notifications]
+        messages = notifications(app)
         assert messages.count("The model is not loaded yet.") == 1  # said once, not once per key
         await settle(pilot)
         assert app.main_screen.transcript.n_generated == 0  # nothing was queued behind the load

@@ -12,7 +12,7 @@ from engine.runtime.sampler import Sampler
 from engine.views.replay import read_trace
 from engine.views.trace import TraceWriter
 from tests.conftest import replay_of
-from tests.tui.conftest import settle, wait_until
+from tests.tui.conftest import notifications, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.parameters import ParametersView
@@ -34,10 +34,6 @@ def recording(toy, tmp_path_factory):
         sampler.undo()
         trace.write_record({"undo": len(sampler.tokens)})
     return path
-
-
-def notifications(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 async def settle_replay(pilot) -> None:

@@ -19,7 +19,7 @@ import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.views.replay import read_trace
 from tests.conftest import sampler_of
-from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
+from tests.tui.conftest import SIZE, EndlessTokenizer, notifications, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.error import ErrorScreen
 from tui.widgets.generation import TokenLines, shown_piece
@@ -49,10 +49,6 @@ def send_keys(app, keys: list[str]) -> None:
 
 def on_screen(app) -> str:
     return app.main_screen.query_one("#generation #tokens", TokenLines).plain
-
-
-def notifications(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 def assert_trace_matches_screen(app, trace_path) -> None:

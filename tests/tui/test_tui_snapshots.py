@@ -4,8 +4,8 @@ The app runs with deterministic=True (no timings on screen; parity shown against
 rather than as a machine-dependent figure) and palette="color", so the pictures do not depend on
 the terminal the tests run in. Each screen is reached as a user reaches it (make_app's options and
 keys), and the picture is taken once what it waits for is on screen (the model, the first results),
-never a loading state. Update with `pytest tests/tui/test_tui_snapshots.py --snapshot-update` only
-after reading the report.
+never a loading state. Update with `python -m pytest -n 0 tests/tui/test_tui_snapshots.py --snapshot-update`
+(one process: the report and the update see every snapshot) only after reading the report.
 """
 
 import dataclasses
