@@ -64,16 +64,22 @@ def build_parser() -> OneLineParser:
     tok.add_argument("text", help="the sentence to split")
     tok.add_argument("--json", action="store_true")
 
-    cmp = sub.add_parser("compare", help="two models (or one at two temperatures) on the same prompt, step by step")
-    cmp.add_argument("--model-a", type=model_arg, default="toy")
-    cmp.add_argument("--model-b", type=model_arg, default="toy")
-    cmp.add_argument("--prompt", default=DEFAULT_PROMPT)
-    cmp.add_argument("--temperature-a", type=temperature_arg, default=0.8)
-    cmp.add_argument("--temperature-b", type=temperature_arg, default=0.8)
-    cmp.add_argument("--seed", type=seed_arg, default=0)
-    cmp.add_argument("--max-new-tokens", type=positive_tokens_arg, default=16)
-    cmp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    cmp.add_argument("--json", action="store_true")
+    cmp = sub.add_parser(
+        "compare",
+        help="two models (or one at two temperatures) on the same prompt, step by step",
+        description="A samples each token and B takes the same one, so both read the same text; every step compares "
+        "the two next-token distributions: KL(A‖B) after temperature (what each samples from), KL at T=1 (the "
+        "models' own beliefs, before temperature), and whether both put their maximum on the same token.",
+    )
+    cmp.add_argument("--model-a", type=model_arg, default="toy", help="model A: toy, a local directory or a cached hub name (default toy)")
+    cmp.add_argument("--model-b", type=model_arg, default="toy", help="model B, as --model-a (default toy: one model at two temperatures)")
+    cmp.add_argument("--prompt", default=DEFAULT_PROMPT, help="the text both continue (default %(default)r)")
+    cmp.add_argument("--temperature-a", type=temperature_arg, default=0.8, help="A's temperature, 0 = greedy (default %(default)s)")
+    cmp.add_argument("--temperature-b", type=temperature_arg, default=0.8, help="B's temperature, 0 = greedy (default %(default)s)")
+    cmp.add_argument("--seed", type=seed_arg, default=0, help="seeds both samplers' generators (default %(default)s)")
+    cmp.add_argument("--max-new-tokens", type=positive_tokens_arg, default=16, help="steps to compare (default %(default)s)")
+    cmp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where both models run (default auto)")
+    cmp.add_argument("--json", action="store_true", help="print one JSON object (every step, both texts) instead of the table")
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)

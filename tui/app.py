@@ -20,6 +20,7 @@ from textual.screen import Screen
 
 from engine.events import SamplingConfig
 from engine.views.export import ExportError, export_bundle
+from tui.keys import QUIT_HELP_SAVE
 from tui.messages import ExportWritten
 from tui.options import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, SessionOptions
 from tui.screens.block_lab import BlockLabScreen
@@ -35,11 +36,9 @@ class TfundApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tfund"
     HELP_TITLE = "Anywhere"
-    BINDINGS = [
-        Binding("q", "quit", "Quit"),
+    BINDINGS = [  # the screens show these first in their footers (tui.keys.QUIT_HELP_SAVE); here for the modals
+        *QUIT_HELP_SAVE,
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # what a terminal user expects; the trace is flushed on exit
-        Binding("question_mark", "help", "Help", key_display="?", tooltip="This list of keys"),
-        Binding("e", "export", "Save", tooltip="Save the figures: screen (SVG), attention, candidates, trace"),
     ]
 
     def __init__(self, options: SessionOptions, palette: str | None = None) -> None:
@@ -66,22 +65,29 @@ class TfundApp(App):
     # ---- help and the command palette --------------------------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            sections = [(screen.HELP_TITLE, screen.BINDINGS) for screen in SCREENS_WITH_KEYS]
+            own = [[b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS]  # those: "Anywhere"
+            sections = [(screen.HELP_TITLE, bindings) for screen, bindings in zip(SCREENS_WITH_KEYS, own)]
             sections.append((self.HELP_TITLE, [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]))
             self.push_screen(HelpScreen(sections))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Textual's own commands but its Keys panel and screenshot, which ours replace; the main screen's."""
+        yield from (command for command in super().get_system_commands(screen) if command.title not in ("Keys", "Screenshot"))
         main = self.main_screen
         for title, does, action in main.PALETTE:
             yield SystemCommand(title, does, lambda action=action: main.run_action(action))
-        yield SystemCommand("Keys", "Every key (?)", self.action_help)
+        yield SystemCommand("Keys", "Every key, and what the symbols on screen mean (?)", self.action_help)
+        yield SystemCommand("Screenshot", "Save this screen as SVG, with its figures as data (e)", self.action_export)
 
     # ---- saving the figures ------------------------------------------------------------------
     def action_export(self) -> None:
-        """`e`: the screen as SVG, the attention shown, the candidates and the trace, into the export folder."""
+        """`e`: the screen as SVG and its figures as data (each screen's `figures()`), into the export folder."""
+        figures = getattr(self.screen, "figures", None)
+        if figures is None:
+            self.notify("Nothing to save here; close this (escape) and press e on the screen you want to save.", timeout=5)
+            return
         svg = self.export_screenshot(title=f"tfund · {self.options.model_name}")
-        self.write_export(svg, self.main_screen.figures())
+        self.write_export(svg, figures())
 
     @work(thread=True, exit_on_error=False, group="export")
     def write_export(self, svg: str, figures: dict) -> None:

@@ -28,6 +28,8 @@ HALF_BLOCK = "▀"
 SHADES = " ░▒▓█"  # low → high attention in shade mode
 MASKED_SHADE = "·"  # above the diagonal: a token cannot attend to later tokens
 ROW_MARKER = "◀"  # marks the highlighted (newest or selected) row
+MIN_COLUMN_LABEL = 3  # characters of a token's piece under its column; narrower columns get position ticks
+MAX_PIXELS_PER_TOKEN = 8  # a short context grows to fill a large pane, up to this many pixel rows per token
 GAMMA = 0.5  # brightens small weights: attention over many tokens is mostly small numbers
 COLOUR_LEVELS = 32  # colours are quantised so styles can be reused
 COLOURMAP = np.array(  # dark indigo → magenta → orange → pale yellow (inferno-like, readable in 256 colours)
@@ -142,7 +144,7 @@ def render_heatmap(
         return blank
     # a text row holds 2 pixel rows in colour (1 in shade) and is about as tall as 2 columns are wide
     px_per_row, cols_per_square = (1, 2) if shade else (2, 1)
-    rows = fit_axis(n_tokens, grid_text_rows * px_per_row, max_scale=4 // cols_per_square, even=not shade)
+    rows = fit_axis(n_tokens, grid_text_rows * px_per_row, max_scale=MAX_PIXELS_PER_TOKEN // cols_per_square, even=not shade)
     square = max(rows.magnification, 1) * cols_per_square  # columns per token for square cells
     cols = fit_axis(n_tokens, grid_cols, max_scale=2 * square, even=False)  # up to twice as wide, room for labels
     pooled, masked = pool(matrix.astype(np.float32), rows, cols, causal)
@@ -150,26 +152,48 @@ def render_heatmap(
     strong, marked, dim = Style(bold=True), Style(reverse=True, bold=True), Style(dim=True)
     lines: list[Strip] = []
     labelled = -1  # the last token given a label: a token spanning several text rows is labelled once
+    marked_span = None  # the tokens the highlighted row covers, when it covers several
     for y, segments in enumerate(grid_rows(level_map, shade)):
         first_px = y * px_per_row
         last_px = min(first_px + px_per_row, rows.n_px) - 1
         first_token, last_token = int(rows.starts[first_px]), int(rows.ends[last_px]) - 1
         is_marked = highlight is not None and first_token <= highlight <= last_token
-        label = label_text(pieces[first_token], label_w).rjust(label_w) if first_token != labelled else " " * label_w
+        if is_marked and last_token > first_token:
+            marked_span = (first_token, last_token)
+        label = row_label(pieces, first_token, last_token, label_w) if first_token != labelled else " " * label_w
         labelled = first_token
         row = [Segment(label, marked if is_marked else dim), Segment(" ", PLAIN), *segments]
         row.append(Segment(ROW_MARKER if is_marked else " ", strong))
         lines.append(Strip(row).adjust_cell_length(width, PLAIN))
     lines.append(column_label_strip(pieces, cols, label_w, width, dim))
-    pooling = "" if rows.magnification and cols.magnification else " · max-pooled"
-    legend = f"{n_tokens} tokens{pooling} · brightest {top:.2f}"
+    parts = [f"{n_tokens} tokens"]  # most important first: the ones that do not fit are left out, never cut
+    if marked_span is not None:
+        parts.append(f"◀ covers {marked_span[0]}–{marked_span[1]}")
+    if not (rows.magnification and cols.magnification):
+        parts.append("max-pooled")
+    parts.append(f"brightest {top:.2f}")
+    legend = parts[0]
+    for part in parts[1:]:
+        legend = legend + " · " + part if len(legend) + 3 + len(part) <= width else legend
     lines.append(Strip([Segment(legend[:width], dim)]).adjust_cell_length(width, PLAIN))
     return (lines + blank)[:height]
 
 
+def row_label(pieces: list[str], first: int, last: int, width: int) -> str:
+    """A text row's label: its token's piece, both pieces of a pair ("·a/·sma"), or the positions it covers."""
+    if first == last:
+        text = label_text(pieces[first], width)
+    elif last == first + 1:
+        half = (width - 1) // 2
+        text = f"{label_text(pieces[first], half)}/{label_text(pieces[last], half)}"
+    else:
+        text = f"{first}–{last}"[:width]
+    return text.rjust(width)
+
+
 def column_label_strip(pieces: list[str], cols: Fit, label_w: int, width: int, style: Style) -> Strip:
-    """Below the grid: each column's token piece when there is room, else position ticks every 5."""
-    if cols.magnification >= 2:
+    """Below the grid: each column's token piece when 3 or more characters fit, else position ticks."""
+    if cols.magnification >= MIN_COLUMN_LABEL + 1:
         step = cols.magnification
         text = "".join(label_text(pieces[t].lstrip(" ") or pieces[t], step - 1).ljust(step) for t in range(len(pieces)))
     else:

@@ -6,6 +6,13 @@ from textual.binding import Binding
 
 from tui.controls import cycle, cycle_head
 
+# First in every screen's footer, so that they show at any width (the app's own bindings come last).
+QUIT_HELP_SAVE = [
+    Binding("q", "app.quit", "Quit"),
+    Binding("question_mark", "app.help", "Help", key_display="?", tooltip="Every key, and what the symbols on screen mean"),
+    Binding("e", "app.export", "Save", tooltip="Save the figures of this screen (SVG screenshot and its data)"),
+]
+
 
 def key_pair(down: str, up: str, action: str, down_text: str, up_text: str, footer: str | None = None) -> list[Binding]:
     """`down` lowers a setting and `up` raises it; `action` holds {} for the direction (-1 or 1).

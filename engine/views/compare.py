@@ -269,7 +269,7 @@ def format_compare_table(result: dict) -> str:
         f"B  {result['model_b']}  ({settings(result['settings_b'])})",
         f"{context}; compared on {'token ids' if result['mode'] == 'vocab' else 'decoded candidate text'}",
         "",
-        f"{'step':>4}  {'A token':<14}{'B token':<14}{'KL(A‖B)':>9}{'raw KL':>9}  {'top-1':<6}{'A top':<18}B top",
+        f"{'step':>4}  {'A token':<14}{'B token':<14}{'KL(A‖B)':>9}{'KL T=1':>9}  {'top-1':<6}{'A top':<18}B top",
     ]
     for st in result["steps"]:
         lines.append(
@@ -280,7 +280,7 @@ def format_compare_table(result: dict) -> str:
     agree = sum(st["top1_agree"] for st in result["steps"])
     lines += [
         "",
-        f"mean KL {result['mean_kl']:.4f} nats (raw {result['mean_kl_raw']:.4f}); top-1 agreement {agree}/{n}",
+        f"mean KL {result['mean_kl']:.4f} nats (at T=1, the models' own beliefs: {result['mean_kl_raw']:.4f}); top-1 agreement {agree}/{n}",
         f"A: {result['text_a']}",
         f"B: {result['text_b']}",
     ]

@@ -171,12 +171,13 @@ def export_bundle(
     export_dir: str | Path,
     *,
     svg: str | None,
-    attention: np.ndarray | None,  # [T, T] for the chosen layer and head
-    tokens: Sequence[str],
-    layer: int,
-    head: int | None,
-    candidates: Sequence[Candidate] | None,
-    trace_lines: Sequence[dict | str] | None,
+    attention: np.ndarray | None = None,  # [T, T] for the chosen layer and head
+    tokens: Sequence[str] = (),
+    layer: int = 0,
+    head: int | None = None,
+    candidates: Sequence[Candidate] | None = None,
+    trace_lines: Sequence[dict | str] | None = None,
+    data: dict[str, object] | None = None,  # stem -> JSON-serialisable figures of a screen (block lab, compare, …)
     now: datetime | None = None,
 ) -> list[Path]:
     """Write every given part into export_dir with one shared timestamp; return the paths written.
@@ -202,4 +203,6 @@ def export_bundle(
         parts.append(("candidates", "txt", candidates_table(candidates) + "\n"))
     if trace_lines is not None:
         parts.append(("trace", "jsonl", trace_text(trace_lines)))
+    for stem, value in (data or {}).items():
+        parts.append((stem, "json", json.dumps(value, ensure_ascii=False, indent=1)))
     return [atomic_write_text(unused_path(folder, timestamped_name(stem, ext, now)), text) for stem, ext, text in parts]

@@ -241,15 +241,17 @@ def test_chart_fills_exactly_its_size(width, height):
     assert len(strips) == height and all(strip.cell_length == width for strip in strips)
 
 
-def test_chart_draws_both_series_a_frame_ticks_and_a_legend_when_it_fits():
+def test_chart_draws_the_norm_as_a_line_the_cosines_as_marks_and_nothing_over_the_data():
     wide = [strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 24, 17)]
     assert wide[0].strip().startswith("┌") and wide[-3].strip().startswith("└")
     assert wide[1].startswith(" 1.00┤") and any(line.startswith("-0.07┤") for line in wide)
-    assert "norm/16.5" in wide[1] and "cos" in wide[2]
-    assert wide[-2].split() == ["0", "1", "2"] and wide[-1].strip() == "layer"
-    assert any(0x2800 < ord(char) < 0x2900 for line in wide[3:-3] for char in line)
-    narrow = "".join(strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 16, 10))
-    assert "norm/" not in narrow  # no room: the pane's border names the series
+    plot = [line[6:-1] for line in wide[1:-3]]  # inside the frame
+    assert sum(line.count("×") for line in plot) == 2  # one mark per cosine: distinct from the norm without colour
+    assert any(0x2800 < ord(char) < 0x2900 for line in plot for char in line)  # the norm's braille line
+    assert not any(char.isalnum() for line in plot for char in line)  # no legend text covers the data
+    assert wide[-2].split() == ["0", "1", "2"] and wide[-1].strip() == "layer"  # the norm's scale needs more room
+    wider = [strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 32, 17)]
+    assert wider[-1].strip() == "layer · norm max 16.5"
 
 
 def test_lens_keeps_the_last_layers_that_fit():

@@ -100,7 +100,7 @@ async def test_temperature_keys_change_each_side_and_the_kl(toy):
         assert (screen.settings.a.temperature, screen.settings.b.temperature) == (0.9, 1.2)
         assert screen.side_a.config.temperature == 0.9 and screen.side_b.config.temperature == 1.2  # candidates recomputed
         assert screen.side_a.candidates[0].p > screen.side_b.candidates[0].p  # the cooler side is sharper
-        assert "temperature 1.20" in str(screen.query_one("#settings-b", Static).render())
+        assert "temp 1.20" in str(screen.query_one("#settings-b", Static).render())
         await pilot.press("n")
         await settle_compare(pilot, screen)
         assert screen.steps[-1].kl > 0

@@ -7,8 +7,9 @@ with the previous layer, cosine between tokens), and the NumPy-vs-torch parity o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 
+import numpy as np
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -22,7 +23,7 @@ from textual_plotext import PlotextPlot
 from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
+from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import BlockLabComputed
 from tui.screens.error import ErrorScreen
 from tui.widgets.attention_map import AttentionMap
@@ -71,7 +72,7 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
         text.append(error, style="red")
         return text
     if report is None:
-        text.append(f"checking the NumPy engine against torch on {model_name}…", style="dim")
+        text.append(f"checking the loaded model ({model_name}): the NumPy engine against torch…", style="dim")
         return text
     tolerance = report["tolerance"]
 
@@ -82,29 +83,32 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
 
     greedy = report["greedy_numpy"]
     same = sum(a == b for a, b in zip(greedy, report["greedy_torch"]))
-    text.append(f"NumPy vs torch on {model_name}: max |Δlogit| {difference(report['max_abs_diff'])} (tolerance {tolerance:.0e}) · ")
+    text.append(
+        f"The loaded model ({model_name}), NumPy engine vs torch: max |Δlogit| {difference(report['max_abs_diff'])} (tolerance {tolerance:.0e}) · "
+    )
     text.append(f"with KV cache {difference(report['kv_cache_max_abs_diff'])} · greedy {same}/{len(greedy)} tokens equal · ")
     text.append("ok" if report["ok"] else "MISMATCH", style="bold green" if report["ok"] else "bold red")
     return text
 
 
 class BlockLabScreen(LayerHeadKeys, Screen):
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", tooltip="Back to generation"),
-        Binding("b", "app.pop_screen", "Back to generation", show=False),
-        *key_pair("t", "T", "nudge('T', {})", "Fewer input tokens T", "More tokens", footer="T"),
-        *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (heads follow so they divide it)", "Double d_model", footer="d"),
+    BINDINGS = [  # no key means something else here than on the main screen (s/S is the seed on both)
+        *QUIT_HELP_SAVE,
+        Binding("b", "app.pop_screen", "Back", tooltip="Back to generation"),
+        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+        *key_pair("x", "X", "nudge('T', {})", "Fewer input tokens (T, the rows of X)", "More input tokens", footer="Tokens"),
+        *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "One layer more", footer="Layers"),
+        *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (the heads follow so they divide it)", "Double d_model"),
         *key_pair("h", "H", "nudge('n_heads', {})", "Fewer heads", "More heads"),
         *key_pair("f", "F", "nudge('d_ff', {})", "Halve d_ff", "Double d_ff"),
-        *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "More layers", footer="Layers"),
         *key_pair("s", "S", "nudge('seed', {})", "Previous seed", "Next seed"),
-        *key_pair("w", "W", "nudge('weight_scale', {})", "Smaller random weights", "Larger random weights"),
-        Binding("r", "toggle('residual')", "Resid", tooltip="Residual connections on/off"),
-        Binding("n", "toggle('layer_norm')", "LN", tooltip="Layer norm on/off"),
-        Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Pre-LN (GPT-2) or post-LN (the original transformer)"),
-        Binding("a", "toggle('activation')", "Act", tooltip="Feed-forward activation: ReLU or GELU"),
+        *key_pair("z", "Z", "nudge('weight_scale', {})", "Smaller random weights", "Larger random weights"),
+        Binding("R", "toggle('residual')", "Residual", tooltip="Residual connections on/off"),
+        Binding("N", "toggle('layer_norm')", "Norm", tooltip="Layer norm on/off"),
+        Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)"),
+        Binding("a", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
         *LAYER_HEAD_BINDINGS,
-        Binding("c", "parity", "Recheck parity", show=False),
+        Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
     HELP_TITLE = "Block lab (b)"
 
@@ -133,9 +137,9 @@ class BlockLabScreen(LayerHeadKeys, Screen):
                 yield AttentionMap(id="lab-attention")
             with pane("Representations", "lab-plot-pane", "norm ◂ · cos(l, l-1), token cos ▸"):
                 yield PlotextPlot(id="lab-plot")
-        with pane("Parity", "parity-pane"):
+        with pane("Parity: the loaded model, not this random block", "parity-pane", "v checks again"):
             yield Static(id="parity")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.compute(self.lab_config)
@@ -180,6 +184,21 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         plot.refresh()
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
 
+    def figures(self) -> dict:
+        """What `e` saves here: the attention shown, the settings, the per-layer metrics and the parity report."""
+        result = self.result
+        figures: dict = {"data": {"block-lab": {"settings": asdict(self.lab_config), "parity": self.parity[0]}}}
+        if result is not None:
+            rows = [result.attention[:, :, i, : i + 1] for i in range(result.config.T)]  # T x [L, H, i + 1]
+            figures.update(
+                attention=head_grid(rows, self.view_layer, self.view_head),  # [T, T]
+                tokens=[str(i) for i in range(result.config.T)],
+                layer=self.view_layer,
+                head=self.view_head,
+            )
+            figures["data"]["block-lab"]["metrics"] = {name: np.asarray(values).tolist() for name, values in result.metrics.items()}
+        return figures
+
     def show_parity(self, report: dict | None, error: str | None) -> None:
         self.parity = (report, error)
         self.query_one("#parity", Static).update(parity_text(report, error, self.model_name, exact=not self.deterministic))
@@ -195,11 +214,16 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         self.apply(nudge_lab(self.lab_config, field, direction))
 
     def action_toggle(self, switch: str) -> None:
+        if switch == "pre_ln" and not self.lab_config.layer_norm:
+            self.notify(
+                "Pre-LN and post-LN differ only in where the layer norm sits; it is off, so the output does not change (N turns it on)."
+            )
         self.apply(toggle_lab(self.lab_config, switch))
 
     def layer_head_counts(self) -> tuple[int, int]:
         return self.lab_config.n_layers, self.lab_config.n_heads
 
     def action_parity(self) -> None:
+        self.notify(f"Checking {self.model_name} again: the NumPy engine against torch…", timeout=3)
         self.show_parity(None, None)
         self.request_parity(True)

@@ -14,7 +14,7 @@ thread, through tui.handlers.CompareHandler; results come back as CompareProgres
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from tui.controller import CommandDone, EngineController
 from tui.controls import nudge_temperature
 from tui.handlers import CompareHandler, Side
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
+from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
 from tui.pieces import label_text
 from tui.widgets.attention_map import AttentionMap
@@ -49,13 +49,22 @@ FOLLOW_TEXT = {
 }
 
 
+CANDIDATE_COLUMNS = "token · p at T=1 │ after T·k·p"  # above each side's candidates
+
+
 def default_b_temperature(temperature_a: float) -> float:
     """B runs hotter than A (B_HOT), or cooler (B_COOL) when A is already at B_HOT or above."""
     return B_HOT if temperature_a < B_HOT else B_COOL
 
 
-def settings_line(config: SamplingConfig) -> str:
-    return f"temperature {config.temperature:.2f} · top-k {config.top_k} · top-p {config.top_p:.2f} · seed {config.seed}"
+def settings_line(config: SamplingConfig, width: int) -> str:
+    """The side's sampling settings in one line of at most `width` cells: the seed goes first, then the words."""
+    top_k = config.top_k or "off"
+    full = f"temp {config.temperature:.2f} · top-k {top_k} · top-p {config.top_p:.2f}"
+    for line in (f"{full} · seed {config.seed}", full, f"T {config.temperature:.2f} · k {top_k} · p {config.top_p:.2f}"):
+        if len(line) <= width:
+            return line
+    return line
 
 
 def shown_layer_head(side: Side, layer: int, head: int | None) -> tuple[int, int | None]:
@@ -104,6 +113,7 @@ class CompareScreen(LayerHeadKeys, Screen):
     HELP_TITLE = "Compare (c)"
     AUTO_FOCUS = ""  # nothing focused: the keys act until `i` focuses the model-B input
     BINDINGS = [
+        *QUIT_HELP_SAVE,
         Binding("escape", "back", "Back", tooltip="Back to generation (from the model-B input: leave it)"),
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
@@ -143,25 +153,31 @@ class CompareScreen(LayerHeadKeys, Screen):
             for side in ("a", "b"):
                 with pane(side.upper(), f"side-{side}", classes="box cmp-side"):
                     if side == "a":
-                        yield Static(f"model {self.loaded_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
+                        yield Static(f"model A › {self.loaded_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
                     else:
-                        yield Input(
-                            self.model_b_name, placeholder="model B: toy, a local dir, a cached hub name (enter loads)", id="model-b"
-                        )
+                        with Horizontal(classes="cmp-model-row"):
+                            yield Static("model B ›", classes="cmp-label")
+                            yield Input(
+                                self.model_b_name, placeholder="toy, a local dir, a cached hub name (i edits, enter loads)", id="model-b"
+                            )
                     yield Static(id=f"settings-{side}", classes="cmp-settings")
                     with VerticalScroll(classes="cmp-text-box", can_focus=False):
                         yield Static(id=f"text-{side}")
+                    yield Static(CANDIDATE_COLUMNS, classes="cmp-settings")
                     yield CandidatesView(id=f"candidates-{side}", classes="cmp-candidates")
                     yield AttentionMap(id=f"attention-{side}", classes="cmp-attention")
         with pane("KL(A‖B) and top-1 agreement per step", "cmp-strip", classes="box"):
             yield Static(id="cmp-summary")
             yield Static(id="cmp-steps")
         yield Static(id="cmp-status")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.engine.send(LoadModelB(None, self.allow_pickle, self.prompt, self.settings))
         self.redraw()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)  # the settings lines fit the new width
 
     def on_unmount(self) -> None:
         self.engine.close()  # leaving the screen ends a run before its next step
@@ -169,6 +185,20 @@ class CompareScreen(LayerHeadKeys, Screen):
     @property
     def follow(self) -> str | None:
         return self.settings.follow
+
+    def figures(self) -> dict:
+        """What `e` saves here: both sides' settings, text and candidates, and the per-step KL strip."""
+
+        def side(settings: SamplingConfig, shown: Side | None) -> dict:
+            candidates = [] if shown is None else [c._asdict() for c in shown.candidates]
+            text = "" if shown is None else shown.prompt + shown.generated
+            return {"model": shown.model_name if shown else None, "settings": asdict(settings), "text": text, "candidates": candidates}
+
+        steps = [
+            {"index": st.index, "kl": st.kl, "top1_agree": st.top1_agree, "text_a": st.text_a, "text_b": st.text_b} for st in self.steps
+        ]
+        compare = {"a": side(self.settings.a, self.side_a), "b": side(self.settings.b, self.side_b), "follow": self.follow, "steps": steps}
+        return {"data": {"compare": compare}}
 
     # ---- results from the engine thread --------------------------------------------------------
     def on_compare_progress(self, message: CompareProgress) -> None:
@@ -214,7 +244,8 @@ class CompareScreen(LayerHeadKeys, Screen):
         if not self.is_mounted:
             return
         for name, side, config in (("a", self.side_a, self.settings.a), ("b", self.side_b, self.settings.b)):
-            self.query_one(f"#settings-{name}", Static).update(settings_line(config))
+            line = self.query_one(f"#settings-{name}", Static)
+            line.update(settings_line(config, line.size.width or 80))
             if side is not None:
                 self.draw_side(name, side)
         self.query_one("#cmp-strip").border_subtitle = FOLLOW_TEXT[self.follow] + (

@@ -70,6 +70,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape", "dismiss", "Close"),
         Binding("question_mark", "dismiss", "Close", show=False),
         Binding("q", "dismiss", "Close", show=False),
+        Binding("e", "app.export", "Save", show=False),  # a modal hides the app's keys: e says there is nothing to save
     ]
 
     def __init__(self, sections: list[tuple[str, list[Binding]]]) -> None:

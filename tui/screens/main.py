@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from engine.events import SamplingConfig
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
@@ -24,7 +24,7 @@ from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
 from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
 from tui.handlers import Loader, TraceLog
 from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys, key_pair
+from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import (
     CandidatesPreviewed,
     ContextReady,
@@ -51,29 +51,31 @@ from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView, parameter_lines
 
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
-LAYERS_LEGEND = "norm÷max · cos(l, l-1)"  # a legend that changed every token would repaint the whole pane
+LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
 
 class MainScreen(LayerHeadKeys, Screen):
     HELP_TITLE = "Generation (main screen)"
     BINDINGS = [
+        *QUIT_HELP_SAVE,
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
-        Binding("g", "run_pause", "Run/pause", tooltip="Run up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run up to max new tokens; press again to pause"),
         *key_pair("t", "T", "temperature({})", "Temperature down 0.1 (0 = greedy)", "Temperature up", footer="Temp"),
         *key_pair("k", "K", "top_k({})", "Top-k down", "Top-k up"),
         *key_pair("p", "P", "top_p({})", "Top-p down", "Top-p up"),
         *key_pair("m", "M", "max_new_tokens({})", "Max new tokens down", "Max new tokens up"),
         *key_pair("s", "S", "seed({})", "Seed down", "Seed up"),
         *LAYER_HEAD_BINDINGS,
-        Binding("1", "pick(1)", "Pick", key_display="1-9", tooltip="Force candidate 1–9 as the next token"),
+        Binding("1", "pick(1)", "Pick", key_display="1-9", show=False, tooltip="Force candidate 1–9 as the next token"),
         *[Binding(str(i), f"pick({i})", f"Pick candidate {i}", show=False) for i in range(2, 10)],
         Binding("backspace", "undo", "Undo", key_display="⌫", tooltip="Remove the last generated token"),
         Binding("r", "reset", "Reset: back to the prompt, generator re-seeded", show=False),
         Binding("left", "select(-1)", "Select the previous token", show=False),
         Binding("right", "select(1)", "Select the next token", show=False),
         Binding("end", "select_newest", "Select the newest token", show=False),
-        Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets)", show=False),
+        # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
+        Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
@@ -110,8 +112,10 @@ class MainScreen(LayerHeadKeys, Screen):
         with Horizontal(id="top"):
             with pane("Parameters", "parameters-pane"):
                 yield ParametersView(id="parameters")
-            with pane("Generation", "generation-pane"):
-                yield Input(placeholder="prompt (i to edit, enter to apply)", id="prompt")
+            with pane("Generation · i edits the prompt", "generation-pane"):
+                with Horizontal(id="prompt-row"):  # shown only while the prompt is edited
+                    yield Static("prompt ›", id="prompt-label")
+                    yield Input(placeholder="the text to continue (enter applies and resets, escape cancels)", id="prompt")
                 yield GenerationView(id="generation")
             with pane("Candidates", "candidates-pane", "p before │ after T·k·p"):
                 yield CandidatesView(id="candidates")
@@ -120,10 +124,11 @@ class MainScreen(LayerHeadKeys, Screen):
                 yield AttentionMap(id="attention")
             with pane("Layers", "layers-pane", LAYERS_LEGEND):  # constant: the chart's own legend gives the norm's scale
                 yield LayersView(id="layers")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#prompt", Input).value = self.prompt
+        self.query_one("#prompt-row").display = False
         self.query_one("#generation", GenerationView).focus()
         self.show_loading(True)
         self.set_status(f"loading {self.options.model_name}…")
@@ -359,18 +364,36 @@ class MainScreen(LayerHeadKeys, Screen):
         if self.engine.send(Reset(self.settings)):
             self.selected_token = None
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """While an input has the keys, i is a letter to type, not the prompt key."""
+        return not (action == "edit_prompt" and isinstance(self.focused, Input))
+
     def action_edit_prompt(self) -> None:
-        self.query_one("#prompt", Input).focus()
+        """i: the prompt line opens and takes the keys at once, so a paste or fast typing lands in it.
+
+        The app hands each key to the focused widget as it reads it; `i` is a priority binding, so this
+        runs before the keys after it are handed on, and the focus moves now (Widget.focus() would wait).
+        """
+        self.query_one("#prompt-row").display = True
+        self.set_focus(self.query_one("#prompt", Input))
+
+    def close_prompt(self, value: str) -> None:
+        self.query_one("#prompt", Input).value = value
+        self.query_one("#prompt-row").display = False
+        self.set_focus(self.query_one(GenerationView))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.engine.say("The prompt is empty: type the text to continue (escape keeps the old prompt).", "warning")
+            return
         if self.engine.send(SetPrompt(event.value, self.settings)):
             self.prompt = event.value
             self.selected_token = None
-        self.query_one(GenerationView).focus()
+        self.close_prompt(self.prompt)
 
     def key_escape(self) -> None:
         if isinstance(self.focused, Input):
-            self.query_one(GenerationView).focus()
+            self.close_prompt(self.prompt)  # cancelled: the prompt stays as it was
 
     # ---- other screens -----------------------------------------------------------------------
     def needs_model(self) -> bool:
@@ -396,4 +419,4 @@ class MainScreen(LayerHeadKeys, Screen):
 
     def action_tokenize(self) -> None:
         if not self.needs_model() and not isinstance(self.app.screen, TokenizeScreen):
-            self.app.push_screen(TokenizeScreen(self.loaded.tokenizer, self.options.model_name, self.loaded.path))
+            self.app.push_screen(TokenizeScreen(self.loaded.tokenizer, self.options.model_name, None))  # a decoder: no encoder view

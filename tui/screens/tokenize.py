@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.runtime.loading import ModelLoadError
 from engine.views.pieces import visible
 from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
-from tui.keys import LAYER_HEAD_BINDINGS, LayerHeadKeys
+from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import pane
 
@@ -36,21 +36,29 @@ ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summa
 
 
 def summary_text(view: TokenizationView) -> Text:
-    """Counts, tokens per word and the round trip of one tokenization."""
-    n_words = len(view.words)
+    """Counts, characters per token, the round trip, and tokens per word where words are space-separated.
+
+    Chinese or Japanese text has no spaces between words: there, "words" would be the whole sentence,
+    so only characters per token is shown.
+    """
+    spaced = len(view.words) > 1
     text = Text()
-    text.append(f"characters {view.n_chars} · bytes {view.n_bytes} · words {n_words} · tokens {view.n_tokens}\n", style="bold")
-    text.append(f"tokens per word {view.n_tokens / max(n_words, 1):.2f} · ")
+    words = f" · words {len(view.words)}" if spaced else ""
+    text.append(f"characters {view.n_chars} · bytes {view.n_bytes}{words} · tokens {view.n_tokens}\n", style="bold")
+    text.append(f"characters per token {view.n_chars / max(view.n_tokens, 1):.2f} · ")
+    if spaced:
+        text.append(f"tokens per word {view.n_tokens / len(view.words):.2f} · ")
     if view.round_trip_ok:
         text.append("round trip exact" + (" (byte-level: always)" if view.byte_level else ""), style="green")
     else:
         shown = visible(view.round_trip)
         shown = shown if len(shown) <= ROUND_TRIP_SHOWN else shown[: ROUND_TRIP_SHOWN - 1] + "…"
         text.append(f"round trip differs: decode gives {shown!r}", style="yellow")
-    text.append("\nper word:", style="bold")
-    for word, count in zip(view.words, view.tokens_per_word):
-        text.append("  " + visible(word), style="dim")
-        text.append(f" {count}", style="bold" if count > 1 else "")
+    if spaced:
+        text.append("\nper word:", style="bold")
+        for word, count in zip(view.words, view.tokens_per_word):
+            text.append("  " + visible(word), style="dim")
+            text.append(f" {count}", style="bold" if count > 1 else "")
     return text
 
 
@@ -66,6 +74,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
     HELP_TITLE = "Tokenization (w)"
     AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
     BINDINGS = [
+        *QUIT_HELP_SAVE,
         Binding("escape", "back", "Back", tooltip="Back to generation (from an input: leave it)"),
         Binding(
             "1",
@@ -130,11 +139,17 @@ class TokenizeScreen(LayerHeadKeys, Screen):
                     yield encoder_map
                     yield Static(id="tok-attention-note")
         yield Static(id="tok-status")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#tok-table", DataTable).add_columns("#", "id", "piece", "text", "bytes")
         self.retokenize()
+
+    def figures(self) -> dict:
+        """What `e` saves here: the sentence, the tokenizer and the pieces table."""
+        view = self.view
+        rows = [] if view is None else [dict(zip(("#", "id", "piece", "text", "bytes"), row)) for row in table_rows(view)]
+        return {"data": {"tokens": {"tokenizer": self.source_name, "text": view.text if view else "", "rows": rows}}}
 
     # ---- the sentence --------------------------------------------------------------------------
     def retokenize(self) -> None:
@@ -209,6 +224,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         attention_map = self.query_one("#tok-attention", AttentionMap)
         note = self.query_one("#tok-attention-note", Static)
         encoder = self.encoder
+        box.display = encoder is not None or self.encoder_possible  # only for an encoder (or while finding out)
         attention_map.display = encoder is not None
         note.display = encoder is None
         if encoder is None:

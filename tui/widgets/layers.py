@@ -1,6 +1,6 @@
 """The Layers pane: residual-stream norm and layer-to-layer cosine per layer, and the logit lens.
 
-The chart is drawn here, in the layout plotext gave it (a frame, y ticks, braille lines, a legend,
+The chart is drawn here, in the layout plotext gave it (a frame, y ticks, the norm as a braille line and the cosines as × marks,
 x ticks), straight into strips: plotext's build plus re-parsing its ANSI output took ~9× as long per
 token. Only the lines that changed are repainted.
 """
@@ -21,7 +21,7 @@ from tui.widgets.attention_map import StripsWidget
 SERIES_COLOURS = ("#9d65ff", "#98e024")  # norm, cosine: the colours plotext's first two series had on screen
 BRAILLE_BASE = 0x2800
 BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])  # [4, 2] dot (row, col) -> bit
-LEGEND_MARK = "⢕⢕"
+COSINE_MARK = "×"  # cosines are marks at each layer, norms a line: the two differ without colour too
 PLAIN = Style()
 MAX_Y_TICKS = 7
 
@@ -38,14 +38,14 @@ def lens_strips(lens: list[LensEntry], width: int, height: int) -> list[Strip]:
     return ([line.adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
 
 
-def layer_series(norms: np.ndarray, cosines: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """Per layer (0 = embedding): residual norm scaled to its maximum, and cos(layer, layer-1), with labels."""
+def layer_series(norms: np.ndarray, cosines: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer (0 = embedding): residual norm scaled to its maximum, then cos(layer, layer-1), as (x, y)."""
     series = []
     if len(norms):
         top = float(np.max(norms)) or 1.0
-        series.append((np.arange(len(norms)), np.asarray(norms, float) / top, f"norm/{top:.3g}"))  # [L + 1]
+        series.append((np.arange(len(norms)), np.asarray(norms, float) / top))  # [L + 1]
     if len(cosines):
-        series.append((np.arange(1, len(cosines) + 1), np.asarray(cosines, float), "cos"))  # [L]
+        series.append((np.arange(1, len(cosines) + 1), np.asarray(cosines, float)))  # [L]
     return series
 
 
@@ -85,13 +85,13 @@ def merged_strip(cells: list[tuple[str, Style]]) -> Strip:
 
 
 def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "layer") -> list[Strip]:
-    """Exactly `height` strips `width` wide: y ticks, a frame, braille lines, a legend, x ticks and label."""
+    """Exactly `height` strips `width` wide: y ticks, a frame, the norm line and cosine marks, x ticks and label."""
     blank = [Strip.blank(width, PLAIN) for _ in range(height)]
     series = layer_series(norms, cosines)
     plot_rows = height - 4  # top frame, bottom frame, x tick labels, x label
     if not series or plot_rows < 1:
         return blank
-    values = np.concatenate([ys for _, ys, _ in series])
+    values = np.concatenate([ys for _, ys in series])
     y_low, y_high = float(values.min()), float(values.max())
     if y_high - y_low < 1e-9:
         y_low, y_high = y_low - 0.5, y_high + 0.5
@@ -104,30 +104,22 @@ def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int
     if plot_cols < 2:
         return blank
 
-    n_points = max(len(xs) for xs, _, _ in series)
+    n_points = max(len(xs) for xs, _ in series)
     x_span = max(n_points - 1, 1)
     styles = [Style.parse(colour) for colour in SERIES_COLOURS]
-    char_codes = np.zeros((plot_rows, plot_cols), int)  # [R, C] braille bits of every series
-    owner = np.full((plot_rows, plot_cols), -1)  # [R, C] the last series drawn in the cell
-    for index, (xs, ys, _) in enumerate(series):
-        dots = np.zeros((plot_rows * 4, plot_cols * 2), bool)  # [4R, 2C]
-        dot_x = xs / x_span * (plot_cols * 2 - 1)  # [n]
-        dot_y = (y_high - ys) / (y_high - y_low) * (plot_rows * 4 - 1)  # [n]
-        cols, rows = line_dots(dot_x, dot_y)
-        dots[rows, cols] = True
-        bits = braille(dots)  # [R, C]
-        char_codes |= bits
-        owner[bits > 0] = index
-
-    grid = [
-        [(chr(BRAILLE_BASE + code), styles[who]) if who >= 0 else (" ", PLAIN) for code, who in zip(code_row, owner_row)]
-        for code_row, owner_row in zip(char_codes.tolist(), owner.tolist())
-    ]
-    legend_w = max(len(label) for _, _, label in series) + len(LEGEND_MARK) + 3  # " ⢕⢕ label "
-    if len(series) <= plot_rows and legend_w <= plot_cols:  # a box at the top left, over the data
-        for row, (_, _, label) in enumerate(series):
-            text = f" {label}".ljust(legend_w - len(LEGEND_MARK) - 1)
-            grid[row][:legend_w] = [(" ", PLAIN), *[(c, styles[row]) for c in LEGEND_MARK], *[(c, PLAIN) for c in text]]
+    grid: list[list[tuple[str, Style]]] = [[(" ", PLAIN)] * plot_cols for _ in range(plot_rows)]
+    xs, ys = series[0]  # the norm: a braille line through every layer
+    dots = np.zeros((plot_rows * 4, plot_cols * 2), bool)  # [4R, 2C]
+    cols, rows = line_dots(xs / x_span * (plot_cols * 2 - 1), (y_high - ys) / (y_high - y_low) * (plot_rows * 4 - 1))
+    dots[rows, cols] = True
+    for row, code_row in enumerate(braille(dots).tolist()):  # [R, C]
+        grid[row] = [(chr(BRAILLE_BASE + code), styles[0]) if code else cell for code, cell in zip(code_row, grid[row])]
+    if len(series) > 1:  # the cosines: one mark per layer, over the line where they meet
+        xs, ys = series[1]
+        for col, row in zip(
+            (xs / x_span * (plot_cols - 1)).round().astype(int), ((y_high - ys) / (y_high - y_low) * (plot_rows - 1)).round().astype(int)
+        ):
+            grid[row][col] = (COSINE_MARK, styles[1])
 
     lines = [Strip([Segment(" " * label_w + "┌" + "─" * plot_cols + "┐", PLAIN)])]
     for row, cells in enumerate(grid):
@@ -146,7 +138,9 @@ def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int
             labels[start : start + len(text)] = text
     lines.append(Strip([Segment(" " * label_w + "└" + "".join(frame) + "┘", PLAIN)]))
     lines.append(Strip([Segment("".join(labels), PLAIN)]))
-    lines.append(Strip([Segment(" " * label_w + xlabel.center(plot_cols + 2), PLAIN)]))
+    scaled = f"{xlabel} · norm max {float(np.max(norms)):.3g}" if len(norms) else xlabel  # the legend is the pane's subtitle
+    caption = scaled if len(scaled) <= plot_cols + 2 else xlabel
+    lines.append(Strip([Segment(" " * label_w + caption.center(plot_cols + 2), PLAIN)]))
     return [line.adjust_cell_length(width, PLAIN) for line in lines]
 
 
