@@ -65,6 +65,16 @@ def model_arg(text: str) -> str:
     return text
 
 
+def ablation_arg(text: str):
+    """--ablate SPEC: L.H, L.attn or L.mlp (0-based); the model's ranges are checked once it is loaded."""
+    from engine.model.interventions import parse_ablation
+
+    try:
+        return parse_ablation(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64) -> None:
     defaults = SamplingConfig()
     parser.add_argument("--temperature", type=temperature_arg, default=defaults.temperature, help="0 = greedy (default %(default)s)")

@@ -1,4 +1,4 @@
-"""`tfund`: the headless command line (generate, parity, train-toy, bench).
+"""`tfund`: the headless command line (generate, parity, train-toy, bench, tokenize, compare, inspect).
 
 Exit codes: 0 success, 1 runtime failure (offline, parity above tolerance), 2 bad usage.
 Errors are one line on stderr, never a traceback.
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from engine.args import (
     OneLineParser,
+    ablation_arg,
     add_model_args,
     add_sampling_args,
     model_arg,
@@ -80,6 +81,23 @@ def build_parser() -> OneLineParser:
     cmp.add_argument("--max-new-tokens", type=positive_tokens_arg, default=16, help="steps to compare (default %(default)s)")
     cmp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where both models run (default auto)")
     cmp.add_argument("--json", action="store_true", help="print one JSON object (every step, both texts) instead of the table")
+
+    insp = sub.add_parser("inspect", help="the next token intact and ablated, KL, top-token flip, direct logit attribution")
+    add_model_args(insp)
+    insp.add_argument("--prompt", default=DEFAULT_PROMPT)
+    insp.add_argument(
+        "--ablate",
+        type=ablation_arg,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
+        "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
+    )
+    insp.add_argument("--ablate-mode", choices=["zero", "mean"], default="zero", help="zeros, or the mean over the prompt's positions")
+    insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
+    insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
+    insp.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
@@ -230,6 +248,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from engine.runtime.interventions import Inspector
+    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model, resolve_device
+    from engine.views.inspect import format_inspect, inspect_context, prompt_ids
+
+    device = resolve_device(args.device)
+    engine = args.engine if args.engine != "auto" else ("numpy" if device == "cpu" else "torch")
+    if engine == "numpy" and device != "cpu":
+        raise UsageError("argument --engine: the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
+    try:
+        model = load_model(args.model, device=device, allow_pickle=args.allow_pickle)
+    except ModelUnavailableError:
+        raise
+    except ModelLoadError as error:
+        raise UsageError(f"argument --model: {error}") from None
+    info = model.info
+    for ablation in args.ablate:
+        try:
+            ablation.check(info.n_layer, info.n_head)
+        except ValueError as error:
+            raise UsageError(f"argument --ablate: {error}") from None
+    ids = prompt_ids(model.tokenizer, args.prompt, info.n_positions)
+    report = inspect_context(Inspector(model.hf_model, engine), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
+    report = {"model": args.model, **report}
+    print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))
+    return 0
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from engine.views.tokenization import format_tokenization, load_tokenizer, tokenize, tokenize_json
 
@@ -254,6 +300,7 @@ COMMANDS = {
     "train-toy": cmd_train_toy,
     "bench": cmd_bench,
     "tokenize": cmd_tokenize,
+    "inspect": cmd_inspect,
     "compare": cmd_compare,
 }
 

@@ -88,6 +88,8 @@ class TokenEvent:
     dropped: int = 0  # how many tokens the window slid by (0 unless slid)
     p_raw: float = 0.0  # the model's probability for this token (temperature 1), even outside the top N
     p: float = 0.0  # its probability after temperature, top-k and top-p (0 for a forced token outside them)
+    entropy: float = 0.0  # nats, of the distribution the token was drawn from (after temperature/top-k/top-p; 0 when greedy)
+    entropy_raw: float = 0.0  # nats, of the model's own distribution (temperature 1)
 
     def to_json(self, top: int = 5) -> dict:
         """The trace line for this event (JSON-serialisable)."""
@@ -97,6 +99,8 @@ class TokenEvent:
             "text": self.text,
             "p_raw": round(self.p_raw, 6),
             "p": round(self.p, 6),
+            "entropy": round(self.entropy, 6),
+            "entropy_raw": round(self.entropy_raw, 6),
             "forced": self.forced,
             "eos": self.eos,
             "slid": self.slid,

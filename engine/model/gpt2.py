@@ -212,7 +212,9 @@ class GPT2Numpy:
         shape = (self.n_layer, self.n_head, max_len or self.n_positions, d_head)
         return KVCache(np.zeros(shape, np.float32), np.zeros(shape, np.float32))
 
-    def forward(self, ids, cache: KVCache | None = None, capture: bool = True, logits_to_keep: int = 0) -> tuple[np.ndarray, dict]:
+    def forward(
+        self, ids, cache: KVCache | None = None, capture: bool = True, logits_to_keep: int = 0, hooks: dict | None = None
+    ) -> tuple[np.ndarray, dict]:
         """New tokens ids [T] after the cache contents -> logits [T, V] float32, captures.
 
         Without a cache the ids are a whole sequence from position 0. The cache is extended in place.
@@ -220,7 +222,8 @@ class GPT2Numpy:
         prompt's prefill then skips most of the [T, d] @ [d, V] product.
         Captures (none with capture=False): ops.block's per layer (blocks.{i}.hook_resid_pre /
         hook_resid_post [T, d], blocks.{i}.attn.hook_pattern [H, T, start + T], ...) and
-        ln_final.hook_normalized [T, d]. ValueError for no ids, ids outside the
+        ln_final.hook_normalized [T, d]. hooks ({"blocks.{i}.attn.hook_z": fn, ...}, see ops.stack)
+        change or record activations on the way (engine.model.interventions builds them). ValueError for no ids, ids outside the
         vocabulary, or positions past n_positions.
         """
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)  # [T]
@@ -243,6 +246,7 @@ class GPT2Numpy:
             self.n_head,
             caches=cache.layers(),
             capture=capture,
+            hooks=hooks,
             activation=self.activation,
             eps=self.layer_norm_epsilon,
         )  # [T, d]

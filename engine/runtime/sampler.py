@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.model.interventions import entropy
 from engine.model.sampling import raw_probs, sample, warp_probs
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
@@ -254,6 +255,7 @@ class Sampler:
             token_id = int(sample(p, self.rng)) if forced_id is None else forced_id
             candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n, self.piece_text)
             chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
+            entropy_raw, entropy_p = float(entropy(p_raw)), float(entropy(p))  # nats, for the timeline
             sampled = time.perf_counter()
             # 3. slide the window when the context is full, then run the new token through the model
             dropped = 0
@@ -282,6 +284,8 @@ class Sampler:
                 candidates=candidates,
                 p_raw=chosen_p_raw,
                 p=chosen_p,
+                entropy=entropy_p,
+                entropy_raw=entropy_raw,
                 attention=view.attention,
                 lens=view.lens,
                 norms=view.norms,

@@ -1,0 +1,264 @@
+"""Intervene and attribute on the NumPy GPT-2: ablate heads, attention layers and MLPs; direct logit attribution.
+
+Definitions (the torch side, engine.runtime.interventions, implements the same ones):
+
+- **Head ablation** `L.H`: head H of layer L writes nothing of its own. Its output z (its [T, d_head]
+  slice of the merged heads, before `attn.c_proj`; TransformerLens's `blocks.L.attn.hook_z`) is
+  replaced by zeros (zero ablation) or by its mean over the context's positions (mean ablation).
+- **Attention-layer ablation** `L.attn`: every head of layer L ablated, so `L.attn` equals ablating
+  `L.0` … `L.{H-1}` exactly. Zero-ablated, the attention sublayer then adds only c_proj's bias.
+- **MLP ablation** `L.mlp`: the MLP's neurons (`mlp.hook_post`, after the nonlinearity) are replaced
+  the same way; zero-ablated, the MLP then adds only its c_proj's bias.
+  Both keep the sublayer's output bias: an ablation switches off what a component computes from its
+  input, not the constant it adds whatever the input. Mean-ablated, a sublayer adds its mean output
+  over the context at every position (c_proj is linear, so the mean of z or of the neurons gives it).
+- **Mean ablation** averages over the positions of the forward pass: the whole context when run
+  without a KV cache, as `run_numpy` does. With a cache the hook sees only the new positions.
+- **Direct logit attribution** of token t at the last position: the final residual stream is the sum
+  embed + Σ_L (attn_L + mlp_L), and attn_L = Σ_H z_H @ W_O[H] + b_O. Each part c goes through ln_f
+  with its scale frozen at the full residual's value, then onto t's unembedding u:
+  (c - mean(c)) / σ(resid) * g · u. Centring is linear, so the parts sum to ln_f(resid) · u minus
+  ln_f's bias term b · u, which is `bias` (nothing else is left over). A layer's `attn` is the sum of
+  its heads plus its c_proj bias term (b_O through the same frozen ln_f); heads break `attn` down.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+ABLATION_MODES = ("zero", "mean")
+SPEC_FORMAT = "L.H (a head), L.attn or L.mlp with 0-based layer L and head H, e.g. 0.1, 1.attn, 0.mlp"
+SPEC_PATTERN = re.compile(r"^\s*L?(\d+)\.(?:H?(\d+)|(attn|mlp))\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, order=True)
+class Ablation:
+    """One component to knock out: a head (kind "head", with `head`), a layer's attention or its MLP."""
+
+    layer: int  # 0-based
+    kind: str  # "head", "attn" or "mlp"
+    head: int | None = None  # 0-based, for kind "head" only
+
+    @property
+    def spec(self) -> str:  # what --ablate takes: "0.1", "0.attn", "0.mlp"
+        return f"{self.layer}.{self.head if self.kind == 'head' else self.kind}"
+
+    @property
+    def label(self) -> str:  # how it is shown and named in attributions: "L0.H1", "L0.attn", "L0.mlp"
+        return f"L{self.layer}.H{self.head}" if self.kind == "head" else f"L{self.layer}.{self.kind}"
+
+    def check(self, n_layer: int, n_head: int) -> None:
+        """ValueError, in one sentence naming the allowed range, unless this model has the component."""
+        if not 0 <= self.layer < n_layer:
+            raise ValueError(f"layer {self.layer} is out of range: this model has layers 0-{n_layer - 1} (got {self.spec!r})")
+        if self.kind == "head" and not (self.head is not None and 0 <= self.head < n_head):
+            raise ValueError(f"head {self.head} is out of range: this model has heads 0-{n_head - 1} per layer (got {self.spec!r})")
+
+
+def parse_ablation(text: str, n_layer: int | None = None, n_head: int | None = None) -> Ablation:
+    """'0.1' -> head 1 of layer 0; '1.attn', '0.mlp'; 'L0.H1' too (labels parse back). With the model's
+    sizes the layer and head are checked. ValueError in one sentence."""
+    match = SPEC_PATTERN.match(text)
+    if match is None:
+        raise ValueError(f"expected {SPEC_FORMAT} (got {text!r})")
+    layer, head, kind = match.groups()
+    ablation = Ablation(int(layer), "head", int(head)) if head is not None else Ablation(int(layer), kind.lower())
+    if n_layer is not None and n_head is not None:
+        ablation.check(n_layer, n_head)
+    return ablation
+
+
+def check_mode(mode: str) -> None:
+    if mode not in ABLATION_MODES:
+        raise ValueError(f"ablation mode must be one of {', '.join(ABLATION_MODES)} (got {mode!r})")
+
+
+def ablated_heads(ablations: Iterable[Ablation], n_layer: int, n_head: int) -> np.ndarray:  # -> [L, H] bool
+    """Which heads are knocked out: a head ablation marks one, an attention-layer ablation all of its layer's."""
+    mask = np.zeros((n_layer, n_head), dtype=bool)  # [L, H]
+    for ablation in ablations:
+        ablation.check(n_layer, n_head)
+        if ablation.kind == "attn":
+            mask[ablation.layer] = True
+        elif ablation.kind == "head":
+            mask[ablation.layer, ablation.head] = True
+    return mask
+
+
+def ablated_mlps(ablations: Iterable[Ablation], n_layer: int) -> np.ndarray:  # -> [L] bool
+    mask = np.zeros(n_layer, dtype=bool)  # [L]
+    for ablation in ablations:
+        if ablation.kind == "mlp":
+            mask[ablation.layer] = True
+    return mask
+
+
+def ablate_z(z, heads, mode="zero"):  # [H, T, d_head], [H] bool -> [H, T, d_head]
+    """Replace the marked heads' outputs by zeros or by their mean over positions."""
+    out = z.copy()  # [H, T, d_head]
+    out[heads] = 0.0 if mode == "zero" else z[heads].mean(axis=1, keepdims=True)  # [n_ablated, 1 or T, d_head]
+    return out
+
+
+def ablate_neurons(post, mode="zero"):  # [T, d_ff] -> [T, d_ff]
+    """Replace every MLP neuron's activation by zero or by its mean over positions."""
+    return np.zeros_like(post) if mode == "zero" else np.broadcast_to(post.mean(axis=0, keepdims=True), post.shape).copy()
+
+
+def intervention_hooks(
+    ablations: Iterable[Ablation], n_layer: int, n_head: int, mode: str = "zero", record: dict | None = None
+) -> dict[str, Callable]:
+    """Hooks for GPT2Numpy.forward / ops.stack: ablate what `ablations` name; with `record` (a dict),
+    also store every layer's (ablated) z under its name, `blocks.{i}.attn.hook_z` [H, T, d_head]."""
+    check_mode(mode)
+    ablations = list(ablations)
+    heads, mlps = ablated_heads(ablations, n_layer, n_head), ablated_mlps(ablations, n_layer)
+    hooks: dict[str, Callable] = {}
+    for i in range(n_layer):
+        name = f"blocks.{i}.attn.hook_z"
+        if heads[i].any() or record is not None:
+
+            def hook_z(z, mask=heads[i], name=name):  # [H, T, d_head] -> [H, T, d_head]
+                z = ablate_z(z, mask, mode) if mask.any() else z
+                if record is not None:
+                    record[name] = z
+                return z
+
+            hooks[name] = hook_z
+        if mlps[i]:
+            hooks[f"blocks.{i}.mlp.hook_post"] = lambda post: ablate_neurons(post, mode)  # [T, d_ff] -> [T, d_ff]
+    return hooks
+
+
+# ---- one forward over a context, maybe ablated, and what attribution needs from it ----------------
+
+
+@dataclass
+class InterventionRun:
+    """One forward over a whole context (maybe ablated), as NumPy data: what inspect and the panes read."""
+
+    logits: np.ndarray  # [V] next-token logits at the last position
+    embed: np.ndarray  # [d] token + position embedding at the last position
+    z: np.ndarray  # [L, H, d_head] each head's output at the last position, after ablation
+    mlp_out: np.ndarray  # [L, d] each MLP's output at the last position, after ablation
+    resid_final: np.ndarray  # [d] the residual stream entering ln_f at the last position
+    attention: np.ndarray  # [L, H, T, T] every head's attention over the context
+    ablations: tuple[Ablation, ...] = ()
+    mode: str = "zero"
+
+
+def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
+    """The NumPy GPT-2 (engine.model.gpt2.GPT2Numpy) over the whole context `ids` [T], no KV cache."""
+    ablations = tuple(ablations)
+    record: dict = {}
+    hooks = intervention_hooks(ablations, net.n_layer, net.n_head, mode, record=record)
+    logits, captures = net.forward(ids, hooks=hooks, logits_to_keep=1)  # [1, V]
+    L = net.n_layer
+    return InterventionRun(
+        logits=logits[-1],
+        embed=captures["blocks.0.hook_resid_pre"][-1],
+        z=np.stack([record[f"blocks.{i}.attn.hook_z"][:, -1] for i in range(L)]),  # [L, H, d_head]
+        mlp_out=np.stack([captures[f"blocks.{i}.hook_mlp_out"][-1] for i in range(L)]),  # [L, d]
+        resid_final=captures[f"blocks.{L - 1}.hook_resid_post"][-1],
+        attention=np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(L)]),  # [L, H, T, T]
+        ablations=ablations,
+        mode=mode,
+    )
+
+
+# ---- direct logit attribution --------------------------------------------------------------------
+
+
+@dataclass
+class Attribution:
+    """Direct logit attribution of one token at the last position (see the module docstring)."""
+
+    token_id: int
+    logit: float  # the model's logit for the token
+    embed: float  # token + position embedding
+    heads: np.ndarray  # [L, H] each head's z through its slice of c_proj
+    attn_bias: np.ndarray  # [L] each attention c_proj's bias, counted in that layer's `attn`
+    mlp: np.ndarray  # [L] each MLP's output (its c_proj bias included)
+    bias: float  # ln_f's bias · the token's unembedding
+
+    @property
+    def attn(self) -> np.ndarray:  # [L] each attention layer: its heads plus its c_proj bias term
+        return self.heads.sum(axis=1) + self.attn_bias
+
+    def total(self) -> float:
+        """embed + every layer's attn and mlp + bias: equals `logit` up to rounding."""
+        return float(self.embed + self.attn.sum() + self.mlp.sum() + self.bias)
+
+    def components(self) -> dict[str, float]:
+        """{"embed", "L0.attn", "L0.H0", …, "L0.mlp", "L1.attn", …} in the order the stream adds them.
+        Heads break their layer's attn down, so the sum of embed, the L*.attn, the L*.mlp and `bias` is the logit."""
+        parts = {"embed": float(self.embed)}
+        for layer in range(self.heads.shape[0]):
+            parts[f"L{layer}.attn"] = float(self.attn[layer])
+            parts.update({f"L{layer}.H{h}": float(v) for h, v in enumerate(self.heads[layer])})
+            parts[f"L{layer}.mlp"] = float(self.mlp[layer])
+        return parts
+
+
+def logit_direction(resid, ln_f, u, eps):  # [d], {"g": [d], "b": [d]}, [d] -> [d]
+    """The vector whose dot product with a residual-stream part is that part's share of the logit:
+    ln_f's gain times the unembedding over the full residual's std (frozen), centred because ln_f
+    subtracts each vector's mean: (c - mean(c)) · w == c · (w - mean(w))."""
+    centred = resid - resid.mean()  # [d]
+    sigma = np.sqrt((centred * centred).mean() + eps)  # the full residual's scale, frozen
+    w = ln_f["g"] * u / sigma  # [d]
+    return w - w.mean()  # [d]
+
+
+def direct_logit_attribution(run: InterventionRun, params: dict, token_id: int, eps: float = 1e-5) -> Attribution:
+    """Attribute `token_id`'s logit at the last position of `run` to the embedding, each head (and its
+    layer's c_proj bias), each MLP, and ln_f's bias. `params` are GPT-2 params (engine.model.gpt2);
+    only wte, ln_f and each block's attn.c_proj are read. Computed in float64."""
+    L, H, d_head = run.z.shape
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    u = f64(params["wte"][token_id])  # [d] the token's unembedding (tied to its embedding)
+    ln_f = {"g": f64(params["ln_f"]["g"]), "b": f64(params["ln_f"]["b"])}
+    direction = logit_direction(f64(run.resid_final), ln_f, u, eps)  # [d]
+    w_o = np.stack([f64(block["attn"]["c_proj"]["w"]) for block in params["blocks"]])  # [L, H * d_head, d]
+    head_dirs = (w_o @ direction).reshape(L, H, d_head)  # [L, H, d_head] each head's slice of W_O, onto the direction
+    b_o = np.stack([f64(block["attn"]["c_proj"]["b"]) for block in params["blocks"]])  # [L, d]
+    return Attribution(
+        token_id=int(token_id),
+        logit=float(run.logits[token_id]),
+        embed=float(f64(run.embed) @ direction),
+        heads=(f64(run.z) * head_dirs).sum(axis=-1),  # [L, H]
+        attn_bias=b_o @ direction,  # [L]
+        mlp=f64(run.mlp_out) @ direction,  # [L]
+        bias=float(ln_f["b"] @ u),
+    )
+
+
+# ---- comparing distributions ---------------------------------------------------------------------
+
+
+def entropy(p, axis=-1):  # [..., V] probabilities -> [...] nats
+    """Shannon entropy in nats; zero-probability entries contribute nothing."""
+    p = np.asarray(p, dtype=np.float64)
+    logs = np.log(np.where(p > 0, p, 1.0))  # log 1 = 0 where p = 0
+    return -(p * logs).sum(axis=axis)
+
+
+def kl_divergence(p, q) -> float:  # [V], [V] probabilities -> KL(p‖q) in nats
+    """KL(p‖q) = Σ p log(p / q); terms with p = 0 are 0; q is floored at the smallest float64 to stay finite."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    support = p > 0
+    return float(max(0.0, (p[support] * (np.log(p[support]) - np.log(np.maximum(q[support], np.finfo(np.float64).tiny)))).sum()))
+
+
+def log_softmax(logits):  # [..., V] -> [..., V] float64
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def probabilities(logits):  # [..., V] -> [..., V] float64
+    return np.exp(log_softmax(logits))

@@ -1,0 +1,239 @@
+"""Ablation (heads, attention layers, MLPs; zero and mean), direct logit attribution and per-head statistics,
+on the NumPy engine and on transformers with hooks, which must agree."""
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.model.head_stats import head_stats, induction_mask
+from engine.model.interventions import (
+    Ablation,
+    entropy,
+    intervention_hooks,
+    kl_divergence,
+    logit_direction,
+    parse_ablation,
+    probabilities,
+)
+from engine.runtime.interventions import Inspector
+from engine.runtime.loading import load_model
+from engine.tools.factories import random_gpt2
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module", params=["toy", "tiny"])
+def inspectors(request):
+    hf = load_model("toy", device="cpu").hf_model if request.param == "toy" else random_gpt2("tiny", seed=3)
+    ids = [(7 * i + 3) % hf.config.vocab_size for i in range(10)] + [5, 9, 5]  # a repeat, for the induction rows
+    return Inspector(hf, "numpy"), Inspector(hf, "torch"), ids
+
+
+def specs(*texts):
+    return tuple(parse_ablation(t) for t in texts)
+
+
+# ---- the spec ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.1", Ablation(0, "head", 1)),
+        ("1.attn", Ablation(1, "attn")),
+        ("0.mlp", Ablation(0, "mlp")),
+        ("L1.H3", Ablation(1, "head", 3)),
+        (" 2.MLP ", Ablation(2, "mlp")),
+    ],
+)
+def test_specs_parse_and_labels_parse_back(text, expected):
+    ablation = parse_ablation(text)
+    assert ablation == expected
+    assert parse_ablation(ablation.spec) == ablation == parse_ablation(ablation.label)
+
+
+@pytest.mark.parametrize("text", ["", "0", "x.1", "0.", "0.attn.1", "-1.2", "0.head", "1.2.3", "0,1"])
+def test_malformed_specs_are_one_sentence_naming_the_format(text):
+    with pytest.raises(ValueError) as error:
+        parse_ablation(text)
+    assert "L.H (a head), L.attn or L.mlp" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text, words", [("2.1", "layers 0-1"), ("5.mlp", "layers 0-1"), ("0.4", "heads 0-3"), ("1.17", "heads 0-3")])
+def test_out_of_range_names_the_allowed_range(text, words):
+    with pytest.raises(ValueError, match=words):
+        parse_ablation(text, n_layer=2, n_head=4)
+    parse_ablation("1.3", n_layer=2, n_head=4)  # the edges are allowed
+
+
+# ---- what an ablation does ----------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_ablating_every_head_of_a_layer_equals_ablating_the_layer_attention(inspectors, mode):
+    numpy_side, torch_side, ids = inspectors
+    H = numpy_side.n_head
+    for layer in range(numpy_side.n_layer):
+        every_head = specs(*[f"{layer}.{h}" for h in range(H)])
+        for inspector in (numpy_side, torch_side):
+            attn = inspector.run(ids, specs(f"{layer}.attn"), mode)
+            heads = inspector.run(ids, every_head, mode)
+            np.testing.assert_allclose(heads.logits, attn.logits, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(heads.z, attn.z, rtol=0, atol=1e-6)
+        intact = numpy_side.run(ids)
+        assert np.abs(numpy_side.run(ids, specs(f"{layer}.attn"), mode).logits - intact.logits).max() > 1e-6  # it does something
+
+
+def test_zero_ablation_leaves_only_c_proj_bias_and_mean_ablation_the_mean_output():
+    net = Inspector(load_model("toy", device="cpu").hf_model, "numpy").net
+    ids = list(range(3, 15))
+    _, intact = net.forward(ids)
+    for layer in range(net.n_layer):
+        block = net.params["blocks"][layer]
+        _, zero = net.forward(ids, hooks=intervention_hooks(specs(f"{layer}.attn", f"{layer}.mlp"), net.n_layer, net.n_head))
+        np.testing.assert_allclose(
+            zero[f"blocks.{layer}.hook_attn_out"], np.broadcast_to(block["attn"]["c_proj"]["b"], (len(ids), net.d_model)), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            zero[f"blocks.{layer}.hook_mlp_out"], np.broadcast_to(block["mlp"]["c_proj"]["b"], (len(ids), net.d_model)), atol=1e-6
+        )
+    _, mean = net.forward(ids, hooks=intervention_hooks(specs("0.attn"), net.n_layer, net.n_head, mode="mean"))
+    expected = intact["blocks.0.hook_attn_out"].mean(axis=0)  # layer 0's input is untouched, so its mean output is the intact one's
+    np.testing.assert_allclose(mean["blocks.0.hook_attn_out"], np.broadcast_to(expected, (len(ids), net.d_model)), atol=1e-5)
+
+
+def test_a_head_ablation_zeroes_that_head_only(inspectors):
+    numpy_side, torch_side, ids = inspectors
+    for inspector in (numpy_side, torch_side):
+        intact, ablated = inspector.run(ids), inspector.run(ids, specs("0.1"))
+        assert np.all(ablated.z[0, 1] == 0) and np.abs(intact.z[0, 1]).max() > 0
+        np.testing.assert_allclose(ablated.z[0, [0, 2, 3]], intact.z[0, [0, 2, 3]], atol=1e-6)  # same layer, upstream of the change
+
+
+@pytest.mark.parametrize("ablations", [(), ("0.1",), ("0.attn",), ("1.mlp",), ("0.2", "1.attn", "0.mlp")])
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_numpy_and_torch_agree_on_ablated_logits_and_attribution(inspectors, ablations, mode):
+    numpy_side, torch_side, ids = inspectors
+    a, b = numpy_side.run(ids, specs(*ablations), mode), torch_side.run(ids, specs(*ablations), mode)
+    np.testing.assert_allclose(a.logits, b.logits, rtol=0, atol=TOL)
+    np.testing.assert_allclose(a.attention, b.attention, rtol=0, atol=TOL)
+    token = int(np.argmax(a.logits))
+    da, db = numpy_side.attribution(a, token), torch_side.attribution(b, token)
+    parts_a, parts_b = da.components(), db.components()
+    assert parts_a.keys() == parts_b.keys()
+    np.testing.assert_allclose(list(parts_a.values()), list(parts_b.values()), rtol=0, atol=TOL)
+    assert da.bias == pytest.approx(db.bias, abs=TOL)
+
+
+@pytest.mark.parametrize("ablations", [(), ("0.1", "1.mlp")])
+def test_attribution_sums_to_the_logit(inspectors, ablations):
+    for inspector in inspectors[:2]:
+        run = inspector.run(inspectors[2], specs(*ablations))
+        for token in (int(np.argmax(run.logits)), 0, 17):
+            attribution = inspector.attribution(run, token)
+            assert attribution.total() == pytest.approx(float(run.logits[token]), abs=TOL)
+            parts = attribution.components()
+            layers = [v for k, v in parts.items() if k.endswith((".attn", ".mlp"))]
+            assert parts["embed"] + sum(layers) + attribution.bias == pytest.approx(attribution.logit, abs=TOL)
+
+
+def test_head_parts_add_up_to_the_layer_attention_output():
+    inspector = Inspector(load_model("toy", device="cpu").hf_model, "numpy")
+    net, ids = inspector.net, list(range(4, 16))
+    run = inspector.run(ids)
+    _, captures = net.forward(ids)
+    token = int(np.argmax(run.logits))
+    attribution = inspector.attribution(run, token)
+    direction = logit_direction(
+        run.resid_final.astype(np.float64), net.params["ln_f"], net.params["wte"][token].astype(np.float64), inspector.eps
+    )
+    for layer in range(net.n_layer):  # the whole sublayer's output, through the same frozen ln_f, independently of the per-head split
+        assert attribution.attn[layer] == pytest.approx(float(captures[f"blocks.{layer}.hook_attn_out"][-1] @ direction), abs=TOL)
+        assert attribution.mlp[layer] == pytest.approx(float(captures[f"blocks.{layer}.hook_mlp_out"][-1] @ direction), abs=TOL)
+    assert attribution.bias == pytest.approx(float(net.params["ln_f"]["b"] @ net.params["wte"][token]), abs=1e-5)
+
+
+def test_kl_and_entropy():
+    p = np.array([0.5, 0.5, 0.0])
+    assert kl_divergence(p, p) == 0.0
+    assert kl_divergence(p, np.array([0.25, 0.25, 0.5])) == pytest.approx(math.log(2))
+    assert entropy(p) == pytest.approx(math.log(2)) and entropy(np.array([0.0, 1.0])) == 0.0
+    logits = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    np.testing.assert_allclose(probabilities(logits).sum(), 1.0)
+
+
+# ---- per-head statistics -------------------------------------------------------------------------
+def rows(T, fn):  # a [1, 1, T, T] pattern whose row i is fn(i)
+    pattern = np.zeros((1, 1, T, T))
+    for i in range(T):
+        pattern[0, 0, i] = fn(i)
+    return pattern
+
+
+def one_hot(T, j):
+    row = np.zeros(T)
+    row[j] = 1.0
+    return row
+
+
+def test_head_statistics_on_patterns_with_known_answers():
+    T, ids = 6, [1, 2, 3, 1, 2, 3]
+    previous = head_stats(rows(T, lambda i: one_hot(T, max(i - 1, 0))), ids)
+    assert previous["prev_token"][0, 0] == 1.0 and previous["entropy"][0, 0] == 0.0 and previous["sink"][0, 0] == pytest.approx(1 / 5)
+    sink = head_stats(rows(T, lambda i: one_hot(T, 0)), ids)
+    assert sink["sink"][0, 0] == 1.0 and sink["prev_token"][0, 0] == pytest.approx(1 / 5)
+    uniform = head_stats(rows(T, lambda i: np.r_[np.full(i + 1, 1 / (i + 1)), np.zeros(T - i - 1)]), ids)
+    assert uniform["entropy"][0, 0] == pytest.approx(np.mean([math.log(i + 1) for i in range(1, T)]))
+    # induction: at i = 3..5 (1, 2, 3 again) attend to the token after the earlier occurrence, i - 2
+    induction = head_stats(rows(T, lambda i: one_hot(T, i - 2) if i >= 3 else one_hot(T, 0)), ids)
+    assert induction["induction"][0, 0] == 1.0 and induction["duplicate"][0, 0] == 0.0
+    duplicate = head_stats(rows(T, lambda i: one_hot(T, i - 3) if i >= 3 else one_hot(T, 0)), ids)
+    assert duplicate["duplicate"][0, 0] == 1.0 and duplicate["induction"][0, 0] == 0.0
+    no_repeat = head_stats(rows(4, lambda i: one_hot(4, 0)), [1, 2, 3, 4])
+    assert math.isnan(no_repeat["induction"][0, 0]) and math.isnan(no_repeat["duplicate"][0, 0])
+    assert induction_mask([7, 7])[1, 1]  # "A A": the token after the first A is the second A itself
+
+
+def test_head_statistics_of_a_model_context(inspectors):
+    numpy_side, _, ids = inspectors
+    run = numpy_side.run(ids)
+    stats = head_stats(run.attention, ids)
+    for name, values in stats.items():
+        assert values.shape == (numpy_side.n_layer, numpy_side.n_head), name
+        assert np.all(np.isfinite(values)), name
+    assert np.all((stats["sink"] >= 0) & (stats["sink"] <= 1)) and np.all(stats["entropy"] <= math.log(len(ids)) + 1e-9)
+    with pytest.raises(ValueError, match="L, H, T, T"):
+        head_stats(run.attention[0], ids)
+
+
+# ---- the timeline: each token event carries its distribution's entropy ------------------------
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_token_events_carry_the_entropy_of_their_distributions(toy, engine):
+    from engine.events import SamplingConfig
+    from engine.model.sampling import raw_probs, warp_probs
+    from engine.runtime.sampler import Sampler
+
+    sampler = Sampler(toy, SamplingConfig(temperature=0.7, top_k=5, seed=0), engine=engine)
+    sampler.set_prompt("In a small village,")
+    p_raw, p = sampler.next_distributions()
+    event = sampler.step()
+    assert event.entropy_raw == pytest.approx(float(entropy(p_raw))) and event.entropy == pytest.approx(float(entropy(p)))
+    assert 0 < event.entropy <= math.log(5) + 1e-9 and event.entropy_raw > 0  # top-k 5 leaves at most 5 tokens
+    assert event.to_json()["entropy"] == round(event.entropy, 6)
+    sampler.set_config(temperature=0.0)
+    greedy = sampler.step()
+    assert greedy.entropy == 0.0 and greedy.entropy_raw > 0  # greedy draws from a one-hot distribution
+    logits = np.array([0.0, 1.0, 2.0])
+    assert float(entropy(warp_probs(logits, 1.0, 0, 1.0))) == pytest.approx(float(entropy(raw_probs(logits))))
+
+
+def test_gpt2_small_shape_agrees_across_engines_and_attribution_sums(gpt2_small_hf):
+    numpy_side, torch_side = Inspector(gpt2_small_hf, "numpy"), Inspector(gpt2_small_hf, "torch")
+    ids = [(31 * i + 7) % 50257 for i in range(24)]
+    ablations = specs("3.5", "7.attn", "10.mlp")
+    a, b = numpy_side.run(ids, ablations, "mean"), torch_side.run(ids, ablations, "mean")
+    np.testing.assert_allclose(a.logits, b.logits, rtol=0, atol=TOL)
+    token = int(np.argmax(a.logits))
+    da, db = numpy_side.attribution(a, token), torch_side.attribution(b, token)
+    assert len(da.components()) == 1 + 12 * 14
+    np.testing.assert_allclose(list(da.components().values()), list(db.components().values()), rtol=0, atol=TOL)
+    assert da.total() == pytest.approx(da.logit, abs=TOL) and db.total() == pytest.approx(db.logit, abs=TOL)
+    stats = head_stats(a.attention, ids)
+    assert stats["entropy"].shape == (12, 12)
