@@ -211,7 +211,7 @@ class GenerationHandler:
 
     def undo(self, post: Post) -> None:
         sampler = self.sampler
-        position = len(sampler.tokens) - 1
+        position = sampler.last_position
         if sampler.undo() is None:
             post(EngineNote("Nothing to undo: no generated tokens."))
             return

@@ -264,3 +264,19 @@ def test_two_samplers_on_one_model_in_two_threads_do_not_interfere(toy):
     for thread in threads:
         thread.join()
     assert not errors and results == {"a": expected, "b": expected}
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_position_is_the_index_in_the_full_sequence_across_slides(short_context_toy, engine):
+    """TokenEvent.position counts the tokens the window dropped (a too-long prompt's start, each slide)."""
+    sampler = Sampler(short_context_toy, SamplingConfig(temperature=0.0), engine=engine)
+    the = short_context_toy.tokenizer.encode(" the")[0]
+    for prompt in (PROMPT, PROMPT + " the" * 40):  # fits; longer than the 24-token context
+        sampler.set_prompt(prompt)
+        n_prompt = len(short_context_toy.tokenizer.encode(prompt))
+        events = [sampler.force(the) for _ in range(40)]  # forced: no end-of-text stops it
+        assert sum(ev.slid for ev in events) >= 2
+        assert [ev.position for ev in events] == list(range(n_prompt, n_prompt + 40))
+        assert sampler.last_position == n_prompt + 39
+        sampler.undo()  # undo after a slide: the next token takes the undone one's place
+        assert sampler.force(the).position == n_prompt + 39
