@@ -169,3 +169,14 @@ def test_train_toy_writes_a_new_folder_in_the_working_directory_not_the_package(
     assert code == 0 and fake_training[-1] == TOY_MODEL_DIR
     code, out, err = run_cli(capsys, "train-toy", "--help")
     assert code == 0 and "working directory" in out and "tfund-toy-model" in out
+
+
+def test_train_toy_failing_to_save_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(out_dir, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("engine.toy.train.train_toy", disk_full)
+    code, out, err = run_cli(capsys, "train-toy", "--out", str(tmp_path / "model"))
+    assert code == 1 and out == "" and err.strip().count("\n") == 0 and "No space left on device" in err, err
