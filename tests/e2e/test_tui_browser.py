@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -101,9 +102,10 @@ class DevTools:
             await asyncio.sleep(0.1)
 
 
-async def wait_for_http(session: aiohttp.ClientSession, url: str, what: str):
+async def wait_for_http(session: aiohttp.ClientSession, url: str, what: str, process: subprocess.Popen):
     deadline = time.monotonic() + WAIT_S
     while True:
+        assert process.poll() is None, f"{what} exited with {process.returncode}"
         try:
             async with session.get(url) as response:
                 if response.status == 200:
@@ -114,12 +116,24 @@ async def wait_for_http(session: aiohttp.ClientSession, url: str, what: str):
         await asyncio.sleep(0.1)
 
 
-async def drive(app_port: int, devtools_port: int) -> tuple[str, str]:
+def devtools_port_of(profile: Path, browser: subprocess.Popen) -> int:
+    """The port Chromium chose (--remote-debugging-port=0): the first line of DevToolsActivePort in its profile."""
+    deadline = time.monotonic() + WAIT_S
+    active = profile / "DevToolsActivePort"
+    while not (active.is_file() and active.read_text().strip()):
+        assert browser.poll() is None, f"Chromium exited with {browser.returncode}"
+        assert time.monotonic() < deadline, "Chromium never opened its DevTools port"
+        time.sleep(0.1)
+    return int(active.read_text().split()[0])
+
+
+async def drive(app_port: int, server: subprocess.Popen, profile: Path, chromium: subprocess.Popen) -> tuple[str, str]:
     """Open the app's page, wait for the panes, press n; the screens before and after."""
     async with aiohttp.ClientSession() as session:
-        await wait_for_http(session, f"http://localhost:{app_port}/", "tfund-tui --serve")
-        await wait_for_http(session, f"http://127.0.0.1:{devtools_port}/json/version", "Chromium's DevTools endpoint")
-        targets = await wait_for_http(session, f"http://127.0.0.1:{devtools_port}/json/list", "Chromium's page list")
+        await wait_for_http(session, f"http://localhost:{app_port}/", "tfund-tui --serve", server)
+        devtools_port = devtools_port_of(profile, chromium)
+        await wait_for_http(session, f"http://127.0.0.1:{devtools_port}/json/version", "Chromium's DevTools endpoint", chromium)
+        targets = await wait_for_http(session, f"http://127.0.0.1:{devtools_port}/json/list", "Chromium's page list", chromium)
         page = next(target for target in targets if target["type"] == "page")
         async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as websocket:
             browser = DevTools(websocket)
@@ -138,7 +152,7 @@ def test_the_web_view_shows_the_panes_and_steps_a_token_in_headless_chromium(tmp
     sampler = Sampler(toy, SamplingConfig(temperature=0.0))
     sampler.set_prompt(PROMPT)
     continued = PROMPT + sampler.step().text  # the prompt and the greedy next token, as the Generation pane must show them
-    app_port, devtools_port = free_port(), free_port()
+    app_port, profile = free_port(), tmp_path / "chromium-profile"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "tui", "--serve", "--port", str(app_port), "--prompt", PROMPT, "--temperature", "0"],
@@ -158,8 +172,8 @@ def test_the_web_view_shows_the_panes_and_steps_a_token_in_headless_chromium(tmp
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            f"--remote-debugging-port={devtools_port}",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",  # Chromium picks a free port and writes it into the profile
             "--window-size=1400,900",
             "about:blank",
         ],
@@ -168,7 +182,7 @@ def test_the_web_view_shows_the_panes_and_steps_a_token_in_headless_chromium(tmp
         start_new_session=True,
     )
     try:
-        before, after = asyncio.run(drive(app_port, devtools_port))
+        before, after = asyncio.run(drive(app_port, server, profile, browser))
     finally:
         os.killpg(browser.pid, signal.SIGKILL)
         browser.wait(timeout=30)
@@ -182,6 +196,7 @@ def test_the_web_view_shows_the_panes_and_steps_a_token_in_headless_chromium(tmp
                 pass
     for pane in ("Parameters", "Candidates", "Attention", "Generation"):
         assert pane in before, before
-    assert continued not in before and continued in after, after
+    assert continued not in before, before
+    assert continued in after, after
     assert "Once" in after.split("Attention")[1]  # the attention map labels its rows with the tokens
     assert server.returncode == 0 and b"Traceback" not in errors
