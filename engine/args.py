@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 
@@ -62,6 +63,9 @@ port_arg = ranged(integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]"
 def model_arg(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a model: 'toy', a local directory or a cached hub name (got an empty string)")
+    # a path (as engine.runtime.loading.locate_model tells one from a hub name) must be a directory: said before any UI
+    if (text.startswith(("/", ".", "~")) or os.path.exists(text)) and not os.path.isdir(os.path.expanduser(text)):
+        raise argparse.ArgumentTypeError(f"no model directory at '{text}'; use 'toy', a local directory or a cached hub name")
     return text
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine.args import (
     OneLineParser,
@@ -26,6 +28,7 @@ from engine.args import (
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig
 
+TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
 BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
@@ -35,6 +38,10 @@ TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench
 
 class UsageError(Exception):
     """Bad command-line input; exit 2."""
+
+
+class CommandFailed(Exception):
+    """A valid command that failed here and now (e.g. the disk filled up); exit 1."""
 
 
 def build_parser() -> OneLineParser:
@@ -56,7 +63,13 @@ def build_parser() -> OneLineParser:
     parity.add_argument("--json", action="store_true")
 
     train = sub.add_parser("train-toy", help="rebuild the toy corpus, tokenizer and model")
-    train.add_argument("--out", default=None, help="output directory (default: the package's embedded toy model)")
+    train.add_argument(
+        "--out",
+        default=TOY_OUT,
+        metavar="DIR",
+        help="a folder to write the model into (default: ./%(default)s, created in the working directory; "
+        "the embedded toy model, engine/toy/model in the package, is replaced only when --out names its folder)",
+    )
     train.add_argument("--steps", type=steps_arg, default=None)
     train.add_argument("--seed", type=seed_arg, default=0)
 
@@ -124,6 +137,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.views.trace import TraceWriter
 
     config = sampling_config(args)
+    if args.engine == "numpy" and args.device not in ("auto", "cpu"):
+        raise UsageError(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
     trace = TraceWriter(args.trace) if args.trace else None
     model = load_model(
         args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle
@@ -184,8 +199,21 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def writable_folder(path: str) -> Path:
+    """Create `path` (a folder) and check a file can be written in it, before minutes of training; UsageError if not."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"argument --out: '{path}' is a file, not a folder; name a folder to write the model into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"argument --out: cannot write into '{path}': {error.strerror or error}") from None
+    return folder
+
+
 def cmd_train_toy(args: argparse.Namespace) -> int:
-    from engine.runtime.loading import TOY_MODEL_DIR
     from engine.toy.train import train_toy
 
     def progress(step: int, total: int, loss: float) -> None:
@@ -194,13 +222,17 @@ def cmd_train_toy(args: argparse.Namespace) -> int:
         sys.stderr.write(f"\rtraining [{'#' * filled}{'.' * (width - filled)}] {step}/{total} loss {loss:.3f}")
         sys.stderr.flush()
 
-    out = args.out or str(TOY_MODEL_DIR)
+    out = writable_folder(args.out)
     options = {"steps": args.steps} if args.steps else {}
-    metrics = train_toy(out, seed=args.seed, progress=progress, **options)
+    try:
+        metrics = train_toy(out, seed=args.seed, progress=progress, **options)
+    except OSError as error:  # e.g. the disk filled up while saving
+        sys.stderr.write("\n")
+        raise CommandFailed(f"could not save the model into '{args.out}': {error.strerror or error}") from None
     sys.stderr.write("\n")
     print(
         f"saved to {out}: held-out loss {metrics['heldout_loss']:.3f} nats/token "
-        f"(unigram baseline {metrics['unigram_loss']:.3f}) in {metrics['seconds']:.0f} s"
+        f"(unigram baseline {metrics['unigram_loss']:.3f}) in {metrics['seconds']:.0f} s; use it with --model {out}"
     )
     return 0
 
@@ -327,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelLoadError, UsageError) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 2
-    except (TraceError, GenerationDone, ExportError, ReplayError) as error:
+    except (TraceError, GenerationDone, ExportError, ReplayError, CommandFailed) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

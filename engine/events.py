@@ -74,7 +74,7 @@ class TokenEvent:
 
     token_id: int
     text: str  # the streamed text piece (may be "" while a multi-byte character is incomplete)
-    position: int  # index of this token in the full sequence (prompt included)
+    position: int  # index of this token in the full sequence (prompt included; tokens slid out of the window still count)
     candidates: list[Candidate]
     attention: np.ndarray  # [n_layer, n_head, T] float32
     lens: list[LensEntry]  # one per layer

@@ -107,6 +107,15 @@ def short_context_hf():
     return random_gpt2("tiny", seed=2, n_positions=24)
 
 
+@pytest.fixture(scope="module")
+def short_context_toy(toy, tmp_path_factory):
+    """A random GPT-2 with the toy's tokenizer and a 24-position context, loaded: its window slides after a few steps."""
+    path = tmp_path_factory.mktemp("short_context")
+    random_gpt2("tiny", seed=3, n_positions=24, vocab_size=len(toy.tokenizer)).save_pretrained(path)
+    toy.tokenizer.save_pretrained(path)
+    return load_model(str(path), device="cpu")
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tiny_hf, tmp_path_factory):
     """The tiny model saved with save_pretrained (config.json + model.safetensors)."""

@@ -35,9 +35,12 @@ def recorded_model(path: str, parser: OneLineParser) -> str | None:
     from engine.views.replay import ReplayError, read_trace
 
     try:
-        return read_trace(path).model
+        recording = read_trace(path)
     except ReplayError as error:
         parser.error(f"argument --replay: {error}")
+    if recording.n_steps == 0:
+        parser.error(f"argument --replay: '{path}' holds no token steps to replay (record some with --trace and n or g)")
+    return recording.model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("argument --port: only with --serve")
     model = args.model
     if args.replay:
-        model = model or recorded_model(args.replay, parser)
+        recorded = recorded_model(args.replay, parser)  # checked even when --model names the model
+        model = model or recorded
     if args.serve:
         return serve(argv, args.port or 8000)
     try:

@@ -142,16 +142,16 @@ class Loader:
         recording = read_trace(path)
         self.trace.replace_with([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
         loaded, note = None, None
-        if recording.prompt is None:
+        if any(session.prompt is None for session in recording.sessions):
             note = "the trace has no prompt header, so attention cannot be recomputed"
-            replay = ReplaySession(recording.steps)
+            replay = ReplaySession.of(recording)
         else:
             try:
                 loaded = self.load(command, post) if isinstance(command.model, str) else command.model
-                replay = ReplaySession(recording.steps, model=loaded, prompt=recording.prompt, engine=command.engine)
+                replay = ReplaySession.of(recording, model=loaded, engine=command.engine)
             except (ModelLoadError, ReplayError) as error:
                 loaded, note = None, str(error)
-                replay = ReplaySession(recording.steps, prompt=recording.prompt)
+                replay = ReplaySession.of(recording)
         post(LoadProgress(4, 4, "replaying the recording"))
         post(ReplayReady(loaded, replay_context(replay), len(replay.steps), replay.recomputes, note))
         return ReplayHandler(replay, loaded)
@@ -211,7 +211,7 @@ class GenerationHandler:
 
     def undo(self, post: Post) -> None:
         sampler = self.sampler
-        position = len(sampler.tokens) - 1
+        position = sampler.last_position
         if sampler.undo() is None:
             post(EngineNote("Nothing to undo: no generated tokens."))
             return
@@ -240,15 +240,17 @@ class GenerationHandler:
 
 
 def replay_context(replay: ReplaySession) -> ContextReady:
-    """Every pane's data at the replay's position."""
-    applied = replay.steps[: replay.position]
-    upcoming = replay.steps[replay.position] if replay.position < len(replay.steps) else None
+    """Every pane's data at the replay's position (the session shown: its prompt and its steps so far)."""
+    applied, upcoming = replay.applied, replay.upcoming
     if replay.recomputes:
         sampler = replay.sampler
         if upcoming is not None:
             sampler.set_config(**upcoming.settings.as_dict())  # the next token's candidates under its own settings
-        return ContextReady.of_sampler(sampler, recorded=applied)
-    return recorded_context(replay.prompt, applied, upcoming)
+        context = ContextReady.of_sampler(sampler, recorded=applied)
+    else:
+        context = recorded_context(replay.prompt, applied, upcoming)
+    context.replay_at = (replay.position, replay.session + 1, len(replay.sessions))
+    return context
 
 
 def recorded_context(prompt: str | None, applied: list[ReplayStep], upcoming: ReplayStep | None) -> ContextReady:

@@ -37,6 +37,7 @@ class ContextReady(Message):
     candidates: list[Candidate]
     config: SamplingConfig
     recorded: list | None = None  # replay: the recorded steps applied so far (engine.views.replay.ReplayStep)
+    replay_at: tuple[int, int, int] | None = None  # replay: (steps applied in all, session shown from 1, sessions)
 
     @classmethod
     def of_sampler(cls, sampler: Any, recorded: list | None = None) -> ContextReady:

@@ -133,7 +133,7 @@ def locate_model(name: str) -> tuple[str, bool]:
         raise ModelLoadError("the model name or path is empty; use 'toy', a local directory or a cached hub name")
     if name == "toy":
         if not (TOY_MODEL_DIR / "config.json").is_file():
-            raise ModelLoadError(f"the embedded toy model is missing from {TOY_MODEL_DIR}; rebuild it with `tfund train-toy`")
+            raise ModelLoadError(f"the embedded toy model is missing; rebuild it with `tfund train-toy --out {TOY_MODEL_DIR}`")
         return str(TOY_MODEL_DIR), True
     if _looks_like_path(name):
         path = os.path.expanduser(name)

@@ -120,6 +120,7 @@ class Sampler:
         self.views: list[PositionView] = []  # per context token
         self.prompt_len = 0
         self.prompt_dropped = 0
+        self.n_dropped = 0  # tokens of the full sequence before the window: a long prompt's start, then every slide
         self.n_generated = 0
         self.done = False
         self.generated_text: list[str] = []  # every generated piece, even those slid out of the window
@@ -155,6 +156,7 @@ class Sampler:
             room = self.n_positions - 1  # leave room for at least one new token
             self.prompt_dropped = max(0, len(ids) - room)  # tokens cut from the start of a too-long prompt
             ids = ids[-room:]
+            self.n_dropped = self.prompt_dropped
             self.prompt = text
             self.rng = np.random.default_rng(self.config.seed)
             self.n_generated = 0
@@ -192,6 +194,11 @@ class Sampler:
     def text(self) -> str:
         """The prompt followed by everything generated so far."""
         return self.prompt + "".join(self.generated_text)
+
+    @property
+    def last_position(self) -> int:
+        """Index of the context's last token in the full sequence (prompt included, slid-out tokens counted)."""
+        return self.n_dropped + len(self.tokens) - 1
 
     @property
     def last_lens(self) -> list[LensEntry]:
@@ -266,6 +273,7 @@ class Sampler:
                 out = self._prefill(self.tokens[dropped:] + [token_id])
                 self.pieces = old_pieces + [next_piece(self.tokenizer, self.tokens)]
                 self.prompt_len = max(0, self.prompt_len - dropped)
+                self.n_dropped += dropped
             else:
                 out = self.backend.forward([token_id])
                 self.tokens.append(token_id)
@@ -280,7 +288,7 @@ class Sampler:
             return TokenEvent(
                 token_id=token_id,
                 text=self.pieces[-1],
-                position=len(self.tokens) - 1,
+                position=self.last_position,
                 candidates=candidates,
                 p_raw=chosen_p_raw,
                 p=chosen_p,

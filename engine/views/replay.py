@@ -1,15 +1,16 @@
 """Replay a recorded session (the JSON-lines trace of engine/views/trace.py) step by step.
 
-    recorded = read_trace("session.jsonl")          # steps (+ prompt/model when the trace has a header)
-    replay = ReplaySession(recorded.steps, model=load_model("toy"), prompt=recorded.prompt)
+    recorded = read_trace("session.jsonl")          # every session's steps (+ prompt/model from each header)
+    replay = ReplaySession.of(recorded, model=load_model("toy"))  # all sessions in order
     frame = replay.forward()                        # ReplayFrame: the recorded step + recomputed attention
     replay.back()
 
 Trace lines understood:
 - a token event, as written by TokenEvent.to_json: {"position", "id", "text", "settings", "candidates", ...};
 - {"undo": position}: the last token was undone; replay drops the last recorded step;
-- {"session": {"prompt": ..., "model": ...}}: a session begins (launch, reset or a new prompt); the steps
-  before it are dropped, and its prompt makes recomputation faithful.
+- {"session": {"prompt": ..., "model": ...}}: a session begins (launch, reset or a new prompt); its prompt
+  makes recomputation faithful. A replay plays every session in order, each from its own prompt
+  (RecordedSession.steps and .prompt are the last session's: what the live app showed at the end).
 In a trace without session lines, a token whose position is not past the previous one (and that did not
 slide the window) means the session was reset: it replaces the recorded steps at its position and after.
 A truncated last line (the writer was interrupted mid-line) is skipped; any other unreadable line is an error.
@@ -22,6 +23,7 @@ only what was recorded is shown (candidates, logit lens, norms, text).
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +59,26 @@ class ReplayStep:
 
 
 @dataclass
-class RecordedSession:
+class TraceSession:
+    """The steps from one session line (launch, reset, new prompt) to the next."""
+
+    prompt: str | None  # from its header line (None: a trace without one)
+    model: str | None  # likewise
     steps: list[ReplayStep]
-    prompt: str | None  # from the header line, when the trace has one
+
+
+@dataclass
+class RecordedSession:
+    steps: list[ReplayStep]  # the last session's
+    prompt: str | None  # from the last header line, when the trace has one
     model: str | None  # likewise
     truncated: bool  # the last line was cut short and skipped
+    sessions: list[TraceSession] = field(default_factory=list)  # every session in order, the last included
+
+    @property
+    def n_steps(self) -> int:
+        """Token steps in all sessions together."""
+        return sum(len(session.steps) for session in self.sessions)
 
 
 @dataclass
@@ -76,6 +93,7 @@ class ReplayFrame:
     attention: np.ndarray | None  # [L, H, T, T] recomputed over the context (None without a model)
     tokens: list[str]  # context pieces (recomputed) or the recorded pieces so far
     matches_recording: bool  # the recomputed piece equals the recorded one (True without a model)
+    session: int = 0  # the index of the session shown (in ReplaySession.sessions)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -91,6 +109,7 @@ def read_trace(path: str | Path) -> RecordedSession:
     complete = raw.endswith("\n")  # a writer always ends a record with a newline
     steps: list[ReplayStep] = []
     header: dict = {}
+    sessions: list[TraceSession] = []
     truncated = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -109,8 +128,10 @@ def read_trace(path: str | Path) -> RecordedSession:
             if steps:
                 steps.pop()
         elif "session" in record:
+            if steps or header:
+                sessions.append(TraceSession(header.get("prompt"), header.get("model"), steps))
             header = record["session"] if isinstance(record["session"], dict) else {}
-            steps = []  # a session begins (start, reset or a new prompt): the steps before it are not replayed
+            steps = []  # a session begins (start, reset or a new prompt): its steps start afresh
         elif all(key in record for key in EVENT_KEYS):
             step = parse_step(record, path, number)
             while not header and steps and not step.slid and steps[-1].position >= step.position:
@@ -118,7 +139,8 @@ def read_trace(path: str | Path) -> RecordedSession:
             steps.append(step)
         else:
             raise ReplayError(f"'{path}' is not a tfund trace: line {number} is neither a token event nor an undo")
-    return RecordedSession(steps, header.get("prompt"), header.get("model"), truncated)
+    sessions.append(TraceSession(header.get("prompt"), header.get("model"), steps))
+    return RecordedSession(steps, header.get("prompt"), header.get("model"), truncated, sessions)
 
 
 def load_trace(path: str | Path) -> list[ReplayStep]:
@@ -150,30 +172,81 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
 
 # ---- replaying -------------------------------------------------------------------------------
 class ReplaySession:
-    """Forward/back through recorded steps; with a model and the prompt, attention is recomputed."""
+    """Forward/back through recorded steps; with a model and the prompts, attention is recomputed.
 
-    def __init__(self, steps: list[ReplayStep], model: Any = None, prompt: str | None = None, engine: str = "torch"):
-        self.steps = steps
-        self.prompt = prompt
+    `steps` and `prompt` replay one session; `sessions` (read_trace's, see ReplaySession.of) replays each
+    in order, the model re-reading each session's own prompt where it begins. Positions count steps over
+    all sessions; at a position, the session of the last applied step is shown (the first at position 0).
+    """
+
+    def __init__(
+        self,
+        steps: list[ReplayStep],
+        model: Any = None,
+        prompt: str | None = None,
+        engine: str = "torch",
+        sessions: list[TraceSession] | None = None,
+    ):
+        given = sessions if sessions is not None else [TraceSession(prompt, None, steps)]
+        self.sessions = [session for session in given if session.steps] or given[-1:] or [TraceSession(prompt, None, [])]
+        self.steps = [step for session in self.sessions for step in session.steps]
+        self.starts = [0]  # index in self.steps of each session's first step
+        for session in self.sessions[:-1]:
+            self.starts.append(self.starts[-1] + len(session.steps))
         self.position = 0  # steps applied
         self.sampler = None
-        if model is not None and prompt is not None:
+        if model is not None and all(session.prompt is not None for session in self.sessions):
             from engine.runtime.sampler import Sampler
 
-            out_of_vocab = [s.token_id for s in steps if not 0 <= s.token_id < model.info.vocab_size]
+            out_of_vocab = [s.token_id for s in self.steps if not 0 <= s.token_id < model.info.vocab_size]
             if out_of_vocab:
                 raise ReplayError(
                     f"the trace holds token id {out_of_vocab[0]}, outside the vocabulary of '{model.name}' "
                     f"({model.info.vocab_size} tokens); it was recorded with another model"
                 )
-            self.sampler = Sampler(model, steps[0].settings if steps else SamplingConfig(), engine=engine)
-            self.sampler.set_prompt(prompt)
+            self.sampler = Sampler(model, self.steps[0].settings if self.steps else SamplingConfig(), engine=engine)
+            self.sampler.set_prompt(self.sessions[0].prompt)
         self.events: list[TokenEvent] = []  # recomputed, one per applied step
+
+    @classmethod
+    def of(cls, recording: RecordedSession, model: Any = None, engine: str = "torch") -> ReplaySession:
+        """Every session of a read trace, in order."""
+        return cls(
+            [],
+            model=model,
+            engine=engine,
+            sessions=recording.sessions or [TraceSession(recording.prompt, recording.model, recording.steps)],
+        )
 
     @property
     def recomputes(self) -> bool:
-        """True when a model recomputes each step (a model and the prompt were given)."""
+        """True when a model recomputes each step (a model and every session's prompt were given)."""
         return self.sampler is not None
+
+    def session_at(self, position: int) -> int:
+        """The session shown at `position`: that of the last applied step (the first at position 0)."""
+        return bisect.bisect_right(self.starts, max(position - 1, 0)) - 1
+
+    @property
+    def session(self) -> int:
+        return self.session_at(self.position)
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt of the session shown."""
+        return self.sessions[self.session].prompt
+
+    @property
+    def applied(self) -> list[ReplayStep]:
+        """The steps of the session shown, up to the position."""
+        return self.steps[self.starts[self.session] : self.position]
+
+    @property
+    def upcoming(self) -> ReplayStep | None:
+        """The next step, when it continues the session shown (None at its end)."""
+        if self.position >= len(self.steps) or (self.position > 0 and self.position in self.starts):
+            return None
+        return self.steps[self.position]
 
     def forward(self) -> ReplayFrame | None:
         """Apply the next recorded step; None at the end."""
@@ -181,6 +254,8 @@ class ReplaySession:
             return None
         step = self.steps[self.position]
         if self.sampler is not None:
+            if self.position > 0 and self.position in self.starts:  # a new session: the model reads its prompt
+                self.sampler.set_prompt(self.sessions[self.session_at(self.position + 1)].prompt)
             self.recompute(step)
         self.position += 1
         return self.current()
@@ -191,17 +266,19 @@ class ReplaySession:
             return None
         self.position -= 1
         if self.sampler is not None:
-            if self.events.pop().slid:
-                self.rebuild()  # undo cannot bring back the tokens the window dropped
+            first_of_session = self.position > 0 and self.position in self.starts
+            if self.events.pop().slid or first_of_session:
+                self.rebuild()  # undo cannot bring back the tokens the window dropped, nor the session before
             else:
                 self.sampler.undo()
         return self.current()
 
     def rebuild(self) -> None:
-        """Recompute from the prompt up to the current position."""
+        """Recompute the session shown from its prompt up to the current position."""
+        start = self.starts[self.session]
         self.sampler.set_prompt(self.prompt)
-        self.events = []
-        for step in self.steps[: self.position]:
+        del self.events[start:]
+        for step in self.steps[start : self.position]:
             self.recompute(step)
 
     def recompute(self, step: ReplayStep) -> None:
@@ -220,7 +297,7 @@ class ReplaySession:
 
     def current(self) -> ReplayFrame:
         step = self.steps[self.position - 1] if self.position else None
-        pieces = [s.text for s in self.steps[: self.position]]
+        pieces = [s.text for s in self.applied]
         event = self.events[-1] if self.events else None
         return ReplayFrame(
             position=self.position,
@@ -231,4 +308,5 @@ class ReplaySession:
             attention=self.sampler.attention_matrix() if self.sampler is not None else None,
             tokens=list(self.sampler.pieces) if self.sampler is not None else pieces,
             matches_recording=event is None or step is None or event.text == step.text,
+            session=self.session,
         )

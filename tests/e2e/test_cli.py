@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,92 @@ def test_uncached_hub_model_offline_fails_fast_with_one_sentence(tmp_path):
     result = tfund("generate", "--model", "gpt2", env_extra={"HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 1
     assert "not in the Hugging Face cache" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+# ---- errors before any work: in-process, as a user's shell sees them -----------------------------
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    from engine.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_exit_2(code, out, err, *names) -> None:
+    assert code == 2 and out == "", err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for name in names:
+        assert name in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["generate", "--model", "{missing}"], "argument --model:"),
+        (["parity", "--model", "{missing}"], "argument --model:"),
+        (["tokenize", "--model", "{missing}", "hello"], "argument --model:"),
+        (["compare", "--model-b", "{missing}"], "argument --model-b:"),
+        (["bench", "decode", "--model", "{missing}"], "argument --model:"),
+    ],
+)
+def test_a_missing_model_directory_names_the_argument(capsys, tmp_path, args, flag):
+    missing = str(tmp_path / "no-such-model")
+    code, out, err = run_cli(capsys, *[a.format(missing=missing) for a in args])
+    assert_one_line_exit_2(code, out, err, flag, "no model directory", missing)
+
+
+def test_the_numpy_engine_on_cuda_says_it_runs_on_the_cpu(capsys):
+    code, out, err = run_cli(capsys, "generate", "--engine", "numpy", "--device", "cuda", "--max-new-tokens", "1")
+    assert_one_line_exit_2(code, out, err, "argument --device", "NumPy engine runs on the CPU")
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """train_toy replaced by a recorder: these tests are about where it writes, not the two minutes of training."""
+    calls = []
+
+    def train_toy(out_dir, seed=0, progress=None, **options):
+        calls.append(Path(out_dir))
+        return {"heldout_loss": 1.0, "unigram_loss": 2.0, "seconds": 0.0}
+
+    monkeypatch.setattr("engine.toy.train.train_toy", train_toy)
+    return calls
+
+
+@pytest.mark.parametrize("where", ["existing file", "under a file"])
+def test_train_toy_out_that_cannot_be_a_folder_is_one_line_exit_2(capsys, tmp_path, fake_training, where):
+    plain = tmp_path / "plain-file"
+    plain.write_text("keep me")
+    out_arg = str(plain if where == "existing file" else plain / "model")
+    code, out, err = run_cli(capsys, "train-toy", "--out", out_arg)
+    assert_one_line_exit_2(code, out, err, "argument --out", out_arg)
+    assert fake_training == [] and plain.read_text() == "keep me"  # refused before any training
+
+
+def test_train_toy_writes_a_new_folder_in_the_working_directory_not_the_package(capsys, tmp_path, monkeypatch, fake_training):
+    from engine.runtime.loading import TOY_MODEL_DIR
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "train-toy", "--steps", "1")
+    assert code == 0, err
+    assert [path.resolve() for path in fake_training] == [(tmp_path / "tfund-toy-model").resolve()]
+    assert (tmp_path / "tfund-toy-model").is_dir() and "--model tfund-toy-model" in out
+    code, out, err = run_cli(capsys, "train-toy", "--out", str(TOY_MODEL_DIR))  # only when --out names it
+    assert code == 0 and fake_training[-1] == TOY_MODEL_DIR
+    code, out, err = run_cli(capsys, "train-toy", "--help")
+    assert code == 0 and "working directory" in out and "tfund-toy-model" in out
+
+
+def test_train_toy_failing_to_save_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(out_dir, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("engine.toy.train.train_toy", disk_full)
+    code, out, err = run_cli(capsys, "train-toy", "--out", str(tmp_path / "model"))
+    assert code == 1 and out == "" and err.strip().count("\n") == 0 and "No space left on device" in err, err

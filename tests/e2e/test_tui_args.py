@@ -24,6 +24,8 @@ def run_tui(*flags: str) -> subprocess.CompletedProcess:
         (["--engine", "jax"], ["--engine", "torch", "numpy"]),
         (["--engine", "numpy", "--device", "cuda"], ["--device", "CPU only"]),
         (["--model", " "], ["--model", "toy"]),
+        (["--model", "/nope"], ["argument --model:", "no model directory at '/nope'"]),
+        (["--serve", "--model", "./no-such-model"], ["argument --model:", "no model directory"]),
         (["--no-such-flag"], ["--no-such-flag"]),
     ],
 )

@@ -182,3 +182,63 @@ def test_back_across_a_window_slide_restores_the_context(toy, tmp_path):
     replay.seek(len(events))
     assert replay.current().event.token_id == events[-1].token_id
     np.testing.assert_allclose(replay.seek(slid_at - 1).attention, before, atol=1e-6)
+
+
+OTHER_PROMPT = "Once upon a time,"
+
+
+def record_sessions(model, path, plan):
+    """Trace sessions as the TUI does: a session line at launch, at each reset and at each new prompt."""
+    sampler = Sampler(model, SamplingConfig(temperature=1.0, seed=5))
+    sessions = []
+    with TraceWriter(path) as trace:
+        for prompt, n_tokens in plan:
+            sampler.set_prompt(prompt)
+            trace.write_record({"session": {"model": "toy", "prompt": prompt}})
+            events = [sampler.step() for _ in range(n_tokens)]
+            for event in events:
+                trace.write(event)
+            sessions.append((prompt, events))
+    return sessions
+
+
+def test_a_trace_of_several_sessions_replays_every_one_in_order(toy, tmp_path):
+    path = tmp_path / "sessions.jsonl"
+    plan = [(PROMPT, 3), (PROMPT, 0), (PROMPT, 2), (OTHER_PROMPT, 3)]  # launch, reset at once, reset, a new prompt
+    recorded = record_sessions(toy, path, plan)
+    recording = read_trace(path)
+    assert [len(s.steps) for s in recording.sessions] == [3, 0, 2, 3] and recording.n_steps == 8
+    assert recording.prompt == OTHER_PROMPT and len(recording.steps) == 3  # .steps: the last session, as before
+    shown = [(prompt, events) for prompt, events in recorded if events]  # an empty session has nothing to step through
+    for model in (toy, None):
+        replay = ReplaySession.of(recording, model=model)
+        assert len(replay.sessions) == 3 and len(replay.steps) == 8 and replay.recomputes == (model is not None)
+        frames = [replay.forward() for _ in range(8)]
+        assert replay.forward() is None
+        expected = [
+            (s, prompt + "".join(e.text for e in events[: i + 1])) for s, (prompt, events) in enumerate(shown) for i in range(len(events))
+        ]
+        assert [(f.session, f.text) for f in frames] == expected
+        if model is not None:  # the model re-read each session's own prompt: its tokens are the recorded ones
+            assert all(f.matches_recording for f in frames)
+            assert [f.event.position for f in frames] == [e.position for _, events in shown for e in events]
+            assert frames[-1].tokens[-1] == shown[-1][1][-1].text and frames[3].tokens[-1] == shown[1][1][0].text
+        # back across a session's start shows the whole session before it again
+        frame = replay.seek(3)
+        assert frame.session == 0 and frame.text == expected[2][1]
+        if model is not None:
+            np.testing.assert_allclose(frame.attention, frames[2].attention, atol=1e-6)
+        assert replay.seek(4).session == 1 and replay.seek(0).text == PROMPT
+
+
+def test_positions_after_a_slide_count_the_dropped_tokens_in_the_trace(short_context_toy, tmp_path):
+    path = tmp_path / "slide.jsonl"
+    sampler = Sampler(short_context_toy, SamplingConfig(temperature=1.0, seed=0))
+    sampler.set_prompt(PROMPT)
+    with TraceWriter(path) as trace:
+        events = [sampler.force(short_context_toy.tokenizer.encode(" the")[0]) for _ in range(30)]
+        for event in events:
+            trace.write(event)
+    assert any(event.slid for event in events)
+    steps = load_trace(path)
+    assert [s.position for s in steps] == list(range(steps[0].position, steps[0].position + 30))

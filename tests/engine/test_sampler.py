@@ -301,3 +301,19 @@ def test_candidate_and_lens_texts_are_decoded_once_per_id(toy):
     assert len(shown) > len(counting.single_decodes) > 0  # ids repeat from step to step...
     assert all(n == 1 for n in counting.single_decodes.values())  # ...and each was decoded once
     assert all(text == toy.tokenizer.decode([token_id]) for token_id, text in shown)  # the same text as before
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_position_is_the_index_in_the_full_sequence_across_slides(short_context_toy, engine):
+    """TokenEvent.position counts the tokens the window dropped (a too-long prompt's start, each slide)."""
+    sampler = Sampler(short_context_toy, SamplingConfig(temperature=0.0), engine=engine)
+    the = short_context_toy.tokenizer.encode(" the")[0]
+    for prompt in (PROMPT, PROMPT + " the" * 40):  # fits; longer than the 24-token context
+        sampler.set_prompt(prompt)
+        n_prompt = len(short_context_toy.tokenizer.encode(prompt))
+        events = [sampler.force(the) for _ in range(40)]  # forced: no end-of-text stops it
+        assert sum(ev.slid for ev in events) >= 2
+        assert [ev.position for ev in events] == list(range(n_prompt, n_prompt + 40))
+        assert sampler.last_position == n_prompt + 39
+        sampler.undo()  # undo after a slide: the next token takes the undone one's place
+        assert sampler.force(the).position == n_prompt + 39

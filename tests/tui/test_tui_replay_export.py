@@ -150,6 +150,59 @@ async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_p
         assert "as recorded" in app.main_screen.query_one("#generation-pane").border_subtitle
 
 
+@pytest.fixture(scope="module")
+def three_sessions(toy, tmp_path_factory):
+    """Launch (3 tokens), a reset (2 tokens), a new prompt (3 tokens), traced as tfund-tui does."""
+    path = tmp_path_factory.mktemp("sessions") / "sessions.jsonl"
+    sampler = Sampler(toy, SamplingConfig(temperature=1.0, seed=2))
+    sessions = []
+    with TraceWriter(path) as trace:
+        for prompt, n_tokens in [(DEFAULT_PROMPT, 3), (DEFAULT_PROMPT, 2), ("Once upon a time,", 3)]:
+            sampler.set_prompt(prompt)
+            trace.write_record({"session": {"model": "toy", "prompt": prompt}})
+            events = [sampler.step() for _ in range(n_tokens)]
+            for event in events:
+                trace.write(event)
+            sessions.append(prompt + "".join(event.text for event in events))
+    return path, sessions
+
+
+@pytest.mark.anyio
+async def test_replay_plays_every_session_in_order_and_says_which(toy, three_sessions):
+    path, texts = three_sessions
+    app = make_app(model=toy, replay=path, deterministic=True)
+
+    def status() -> str:
+        return app.main_screen.query_one("#generation-pane").border_subtitle
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_replay(pilot)
+        assert "replay 0/8 · session 1/3" in status()
+        await pilot.press("n", "n", "n")
+        await settle_replay(pilot)
+        assert "".join(app.main_screen.transcript.pieces) == texts[0] and "replay 3/8 · session 1/3" in status()
+        await pilot.press("n", "n")
+        await settle_replay(pilot)
+        assert "".join(app.main_screen.transcript.pieces) == texts[1] and "replay 5/8 · session 2/3" in status()
+        await pilot.press("g")  # plays through the last session
+        await wait_until(pilot, lambda: "replay 8/8" in status() and app.main_screen.engine.idle, "the end")
+        assert "".join(app.main_screen.transcript.pieces) == texts[2] and "session 3/3" in status()
+        await pilot.press("backspace", "backspace", "backspace")  # back across the new prompt
+        await settle_replay(pilot)
+        assert "".join(app.main_screen.transcript.pieces) == texts[1] and "session 2/3" in status()
+
+
+@pytest.mark.parametrize("content", ["", '{"session": {"model": "toy", "prompt": "Hi"}}\n'], ids=["empty", "header only"])
+def test_a_trace_with_no_token_steps_exits_2_with_one_line(tmp_path, content):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content)
+    for flags in (["--replay", str(empty)], ["--replay", str(empty), "--model", "toy"]):
+        result = run_tui(*flags)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--replay" in lines[0] and "no token steps" in lines[0], result.stderr
+
+
 # ---- flags ----------------------------------------------------------------------------------------
 def run_tui(*flags: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tui", *flags], capture_output=True, text=True, timeout=60)

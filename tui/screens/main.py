@@ -101,6 +101,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.loaded = None  # engine.runtime.loading.LoadedModel once ready (compare and tokenization start from it)
         self.info = None  # engine.events.ModelInfo once ready
         self.replay_steps: tuple[int, bool] | None = None  # replay: (steps recorded, recomputed?)
+        self.replay_at: tuple[int, int, int] | None = None  # replay: (steps applied, session shown, sessions)
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
         self.selected_token: int | None = None  # None follows the newest token
         self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
@@ -170,7 +171,9 @@ class MainScreen(LayerHeadKeys, Screen):
     def idle_status(self) -> str:
         if self.replay_steps is not None:
             n_steps, recomputes = self.replay_steps
-            return f"replay {self.transcript.n_generated}/{n_steps} · {'recomputed' if recomputes else 'as recorded'}"
+            applied, session, n_sessions = self.replay_at or (self.transcript.n_generated, 1, 1)
+            which = f" · session {session}/{n_sessions}" if n_sessions > 1 else ""
+            return f"replay {applied}/{n_steps}{which} · {'recomputed' if recomputes else 'as recorded'}"
         last_ms = self.transcript.last_ms
         timing = "" if self.options.deterministic or last_ms is None else f" · {last_ms:.1f} ms/token"
         return f"ready · {self.transcript.n_generated} new{timing}"
@@ -257,6 +260,7 @@ class MainScreen(LayerHeadKeys, Screen):
 
     def on_context_ready(self, message: ContextReady) -> None:
         self.transcript.reset_to(message)
+        self.replay_at = message.replay_at
         if self.replay_steps is not None:
             self.settings = message.config  # the Parameters pane shows the recorded settings
         self.set_status(self.idle_status())
