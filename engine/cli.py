@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from engine.args import (
     OneLineParser,
+    add_engine_args,
     add_model_args,
     add_sampling_args,
     model_arg,
@@ -44,7 +45,7 @@ def build_parser() -> OneLineParser:
     add_model_args(gen)
     gen.add_argument("--prompt", default=DEFAULT_PROMPT)
     add_sampling_args(gen)
-    gen.add_argument("--engine", choices=["torch", "numpy"], default="torch")
+    add_engine_args(gen)
     gen.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event")
     gen.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming text")
 
@@ -101,10 +102,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = sampling_config(args)
     trace = TraceWriter(args.trace) if args.trace else None
-    model = load_model(
-        args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle
-    )
-    sampler = Sampler(model, config, engine=args.engine)
+    model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine, threads=args.threads)
+    sampler = Sampler(model, config)
+    if sampler.note:
+        print(f"tfund: note: {sampler.note}", file=sys.stderr)
     sampler.set_prompt(args.prompt)
     if trace:
         trace.write_record({"session": {"model": args.model, "prompt": sampler.prompt}})
@@ -126,8 +127,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         result = {
             "model": args.model,
-            "engine": args.engine,
+            "engine": sampler.engine,
             "device": sampler.info.device,
+            "threads": model.torch_threads,
             "prompt": sampler.prompt,
             "settings": config.as_dict(),
             "tokens": tokens,
@@ -148,7 +150,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
     ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
     ids = ids[: model.info.n_positions - args.greedy_tokens]
-    report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens)
+    report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens, numpy_model=model.numpy_model())
     if args.json:
         print(json.dumps({"model": args.model, "prompt_tokens": len(ids), **report}))
     else:

@@ -86,6 +86,12 @@ def toy():
 
 
 @pytest.fixture(scope="session")
+def toy_tokenizer():
+    """The toy's tokenizer through transformers (what save_pretrained and the tokenization view take)."""
+    return load_tokenizer("toy")
+
+
+@pytest.fixture(scope="session")
 def tiny_hf():
     """2 layers, 4 heads, 64 wide, vocab 256, context 64; fp32, eager attention, eval mode."""
     return random_gpt2("tiny", seed=1)

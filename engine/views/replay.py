@@ -152,7 +152,7 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
 class ReplaySession:
     """Forward/back through recorded steps; with a model and the prompt, attention is recomputed."""
 
-    def __init__(self, steps: list[ReplayStep], model: Any = None, prompt: str | None = None, engine: str = "torch"):
+    def __init__(self, steps: list[ReplayStep], model: Any = None, prompt: str | None = None, engine: str = "auto"):
         self.steps = steps
         self.prompt = prompt
         self.position = 0  # steps applied

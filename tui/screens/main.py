@@ -133,7 +133,7 @@ class MainScreen(LayerHeadKeys, Screen):
     def start_loading(self) -> None:
         """The app calls this once the first frame is on screen."""
         o = self.options
-        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.allow_pickle, o.replay))
+        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle, o.replay))
 
     def on_unmount(self) -> None:
         self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it
@@ -200,7 +200,9 @@ class MainScreen(LayerHeadKeys, Screen):
             return
         transcript, info = self.transcript, self.info
         self.query_one(ParametersView).show(
-            parameter_lines(self.options.model_name, info.device if info else "…", self.settings, self.view_layer, self.view_head)
+            parameter_lines(
+                self.options.model_name, info.device if info else "…", self.engine_label(), self.settings, self.view_layer, self.view_head
+            )
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(CandidatesView).show(transcript.candidates)
@@ -210,6 +212,14 @@ class MainScreen(LayerHeadKeys, Screen):
             head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
             self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
         self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
+
+    def engine_label(self) -> str:
+        """The engine computing the tokens; torch on the CPU with its thread count."""
+        info = self.info
+        if info is None or not info.engine:
+            return "…"
+        threads = self.loaded.torch_threads if info.engine == "torch" and info.device == "cpu" else None
+        return info.engine if threads is None else f"{info.engine} · {threads} thread{'s' if threads > 1 else ''}"
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""
