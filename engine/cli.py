@@ -30,6 +30,7 @@ BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engi
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
+    "tui": "model ready vs a minimal app, torch tok/s under load, run mode vs headless tok/s, key n to screen p50/p95",
 }
 
 

@@ -80,14 +80,12 @@ def apply_settings(sampler: Any, settings: SamplingConfig) -> None:
         sampler.set_config(**asdict(settings))
 
 
-def parity_of(loaded: Any, token_ids: tuple[int, ...], post: Post) -> ParityComputed:
-    """The NumPy engine against torch on the loaded model (torch loaded now if the session ran without
-    it); failures are shown in the Parity pane."""
+def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
+    """The NumPy engine against torch on the loaded model (torch is loaded now if the session ran
+    without it: the block lab says it is checking meanwhile); failures are shown in the Parity pane."""
     try:
         if loaded.device != "cpu":
             raise ValueError(f"the parity check runs on the CPU; this model is on {loaded.device}")
-        if not loaded.torch_loaded:
-            post(EngineNote("Loading torch and transformers for the parity check (a few seconds)…"))
         from engine.views.parity import parity_report
 
         report = parity_report(
@@ -207,7 +205,7 @@ class GenerationHandler:
             case Preview():
                 post(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
             case Parity(token_ids=token_ids):
-                post(parity_of(self.loaded, token_ids, post))
+                post(parity_of(self.loaded, token_ids))
 
     def at_end(self, post: Post) -> bool:
         if self.sampler.done:
@@ -301,7 +299,7 @@ class ReplayHandler:
                 replay.seek(0)
             case Parity(token_ids=token_ids):
                 post(
-                    parity_of(self.loaded, token_ids, post)
+                    parity_of(self.loaded, token_ids)
                     if self.loaded
                     else ParityComputed(None, "no model is loaded: this replay shows what was recorded")
                 )

@@ -105,6 +105,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.load_started = time.perf_counter()
+        self.run_clock: tuple[float, float, int] | None = None  # (g pressed, last token shown, tokens since): the run's tok/s
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -166,15 +167,23 @@ class MainScreen(LayerHeadKeys, Screen):
         if self.replay_steps is not None:
             n_steps, recomputes = self.replay_steps
             return f"replay {self.transcript.n_generated}/{n_steps} · {'recomputed' if recomputes else 'as recorded'}"
+        return f"ready · {self.transcript.n_generated} new{self.timing()}"
+
+    def timing(self) -> str:
+        """The last run's tokens per second (wall clock, as the user saw them), else the last token's engine time."""
         last_ms = self.transcript.last_ms
-        timing = "" if self.options.deterministic or last_ms is None else f" · {last_ms:.1f} ms/token"
-        return f"ready · {self.transcript.n_generated} new{timing}"
+        if self.options.deterministic or (last_ms is None and self.run_clock is None):
+            return ""
+        if self.run_clock is None:
+            return f" · last token {last_ms:.1f} ms"
+        started, last, n_tokens = self.run_clock
+        return f" · {n_tokens / (last - started):.0f} tok/s" if n_tokens and last > started else ""
 
     def show_progress(self) -> None:
         if self.engine.pausing:
             self.set_status("pausing…")
         elif self.engine.running and self.replay_steps is None:
-            self.set_status(f"running · {self.transcript.n_generated} new · g pauses")
+            self.set_status(f"running · {self.transcript.n_generated} new{self.timing()} · g pauses")
         else:
             self.set_status(self.idle_status())
 
@@ -219,7 +228,7 @@ class MainScreen(LayerHeadKeys, Screen):
         if info is None or not info.engine:
             return "…"
         threads = self.loaded.torch_threads if info.engine == "torch" and info.device == "cpu" else None
-        return info.engine if threads is None else f"{info.engine} · {threads} thread{'s' if threads > 1 else ''}"
+        return info.engine if threads is None else f"{info.engine} {threads} thread{'s' if threads > 1 else ''}"
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""
@@ -270,6 +279,9 @@ class MainScreen(LayerHeadKeys, Screen):
     def on_tokens_generated(self, message: TokensGenerated) -> None:
         for event in message.events:
             self.transcript.append(event)
+        if self.run_clock is not None and self.engine.running:
+            started, _, n_tokens = self.run_clock
+            self.run_clock = (started, time.perf_counter(), n_tokens + len(message.events))
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
         self.transcript.set_candidates(message.candidates, message.config)
@@ -353,9 +365,13 @@ class MainScreen(LayerHeadKeys, Screen):
 
     # ---- engine keys -------------------------------------------------------------------------
     def action_step(self) -> None:
-        self.engine.send(Step(self.settings))
+        if self.engine.send(Step(self.settings)):
+            self.run_clock = None
 
     def action_run_pause(self) -> None:
+        if not self.engine.running:
+            now = time.perf_counter()
+            self.run_clock = (now, now, 0)
         self.engine.toggle_run(Run(self.settings, self.settings.max_new_tokens))
         self.show_progress()
 
