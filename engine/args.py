@@ -58,6 +58,7 @@ max_new_tokens_arg = ranged(integer, lambda v: 0 <= v <= 100_000, "an integer in
 positive_tokens_arg = ranged(integer, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]")
 steps_arg = ranged(integer, lambda v: 1 <= v <= 1_000_000, "an integer in [1, 1000000]")
 port_arg = ranged(integer, lambda v: 1 <= v <= 65535, "an integer in [1, 65535]")
+threads_arg = ranged(integer, lambda v: 1 <= v <= 1024, "an integer in [1, 1024]")
 
 
 def model_arg(text: str) -> str:
@@ -93,6 +94,21 @@ def add_model_args(parser: argparse.ArgumentParser, devices: bool = True) -> Non
     if devices:
         parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     parser.add_argument("--allow-pickle", action="store_true", help="allow loading pickle (.bin) weights you trust")
+
+
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "numpy", "torch"],
+        default="auto",
+        help="auto (default): torch on CUDA/MPS, the from-scratch NumPy GPT-2 on a CPU; numpy; torch (transformers)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=threads_arg,
+        default=None,
+        help="torch's CPU threads (default: 1 for small models, else half the cores; OMP_NUM_THREADS)",
+    )
 
 
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:

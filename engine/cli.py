@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.args import (
     OneLineParser,
     ablation_arg,
+    add_engine_args,
     add_model_args,
     add_sampling_args,
     model_arg,
@@ -33,6 +34,7 @@ BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engi
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
+    "tui": "model ready vs a minimal app, torch tok/s under load, run mode vs headless tok/s, key n to screen p50/p95",
 }
 
 
@@ -52,7 +54,7 @@ def build_parser() -> OneLineParser:
     add_model_args(gen)
     gen.add_argument("--prompt", default=DEFAULT_PROMPT)
     add_sampling_args(gen)
-    gen.add_argument("--engine", choices=["torch", "numpy"], default="torch")
+    add_engine_args(gen)
     gen.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event")
     gen.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming text")
 
@@ -140,10 +142,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.engine == "numpy" and args.device not in ("auto", "cpu"):
         raise UsageError(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
     trace = TraceWriter(args.trace) if args.trace else None
-    model = load_model(
-        args.model, device="cpu" if args.engine == "numpy" and args.device == "auto" else args.device, allow_pickle=args.allow_pickle
-    )
-    sampler = Sampler(model, config, engine=args.engine)
+    model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine, threads=args.threads)
+    sampler = Sampler(model, config)
+    if sampler.note:
+        print(f"tfund: note: {sampler.note}", file=sys.stderr)
     sampler.set_prompt(args.prompt)
     if trace:
         trace.write_record({"session": {"model": args.model, "prompt": sampler.prompt}})
@@ -165,8 +167,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         result = {
             "model": args.model,
-            "engine": args.engine,
+            "engine": sampler.engine,
             "device": sampler.info.device,
+            "threads": model.torch_threads,
             "prompt": sampler.prompt,
             "settings": config.as_dict(),
             "tokens": tokens,
@@ -187,7 +190,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
     ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
     ids = ids[: model.info.n_positions - args.greedy_tokens]
-    report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens)
+    report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens, numpy_model=model.numpy_model())
     if args.json:
         print(json.dumps({"model": args.model, "prompt_tokens": len(ids), **report}))
     else:

@@ -126,4 +126,5 @@ class ModelInfo:
     n_positions: int
     vocab_size: int
     n_params: int = 0
+    engine: str = ""  # "numpy" or "torch": what computes the tokens
     extra: dict = field(default_factory=dict)

@@ -91,6 +91,12 @@ def toy():
 
 
 @pytest.fixture(scope="session")
+def toy_tokenizer():
+    """The toy's tokenizer through transformers (what save_pretrained and the tokenization view take)."""
+    return load_tokenizer("toy")
+
+
+@pytest.fixture(scope="session")
 def tiny_hf():
     """2 layers, 4 heads, 64 wide, vocab 256, context 64; fp32, eager attention, eval mode."""
     return random_gpt2("tiny", seed=1)
@@ -108,11 +114,11 @@ def short_context_hf():
 
 
 @pytest.fixture(scope="module")
-def short_context_toy(toy, tmp_path_factory):
+def short_context_toy(toy_tokenizer, tmp_path_factory):
     """A random GPT-2 with the toy's tokenizer and a 24-position context, loaded: its window slides after a few steps."""
     path = tmp_path_factory.mktemp("short_context")
-    random_gpt2("tiny", seed=3, n_positions=24, vocab_size=len(toy.tokenizer)).save_pretrained(path)
-    toy.tokenizer.save_pretrained(path)
+    random_gpt2("tiny", seed=3, n_positions=24, vocab_size=len(toy_tokenizer)).save_pretrained(path)
+    toy_tokenizer.save_pretrained(path)
     return load_model(str(path), device="cpu")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from engine.args import OneLineParser, add_model_args, add_sampling_args, port_arg, sampling_config
+from engine.args import OneLineParser, add_engine_args, add_model_args, add_sampling_args, port_arg, sampling_config
 from engine.views.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
 from tui.serve import serve, served_args  # light: textual-serve is imported only to serve
@@ -21,7 +21,7 @@ def build_parser() -> OneLineParser:
     parser.set_defaults(model=None)  # None: "toy", or with --replay the model the trace names
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to continue (default %(default)r)")
     add_sampling_args(parser)
-    parser.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="transformers or the from-scratch NumPy GPT-2")
+    add_engine_args(parser)
     parser.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event (and per undo)")
     parser.add_argument("--replay", metavar="FILE.jsonl", help="step through a recorded trace instead of generating (n, backspace, g, r)")
     parser.add_argument("--export-dir", default=DEFAULT_EXPORT_DIR, metavar="DIR", help="where e saves the figures (default ./%(default)s)")
@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config=config,
         device=args.device,
         engine=args.engine,
+        threads=args.threads,
         trace=trace,
         allow_pickle=args.allow_pickle,
         replay=args.replay,

@@ -26,7 +26,8 @@ class Load(Command):
     prompt: str
     settings: SamplingConfig
     device: str = "auto"
-    engine: str = "torch"
+    engine: str = "auto"
+    threads: int | None = None
     allow_pickle: bool = False
     replay: Any = None  # a trace path to replay instead of generating
 

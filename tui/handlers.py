@@ -81,13 +81,16 @@ def apply_settings(sampler: Any, settings: SamplingConfig) -> None:
 
 
 def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
-    """The NumPy engine against torch on the loaded model; failures are shown in the Parity pane."""
+    """The NumPy engine against torch on the loaded model (torch is loaded now if the session ran
+    without it: the block lab says it is checking meanwhile); failures are shown in the Parity pane."""
     try:
         if loaded.device != "cpu":
             raise ValueError(f"the parity check runs on the CPU; this model is on {loaded.device}")
         from engine.views.parity import parity_report
 
-        report = parity_report(loaded.hf_model, loaded.tokenizer, list(token_ids), n_greedy=PARITY_GREEDY_TOKENS)
+        report = parity_report(
+            loaded.hf_model, loaded.tokenizer, list(token_ids), n_greedy=PARITY_GREEDY_TOKENS, numpy_model=loaded.numpy_model()
+        )
         return ParityComputed(report, None)
     except Exception as error:
         return ParityComputed(None, f"parity check failed: {error}")
@@ -120,21 +123,25 @@ class Loader:
         handler = GenerationHandler(loaded, sampler, self.trace)
         handler.trace_session()
         post(ModelReady(loaded, sampler.info, ContextReady.of_sampler(sampler)))
+        if sampler.note:
+            post(EngineNote(f"{sampler.note[0].upper()}{sampler.note[1:]}.", "warning"))
         return handler
 
     @staticmethod
     def load(command: Load, post: Post) -> Any:
-        """Import torch and transformers, then load the model named in the command."""
-        post(LoadProgress(1, 4, "importing torch and transformers"))
-        import torch  # noqa: F401  (the slow imports, named so the progress line is honest)
-        import transformers  # noqa: F401
-
+        """Load the model named in the command: torch and transformers are imported only if its engine needs them."""
         from engine.runtime.loading import load_model, quiet_transformers
 
         quiet_transformers()  # a progress bar on stderr would draw over the UI
-        post(LoadProgress(2, 4, f"loading {command.model}"))
-        device = "cpu" if command.engine == "numpy" and command.device == "auto" else command.device
-        return load_model(command.model, device=device, allow_pickle=command.allow_pickle)
+        post(LoadProgress(1, 4, f"finding {command.model}"))
+        return load_model(
+            command.model,
+            device=command.device,
+            allow_pickle=command.allow_pickle,
+            engine=command.engine,
+            threads=command.threads,
+            progress=lambda text: post(LoadProgress(2, 4, text)),
+        )
 
     def open_replay(self, command: Load, post: Post) -> ReplayHandler:
         """Replay: with the model the recording is recomputed (attention too); without it, shown as recorded."""

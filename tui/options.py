@@ -17,7 +17,8 @@ class SessionOptions:
     prompt: str = DEFAULT_PROMPT
     config: SamplingConfig = field(default_factory=SamplingConfig)  # the settings the first token uses
     device: str = "auto"
-    engine: str = "torch"
+    engine: str = "auto"  # auto, numpy or torch (engine.runtime.loading.choose_engine)
+    threads: int | None = None  # torch's CPU threads; None: engine.runtime.loading.thread_policy
     trace: Any = None  # engine.views.trace.TraceWriter or None
     allow_pickle: bool = False  # let load_model read pickle weights the user trusts
     replay: Path | None = None  # a trace to replay instead of generating

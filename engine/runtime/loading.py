@@ -6,20 +6,28 @@ opts into pickle; never trust_remote_code; no network unless the user names a hu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import platform
+import re
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.events import ModelInfo
-from engine.model.gpt2 import config_problem
+from engine.model.gpt2 import GPT2Numpy, config_problem
+from engine.runtime.tokenizer import TextTokenizer, light_tokenizer_problem
 
 TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "toy" / "model"
 HUB_HOST = "huggingface.co"
+ENGINES = ("auto", "numpy", "torch")
+SMALL_MODEL_PARAMS = 50_000_000  # below this torch runs one intra-op thread on the CPU (thread_policy)
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: torch follows them instead
 
 
 class ModelLoadError(Exception):
@@ -32,12 +40,43 @@ class ModelUnavailableError(ModelLoadError):
 
 @dataclass
 class LoadedModel:
+    """A model ready for the Sampler. On the NumPy path `net` holds the weights and `tokenizer` is a
+    TextTokenizer: neither torch nor transformers is imported until something asks for `hf_model`."""
+
     name: str  # what the user asked for ("toy", a path, a hub name)
-    path: str  # the directory the files came from
-    hf_model: Any  # transformers GPT2LMHeadModel, eval mode, eager attention
-    tokenizer: Any  # transformers PreTrainedTokenizerFast
+    path: str  # the directory (or hub id) the files came from
+    engine: str  # "numpy" or "torch": the engine a Sampler runs unless told otherwise
     device: str  # "cpu", "cuda", "mps"
+    tokenizer: Any  # TextTokenizer, or transformers' PreTrainedTokenizerFast on the torch path
     info: ModelInfo
+    net: GPT2Numpy | None = None  # the NumPy weights, once read or converted
+    threads: int | None = None  # torch's intra-op threads on the CPU (--threads), None: thread_policy
+    allow_pickle: bool = False
+    _hf_model: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def torch_loaded(self) -> bool:
+        return self._hf_model is not None
+
+    @property
+    def hf_model(self) -> Any:
+        """transformers' GPT2LMHeadModel (eval mode, eager attention), loaded on first use: seconds."""
+        with self._lock:
+            if self._hf_model is None:
+                self._hf_model = load_hf_model(self.name, self.path, self.device, self.allow_pickle, self.threads)
+            return self._hf_model
+
+    @property
+    def torch_threads(self) -> int | None:
+        """torch's intra-op CPU threads in force; None while torch is not loaded."""
+        return sys.modules["torch"].get_num_threads() if self.torch_loaded else None
+
+    def numpy_model(self) -> GPT2Numpy:
+        """The from-scratch NumPy GPT-2 on these weights (read once, shared by every sampler)."""
+        if self.net is None:
+            self.net = GPT2Numpy.from_hf(self.hf_model)
+        return self.net
 
 
 def quiet_transformers() -> None:
@@ -71,6 +110,10 @@ def out_of_memory_sentence(device: str) -> str:
 
 def resolve_device(device: str = "auto") -> str:
     """auto → cuda > mps > cpu; an explicit device that is not available raises ModelLoadError."""
+    if device == "cpu":
+        return "cpu"
+    if device not in ("auto", "mps") and not device.startswith("cuda"):
+        raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
     import torch
 
     if device == "auto":
@@ -79,17 +122,13 @@ def resolve_device(device: str = "auto") -> str:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
-    if device == "cpu":
-        return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ModelUnavailableError(f"device '{device}' was asked for but this machine has no usable CUDA GPU; use --device cpu")
         return device
-    if device == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ModelUnavailableError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device cpu")
-        return "mps"
-    raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
+    if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():  # device == "mps"
+        raise ModelUnavailableError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device cpu")
+    return "mps"
 
 
 def _looks_like_path(name: str) -> bool:
@@ -177,56 +216,158 @@ def check_model_dir(path: str, allow_pickle: bool) -> None:
         raise ModelLoadError(f"'{path}' has no tokenizer files (tokenizer.json or vocab.json + merges.txt)")
 
 
-def model_info(name: str, hf_model: Any, device: str) -> ModelInfo:
-    config = hf_model.config
+def accelerator_likely() -> bool:
+    """Whether torch may see a GPU, judged without importing torch (that costs seconds): torch already
+    imported and seeing one, or a CUDA/ROCm build of torch with a GPU device node, or Apple silicon."""
+    if "torch" in sys.modules:
+        return resolve_device("auto") != "cpu"
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    build = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    gpu_build = re.search(r"^(cuda|hip)\b.*=\s*'", build, re.MULTILINE) is not None  # cuda: Optional[str] = '12.4'
+    return gpu_build and any(os.path.exists(node) for node in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
+
+
+def choose_engine(engine: str, device: str, config: dict) -> tuple[str, str]:
+    """(engine, device) for `--engine` and `--device`: auto is torch on CUDA/MPS and, on the CPU, the
+    NumPy engine for the GPT-2s it runs (faster there), torch for the rest."""
+    if engine not in ENGINES:
+        raise ModelLoadError(f"unknown engine '{engine}'; use auto, numpy or torch")
+    if engine == "numpy":
+        if device not in ("auto", "cpu"):
+            raise ModelLoadError(f"the NumPy engine runs on the CPU only; use --device cpu or --engine torch (got --device {device})")
+        return "numpy", "cpu"
+    if engine == "torch" or device not in ("auto", "cpu"):
+        return "torch", resolve_device(device)
+    if device == "auto" and accelerator_likely() and (accelerator := resolve_device("auto")) != "cpu":
+        return "torch", accelerator
+    return ("numpy" if config_problem(config, "numpy") is None else "torch"), "cpu"
+
+
+def thread_policy(n_params: int, cores: int) -> int:
+    """torch's intra-op threads on the CPU: one for small models (threads waiting on each other cost more
+    than they share, and collapse when other processes want the cores), half the cores above that."""
+    return 1 if n_params < SMALL_MODEL_PARAMS else max(1, cores // 2)
+
+
+def set_torch_threads(torch: Any, n_params: int, threads: int | None) -> int:
+    """Apply --threads, else the environment's OMP/MKL_NUM_THREADS (torch read them), else thread_policy."""
+    if threads is None and not any(os.environ.get(name) for name in THREAD_ENV):
+        threads = thread_policy(n_params, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def model_info(name: str, config: dict, engine: str, device: str, n_params: int) -> ModelInfo:
     return ModelInfo(
         name=name,
         device=device,
-        n_layer=config.n_layer,
-        n_head=config.n_head,
-        d_model=config.n_embd,
-        n_positions=config.n_positions,
-        vocab_size=config.vocab_size,
-        n_params=sum(p.numel() for p in hf_model.parameters()),
+        engine=engine,
+        n_layer=config["n_layer"],
+        n_head=config["n_head"],
+        d_model=config["n_embd"],
+        n_positions=config["n_positions"],
+        vocab_size=config["vocab_size"],
+        n_params=n_params,
     )
 
 
-def load_model(name_or_path: str = "toy", device: str = "auto", dtype: Any = None, allow_pickle: bool = False) -> LoadedModel:
-    """Load model + tokenizer on the best (or requested) device. Raises ModelLoadError."""
-    location, is_local = locate_model(name_or_path)
-    if is_local:
-        check_model_dir(location, allow_pickle)
-    resolved_device = resolve_device(device)
+def read_config(location: str, is_local: bool) -> dict:
+    """config.json of a local directory (check_model_dir read it already); {} for a hub id."""
+    if not is_local:
+        return {}
+    with open(os.path.join(location, "config.json"), encoding="utf-8") as f:
+        return json.load(f)
 
+
+def light_loadable(location: str, is_local: bool) -> bool:
+    """The NumPy path can read this directory itself: one safetensors file and a tokenizer.json."""
+    return is_local and os.path.isfile(os.path.join(location, "model.safetensors")) and light_tokenizer_problem(Path(location)) is None
+
+
+def load_hf_model(name: str, location: str, device: str, allow_pickle: bool, threads: int | None, dtype: Any = None) -> Any:
+    """transformers' GPT2LMHeadModel from `location` on `device`, eval mode, eager attention."""
     import torch
-    from transformers import AutoTokenizer, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
     quiet_transformers()
-    options = dict(local_files_only=is_local, trust_remote_code=False)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location, **options)
         hf_model = GPT2LMHeadModel.from_pretrained(
             location,
             attn_implementation="eager",  # sdpa returns no attention weights
             use_safetensors=None if allow_pickle else True,
             dtype=dtype or torch.float32,
-            **options,
+            local_files_only=os.path.isdir(location),
+            trust_remote_code=False,
         )
     except Exception as error:  # transformers raises many types; the user gets one sentence
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise ModelLoadError(f"could not load model '{name_or_path}': {reason}") from None
+        raise ModelLoadError(f"could not load model '{name}': {first_line(error)}") from None
+    if device == "cpu":
+        set_torch_threads(torch, hf_model.num_parameters(), threads)
     try:
-        hf_model.to(resolved_device)
+        hf_model.to(device)
     except torch.OutOfMemoryError:
-        raise ModelUnavailableError(
-            f"not enough memory on {resolved_device} for '{name_or_path}'; use --device cpu or a smaller model"
-        ) from None
-    hf_model.eval()
-    return LoadedModel(
-        name=name_or_path,
-        path=location,
-        hf_model=hf_model,
-        tokenizer=tokenizer,
-        device=resolved_device,
-        info=model_info(name_or_path, hf_model, resolved_device),
-    )
+        raise ModelUnavailableError(f"not enough memory on {device} for '{name}'; use --device cpu or a smaller model") from None
+    return hf_model.eval()
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__
+
+
+def load_model(
+    name_or_path: str = "toy",
+    device: str = "auto",
+    dtype: Any = None,
+    allow_pickle: bool = False,
+    engine: str = "auto",
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LoadedModel:
+    """Load model + tokenizer for `engine` (auto, numpy, torch) on `device`. Raises ModelLoadError.
+
+    The NumPy engine on a directory with model.safetensors and tokenizer.json imports neither torch nor
+    transformers: the weights go straight into NumPy, the tokenizer through `tokenizers`.
+    `progress(text)` hears what is being done (the slow step is importing torch and transformers).
+    """
+    progress = progress or (lambda text: None)
+    location, is_local = locate_model(name_or_path)
+    if is_local:
+        check_model_dir(location, allow_pickle)
+    config = read_config(location, is_local)
+    engine, device = choose_engine(engine, device, config)  # a hub id not downloaded yet has no config: torch
+    common = dict(name=name_or_path, path=location, engine=engine, device=device, threads=threads, allow_pickle=allow_pickle)
+    if engine == "numpy" and light_loadable(location, is_local) and dtype is None:
+        progress(f"reading {name_or_path} into NumPy")
+        try:
+            net = GPT2Numpy.from_dir(location)
+            tokenizer = TextTokenizer.from_dir(location)
+        except Exception as error:  # a damaged file: one sentence
+            raise ModelLoadError(f"could not load model '{name_or_path}': {first_line(error)}") from None
+        return LoadedModel(
+            tokenizer=tokenizer, info=model_info(name_or_path, config, engine, device, count_params(net.params)), net=net, **common
+        )
+    progress("importing torch and transformers")
+    hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype)
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=is_local, trust_remote_code=False)
+    except Exception as error:
+        raise ModelLoadError(f"could not load the tokenizer of '{name_or_path}': {first_line(error)}") from None
+    info = model_info(name_or_path, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+
+
+def count_params(params: Any) -> int:
+    """Numbers in nested params (dicts and lists of arrays)."""
+    if isinstance(params, dict):
+        return sum(count_params(value) for value in params.values())
+    if isinstance(params, list):
+        return sum(count_params(value) for value in params)
+    return params.size

@@ -41,13 +41,8 @@ def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L
     return norms.astype(np.float32), cosines.astype(np.float32)
 
 
-def top_candidates(
-    tokenizer: Any, p_raw: np.ndarray, p: np.ndarray, n: int, piece_text: Callable[[int], str] | None = None
-) -> list[Candidate]:
-    """The n most likely tokens before warping, with their probability after warping.
-
-    `piece_text(id)` gives a candidate's text; by default `tokenizer.decode([id])` (a Sampler passes its cache)."""
-    text_of = piece_text or (lambda i: tokenizer.decode([i]))
+def top_candidates(text_of: Callable[[int], str], p_raw: np.ndarray, p: np.ndarray, n: int) -> list[Candidate]:
+    """The n most likely tokens before warping, with their probability after warping; text_of(id) labels them."""
     n = min(n, p_raw.shape[0])
     top = np.argpartition(-p_raw, n - 1)[:n]
     top = top[np.lexsort((top, -p_raw[top]))]  # by p_raw descending, ties by id
@@ -64,27 +59,32 @@ class PositionView:
     cosines: np.ndarray  # [L]
 
 
-def make_backend(engine: str, hf_model: Any):
-    """The backend behind the sampler; each is imported only when chosen (torch ones import torch).
+def on_cuda(hf_model: Any) -> bool:
+    return next(hf_model.parameters()).device.type == "cuda"
 
-    numpy: the from-scratch NumPy GPT-2 (CPU). torch on CUDA: static KV cache + CUDA graphs for GPT-2;
-    torch otherwise (or for what the CUDA-graph path does not implement): transformers' own forward.
+
+def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
+    """The backend behind the sampler, and a note for the user if the fast path was given up.
+
+    numpy: the from-scratch NumPy GPT-2 (CPU), imported without torch. torch on CUDA: static KV cache
+    + CUDA graphs for GPT-2, checked against eager decoding on first use; torch otherwise (or for what
+    the CUDA-graph path does not implement): transformers' own forward.
     """
     if engine == "numpy":
-        from engine.model.gpt2 import GPT2Numpy
         from engine.runtime.backends.numpy_backend import NumpyBackend
 
-        return NumpyBackend(GPT2Numpy.from_hf(hf_model))
-    if next(hf_model.parameters()).device.type == "cuda":
-        from engine.runtime.backends.cuda_graph import FastTorchBackend, UnsupportedModelError
+        return NumpyBackend(model.numpy_model()), None
+    hf_model = model.hf_model
+    if on_cuda(hf_model):
+        from engine.runtime.backends.cuda_graph import UnsupportedModelError, checked_fast_backend
 
         try:
-            return FastTorchBackend(hf_model)
+            return checked_fast_backend(hf_model)
         except UnsupportedModelError:
             pass
     from engine.runtime.backends.torch_eager import TorchBackend
 
-    return TorchBackend(hf_model)
+    return TorchBackend(hf_model), None
 
 
 class Sampler:
@@ -93,24 +93,27 @@ class Sampler:
         model: Any,
         config: SamplingConfig | None = None,
         device: str | None = None,
-        engine: str = "torch",
+        engine: str = "auto",
         top_n: int = 10,
     ):
+        """`engine`: "numpy", "torch", or "auto" for the one the model was loaded for (model.engine)."""
         self.model = model
         self.tokenizer = model.tokenizer
         self.config = replace(config) if config else SamplingConfig()
         self.config.validate()
-        if engine not in ("torch", "numpy"):
-            raise ValueError(f"engine must be 'torch' or 'numpy' (got {engine!r})")
+        if engine not in ("auto", "torch", "numpy"):
+            raise ValueError(f"engine must be 'auto', 'torch' or 'numpy' (got {engine!r})")
+        engine = model.engine if engine == "auto" else engine
         if engine == "numpy" and device not in (None, "cpu"):
             raise ValueError("the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
         if device is not None and engine == "torch":
             model.hf_model.to(device)
         self.engine = engine
         self.top_n = top_n
-        self.backend = make_backend(engine, model.hf_model)
+        self.backend, self.note = make_backend(engine, model)  # note: why a fast path was given up, said once
         run_device = "cpu" if engine == "numpy" else str(next(model.hf_model.parameters()).device)
-        self.info: ModelInfo = replace(model.info, device=run_device)
+        self.info: ModelInfo = replace(model.info, device=run_device, engine=engine)
+        self.texts: dict[int, str] = {}  # token id -> its text alone (candidates and lens labels), decoded once
         self.n_positions = self.info.n_positions
         self.eos_id = self.tokenizer.eos_token_id
         self.rng = np.random.default_rng(self.config.seed)
@@ -125,7 +128,6 @@ class Sampler:
         self.done = False
         self.generated_text: list[str] = []  # every generated piece, even those slid out of the window
         self._next_logits: np.ndarray | None = None  # [V]
-        self._piece_texts: dict[int, str] = {}  # id -> tokenizer.decode([id]): candidates and lens entries repeat ids
         self._lock = threading.Lock()  # one sampler call at a time
 
     # ---- settings ----------------------------------------------------------------------------
@@ -137,13 +139,6 @@ class Sampler:
             self.rng = np.random.default_rng(new.seed)
         self.config = new
         return new
-
-    def piece_text(self, token_id: int) -> str:
-        """One token's text on its own, `tokenizer.decode([token_id])`, decoded once per sampler."""
-        text = self._piece_texts.get(token_id)
-        if text is None:
-            text = self._piece_texts[token_id] = self.tokenizer.decode([token_id])
-        return text
 
     # ---- prompt and state --------------------------------------------------------------------
     def set_prompt(self, text: str) -> None:
@@ -185,9 +180,16 @@ class Sampler:
         lens = self._lens_entries(out) if last else []
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
+    def token_text(self, token_id: int) -> str:
+        """The text of one token alone (a label: may be "\ufffd" for part of a character)."""
+        text = self.texts.get(token_id)
+        if text is None:
+            text = self.texts[token_id] = self.tokenizer.decode([token_id])
+        return text
+
     def _lens_entries(self, out: ForwardOutput) -> list[LensEntry]:
         return [
-            LensEntry(layer, int(tid), self.piece_text(int(tid)), float(p)) for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
+            LensEntry(layer, int(tid), self.token_text(int(tid)), float(p)) for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
         ]
 
     @property
@@ -236,7 +238,7 @@ class Sampler:
         """The next token's top candidates under the settings in force now."""
         with self._lock:
             p_raw, p = self._distributions()
-            return top_candidates(self.tokenizer, p_raw, p, n or self.top_n, self.piece_text)
+            return top_candidates(self.token_text, p_raw, p, n or self.top_n)
 
     def step(self) -> TokenEvent:
         """Sample one token from the warped distribution and append it."""
@@ -260,7 +262,7 @@ class Sampler:
             p_raw, p = self._distributions()
             # 2. draw (or take the forced token)
             token_id = int(sample(p, self.rng)) if forced_id is None else forced_id
-            candidates = top_candidates(self.tokenizer, p_raw, p, self.top_n, self.piece_text)
+            candidates = top_candidates(self.token_text, p_raw, p, self.top_n)
             chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
             entropy_raw, entropy_p = float(entropy(p_raw)), float(entropy(p))  # nats, for the timeline
             sampled = time.perf_counter()

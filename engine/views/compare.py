@@ -130,8 +130,8 @@ class CompareSession:
         raw_a, warped_a = self.a.next_distributions()  # [V_a], [V_a]
         raw_b, warped_b = self.b.next_distributions()  # [V_b], [V_b]
         top_n = TEXT_TOP_N if self.mode == "text" else SHOWN_CANDIDATES
-        cands_a = top_candidates(self.a.tokenizer, raw_a, warped_a, top_n)
-        cands_b = top_candidates(self.b.tokenizer, raw_b, warped_b, top_n)
+        cands_a = top_candidates(self.a.token_text, raw_a, warped_a, top_n)
+        cands_b = top_candidates(self.b.token_text, raw_b, warped_b, top_n)
         # 2. KL and top-1 on ids, or on pooled candidate texts
         if self.mode == "vocab":
             kl, agree = compare_step(warped_a, warped_b)

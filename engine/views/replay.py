@@ -184,7 +184,7 @@ class ReplaySession:
         steps: list[ReplayStep],
         model: Any = None,
         prompt: str | None = None,
-        engine: str = "torch",
+        engine: str = "auto",
         sessions: list[TraceSession] | None = None,
     ):
         given = sessions if sessions is not None else [TraceSession(prompt, None, steps)]

@@ -143,10 +143,11 @@ def vocabulary_bytes(tokenizer: Any, ids: list[int]) -> tuple[list[str], list[by
 
     Special and added tokens (e.g. "<|endoftext|>") are not byte-encoded, so they get None too.
     """
-    strings = tokenizer.convert_ids_to_tokens(ids)
+    backend = tokenizer.backend_tokenizer
+    strings = [backend.id_to_token(i) for i in ids]
     if not is_byte_level(tokenizer):
         return strings, [None] * len(ids)
-    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+    special = set(backend.get_added_tokens_decoder())  # special and added tokens alike
     char_to_byte = {c: b for b, c in byte_to_char_table().items()}
     raw = [
         bytes(char_to_byte[c] for c in s) if i not in special and all(c in char_to_byte for c in s) else None for i, s in zip(ids, strings)
@@ -164,14 +165,18 @@ def display_piece(token: str, raw: bytes | None) -> str:
 
 # ---- tokenize ----------------------------------------------------------------------------------
 def tokenize(tokenizer: Any, text: str, add_special_tokens: bool = False) -> TokenizationView:
-    """Split `text` and describe every token (see TokenizationView)."""
-    encoding = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    ids = [int(i) for i in encoding["input_ids"]]
-    offsets = [(int(s), int(e)) for s, e in encoding["offset_mapping"]]
+    """Split `text` and describe every token (see TokenizationView).
+
+    `tokenizer`: anything with a `backend_tokenizer` (tokenizers.Tokenizer): transformers' fast
+    tokenizers and engine.runtime.tokenizer.TextTokenizer alike; all the work is the backend's.
+    """
+    encoding = tokenizer.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens)
+    ids = [int(i) for i in encoding.ids]
+    offsets = [(int(s), int(e)) for s, e in encoding.offsets]
     strings, raw_bytes = vocabulary_bytes(tokenizer, ids)
     covered = [raw if raw is not None else text[s:e].encode("utf-8") for raw, (s, e) in zip(raw_bytes, offsets)]
     words, spans = split_words(text)
-    round_trip = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    round_trip = tokenizer.backend_tokenizer.decode(ids, skip_special_tokens=False)
     return TokenizationView(
         text=text,
         ids=ids,

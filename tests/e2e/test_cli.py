@@ -48,6 +48,14 @@ def test_generate_trace_has_one_line_per_token(tmp_path):
     assert all(line["settings"]["seed"] == 1 and line["candidates"] for line in lines)
 
 
+def test_default_engine_is_numpy_on_the_cpu_and_torch_runs_one_thread_with_the_same_tokens():
+    default, torch = generate_json("--temperature", "0"), generate_json("--temperature", "0", "--engine", "torch")
+    assert (default["engine"], default["device"], default["threads"]) == ("numpy", "cpu", None)
+    assert (torch["engine"], torch["threads"]) == ("torch", 1)
+    assert [t["id"] for t in default["tokens"]] == [t["id"] for t in torch["tokens"]]
+    assert generate_json("--engine", "torch", "--threads", "2")["threads"] == 2
+
+
 def test_parity_on_the_toy_model_passes():
     result = tfund("parity", "--model", "toy", "--json")
     assert result.returncode == 0, result.stderr
@@ -71,6 +79,9 @@ def test_parity_on_the_toy_model_passes():
         (["generate", "--engine", "jax"], "--engine"),
         (["generate", "--bogus"], "--bogus"),
         (["bench", "decode", "--tokens", "0"], "--tokens"),
+        (["generate", "--threads", "0"], "--threads"),
+        (["generate", "--threads", "many"], "--threads"),
+        (["generate", "--engine", "numpy", "--device", "cuda"], "--device"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, names):

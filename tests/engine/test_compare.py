@@ -19,9 +19,9 @@ PROMPT = "In a small village,"
 
 
 @pytest.fixture(scope="module")
-def same_vocab_model(toy, tmp_path_factory):
+def same_vocab_model(toy_tokenizer, tmp_path_factory):
     """Another model on the toy's tokenizer (random weights)."""
-    return load_model(random_gpt2_dir(tmp_path_factory.mktemp("same_vocab"), toy.tokenizer, seed=0), device="cpu")
+    return load_model(random_gpt2_dir(tmp_path_factory.mktemp("same_vocab"), toy_tokenizer, seed=0), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_m
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
+def tiny_dir(tmp_path_factory, toy_tokenizer):
     """A tiny random GPT-2 with the toy tokenizer, saved as a user would."""
     path = tmp_path_factory.mktemp("tiny")
     toy = load_model("toy", device="cpu")
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=toy.info.vocab_size)
     GPT2LMHeadModel(config).save_pretrained(path)
-    toy.tokenizer.save_pretrained(path)
+    toy_tokenizer.save_pretrained(path)
     return path
 
 

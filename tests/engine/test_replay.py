@@ -161,12 +161,12 @@ def test_a_trace_from_another_model_is_refused(toy, tmp_path):
         ReplaySession(load_trace(path), model=toy, prompt=PROMPT)
 
 
-def test_back_across_a_window_slide_restores_the_context(toy, tmp_path):
+def test_back_across_a_window_slide_restores_the_context(toy, toy_tokenizer, tmp_path):
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=toy.info.vocab_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         GPT2LMHeadModel(config).save_pretrained(tmp_path / "short")
-    toy.tokenizer.save_pretrained(tmp_path / "short")
+    toy_tokenizer.save_pretrained(tmp_path / "short")
     short = load_model(str(tmp_path / "short"), device="cpu")
     sampler = Sampler(short, SamplingConfig(temperature=1.0, seed=0))
     sampler.set_prompt(PROMPT)

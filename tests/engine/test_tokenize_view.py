@@ -23,11 +23,6 @@ def covered_bytes(view):
     return b"".join(bytes.fromhex(h) for h in view.token_bytes)
 
 
-@pytest.fixture(scope="module")
-def toy_tokenizer():
-    return load_tokenizer("toy")
-
-
 @pytest.fixture(params=["toy_tokenizer", "local_bpe"])
 def byte_level(request):
     return request.getfixturevalue(request.param)

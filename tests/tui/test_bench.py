@@ -322,3 +322,30 @@ async def test_layers_chart_and_lens_repainted_line_by_line_equal_a_fresh_render
             fresh = await app.add_fresh(lambda widget, show=show: show(widget, *series[-1]))
             await pilot.pause()
             assert rendered(stepped) == rendered(fresh)
+
+
+def test_tui_figures_are_formatted_with_their_goals():
+    from tui.tools.bench import format_tui
+
+    result = {
+        "model": "toy",
+        "engine": "default",
+        "repeats": 3,
+        "startup": {"tfund_model_ready_ms": 687.0, "minimal_first_frame_ms": 285.0},
+        "under_load": {
+            "torch_quiet": 380.0,
+            "torch_loaded": 152.0,
+            "torch_ratio": 0.4,
+            "torch_threads": 1,
+            "default_quiet": 1215.0,
+            "default_loaded": 415.0,
+            "default_ratio": 0.34,
+        },
+        "run_mode": {"tui_tokens_per_second": 536.0, "headless_tokens_per_second": 1955.0, "ratio": 0.27},
+        "key_to_screen_ms": {"p50": 26.9, "p95": 45.7, "n": 20},
+    }
+    lines = format_tui(result).splitlines()
+    assert "687 ms" in lines[1] and "<= 1000 ms: met" in lines[1] and "<= 4x: met" in lines[1]
+    assert "1 thread" in lines[2] and "ratio 0.40 (goal >= 0.3: met)" in lines[2]
+    assert "ratio 0.27 (goal >= 0.6: NOT met)" in lines[4]
+    assert "p50 26.9 ms  p95 45.7 ms" in lines[5] and "NOT met" in lines[5]

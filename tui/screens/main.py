@@ -108,6 +108,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.load_started = time.perf_counter()
+        self.run_clock: tuple[float, float, int] | None = None  # (g pressed, last token shown, tokens since): the run's tok/s
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -139,7 +140,7 @@ class MainScreen(LayerHeadKeys, Screen):
     def start_loading(self) -> None:
         """The app calls this once the first frame is on screen."""
         o = self.options
-        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.allow_pickle, o.replay))
+        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle, o.replay))
 
     def on_unmount(self) -> None:
         self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it
@@ -174,15 +175,23 @@ class MainScreen(LayerHeadKeys, Screen):
             applied, session, n_sessions = self.replay_at or (self.transcript.n_generated, 1, 1)
             which = f" · session {session}/{n_sessions}" if n_sessions > 1 else ""
             return f"replay {applied}/{n_steps}{which} · {'recomputed' if recomputes else 'as recorded'}"
+        return f"ready · {self.transcript.n_generated} new{self.timing()}"
+
+    def timing(self) -> str:
+        """The last run's tokens per second (wall clock, as the user saw them), else the last token's engine time."""
         last_ms = self.transcript.last_ms
-        timing = "" if self.options.deterministic or last_ms is None else f" · {last_ms:.1f} ms/token"
-        return f"ready · {self.transcript.n_generated} new{timing}"
+        if self.options.deterministic or (last_ms is None and self.run_clock is None):
+            return ""
+        if self.run_clock is None:
+            return f" · last token {last_ms:.1f} ms"
+        started, last, n_tokens = self.run_clock
+        return f" · {n_tokens / (last - started):.0f} tok/s" if n_tokens and last > started else ""
 
     def show_progress(self) -> None:
         if self.engine.pausing:
             self.set_status("pausing…")
         elif self.engine.running and self.replay_steps is None:
-            self.set_status(f"running · {self.transcript.n_generated} new · g pauses")
+            self.set_status(f"running · {self.transcript.n_generated} new{self.timing()} · g pauses")
         else:
             self.set_status(self.idle_status())
 
@@ -208,7 +217,9 @@ class MainScreen(LayerHeadKeys, Screen):
             return
         transcript, info = self.transcript, self.info
         self.query_one(ParametersView).show(
-            parameter_lines(self.options.model_name, info.device if info else "…", self.settings, self.view_layer, self.view_head)
+            parameter_lines(
+                self.options.model_name, info.device if info else "…", self.engine_label(), self.settings, self.view_layer, self.view_head
+            )
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(CandidatesView).show(transcript.candidates)
@@ -218,6 +229,14 @@ class MainScreen(LayerHeadKeys, Screen):
             head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
             self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
         self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
+
+    def engine_label(self) -> str:
+        """The engine computing the tokens; torch on the CPU with its thread count."""
+        info = self.info
+        if info is None or not info.engine:
+            return "…"
+        threads = self.loaded.torch_threads if info.engine == "torch" and info.device == "cpu" else None
+        return info.engine if threads is None else f"{info.engine} {threads} thread{'s' if threads > 1 else ''}"
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""
@@ -246,6 +265,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.loaded = message.loaded
         self.info = message.loaded.info if message.loaded else None
         self.replay_steps = (message.n_steps, message.recomputes)
+        self.query_one("#generation-pane").border_title = "Generation · a recording"  # no prompt to edit
         self.became_ready(message.context)
         self.set_status(self.idle_status())
         if message.note:
@@ -269,6 +289,9 @@ class MainScreen(LayerHeadKeys, Screen):
     def on_tokens_generated(self, message: TokensGenerated) -> None:
         for event in message.events:
             self.transcript.append(event)
+        if self.run_clock is not None and self.engine.running:
+            started, _, n_tokens = self.run_clock
+            self.run_clock = (started, time.perf_counter(), n_tokens + len(message.events))
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
         self.transcript.set_candidates(message.candidates, message.config)
@@ -352,9 +375,13 @@ class MainScreen(LayerHeadKeys, Screen):
 
     # ---- engine keys -------------------------------------------------------------------------
     def action_step(self) -> None:
-        self.engine.send(Step(self.settings))
+        if self.engine.send(Step(self.settings)):
+            self.run_clock = None
 
     def action_run_pause(self) -> None:
+        if not self.engine.running:
+            now = time.perf_counter()
+            self.run_clock = (now, now, 0)
         self.engine.toggle_run(Run(self.settings, self.settings.max_new_tokens))
         self.show_progress()
 

@@ -141,9 +141,9 @@ def tmux_launch_times(command: list[str], first_marker: str, ready_marker: str |
     return first_frame, ready
 
 
-def startup_bench(model: str, repeats: int) -> dict:
+def startup_bench(model: str, repeats: int, engine: str | None = None) -> dict:
     """tfund-tui vs the minimal app, launched alternately; medians in ms and the first-frame ratio."""
-    tfund = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu"]
+    tfund = [sys.executable, "-m", "tui", "--model", model, "--device", "cpu", *engine_flags(engine)]
     minimal = [sys.executable, "-m", "tui.tools.minimal_app"]
     runs: dict[str, list] = {"tfund_first_frame_ms": [], "tfund_model_ready_ms": [], "minimal_first_frame_ms": []}
     for _ in range(repeats):
@@ -413,6 +413,169 @@ def format_render(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- tui: instant start, no collapse, run mode vs headless, key to screen ------------------------
+BUSY_S = 60.0  # a background busy process stops by itself after this long
+READY_GOAL_S = 1.0  # issue 14: model ready on the toy
+READY_GOAL_RATIO = 4.0  # issue 14: model ready <= 4x a minimal Textual app's first frame
+LOAD_GOAL_RATIO = 0.3  # issue 14: torch tok/s under two busy processes >= 0.3x quiet
+RUN_GOAL_RATIO = 0.6  # issue 14: TUI run mode >= 0.6x headless tok/s
+KEY_GOAL_MS = 10.0  # issue 14: p50 from `n` to the repainted token
+KEY_QUIET_S = 0.15  # output silence that ends one key's repaint
+
+
+def engine_flags(engine: str | None) -> list[str]:
+    return [] if engine is None else ["--engine", engine]
+
+
+def headless_tokens_per_second(model: str, engine: str | None, n_tokens: int, seed: int) -> dict:
+    """`tfund generate --json` in a subprocess: its own tokens_per_second, engine and threads."""
+    command = [sys.executable, "-m", "engine.cli", "generate", "--model", model, *engine_flags(engine), "--json"]
+    command += ["--max-new-tokens", str(n_tokens), "--temperature", "0.8", "--seed", str(seed), "--device", "cpu"]
+    out = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    return {
+        "tokens_per_second": out["tokens_per_second"],
+        "tokens": len(out["tokens"]),
+        "threads": out.get("threads"),
+        "engine": out["engine"],
+    }
+
+
+def busy_processes(n: int) -> list[subprocess.Popen]:
+    """n processes spinning on a core each; each stops by itself after BUSY_S."""
+    spin = f"import time\nend = time.monotonic() + {BUSY_S}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(n)]
+
+
+def under_load_bench(model: str, n_tokens: int, repeats: int) -> dict:
+    """torch (and the default engine) headless tok/s quiet and with 2 busy processes, alternating."""
+    runs: dict[str, list[float]] = {"torch_quiet": [], "torch_loaded": [], "default_quiet": [], "default_loaded": []}
+    threads = None
+    for repeat in range(repeats):
+        for engine, name in (("torch", "torch"), (None, "default")):
+            runs[f"{name}_quiet"].append(headless_tokens_per_second(model, engine, n_tokens, repeat)["tokens_per_second"])
+            busy = busy_processes(2)
+            try:
+                time.sleep(0.2)  # the busy processes are running
+                out = headless_tokens_per_second(model, engine, n_tokens, repeat)
+            finally:
+                for process in busy:
+                    process.kill()
+                    process.wait()
+            runs[f"{name}_loaded"].append(out["tokens_per_second"])
+            threads = out["threads"] if engine == "torch" else threads
+    result = {name: median(values) for name, values in runs.items()}
+    result["torch_threads"] = threads
+    result["torch_ratio"] = result["torch_loaded"] / result["torch_quiet"]
+    result["default_ratio"] = result["default_loaded"] / result["default_quiet"]
+    return result
+
+
+def tui_command(model: str, engine: str | None, trace: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "tui", "--model", model, "--device", "cpu", *engine_flags(engine), "--trace", str(trace), *flags]
+
+
+def token_lines(path: Path) -> int:
+    """Token events in a trace (lines with an "id"); the session header and undos are not counted."""
+    return sum('"id":' in line for line in path.read_text().splitlines()) if path.exists() else 0
+
+
+def run_mode_bench(model: str, engine: str | None, n_tokens: int, size: tuple[int, int], workdir: str, seed: int) -> dict:
+    """tok/s of `g` in the real app (a pseudo-terminal): tokens after the first trace line / the time to the last,
+    as `tfund generate` counts from its first step (the key's own latency is the key-to-screen figure)."""
+    trace = Path(workdir) / f"run-{uuid.uuid4().hex[:8]}.jsonl"
+    flags = ["--max-new-tokens", str(n_tokens), "--temperature", "0.8", "--seed", str(seed)]
+    app = PtyApp(tui_command(model, engine, trace, *flags), size, env=terminal_env())
+    try:
+        app.wait_until(lambda: "ready" in app.text()[-4000:], LAUNCH_TIMEOUT_S, "load the model")
+        app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
+        app.send("g")
+        count, first, changed = 0, None, time.perf_counter()
+        while time.perf_counter() - changed < 1.0:  # the run ended a second ago
+            now_count = token_lines(trace)
+            if now_count != count:
+                count, changed = now_count, time.perf_counter()
+                first = first or (changed, count)
+            time.sleep(0.002)
+    finally:
+        app.close()
+    first_at, first_count = first
+    return {"tokens": count, "tokens_per_second": (count - first_count) / max(changed - first_at, 1e-9)}
+
+
+def key_latencies(model: str, engine: str | None, n_keys: int, size: tuple[int, int], workdir: str) -> list[float]:
+    """ms from an `n` key to the last byte of the repaint it causes (output quiet after), each undone after."""
+    trace = Path(workdir) / f"keys-{uuid.uuid4().hex[:8]}.jsonl"
+    app = PtyApp(tui_command(model, engine, trace, "--temperature", "0"), size, env=terminal_env())
+    latencies = []
+    try:
+        app.wait_until(lambda: "ready" in app.text()[-4000:], LAUNCH_TIMEOUT_S, "load the model")
+        app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
+        for _ in range(n_keys):
+            before = token_lines(trace)
+            sent = time.monotonic()
+            app.send("n")
+            app.wait_until(lambda b=before, s=sent: token_lines(trace) > b and app.last_output_at > s, STEP_TIMEOUT_S, "show the token")
+            app.wait_quiet(KEY_QUIET_S, STEP_TIMEOUT_S)
+            latencies.append((app.last_output_at - sent) * 1e3)
+            app.send("\x7f")  # backspace: undo, back to the prompt
+            app.wait_quiet(KEY_QUIET_S, STEP_TIMEOUT_S)
+    finally:
+        app.close()
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def tui_bench(model: str, engine: str | None, repeats: int, n_tokens: int, n_keys: int, size: tuple[int, int]) -> dict:
+    """Issue 14's figures, each pair measured back to back in this one run."""
+    startup = startup_bench(model, repeats, engine)
+    load = under_load_bench(model, n_tokens, repeats)
+    with tempfile.TemporaryDirectory() as workdir:
+        run, headless = [], []
+        for repeat in range(repeats):
+            headless.append(headless_tokens_per_second(model, engine, n_tokens, repeat)["tokens_per_second"])
+            run.append(run_mode_bench(model, engine, n_tokens, size, workdir, repeat)["tokens_per_second"])
+        keys = key_latencies(model, engine, n_keys, size, workdir)
+    return {
+        "model": model,
+        "engine": engine or "default",
+        "repeats": repeats,
+        "startup": {k: v for k, v in startup.items() if k != "runs"},
+        "under_load": load,
+        "run_mode": {
+            "tui_tokens_per_second": median(run),
+            "headless_tokens_per_second": median(headless),
+            "ratio": median(run) / median(headless),
+        },
+        "key_to_screen_ms": {"p50": percentile(keys, 0.5), "p95": percentile(keys, 0.95), "n": len(keys)},
+    }
+
+
+def format_tui(result: dict) -> str:
+    s, load, run, keys = result["startup"], result["under_load"], result["run_mode"], result["key_to_screen_ms"]
+    ready = s["tfund_model_ready_ms"]
+    ready_ratio = ready / s["minimal_first_frame_ms"]
+    return "\n".join(
+        [
+            f"tui benchmark: --model {result['model']}, engine {result['engine']}, medians of {result['repeats']} (CPU)",
+            f"model ready        {ready:7.0f} ms  minimal app first frame {s['minimal_first_frame_ms']:.0f} ms  ratio {ready_ratio:.2f}x "
+            f"(goal <= {READY_GOAL_S * 1e3:.0f} ms: {verdict(ready <= READY_GOAL_S * 1e3)}; <= {READY_GOAL_RATIO:.0f}x: "
+            f"{verdict(ready_ratio <= READY_GOAL_RATIO)})",
+            f"torch ({load['torch_threads']} thread(s))  {load['torch_quiet']:7.0f} tok/s quiet  {load['torch_loaded']:7.0f} with 2 busy "
+            f"processes  ratio {load['torch_ratio']:.2f} (goal >= {LOAD_GOAL_RATIO}: {verdict(load['torch_ratio'] >= LOAD_GOAL_RATIO)})",
+            f"default engine     {load['default_quiet']:7.0f} tok/s quiet  {load['default_loaded']:7.0f} with 2 busy processes  "
+            f"ratio {load['default_ratio']:.2f}",
+            f"run mode (g)       {run['tui_tokens_per_second']:7.0f} tok/s in the TUI  {run['headless_tokens_per_second']:7.0f} headless  "
+            f"ratio {run['ratio']:.2f} (goal >= {RUN_GOAL_RATIO}: {verdict(run['ratio'] >= RUN_GOAL_RATIO)})",
+            f"key n to screen    p50 {keys['p50']:.1f} ms  p95 {keys['p95']:.1f} ms  ({keys['n']} keys; goal p50 <= {KEY_GOAL_MS:.0f} ms: "
+            f"{verdict(keys['p50'] <= KEY_GOAL_MS)})",
+        ]
+    )
+
+
 # ---- command line ----------------------------------------------------------------------------
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="tfund bench", description="tfund-tui benchmarks (start-up; per-token UI time and bytes)")
@@ -421,6 +584,14 @@ def build_parser() -> OneLineParser:
     startup.add_argument("--model", type=model_arg, default="toy")
     startup.add_argument("--repeats", type=repeats_arg, default=5)
     startup.add_argument("--json", action="store_true")
+    tui = sub.add_parser("tui", help="model ready, torch under load, run mode vs headless, key to screen (issue 14)")
+    tui.add_argument("--model", type=model_arg, default="toy")
+    tui.add_argument("--engine", choices=["auto", "numpy", "torch"], default=None, help="the TUI's and headless engine (default: theirs)")
+    tui.add_argument("--repeats", type=repeats_arg, default=3)
+    tui.add_argument("--tokens", type=tokens_arg, default=200, help="tokens per run (default 200)")
+    tui.add_argument("--keys", type=repeats_arg, default=30, help="n keys timed (default 30)")
+    tui.add_argument("--size", type=size_arg, default=(100, 30))
+    tui.add_argument("--json", action="store_true")
     render = sub.add_parser("render", help="per-token UI update time and bytes written to the terminal")
     render.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     render.add_argument("--config", choices=RANDOM_CONFIGS, default=None, help="random-init model of this GPT-2 shape instead of --model")
@@ -438,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "startup":
         result = startup_bench(args.model, args.repeats)
         print(json.dumps(result) if args.json else format_startup(result))
+        return 0
+    if args.benchmark == "tui":
+        result = tui_bench(args.model, args.engine, args.repeats, args.tokens, args.keys, args.size)
+        print(json.dumps(result) if args.json else format_tui(result))
         return 0
     if args.model and args.config:
         usage_exit("give either --model or --config, not both")

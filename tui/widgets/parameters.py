@@ -9,10 +9,11 @@ from textual.widget import Widget
 from engine.events import SamplingConfig
 
 
-def parameter_lines(model: str, device: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+def parameter_lines(model: str, device: str, engine: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+    """`engine`: what computes the tokens, e.g. "numpy" or "torch 1 thread", shown after the device."""
     return [
         ("model", model),
-        ("device", device),
+        ("device", device if engine == "…" else f"{device} · {engine}"),
         ("temperature", f"{config.temperature:.2f}"),
         ("top-k", str(config.top_k)),
         ("top-p", f"{config.top_p:.2f}"),

@@ -19,7 +19,8 @@ index_copy_ at position tensors and read over a fixed span of slots, and the sco
 
 On the CPU the decode step runs eagerly over the filled part of the cache only (same functions,
 no graph). If capture fails, or its replay disagrees with the eager step, decoding stays eager and
-`graph_error` says why.
+`graph_error` says why. Before the sampler uses this backend, `checked_fast_backend` compares its
+first steps with transformers' eager forward and falls back to that when they disagree.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ TORCH_ACTIVATIONS = {"gelu": lambda x: F.gelu(x, approximate="tanh"), "relu": F.
 SMALLEST_SPAN = 64  # graphs attend over 64, 128, 256, ... slots: short contexts read less cache
 GRAPH_CHECK_RTOL = 1e-3  # a replayed graph must match the eager step it was captured from
 GRAPH_CHECK_ATOL = 1e-4
+SELF_CHECK_PROMPT = 8  # probe tokens prefilled by the self-check on first use
+SELF_CHECK_STEPS = 4  # decode steps it compares with eager decoding
+SELF_CHECK_TOLERANCE = {  # dtype -> (max |logit diff|, max |attention diff|) accepted against eager
+    torch.float32: (1e-3, 1e-4),
+    torch.bfloat16: (0.5, 2e-2),
+    torch.float16: (0.1, 5e-3),
+}
 
 
 class UnsupportedModelError(ValueError):
@@ -425,3 +433,33 @@ def compare_with_eager(hf_model: Any, prompt_ids: list[int], n_tokens: int, **fa
         "graphed": fast.graphed,
         "graph_error": fast.graph_error,
     }
+
+
+def probe_ids(vocab_size: int, n: int = SELF_CHECK_PROMPT) -> list[int]:
+    """A fixed prompt for the self-check: spread over the vocabulary, the same every run."""
+    return [(7 * i + 3) % vocab_size for i in range(n)]
+
+
+def self_check_problem(report: dict, dtype: torch.dtype) -> str | None:
+    """Why compare_with_eager's report rules the fast backend out (one clause), or None."""
+    logits_tol, attention_tol = SELF_CHECK_TOLERANCE[dtype]
+    diff = report["max_diff"]
+    if diff["logits"] > logits_tol:
+        return f"its logits differ by {diff['logits']:.1e} (tolerance {logits_tol:.0e})"
+    if diff["attention"] > attention_tol:
+        return f"its attention differs by {diff['attention']:.1e} (tolerance {attention_tol:.0e})"
+    if report["argmax_agree"] < 1.0:
+        return "its greedy tokens differ"
+    return None
+
+
+def checked_fast_backend(hf_model: Any, **fast_options) -> tuple[Any, str | None]:
+    """FastTorchBackend if its first steps match eager decoding on a probe prompt, else TorchBackend and
+    the sentence saying why (to be said once). UnsupportedModelError for what it does not implement."""
+    check_supported(hf_model)
+    ids = probe_ids(hf_model.config.vocab_size, max(1, min(SELF_CHECK_PROMPT, hf_model.config.n_positions - SELF_CHECK_STEPS - 1)))
+    report = compare_with_eager(hf_model, ids, SELF_CHECK_STEPS, **fast_options)
+    problem = self_check_problem(report, next(hf_model.parameters()).dtype)
+    if problem is None:
+        return FastTorchBackend(hf_model, **fast_options), None
+    return TorchBackend(hf_model), f"the fast CUDA decoder failed its self-check ({problem}); decoding eagerly instead"
