@@ -110,7 +110,7 @@ def write_recording(toy, path) -> str:
     return str(path)
 
 
-@sizes
+@pytest.mark.parametrize("size", [*SIZES, (200, 50)], ids=lambda size: f"{size[0]}x{size[1]}")  # and a large terminal
 def test_main_screen_after_three_greedy_tokens(snap_compare, toy, size):
     assert snap_compare(toy_app(toy), run_before=three_greedy_tokens, terminal_size=size)
 
