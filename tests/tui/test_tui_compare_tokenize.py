@@ -187,7 +187,7 @@ async def test_run_pauses_and_refuses_steps_meanwhile(toy, other_vocab_dir):
     random_model = load_model(other_vocab_dir, device="cpu")  # greedy on random weights: no end-of-text soon
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_compare(pilot, random_model, temperature_b=0.0, max_new_tokens=1000)  # both greedy: no end-of-text soon
+        screen = await open_compare(pilot, random_model, temperature_b=0.0, max_new_tokens=100_000)  # both greedy: no end-of-text soon; a run longer than the test
         await pilot.press("g")
         await wait_until(pilot, lambda: len(screen.steps) >= 3, "a few steps")
         await pilot.press("r")
@@ -196,7 +196,7 @@ async def test_run_pauses_and_refuses_steps_meanwhile(toy, other_vocab_dir):
         await pilot.press("g")
         await settle_compare(pilot, screen)
         paused_at = len(screen.steps)
-        assert 3 <= paused_at < 1000 and status(screen) == f"ready · {paused_at} steps"
+        assert 3 <= paused_at < 100_000 and status(screen) == f"ready · {paused_at} steps"
         await pilot.pause(0.05)
         assert len(screen.steps) == paused_at and not screen.engine.running
 
