@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from engine.args import (
@@ -20,14 +21,17 @@ from engine.args import (
     add_engine_args,
     add_model_args,
     add_sampling_args,
+    integer,
     model_arg,
     positive_tokens_arg,
+    ranged,
     sampling_config,
     seed_arg,
     steps_arg,
     temperature_arg,
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig
+from engine.model.blocklab import N_LAYERS_MAX
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
 BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
@@ -113,6 +117,30 @@ def build_parser() -> OneLineParser:
     insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")
+
+    lab = sub.add_parser(
+        "blocklab",
+        help="the notebook's NumPy block stack: its output and how representations evolve layer by layer",
+        description="Random weights drawn exactly as the notebook draws them (np.random.seed(42); X, W_Q, W_K, W_V, "
+        "W_O, W1, W2): with the notebook preset the output equals the notebook's z bit for bit.",
+    )
+    lab.add_argument(
+        "--preset",
+        choices=["notebook"],
+        default="notebook",
+        help="the starting settings (the notebook's: T 8, d_model 32, 4 heads, d_ff 64, ReLU, one block)",
+    )
+    lab.add_argument(
+        "--n-layers", type=ranged(integer, lambda n: 1 <= n <= N_LAYERS_MAX, f"an integer in [1, {N_LAYERS_MAX}]"), help="blocks stacked"
+    )
+    lab.add_argument("--residual", choices=["on", "off"], help="residual connections (x + f(x))")
+    lab.add_argument("--layer-norm", choices=["on", "off", "post"], help="layer norm before each sublayer (on), after it (post), or none")
+    lab.add_argument("--activation", choices=["relu", "gelu"], help="the feed-forward nonlinearity")
+    lab.add_argument("--causal", choices=["on", "off"], help="the causal mask; off, every token sees every token (an encoder)")
+    lab.add_argument("--seed", type=seed_arg, help="seeds X and the weights (the notebook: 42)")
+    lab.add_argument(
+        "--json", action="store_true", help='one JSON object: "output" (rows of the last block\'s output), "layers" (metrics), "settings"'
+    )
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
@@ -311,6 +339,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blocklab(args: argparse.Namespace) -> int:
+    from engine.model.blocklab import BlockLabConfig, block_lab_json, format_block_lab, run_block_lab
+
+    changes = {
+        "n_layers": args.n_layers,
+        "residual": None if args.residual is None else args.residual == "on",
+        "layer_norm": None if args.layer_norm is None else args.layer_norm != "off",
+        "pre_ln": None if args.layer_norm is None else args.layer_norm != "post",
+        "activation": args.activation,
+        "causal": None if args.causal is None else args.causal == "on",
+        "seed": args.seed,
+    }
+    config = replace(BlockLabConfig(), **{name: value for name, value in changes.items() if value is not None})  # the notebook preset
+    result = run_block_lab(config)
+    print(json.dumps(block_lab_json(result)) if args.json else format_block_lab(result))
+    return 0
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from engine.views.tokenization import format_tokenization, load_tokenizer, tokenize, tokenize_json
 
@@ -335,6 +381,7 @@ COMMANDS = {
     "train-toy": cmd_train_toy,
     "bench": cmd_bench,
     "tokenize": cmd_tokenize,
+    "blocklab": cmd_blocklab,
     "inspect": cmd_inspect,
     "compare": cmd_compare,
 }

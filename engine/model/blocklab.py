@@ -1,14 +1,16 @@
 """The seed notebook's experiment: a stack of random-weight blocks, and how representations evolve.
 
-`run_block_lab(BlockLabConfig(...))` builds random weights like the seed (randn * 0.1, zero biases,
-no LN affine), pushes a random input X through `n_layers` blocks and measures, layer by layer, the
-residual-stream norm, how much each layer changes it, how alike the tokens become, and how focused
-each attention head is.
+`run_block_lab(BlockLabConfig(...))` draws X and the weights exactly as the notebook does (one
+`np.random.RandomState(seed)`, in the notebook's order: X, then per block W_Q, W_K, W_V, W_O, W1, W2,
+each randn * scale; zero biases; no LN affine), pushes X through `n_layers` blocks and measures, layer
+by layer, the residual-stream norm, how much each layer changes it, how alike the tokens become, and how
+focused each attention head is. The default config is the notebook's ("notebook" preset): its one
+block's output equals the notebook's `z` bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -31,10 +33,11 @@ class BlockLabConfig:
     d_ff: int = 64  # feed-forward hidden width (seed: 64, i.e. 2 x d_model)
     activation: str = "relu"  # FFN nonlinearity: the seed uses ReLU, GPT-2 uses GELU
     seed: int = 42  # seeds the generator for X and every weight (seed notebook: 42)
-    n_layers: int = 4  # blocks stacked, to watch representations evolve layer by layer
+    n_layers: int = 1  # blocks stacked (the notebook runs one; more show representations evolve layer by layer)
     residual: bool = True  # x + f(x); off shows how deep stacks lose the input without skips
     layer_norm: bool = True  # LN before (or after) each sublayer; off shows the norm drift
     pre_ln: bool = True  # pre-LN as in GPT-2; False gives the original post-LN block
+    causal: bool = True  # the causal mask; off, every token sees every token (an encoder such as BERT)
     weight_scale: float = 0.1  # std of the random weights and of X (seed: randn * 0.1)
 
     def validate(self) -> None:
@@ -62,15 +65,18 @@ class BlockLabResult:
     metrics: dict[str, np.ndarray]  # resid_norm, layer_cosine, token_cosine, attn_entropy
 
 
-def random_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named like GPT-2
-    def dense(n_in, n_out):  # [n_in, n_out] weights, zero bias
-        return {"w": rng.standard_normal((n_in, n_out)) * scale, "b": np.zeros(n_out)}
-
+def notebook_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named like GPT-2
+    """W_Q, W_K, W_V, W_O, W1, W2 drawn in the notebook's order from its legacy generator; zero biases."""
+    w_q, w_k, w_v, w_o = (rng.randn(d_model, d_model) * scale for _ in range(4))  # [d, d] each
+    w_1, w_2 = rng.randn(d_model, d_ff) * scale, rng.randn(d_ff, d_model) * scale  # [d, d_ff], [d_ff, d]
     return {
-        "ln_1": {},  # the seed's LN has no learned gain or bias
-        "attn": {"c_attn": dense(d_model, 3 * d_model), "c_proj": dense(d_model, d_model)},  # W_Q|W_K|W_V, W_O
+        "ln_1": {},  # the notebook's LN has no learned gain or bias
+        "attn": {
+            "c_attn": {"w": np.concatenate([w_q, w_k, w_v], axis=1), "b": np.zeros(3 * d_model)},  # [d, 3d]
+            "c_proj": {"w": w_o, "b": np.zeros(d_model)},
+        },
         "ln_2": {},
-        "mlp": {"c_fc": dense(d_model, d_ff), "c_proj": dense(d_ff, d_model)},  # W1, W2
+        "mlp": {"c_fc": {"w": w_1, "b": np.zeros(d_ff)}, "c_proj": {"w": w_2, "b": np.zeros(d_model)}},
     }
 
 
@@ -96,9 +102,9 @@ def representation_metrics(resid, attention):  # [L+1, T, d], [L, H, T, T] -> di
 
 def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
     cfg.validate()
-    rng = np.random.default_rng(cfg.seed)
-    x = rng.standard_normal((cfg.T, cfg.d_model)) * cfg.weight_scale  # [T, d] the seed's random X
-    blocks = [random_block_params(rng, cfg.d_model, cfg.d_ff, cfg.weight_scale) for _ in range(cfg.n_layers)]
+    rng = np.random.RandomState(cfg.seed)  # the notebook's np.random.seed(42) generator, but the lab's own
+    x = rng.randn(cfg.T, cfg.d_model) * cfg.weight_scale  # [T, d] the notebook's X
+    blocks = [notebook_block_params(rng, cfg.d_model, cfg.d_ff, cfg.weight_scale) for _ in range(cfg.n_layers)]
     _, captures = stack(
         x,
         blocks,
@@ -107,8 +113,45 @@ def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
         residual=cfg.residual,
         layer_norm_on=cfg.layer_norm,
         pre_ln=cfg.pre_ln,
+        causal=cfg.causal,
     )
     layers = range(cfg.n_layers)
     resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
     attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
     return BlockLabResult(cfg, captures, resid, attention, representation_metrics(resid, attention))
+
+
+def block_lab_json(result: BlockLabResult) -> dict:
+    """The lab's settings, its output (the last block's [T, d], one list per token) and its per-layer metrics."""
+    metrics = result.metrics
+    layers = [
+        {
+            "layer": i,  # 0 = the input X, then after block 1, 2, …
+            "resid_norm": float(metrics["resid_norm"][i]),
+            "token_cosine": float(metrics["token_cosine"][i]),
+            "layer_cosine": None if i == 0 else float(metrics["layer_cosine"][i - 1]),
+            "attn_entropy": None if i == 0 else [float(h) for h in metrics["attn_entropy"][i - 1]],
+        }
+        for i in range(len(metrics["resid_norm"]))
+    ]
+    return {"settings": asdict(result.config), "output": result.resid[-1].tolist(), "layers": layers}
+
+
+def format_block_lab(result: BlockLabResult) -> str:
+    """The output matrix, then one line per layer: norm, cosine with the layer before, cosine between tokens."""
+    cfg = result.config
+    norm = ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"
+    lines = [
+        f"block lab: T {cfg.T} · d_model {cfg.d_model} · heads {cfg.n_heads} · d_ff {cfg.d_ff} · layers {cfg.n_layers} · "
+        f"seed {cfg.seed} · residual {'on' if cfg.residual else 'off'} · layer norm {norm} · {cfg.activation} · "
+        f"causal mask {'on' if cfg.causal else 'off'}",
+        f"output (after block {cfg.n_layers}), [{cfg.T}, {cfg.d_model}]:",
+        np.array2string(result.resid[-1], precision=4, suppress_small=True, max_line_width=120, threshold=10**6),
+        "",
+        f"{'layer':<18}{'norm':>8}{'cos(l, l-1)':>13}{'token cos':>11}",
+    ]
+    for row in block_lab_json(result)["layers"]:
+        name = "input X" if row["layer"] == 0 else f"after block {row['layer']}"
+        layer_cos = "" if row["layer_cosine"] is None else f"{row['layer_cosine']:.4f}"
+        lines.append(f"{name:<18}{row['resid_norm']:>8.4f}{layer_cos:>13}{row['token_cosine']:>11.4f}")
+    return "\n".join(lines)

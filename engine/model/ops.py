@@ -77,8 +77,9 @@ def merge_heads(x):  # [H, T, d_head] -> [T, d]
     return x.transpose(1, 0, 2).reshape(T, H * d_head)
 
 
-def mha(x, c_attn, c_proj, n_head, cache=None, hook_z=None):  # [T, d] -> [T, d], [H, T, n_past + T]
-    """Causal multi-head self-attention. With a KV cache (one layer's, see gpt2.LayerCache) the new
+def mha(x, c_attn, c_proj, n_head, cache=None, hook_z=None, causal=True):  # [T, d] -> [T, d], [H, T, n_past + T]
+    """Multi-head self-attention, causal unless causal=False (an encoder: every token sees every token).
+    With a KV cache (one layer's, see gpt2.LayerCache) the new
     keys and values join the n_past cached ones and the T new queries attend over all of them.
     hook_z, if given, sees each head's output z [H, T, d_head] before c_proj and returns what goes on
     (TransformerLens's `attn.hook_z`: ablations and captures, see engine.model.interventions)."""
@@ -86,7 +87,7 @@ def mha(x, c_attn, c_proj, n_head, cache=None, hook_z=None):  # [T, d] -> [T, d]
     q, k, v = (split_heads(part, n_head) for part in np.split(qkv, 3, axis=-1))  # 3 x [H, T, d_head]
     if cache is not None:
         k, v = cache.append(k, v)  # 2 x [H, n_past + T, d_head]
-    mask = causal_mask(q.shape[1], k.shape[1], dtype=x.dtype)  # [T, n_past + T]
+    mask = causal_mask(q.shape[1], k.shape[1], dtype=x.dtype) if causal else np.zeros((q.shape[1], k.shape[1]), x.dtype)  # [T, n_past + T]
     heads, weights = attention(q, k, v, mask)  # [H, T, d_head], [H, T, n_past + T]
     if hook_z is not None:
         heads = hook_z(heads)  # [H, T, d_head]
@@ -103,13 +104,28 @@ def ffn(x, c_fc, c_proj, activation="gelu", hook_post=None):  # [T, d] -> [T, d]
 
 
 def block(
-    x, ln_1, attn, ln_2, mlp, n_head, *, activation="gelu", eps=1e-5, cache=None, residual=True, layer_norm_on=True, pre_ln=True, hooks=None
+    x,
+    ln_1,
+    attn,
+    ln_2,
+    mlp,
+    n_head,
+    *,
+    activation="gelu",
+    eps=1e-5,
+    cache=None,
+    residual=True,
+    layer_norm_on=True,
+    pre_ln=True,
+    causal=True,
+    hooks=None,
 ):
     """One transformer block: [T, d] -> [T, d], captures {name: array} for this block.
 
     pre-LN (GPT-2):  x = x + MHA(LN(x));  x = x + FFN(LN(x))
     post-LN (2017):  x = LN(x + MHA(x));  x = LN(x + FFN(x))
-    residual=False drops the `x +`, layer_norm_on=False drops the LNs; `cache` is this layer's KV cache.
+    residual=False drops the `x +`, layer_norm_on=False drops the LNs, causal=False lets every token see
+    every other (an encoder); `cache` is this layer's KV cache.
     hooks: {"attn.hook_z": fn, "mlp.hook_post": fn}, each optional (see mha and ffn).
     """
     hooks = hooks or {}
@@ -123,13 +139,15 @@ def block(
 
     resid_pre = x  # [T, d]
     if pre_ln:
-        attn_out, pattern = mha(norm(x, ln_1), **attn, n_head=n_head, cache=cache, hook_z=hook_z)  # [T, d], [H, T, n_past + T]
+        attn_out, pattern = mha(
+            norm(x, ln_1), **attn, n_head=n_head, cache=cache, hook_z=hook_z, causal=causal
+        )  # [T, d], [H, T, n_past + T]
         x = add(x, attn_out)  # [T, d]
         resid_mid = x
         mlp_out, mlp_post = ffn(norm(x, ln_2), **mlp, activation=activation, hook_post=hook_post)  # [T, d], [T, d_ff]
         x = add(x, mlp_out)  # [T, d]
     else:
-        attn_out, pattern = mha(x, **attn, n_head=n_head, cache=cache, hook_z=hook_z)  # [T, d], [H, T, n_past + T]
+        attn_out, pattern = mha(x, **attn, n_head=n_head, cache=cache, hook_z=hook_z, causal=causal)  # [T, d], [H, T, n_past + T]
         x = norm(add(x, attn_out), ln_1)  # [T, d]
         resid_mid = x
         mlp_out, mlp_post = ffn(x, **mlp, activation=activation, hook_post=hook_post)  # [T, d], [T, d_ff]

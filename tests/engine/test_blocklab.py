@@ -1,18 +1,72 @@
 """The seed's block-stacking experiment: config, determinism, shapes and what the metrics measure."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.cli import main as tfund
 from engine.model.blocklab import BlockLabConfig, run_block_lab
 
+NOTEBOOK = Path(__file__).resolve().parents[3] / "shared" / "seed" / "notebook-06-feed-forward-stacking-generation.md"
 
-def test_defaults_are_the_seeds():
+
+def test_defaults_are_the_notebooks():
     cfg = BlockLabConfig()
     assert (cfg.T, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.activation, cfg.seed) == (8, 32, 4, 64, "relu", 42)
-    assert (cfg.n_layers, cfg.residual, cfg.layer_norm, cfg.pre_ln, cfg.weight_scale) == (4, True, True, True, 0.1)
+    assert (cfg.n_layers, cfg.residual, cfg.layer_norm, cfg.pre_ln, cfg.causal, cfg.weight_scale) == (1, True, True, True, True, 0.1)
     cfg.validate()
+
+
+def notebook_cell(text: str, first_line: str, end: str) -> str:
+    start = text.index(first_line)
+    return text[start : text.index(end, start)]
+
+
+def test_the_notebook_preset_equals_the_notebooks_own_block_output_bit_for_bit():
+    """Runs the notebook's own cells (its seed, helpers and block) and compares its `z` with the lab's output."""
+    text = NOTEBOOK.read_text(encoding="utf-8")  # ../shared/seed beside the checkout (CI has it too)
+    namespace: dict = {}
+    exec("import numpy as np\nnp.random.seed(42)", namespace)  # the notebook's set-up cell
+    exec(notebook_cell(text, "# %% [utils]", "def show_heatmap"), namespace)
+    exec(notebook_cell(text, "# %% [from-scratch] Minimal transformer block", 'print("Block output shape:"'), namespace)
+    lab = run_block_lab(BlockLabConfig())
+    assert lab.resid[-1].dtype == namespace["z"].dtype and np.array_equal(lab.resid[-1], namespace["z"])
+    assert np.array_equal(lab.resid[0], namespace["X"])
+
+
+def test_without_the_causal_mask_every_token_sees_every_token():
+    causal, encoder = run_block_lab(BlockLabConfig()), run_block_lab(BlockLabConfig(causal=False))
+    upper = np.triu(np.ones((8, 8), bool), k=1)
+    assert (causal.attention[:, :, upper] == 0).all()  # masked: the future gets exactly 0
+    assert (encoder.attention[:, :, upper] > 0).all()
+    assert np.allclose(encoder.attention.sum(axis=-1), 1.0)
+
+
+def test_tfund_blocklab_prints_the_output_and_per_layer_metrics(capsys):
+    assert tfund(["blocklab", "--n-layers", "3", "--residual", "off", "--layer-norm", "post", "--activation", "gelu"]) == 0
+    out = capsys.readouterr().out
+    assert "layers 3" in out and "residual off" in out and "post-LN" in out and "gelu" in out
+    assert [line.split()[0] for line in out.splitlines()[-4:]] == ["input", "after", "after", "after"]
+
+
+def test_tfund_blocklab_json_has_the_output_matrix_and_the_metrics(capsys):
+    assert tfund(["blocklab", "--preset", "notebook", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert np.array_equal(np.array(data["output"]), run_block_lab(BlockLabConfig()).resid[-1])
+    assert [layer["layer"] for layer in data["layers"]] == [0, 1] and data["settings"]["n_layers"] == 1
+
+
+@pytest.mark.parametrize(
+    "flags", [["--n-layers", "0"], ["--n-layers", "49"], ["--residual", "maybe"], ["--layer-norm", "pre"], ["--preset", "bert"]]
+)
+def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
+    with pytest.raises(SystemExit) as exit_info:
+        tfund(["blocklab", *flags])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and flags[0] in err
 
 
 @pytest.mark.parametrize(

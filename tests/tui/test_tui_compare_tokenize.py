@@ -187,7 +187,9 @@ async def test_run_pauses_and_refuses_steps_meanwhile(toy, other_vocab_dir):
     random_model = load_model(other_vocab_dir, device="cpu")  # greedy on random weights: no end-of-text soon
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_compare(pilot, random_model, temperature_b=0.0, max_new_tokens=100_000)  # both greedy: no end-of-text soon; a run longer than the test
+        screen = await open_compare(
+            pilot, random_model, temperature_b=0.0, max_new_tokens=100_000
+        )  # both greedy: no end-of-text soon; a run longer than the test
         await pilot.press("g")
         await wait_until(pilot, lambda: len(screen.steps) >= 3, "a few steps")
         await pilot.press("r")

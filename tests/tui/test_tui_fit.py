@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input
 from textual.widgets._footer import FooterKey
 
 from engine.events import SamplingConfig
+from engine.model.blocklab import BlockLabConfig
 from engine.views.compare import format_compare_table
 from engine.views.tokenization import EXAMPLES
 from tests.conftest import sampler_of
@@ -241,6 +242,20 @@ async def test_block_lab_explains_parity_pre_post_without_norm_and_rechecks_visi
         await pilot.press("v")
         await wait_until(pilot, lambda: any("again" in n for n in notifications(app)), "the recheck")
         await wait_until(pilot, lambda: lab.parity != (None, None), "the rechecked parity")
+
+
+@pytest.mark.anyio
+async def test_block_lab_opens_on_the_notebook_preset_and_u_takes_the_causal_mask_off(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        lab = await open_screen(pilot, "b", BlockLabScreen)
+        await wait_until(pilot, lambda: lab.result is not None, "the block lab")
+        assert lab.result.config == BlockLabConfig()  # the notebook's settings: one block
+        await pilot.press("u")
+        await wait_until(pilot, lambda: lab.result.config.causal is False, "the lab without the mask")
+        assert "causal mask off" in lab.query_one("#lab-config").render().plain
+        assert (np.triu(lab.shown_grid(), k=1) > 0).any()  # later tokens are seen now
 
 
 # ---- 8. e saves the screen it is pressed on -----------------------------------------------------

@@ -353,8 +353,8 @@ async def test_block_lab_opens_and_a_switch_changes_its_metrics(toy):
         assert "residual off" in lab.query_one("#lab-config").render().plain
         assert not (lab.result.metrics["resid_norm"] == norms_with_residual).all()
         await pilot.press("L")
-        await wait_until(pilot, lambda: lab.result.config.n_layers == 5, "a fifth layer")
-        assert lab.result.attention.shape[0] == 5
+        await wait_until(pilot, lambda: lab.result.config.n_layers == 2, "a second layer")
+        assert lab.result.attention.shape[0] == 2
         await wait_until(pilot, lambda: app.main_screen.parity != (None, None), "the parity check")
         report, error = app.main_screen.parity
         assert error is None and report["ok"]

@@ -22,7 +22,6 @@ from textual_plotext import PlotextPlot
 
 from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
-from tui.heatmap import head_grid
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import BlockLabComputed
 from tui.screens.error import ErrorScreen
@@ -43,6 +42,7 @@ def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[s
         ("residual", "on" if cfg.residual else "off"),
         ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
         ("activation", cfg.activation.upper()),
+        ("causal mask", "on" if cfg.causal else "off"),
         ("layer", str(layer)),
         ("head", "mean" if head is None else str(head)),
     ]
@@ -107,6 +107,7 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         Binding("N", "toggle('layer_norm')", "Norm", tooltip="Layer norm on/off"),
         Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)"),
         Binding("a", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
+        Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
         *LAYER_HEAD_BINDINGS,
         Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
@@ -172,10 +173,10 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         self.view_layer = min(self.view_layer, n_layers - 1)
         if self.view_head is not None and self.view_head >= n_heads:
             self.view_head = None
-        rows = [result.attention[:, :, i, : i + 1] for i in range(result.config.T)]  # T x [L, H, i + 1]
-        grid = head_grid(rows, self.view_layer, self.view_head)  # [T, T]
         labels = [str(i) for i in range(result.config.T)]  # input positions
-        self.query_one(AttentionMap).show(grid, labels, None, self.app.shade)
+        attention_map = self.query_one(AttentionMap)
+        attention_map.causal = result.config.causal  # without the mask the upper triangle is drawn, not greyed
+        attention_map.show(self.shown_grid(), labels, None, self.app.shade)
         self.query_one(
             "#lab-attention-pane"
         ).border_subtitle = f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
@@ -184,14 +185,17 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         plot.refresh()
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
 
+    def shown_grid(self) -> np.ndarray:  # -> [T, T] the chosen layer's head, or the mean of its heads
+        layer = self.result.attention[self.view_layer]  # [H, T, T]
+        return layer.mean(axis=0) if self.view_head is None else layer[self.view_head]
+
     def figures(self) -> dict:
         """What `e` saves here: the attention shown, the settings, the per-layer metrics and the parity report."""
         result = self.result
         figures: dict = {"data": {"block-lab": {"settings": asdict(self.lab_config), "parity": self.parity[0]}}}
         if result is not None:
-            rows = [result.attention[:, :, i, : i + 1] for i in range(result.config.T)]  # T x [L, H, i + 1]
             figures.update(
-                attention=head_grid(rows, self.view_layer, self.view_head),  # [T, T]
+                attention=self.shown_grid(),
                 tokens=[str(i) for i in range(result.config.T)],
                 layer=self.view_layer,
                 head=self.view_head,
