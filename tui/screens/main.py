@@ -41,6 +41,7 @@ from tui.options import SessionOptions
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen, error_sentence
+from tui.screens.heads import HeadsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.transcript import Transcript
 from tui.widgets.attention_map import AttentionMap
@@ -79,6 +80,7 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
+        Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
     ]
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
         ("Step one token", "Generate the next token (n)", "step"),
@@ -88,6 +90,7 @@ class MainScreen(LayerHeadKeys, Screen):
         ("Block lab", "The NumPy block stack and the parity check (b)", "block_lab"),
         ("Compare", "Two models, or one at two temperatures, side by side (c)", "compare"),
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
+        ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "all_heads"),
     ]
 
     def __init__(self, options: SessionOptions) -> None:
@@ -420,3 +423,21 @@ class MainScreen(LayerHeadKeys, Screen):
     def action_tokenize(self) -> None:
         if not self.needs_model() and not isinstance(self.app.screen, TokenizeScreen):
             self.app.push_screen(TokenizeScreen(self.loaded.tokenizer, self.options.model_name, None))  # a decoder: no encoder view
+
+    def action_all_heads(self) -> None:
+        if self.info is None or not self.transcript.positions:
+            self.engine.say("All heads needs the context's attention: the model is not loaded yet.", "warning")
+            return
+        if not isinstance(self.app.screen, HeadsScreen):
+            positions = self.transcript.positions
+            selected = (self.view_layer, self.view_head or 0)
+            self.app.push_screen(
+                HeadsScreen(
+                    self.transcript.rows, self.transcript.pieces, [p.token_id for p in positions], self.app.shade, self.open_head, selected
+                )
+            )
+
+    def open_head(self, layer: int, head: int | None) -> None:
+        """Show this layer and head in the Attention pane (the all-heads screen's enter)."""
+        self.view_layer, self.view_head = layer, head
+        self.needs_redraw = True

@@ -1,0 +1,115 @@
+"""The insight views: every head at a glance (h), direct logit attribution (a), the p/entropy timeline."""
+
+import math
+
+import numpy as np
+import pytest
+
+from engine.model.head_stats import STATISTICS, head_stats
+from tests.tui.conftest import settle, wait_until
+from tests.tui.test_tui_fit import SMALL, footer_keys, open_screen, toy_app
+from tui.screens.heads import HeadsScreen, layer_pattern
+from tui.widgets.head_tiles import stat_text
+
+
+def synthetic_rows(n_layer: int, n_head: int, n_tokens: int, seed: int = 0) -> list[np.ndarray]:  # T x [L, H, i + 1]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_tokens):
+        weights = rng.random((n_layer, n_head, i + 1)).astype(np.float32) ** 4
+        rows.append(weights / weights.sum(axis=-1, keepdims=True))
+    return rows
+
+
+def full_pattern(rows) -> np.ndarray:  # T x [L, H, i + 1] -> [L, H, T, T]
+    return np.stack([layer_pattern(rows, layer) for layer in range(rows[0].shape[0])])
+
+
+def gpt2_small_context(n_tokens: int = 40):
+    ids = [int(i) for i in np.random.default_rng(1).integers(0, 30, n_tokens)]  # repeats: duplicate/induction defined
+    return synthetic_rows(12, 12, n_tokens), [f" t{i}" for i in ids], ids
+
+
+async def stats_ready(pilot, screen) -> None:
+    await wait_until(pilot, lambda: screen.stats is not None, "the head statistics")
+    await pilot.pause()
+
+
+def assert_quit_help_save_shown(screen, width: int) -> None:
+    shown = {(k, label) for k, label, right in footer_keys(screen) if right <= width}
+    assert {("q", "Quit"), ("?", "Help"), ("e", "Save")} <= shown, footer_keys(screen)
+
+
+# ---- every head at a glance ----------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_all_heads_opens_at_80x24_with_the_toy_model_and_matches_head_stats(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("n", "n", "n")
+        await settle(pilot)
+        screen = await open_screen(pilot, "h", HeadsScreen)
+        await stats_ready(pilot, screen)
+        main = app.main_screen
+        expected = head_stats(full_pattern(main.transcript.rows), [p.token_id for p in main.transcript.positions])
+        for name in STATISTICS:
+            np.testing.assert_allclose(screen.stats[name], expected[name], atol=1e-9, equal_nan=True)
+        assert len(screen.order) == toy.info.n_layer * toy.info.n_head
+        assert_quit_help_save_shown(screen, SMALL[0])
+        detail = str(screen.query_one("#heads-detail").render())
+        layer, head = screen.order[screen.selected]
+        assert f"L{layer}.H{head}" in detail and stat_text(float(expected["sink"][layer, head])) in detail
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [SMALL, (100, 30)], ids=["80x24", "100x30"])
+async def test_all_heads_with_the_gpt2_small_shape_pages_sorts_and_opens_a_head(toy, size):
+    rows, pieces, ids = gpt2_small_context()
+    app = toy_app(toy)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        opened = []
+        screen = HeadsScreen(rows, pieces, ids, open_head=lambda layer, head: opened.append((layer, head)))
+        app.push_screen(screen)
+        await stats_ready(pilot, screen)
+        expected = head_stats(full_pattern(rows), ids)
+        for name in STATISTICS:
+            np.testing.assert_allclose(screen.stats[name], expected[name], atol=1e-9, equal_nan=True)
+        assert_quit_help_save_shown(screen, size[0])
+        page, n_pages, per_page = screen.query_one("#heads").page()
+        assert (page, n_pages) == (0, math.ceil(144 / per_page)) and n_pages > 1
+        assert f"page 1/{n_pages}" in screen.query_one("#heads-pane").border_subtitle
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert screen.selected == per_page and screen.query_one("#heads").page()[0] == 1
+        for name in STATISTICS:  # o cycles: layer order → entropy → sink → …
+            await pilot.press("o")
+            await pilot.pause()
+            assert screen.sort_by == name
+            values = [expected[name][layer, head] for layer, head in screen.order]
+            defined = [v for v in values if not np.isnan(v)]
+            assert defined == sorted(defined, reverse=True) and all(np.isnan(v) for v in values[len(defined) :])
+            assert name.split("_")[0] in screen.query_one("#heads-pane").border_subtitle.replace("-", "_")
+        await pilot.press("right", "down")
+        await pilot.pause()
+        columns = screen.query_one("#heads").layout().columns
+        assert screen.selected == 1 + columns
+        chosen = screen.order[screen.selected]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is app.main_screen, "the main screen")
+        assert opened == [chosen]
+
+
+@pytest.mark.anyio
+async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = await open_screen(pilot, "h", HeadsScreen)
+        await stats_ready(pilot, screen)
+        await pilot.press("o", "o", "o", "o", "o", "o", "right", "right", "enter")  # back to layer order: the third head, L0.H2
+        await wait_until(pilot, lambda: app.screen is app.main_screen, "the main screen")
+        await pilot.pause()
+        main = app.main_screen
+        assert (main.view_layer, main.view_head) == screen.order[screen.selected] == (0, 2)
+        assert main.query_one("#attention-pane").border_subtitle == "layer 0 · head 2"
