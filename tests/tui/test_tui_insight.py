@@ -10,6 +10,7 @@ from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, footer_keys, open_screen, toy_app
 from tui.screens.heads import HeadsScreen, layer_pattern
 from tui.widgets.head_tiles import stat_text
+from tui.widgets.timeline import LABEL_WIDTH, Timeline, timeline_strips
 
 
 def synthetic_rows(n_layer: int, n_head: int, n_tokens: int, seed: int = 0) -> list[np.ndarray]:  # T x [L, H, i + 1]
@@ -113,3 +114,39 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
         main = app.main_screen
         assert (main.view_layer, main.view_head) == screen.order[screen.selected] == (0, 2)
         assert main.query_one("#attention-pane").border_subtitle == "layer 0 · head 2"
+
+
+# ---- the timeline --------------------------------------------------------------------------------
+def timeline_rows(app) -> list[str]:
+    timeline = app.main_screen.query_one(Timeline)
+    return [strip.text for strip in timeline_strips(timeline.probabilities, timeline.entropies, timeline.size.width)]
+
+
+@pytest.mark.anyio
+async def test_the_timeline_shows_one_point_per_generated_token_and_follows_undo(toy):
+    app = toy_app(toy, temperature=1.0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        main = app.main_screen
+        assert main.query_one(Timeline).probabilities == []
+        for _ in range(4):
+            await pilot.press("n")
+            await settle(pilot)
+        await pilot.pause()
+        timeline = main.query_one(Timeline)
+        generated = [p for p in main.transcript.positions if p.generated]
+        assert timeline.probabilities == [p.p_raw for p in generated] and len(generated) == 4
+        assert all(e is not None and e > 0 for e in timeline.entropies)  # sampled at T=1: entropy of what it was drawn from
+        p_row, entropy_row = timeline_rows(app)
+        assert p_row.startswith("p ") and entropy_row.startswith("ent≤")
+        assert len(p_row[LABEL_WIDTH:].rstrip()) == 4 and len(entropy_row[LABEL_WIDTH:].rstrip()) == 4
+        await pilot.press("backspace")
+        await settle(pilot)
+        await pilot.pause()
+        assert len(timeline.probabilities) == 3 and len(timeline_rows(app)[0][LABEL_WIDTH:].rstrip()) == 3
+
+
+def test_timeline_rows_keep_the_newest_tokens_that_fit_and_scale_entropy_to_its_maximum():
+    p_row, entropy_row = (s.text for s in timeline_strips([0.0, 0.5, 1.0, None], [0.0, 1.0, 2.0, 2.0], LABEL_WIDTH + 3))
+    assert p_row == "p".ljust(LABEL_WIDTH) + "▅█ "
+    assert entropy_row == "ent≤2.0".ljust(LABEL_WIDTH) + "▅██"

@@ -50,6 +50,7 @@ from tui.widgets.generation import GenerationView
 from tui.widgets.layers import LayersView
 from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView, parameter_lines
+from tui.widgets.timeline import Timeline
 
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
@@ -120,6 +121,7 @@ class MainScreen(LayerHeadKeys, Screen):
                     yield Static("prompt ›", id="prompt-label")
                     yield Input(placeholder="the text to continue (enter applies and resets, escape cancels)", id="prompt")
                 yield GenerationView(id="generation")
+                yield Timeline(id="timeline")
             with pane("Candidates", "candidates-pane", "p before │ after T·k·p"):
                 yield CandidatesView(id="candidates")
         with Horizontal(id="bottom"):
@@ -211,6 +213,7 @@ class MainScreen(LayerHeadKeys, Screen):
             parameter_lines(self.options.model_name, info.device if info else "…", self.settings, self.view_layer, self.view_head)
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
+        self.query_one(Timeline).show(transcript.positions)
         self.query_one(CandidatesView).show(transcript.candidates)
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
