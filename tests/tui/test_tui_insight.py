@@ -1,13 +1,17 @@
 """The insight views: every head at a glance (h), direct logit attribution (a), the p/entropy timeline."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from engine.model.head_stats import STATISTICS, head_stats
+from engine.model.interventions import direct_logit_attribution
+from engine.runtime.interventions import Inspector
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, footer_keys, open_screen, toy_app
+from tui.screens.attribution import AttributionScreen
 from tui.screens.heads import HeadsScreen, layer_pattern
 from tui.widgets.head_tiles import stat_text
 from tui.widgets.timeline import LABEL_WIDTH, Timeline, timeline_strips
@@ -150,3 +154,73 @@ def test_timeline_rows_keep_the_newest_tokens_that_fit_and_scale_entropy_to_its_
     p_row, entropy_row = (s.text for s in timeline_strips([0.0, 0.5, 1.0, None], [0.0, 1.0, 2.0, 2.0], LABEL_WIDTH + 3))
     assert p_row == "p".ljust(LABEL_WIDTH) + "▅█ "
     assert entropy_row == "ent≤2.0".ljust(LABEL_WIDTH) + "▅██"
+
+
+# ---- direct logit attribution --------------------------------------------------------------------
+async def attribution_ready(pilot, screen) -> None:
+    await wait_until(pilot, lambda: screen.attributions is not None, "the attribution")
+    await pilot.pause()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [SMALL, (100, 30)], ids=["80x24", "100x30"])
+async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribution(toy, size):
+    app = toy_app(toy)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("n", "n")
+        await settle(pilot)
+        main = app.main_screen
+        ids = [p.token_id for p in main.transcript.positions]
+        candidates = main.transcript.candidates
+        screen = await open_screen(pilot, "a", AttributionScreen)
+        await attribution_ready(pilot, screen)
+        assert_quit_help_save_shown(screen, size[0])
+        inspector = Inspector(toy.hf_model, "numpy")
+        run = inspector.run(ids)
+        for chosen in range(3):
+            if chosen:
+                await pilot.press("down")
+                await pilot.pause()
+            expected = direct_logit_attribution(run, inspector.params, candidates[chosen].token_id, inspector.eps)
+            shown = screen.attribution
+            assert shown.token_id == candidates[chosen].token_id
+            assert shown.components() == pytest.approx(expected.components(), abs=1e-6)
+            assert abs(shown.total() - shown.logit) <= 1e-4 and shown.logit == pytest.approx(float(run.logits[shown.token_id]), abs=1e-6)
+            chart = str(screen.query_one("#attr-chart").render())
+            for label, value in [("embed", shown.embed), *((f"L{i}.mlp", v) for i, v in enumerate(shown.mlp)), ("ln_f bias", shown.bias)]:
+                line = next(row for row in chart.splitlines() if row.lstrip(" ▸▾").startswith(label))
+                assert "│" in line and line.rstrip().endswith(f"{value:+.3f}")
+            summed = str(screen.query_one("#attr-sum").render())
+            assert f"{shown.total():.4f}" in summed and f"logit {shown.logit:.4f}" in summed and "sum ok" in summed
+            assert repr(candidates[chosen].text) in str(screen.query_one("#attr-candidate").render())
+        assert "H0" not in chart
+        await pilot.press("right_square_bracket", "enter")  # layer 1's heads
+        await pilot.pause()
+        chart = str(screen.query_one("#attr-chart").render())
+        heads = [row for row in chart.splitlines() if row.strip().startswith("H")]
+        assert len(heads) == toy.info.n_head and "▾L1.attn" in chart
+        for head, row in enumerate(heads):
+            assert row.rstrip().endswith(f"{shown.heads[1, head]:+.3f}")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("key, kind, stem", [("h", HeadsScreen, "heads"), ("a", AttributionScreen, "attribution")])
+async def test_e_saves_the_insight_screens_figures(toy, tmp_path, key, kind, stem):
+    app = toy_app(toy, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = await open_screen(pilot, key, kind)
+        await wait_until(
+            pilot, lambda: getattr(screen, "stats", None) is not None or getattr(screen, "attributions", None) is not None, "results"
+        )
+        await pilot.press("e")
+        await wait_until(pilot, lambda: list(tmp_path.glob(f"{stem}-*.json")), f"the {stem} file")
+        data = json.loads(next(tmp_path.glob(f"{stem}-*.json")).read_text())
+        if kind is HeadsScreen:
+            assert set(data["stats"]) == set(STATISTICS) and len(data["order"]) == toy.info.n_layer * toy.info.n_head
+        else:
+            parts = data["components"]
+            layers = toy.info.n_layer
+            total = parts["embed"] + sum(parts[f"L{i}.attn"] + parts[f"L{i}.mlp"] for i in range(layers)) + data["bias"]
+            assert total == pytest.approx(data["logit"], abs=1e-4)

@@ -38,6 +38,7 @@ from tui.messages import (
     TokenUndone,
 )
 from tui.options import SessionOptions
+from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen, error_sentence
@@ -81,6 +82,7 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
+        Binding("a", "attribution", "Direct logit attribution of the next token's candidates", show=False),
         Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
     ]
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
@@ -91,6 +93,7 @@ class MainScreen(LayerHeadKeys, Screen):
         ("Block lab", "The NumPy block stack and the parity check (b)", "block_lab"),
         ("Compare", "Two models, or one at two temperatures, side by side (c)", "compare"),
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
+        ("Attribution", "Each layer's and head's share of the next token's logit (a)", "attribution"),
         ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "all_heads"),
     ]
 
@@ -111,6 +114,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.load_started = time.perf_counter()
+        self.inspector: tuple | None = None  # (loaded model, its Inspector) once the attribution screen needed one
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -444,3 +448,21 @@ class MainScreen(LayerHeadKeys, Screen):
         """Show this layer and head in the Attention pane (the all-heads screen's enter)."""
         self.view_layer, self.view_head = layer, head
         self.needs_redraw = True
+
+    def action_attribution(self) -> None:
+        if self.needs_model() or isinstance(self.app.screen, AttributionScreen):
+            return
+        if not self.transcript.candidates:
+            self.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
+            return
+        ids = [p.token_id for p in self.transcript.positions]
+        self.app.push_screen(AttributionScreen(self.get_inspector, ids, self.transcript.candidates))
+
+    def get_inspector(self):
+        """The loaded model's NumPy Inspector, built on first use (on the attribution screen's worker) and kept."""
+        from engine.runtime.interventions import Inspector
+
+        loaded = self.loaded
+        if self.inspector is None or self.inspector[0] is not loaded:
+            self.inspector = (loaded, Inspector(loaded.hf_model, "numpy"))
+        return self.inspector[1]
