@@ -44,7 +44,7 @@ def timeline_strips(probabilities: list[float | None], entropies: list[float | N
     """Two strips `width` wide: the newest tokens that fit, p over 0–1 and entropy over its shown maximum."""
     n = max(0, width - LABEL_WIDTH)
     probabilities, entropies = probabilities[-n:] if n else [], entropies[-n:] if n else []
-    top = max((e for e in entropies if e is not None and math.isfinite(e)), default=0.0)
+    top = max([0.0, *(e for e in entropies if e is not None and math.isfinite(e))])  # 0.0, not -0.0, when greedy
     p_label = "p".ljust(LABEL_WIDTH)
     entropy_label = f"ent≤{top:.1f}".ljust(LABEL_WIDTH)[:LABEL_WIDTH] if entropies else "entropy".ljust(LABEL_WIDTH)
     rows = [(p_label, spark(probabilities, 1.0), P_STYLE), (entropy_label, spark(entropies, top), ENTROPY_STYLE)]
