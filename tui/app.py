@@ -23,13 +23,22 @@ from engine.views.export import ExportError, export_bundle
 from tui.keys import QUIT_HELP_SAVE
 from tui.messages import ExportWritten
 from tui.options import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, SessionOptions
+from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
+from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
 
-SCREENS_WITH_KEYS = (MainScreen, BlockLabScreen, CompareScreen, TokenizeScreen)  # each declares HELP_TITLE and BINDINGS
+SCREENS_WITH_KEYS = (
+    MainScreen,
+    BlockLabScreen,
+    CompareScreen,
+    TokenizeScreen,
+    HeadsScreen,
+    AttributionScreen,
+)  # each declares HELP_TITLE and BINDINGS
 
 
 class TfundApp(App):

@@ -169,3 +169,19 @@ class CompareModelLoaded(Message):
     """Compare: model B is now this LoadedModel."""
 
     loaded: Any
+
+
+@dataclass
+class HeadStatsComputed(Message):
+    """The all-heads screen's statistics (engine.model.head_stats.head_stats: name -> [L, H]) for one context."""
+
+    key: tuple
+    stats: dict
+
+
+@dataclass
+class AttributionComputed(Message):
+    """The attribution screen's result for one context: the top candidates and each one's Attribution."""
+
+    key: tuple
+    result: Any

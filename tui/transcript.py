@@ -23,6 +23,7 @@ class Position:
     generated: bool  # False for prompt tokens
     p_raw: float | None = None  # the model's probability for it when chosen; None: prompt (or an old trace without it)
     forced: bool = False  # picked by hand
+    entropy: float | None = None  # nats, of the distribution it was drawn from (TokenEvent.entropy); None: prompt or replay
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Transcript:
         """Add a generated token; when the window slid, the oldest positions go first."""
         if event.slid:
             del self.positions[: event.dropped]
-        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced))
+        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced, event.entropy))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")
         self.n_generated += 1

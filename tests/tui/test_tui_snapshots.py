@@ -18,9 +18,11 @@ from engine.views.trace import TraceWriter
 from tests.conftest import replay_of
 from tests.tui.conftest import settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
+from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen
+from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.tokenize import TokenizeScreen
 
@@ -147,3 +149,34 @@ def test_error_modal_for_a_model_that_fails_to_load(snap_compare, size):
 def test_replay_after_three_steps(snap_compare, toy, size, tmp_path):
     app = toy_app(toy, replay=write_recording(toy, tmp_path / "session.jsonl"))
     assert snap_compare(app, run_before=replay_at_step_three, terminal_size=size)
+
+
+async def all_heads_after_three_tokens(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("n", "n", "n")
+    await settle(pilot)
+    await pilot.press("h")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, HeadsScreen) and pilot.app.screen.stats is not None, "the head statistics")
+    await pilot.press("o")  # sorted by entropy
+    await pilot.pause()
+
+
+async def attribution_after_three_tokens(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("n", "n", "n")
+    await settle(pilot)
+    await pilot.press("a")
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: isinstance(screen, AttributionScreen) and screen.attributions is not None, "the attribution")
+    await pilot.press("enter")  # layer 0's heads
+    await pilot.pause()
+
+
+@sizes
+def test_all_heads(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=all_heads_after_three_tokens, terminal_size=size)
+
+
+@sizes
+def test_attribution(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=attribution_after_three_tokens, terminal_size=size)

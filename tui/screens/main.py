@@ -38,9 +38,11 @@ from tui.messages import (
     TokenUndone,
 )
 from tui.options import SessionOptions
+from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen, error_sentence
+from tui.screens.heads import HeadsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.transcript import Transcript
 from tui.widgets.attention_map import AttentionMap
@@ -49,6 +51,7 @@ from tui.widgets.generation import GenerationView
 from tui.widgets.layers import LayersView
 from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView, parameter_lines
+from tui.widgets.timeline import Timeline
 
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
@@ -79,6 +82,8 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
+        Binding("a", "attribution", "Direct logit attribution of the next token's candidates", show=False),
+        Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
     ]
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
         ("Step one token", "Generate the next token (n)", "step"),
@@ -88,6 +93,8 @@ class MainScreen(LayerHeadKeys, Screen):
         ("Block lab", "The NumPy block stack and the parity check (b)", "block_lab"),
         ("Compare", "Two models, or one at two temperatures, side by side (c)", "compare"),
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
+        ("Attribution", "Each layer's and head's share of the next token's logit (a)", "attribution"),
+        ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "all_heads"),
     ]
 
     def __init__(self, options: SessionOptions) -> None:
@@ -109,6 +116,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.load_started = time.perf_counter()
         self.run_clock: tuple[float, float, int] | None = None  # (g pressed, last token shown, tokens since): the run's tok/s
+        self.inspector: tuple | None = None  # (loaded model, its Inspector) once the attribution screen needed one
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -119,6 +127,7 @@ class MainScreen(LayerHeadKeys, Screen):
                     yield Static("prompt ›", id="prompt-label")
                     yield Input(placeholder="the text to continue (enter applies and resets, escape cancels)", id="prompt")
                 yield GenerationView(id="generation")
+                yield Timeline(id="timeline")
             with pane("Candidates", "candidates-pane", "p before │ after T·k·p"):
                 yield CandidatesView(id="candidates")
         with Horizontal(id="bottom"):
@@ -222,6 +231,7 @@ class MainScreen(LayerHeadKeys, Screen):
             )
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
+        self.query_one(Timeline).show(transcript.positions)
         self.query_one(CandidatesView).show(transcript.candidates)
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
@@ -451,3 +461,39 @@ class MainScreen(LayerHeadKeys, Screen):
     def action_tokenize(self) -> None:
         if not self.needs_model() and not isinstance(self.app.screen, TokenizeScreen):
             self.app.push_screen(TokenizeScreen(self.loaded.tokenizer, self.options.model_name, None))  # a decoder: no encoder view
+
+    def action_all_heads(self) -> None:
+        if self.info is None or not self.transcript.positions:
+            self.engine.say("All heads needs the context's attention: the model is not loaded yet.", "warning")
+            return
+        if not isinstance(self.app.screen, HeadsScreen):
+            positions = self.transcript.positions
+            selected = (self.view_layer, self.view_head or 0)
+            self.app.push_screen(
+                HeadsScreen(
+                    self.transcript.rows, self.transcript.pieces, [p.token_id for p in positions], self.app.shade, self.open_head, selected
+                )
+            )
+
+    def open_head(self, layer: int, head: int | None) -> None:
+        """Show this layer and head in the Attention pane (the all-heads screen's enter)."""
+        self.view_layer, self.view_head = layer, head
+        self.needs_redraw = True
+
+    def action_attribution(self) -> None:
+        if self.needs_model() or isinstance(self.app.screen, AttributionScreen):
+            return
+        if not self.transcript.candidates:
+            self.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
+            return
+        ids = [p.token_id for p in self.transcript.positions]
+        self.app.push_screen(AttributionScreen(self.get_inspector, ids, self.transcript.candidates))
+
+    def get_inspector(self):
+        """The loaded model's NumPy Inspector, built on first use (on the attribution screen's worker) and kept."""
+        from engine.runtime.interventions import Inspector
+
+        loaded = self.loaded
+        if self.inspector is None or self.inspector[0] is not loaded:
+            self.inspector = (loaded, Inspector(loaded.hf_model, "numpy"))
+        return self.inspector[1]

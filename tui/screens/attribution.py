@@ -1,0 +1,235 @@
+"""Direct logit attribution of the next token: how much the embedding, each attention layer (and its heads)
+and each MLP add to a candidate's logit, as a signed bar chart whose parts sum to the logit.
+
+Definitions: engine.model.interventions (each part through ln_f with its scale frozen at the full
+residual's value, dotted with the candidate's unembedding; ln_f's bias is the one term left). The
+forward runs on a thread worker with an Inspector (NumPy engine) over the context's token ids; every
+candidate's attribution comes from that one run, so ↑/↓ switch at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.events import Candidate
+from engine.model.interventions import Attribution
+from engine.views.pieces import visible
+from tui.keys import QUIT_HELP_SAVE
+from tui.messages import AttributionComputed
+from tui.screens.error import ErrorScreen
+from tui.widgets.pane import pane
+
+SUM_TOLERANCE = 1e-4  # |parts + bias - logit| above this is flagged
+LABEL_WIDTH = 11
+VALUE_WIDTH = 9
+POSITIVE, NEGATIVE = "green", "red"
+
+
+def chart_rows(attribution: Attribution, expanded: set[int]) -> list[tuple[str, float, int | None]]:
+    """(label, value, layer or None) per bar, in the order the stream adds them; expanded layers list their heads."""
+    rows: list[tuple[str, float, int | None]] = [("embed", attribution.embed, None)]
+    for layer in range(attribution.heads.shape[0]):
+        mark = "▾" if layer in expanded else "▸"
+        rows.append((f"{mark}L{layer}.attn", float(attribution.attn[layer]), layer))
+        if layer in expanded:
+            rows += [(f"   H{head}", float(value), layer) for head, value in enumerate(attribution.heads[layer])]
+            rows.append(("   b_O", float(attribution.attn_bias[layer]), layer))
+        rows.append((f" L{layer}.mlp", float(attribution.mlp[layer]), layer))
+    rows.append(("ln_f bias", attribution.bias, None))
+    return rows
+
+
+def signed_bar(value: float, scale: float, half: int) -> tuple[str, str]:
+    """(left, right) halves around the zero line, `half` cells each: negative fills leftwards, positive rightwards."""
+    cells = 0.0 if scale <= 0 else min(1.0, abs(value) / scale) * half
+    full, part = int(cells), cells - int(cells) >= 0.5
+    if value >= 0:
+        return " " * half, ("█" * full + ("▌" if part else "")).ljust(half)
+    return ("▐" if part else "").rjust(half - full) + "█" * full, " " * half
+
+
+def chart_text(attribution: Attribution, expanded: set[int], selected_layer: int, width: int) -> Text:
+    """The bar chart: label, bar left of │ when negative and right of it when positive, the signed value."""
+    rows = chart_rows(attribution, expanded)
+    half = max(2, (width - LABEL_WIDTH - VALUE_WIDTH - 2) // 2)
+    scale = max((abs(value) for _, value, _ in rows), default=0.0)
+    text = Text(no_wrap=True, overflow="crop")
+    for i, (label, value, layer) in enumerate(rows):
+        left, right = signed_bar(value, scale, half)
+        chosen = layer == selected_layer and label.lstrip(" ▸▾").startswith(f"L{layer}.attn")
+        text.append(label[:LABEL_WIDTH].ljust(LABEL_WIDTH), "bold reverse" if chosen else "")
+        text.append(left, NEGATIVE)
+        text.append("│", "dim")
+        text.append(right, POSITIVE)
+        text.append(f"{value:+{VALUE_WIDTH}.3f}")
+        if i < len(rows) - 1:
+            text.append("\n")
+    return text
+
+
+def sum_line(attribution: Attribution) -> Text:
+    """The check: the parts plus ln_f's bias against the model's logit."""
+    total = attribution.total()
+    ok = abs(total - attribution.logit) <= SUM_TOLERANCE
+    text = Text(f"embed + attn + mlp + bias = {total:.4f} · logit {attribution.logit:.4f} · ")
+    text.append("sum ok" if ok else f"MISMATCH ({total - attribution.logit:+.1e})", "bold green" if ok else "bold red")
+    return text
+
+
+def candidate_line(candidates: list[Candidate], chosen: int) -> Text:
+    candidate = candidates[chosen]
+    text = Text(f"candidate {chosen + 1}/{len(candidates)} ", "dim")
+    text.append(repr(visible(candidate.text)), "bold")
+    text.append(f" p {candidate.p_raw:.1%}" if candidate.p_raw >= 1e-3 else " p <0.1%", "dim")
+    return text
+
+
+class ChartScroll(VerticalScroll, can_focus=False):
+    """Scrolled by the screen's page keys: the arrows pick candidates, not lines."""
+
+
+class AttributionScreen(Screen):
+    HELP_TITLE = "Attribution (a)"
+    BINDINGS = [
+        *QUIT_HELP_SAVE,
+        Binding("a", "app.pop_screen", "Back", tooltip="Back to generation"),
+        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+        Binding("down", "candidate(1)", "Candidate", key_display="↓/↑", tooltip="The next candidate (by probability)"),
+        Binding("up", "candidate(-1)", "The previous candidate", show=False),
+        Binding("enter", "expand", "Heads", key_display="⏎", tooltip="Break the selected layer's attention into its heads (again: fold)"),
+        Binding("right_square_bracket", "layer(1)", "Layer", key_display="[/]", tooltip="Select the next layer (⏎ shows its heads)"),
+        Binding("left_square_bracket", "layer(-1)", "Select the previous layer", show=False),
+        Binding("x", "expand_all", "Every layer's heads, or none", show=False),
+        Binding("pagedown", "scroll(1)", "Scroll the chart down", show=False),
+        Binding("pageup", "scroll(-1)", "Scroll the chart up", show=False),
+    ]
+
+    def __init__(self, get_inspector: Callable[[], Any], ids: list[int], candidates: list[Candidate], chosen: int = 0) -> None:
+        """`get_inspector()` (called on the worker thread) gives an engine.runtime.interventions.Inspector."""
+        super().__init__()
+        self.get_inspector = get_inspector
+        self.ids = list(ids)
+        self.candidates = list(candidates)
+        self.chosen = min(chosen, max(len(self.candidates) - 1, 0))
+        self.key = (tuple(self.ids), tuple(c.token_id for c in self.candidates))
+        self.attributions: list[Attribution] | None = None
+        self.expanded: set[int] = set()
+        self.selected_layer = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="attr-candidate")
+        with pane(f"Direct logit attribution · {len(self.ids)} tokens", "attr-pane", "computing…"):
+            with ChartScroll(id="attr-scroll"):
+                yield Static(id="attr-chart")
+        yield Static(id="attr-sum")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        if self.candidates and self.ids:
+            self.compute(self.ids, [c.token_id for c in self.candidates], self.key)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="attribution")
+    def compute(self, ids: list[int], token_ids: list[int], key: tuple) -> None:
+        inspector = self.get_inspector()
+        run = inspector.run(ids)
+        attributions = [inspector.attribution(run, token_id) for token_id in token_ids]
+        if not get_current_worker().is_cancelled:
+            self.post_message(AttributionComputed(key, attributions))
+
+    def on_attribution_computed(self, message: AttributionComputed) -> None:
+        if message.key == self.key:
+            self.attributions = message.result
+            self.redraw()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.app.push_screen(ErrorScreen("Attribution failed", f"{type(error).__name__}: {error}"))
+
+    @property
+    def attribution(self) -> Attribution | None:
+        return None if self.attributions is None else self.attributions[self.chosen]
+
+    def redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        if not self.candidates:
+            self.query_one("#attr-candidate", Static).update("No candidates yet: nothing to attribute.")
+            return
+        self.query_one("#attr-candidate", Static).update(candidate_line(self.candidates, self.chosen))
+        attribution = self.attribution
+        if attribution is None:
+            self.query_one("#attr-chart", Static).update(Text("computing the forward pass…", "dim"))
+            return
+        width = self.query_one("#attr-scroll").size.width or self.size.width - 4
+        self.query_one("#attr-chart", Static).update(chart_text(attribution, self.expanded, self.selected_layer, width - 1))
+        self.query_one(
+            "#attr-pane"
+        ).border_subtitle = f"logit of {visible(self.candidates[self.chosen].text)!r} · ⏎ heads of L{self.selected_layer}"
+        self.query_one("#attr-sum", Static).update(sum_line(attribution))
+
+    def figures(self) -> dict:
+        """What `e` saves here: the shown candidate's attribution, as `tfund inspect --json` writes it."""
+        attribution = self.attribution
+        if attribution is None:
+            return {"data": {"attribution": None}}
+        candidate = self.candidates[self.chosen]
+        data = {
+            "token": candidate.text,
+            "token_id": attribution.token_id,
+            "logit": attribution.logit,
+            "components": attribution.components(),
+            "bias": attribution.bias,
+            "sum": attribution.total(),
+            "context_ids": self.ids,
+        }
+        return {"data": {"attribution": data}}
+
+    # ---- keys --------------------------------------------------------------------------------
+    def n_layer(self) -> int:
+        return 0 if self.attribution is None else self.attribution.heads.shape[0]
+
+    def action_candidate(self, direction: int) -> None:
+        if self.candidates:
+            self.chosen = max(0, min(len(self.candidates) - 1, self.chosen + direction))
+            self.redraw()
+
+    def action_layer(self, direction: int) -> None:
+        if self.n_layer():
+            self.selected_layer = (self.selected_layer + direction) % self.n_layer()
+            self.redraw()
+            self.scroll_to_layer()
+
+    def action_expand(self) -> None:
+        if self.n_layer():
+            self.expanded ^= {self.selected_layer}
+            self.redraw()
+            self.scroll_to_layer()
+
+    def action_expand_all(self) -> None:
+        if self.n_layer():
+            self.expanded = set() if self.expanded else set(range(self.n_layer()))
+            self.redraw()
+
+    def scroll_to_layer(self) -> None:
+        rows = chart_rows(self.attribution, self.expanded)
+        y = next(i for i, (_, _, layer) in enumerate(rows) if layer == self.selected_layer)
+        self.query_one(ChartScroll).scroll_to(y=max(0, y - 2), animate=False)
+
+    def action_scroll(self, direction: int) -> None:
+        scroll = self.query_one(ChartScroll)
+        scroll.scroll_to(y=scroll.scroll_y + direction * max(1, scroll.size.height - 1), animate=False)

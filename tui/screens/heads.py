@@ -1,0 +1,220 @@
+"""Every head at a glance: a small heatmap of every layer × head over the current context, with its statistics.
+
+The screen takes plain data (the context's attention rows, pieces and token ids), so it needs no
+model. The statistics (engine.model.head_stats) are computed on a thread worker, a layer at a time
+(144 heads × 256 tokens take about half a second). `o` sorts the heads by a statistic (highest first,
+undefined last); the arrows move the selection, page keys a page; enter opens the selected head in
+the main screen's Attention pane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.model.head_stats import STATISTICS, head_stats
+from tui.heatmap import head_grid
+from tui.keys import QUIT_HELP_SAVE
+from tui.messages import HeadStatsComputed
+from tui.screens.error import ErrorScreen
+from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, stat_text
+from tui.widgets.pane import pane
+
+STAT_NAMES = {"entropy": "entropy", "sink": "sink", "prev_token": "prev-token", "duplicate": "duplicate", "induction": "induction"}
+SORTS = (None, *STATISTICS)  # None: layer by layer, head by head
+
+
+def layer_pattern(rows: list[np.ndarray], layer: int) -> np.ndarray:  # T x [L, H, i + 1] -> [H, T, T]
+    """One layer's attention of every head as full matrices (zeros above the diagonal)."""
+    n_tokens, n_head = len(rows), rows[0].shape[1]
+    pattern = np.zeros((n_head, n_tokens, n_tokens), np.float32)
+    for i, row in enumerate(rows):
+        pattern[:, i, : i + 1] = row[layer]
+    return pattern
+
+
+def context_head_stats(rows: list[np.ndarray], ids: list[int]) -> dict[str, np.ndarray]:  # -> {name: [L, H]}
+    """head_stats over the context, a layer at a time (a whole [L, H, T, T] would be large for long contexts)."""
+    per_layer = [head_stats(layer_pattern(rows, layer)[None], ids) for layer in range(rows[0].shape[0])]
+    return {name: np.concatenate([stats[name] for stats in per_layer]) for name in STATISTICS}
+
+
+def sorted_heads(stats: dict[str, np.ndarray] | None, n_layer: int, n_head: int, by: str | None) -> list[tuple[int, int]]:
+    """(layer, head) in layer order, or by `by` highest first (undefined last, ties in layer order)."""
+    heads = [(layer, head) for layer in range(n_layer) for head in range(n_head)]
+    if by is None or stats is None:
+        return heads
+    values = stats[by].reshape(-1)  # [L * H] in layer order
+    key = np.where(np.isnan(values), np.inf, -values)
+    return [heads[i] for i in np.argsort(key, kind="stable")]
+
+
+def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int) -> str:
+    if stats is None:
+        return f"L{layer}.H{head} · computing the statistics…"
+    parts = [f"{STAT_NAMES[name]} {stat_text(float(stats[name][layer, head]))}" for name in STATISTICS]
+    return f"L{layer}.H{head} · " + " · ".join(parts) + " (entropy in nats)"
+
+
+class HeadsScreen(Screen):
+    HELP_TITLE = "All heads (h)"
+    BINDINGS = [
+        *QUIT_HELP_SAVE,
+        Binding("h", "app.pop_screen", "Back", tooltip="Back to generation"),
+        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+        Binding("o", "sort", "Sort", tooltip="Sort by the next statistic: entropy, sink, prev-token, duplicate, induction, layer order"),
+        Binding("enter", "open", "Open", key_display="⏎", tooltip="Show the selected head in the main screen's Attention pane"),
+        Binding("pagedown", "move('page', 1)", "Page", key_display="PgDn/PgUp", tooltip="Next page of heads"),
+        Binding("pageup", "move('page', -1)", "Previous page of heads", show=False),
+        Binding("left", "move('tile', -1)", "Select the previous head", show=False),
+        Binding("right", "move('tile', 1)", "Select the next head", show=False),
+        Binding("up", "move('row', -1)", "Select the head above", show=False),
+        Binding("down", "move('row', 1)", "Select the head below", show=False),
+    ]
+
+    def __init__(
+        self,
+        rows: list[np.ndarray],  # T x [L, H, i + 1] each context token's attention row
+        pieces: list[str],
+        ids: list[int],
+        shade: bool = False,
+        open_head: Callable[[int, int], None] | None = None,
+        selected: tuple[int, int] = (0, 0),
+    ) -> None:
+        """`open_head(layer, head)` shows a head on the main screen (enter); the screen then closes."""
+        super().__init__()
+        self.rows, self.pieces, self.ids = list(rows), list(pieces), list(ids)
+        self.n_layer, self.n_head = (rows[0].shape[0], rows[0].shape[1]) if rows else (0, 0)
+        self.shade = shade
+        self.open_head = open_head
+        self.stats: dict[str, np.ndarray] | None = None
+        self.sort_by: str | None = None
+        self.order = sorted_heads(None, self.n_layer, self.n_head, None)
+        self.selected = self.order.index(selected) if selected in self.order else 0
+        self.grids: dict[tuple[int, int], np.ndarray] = {}  # (layer, head) -> [T, T], built when first shown
+        self.key = (len(self.rows), tuple(self.ids))
+
+    def compose(self) -> ComposeResult:
+        with pane(f"All heads · {len(self.rows)} tokens", "heads-pane"):
+            yield HeadTiles(id="heads")
+        yield Static(id="heads-detail")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        if self.rows:
+            self.compute(self.rows, self.ids, self.key)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)  # the page size follows the grid's new size
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="heads")
+    def compute(self, rows: list[np.ndarray], ids: list[int], key: tuple) -> None:
+        stats = context_head_stats(rows, ids)
+        if not get_current_worker().is_cancelled:
+            self.post_message(HeadStatsComputed(key, stats))
+
+    def on_head_stats_computed(self, message: HeadStatsComputed) -> None:
+        if message.key == self.key:
+            self.stats = message.stats
+            self.apply_sort(self.sort_by)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.app.push_screen(ErrorScreen("All heads: the statistics failed", f"{type(error).__name__}: {error}"))
+
+    # ---- drawing -----------------------------------------------------------------------------
+    def grid(self, layer: int, head: int) -> np.ndarray:  # [T, T]
+        if (layer, head) not in self.grids:
+            self.grids[(layer, head)] = head_grid(self.rows, layer, head)
+        return self.grids[(layer, head)]
+
+    def header(self, layer: int, head: int) -> str:
+        label = f"L{layer}.H{head}"
+        if self.stats is None or self.sort_by is None:
+            by = "entropy" if self.stats is not None else None
+        else:
+            by = self.sort_by
+        if by is None:
+            return label
+        return f"{label} {STAT_ABBREVIATIONS[by]} {stat_text(float(self.stats[by][layer, head]))}"
+
+    def redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        tiles = self.query_one(HeadTiles)
+        if not self.order:
+            self.query_one("#heads-detail", Static).update("No context yet: nothing to show.")
+            return
+        order = self.order
+        tiles.show(
+            (self.key, self.sort_by, self.stats is not None),
+            lambda i: self.grid(*order[i]),
+            [self.header(*head) for head in order],
+            self.selected,
+            self.shade,
+        )
+        page, n_pages, _ = tiles.page()
+        sort = "layer order" if self.sort_by is None else f"sorted by {STAT_NAMES[self.sort_by]} ↓"
+        self.query_one("#heads-pane").border_subtitle = f"page {page + 1}/{n_pages} · {sort}"
+        self.query_one("#heads-detail", Static).update(detail_line(self.stats, *order[self.selected]))
+
+    def figures(self) -> dict:
+        """What `e` saves here: every head's statistics (null where undefined), the order shown, the selected head's map."""
+        stats = None
+        if self.stats is not None:
+            stats = {name: [[None if np.isnan(v) else float(v) for v in row] for row in values] for name, values in self.stats.items()}
+        heads = {
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "tokens": self.pieces,
+            "token_ids": self.ids,
+            "sort": self.sort_by,
+            "order": [f"L{layer}.H{head}" for layer, head in self.order],
+            "stats": stats,
+        }
+        figures: dict = {"data": {"heads": heads}}
+        if self.order:
+            layer, head = self.order[self.selected]
+            figures.update(attention=self.grid(layer, head), tokens=self.pieces, layer=layer, head=head)
+        return figures
+
+    # ---- keys --------------------------------------------------------------------------------
+    def apply_sort(self, by: str | None) -> None:
+        current = self.order[self.selected] if self.order else None
+        self.sort_by = by
+        self.order = sorted_heads(self.stats, self.n_layer, self.n_head, by)
+        self.selected = self.order.index(current) if current in self.order else 0
+        self.redraw()
+
+    def action_sort(self) -> None:
+        if self.stats is None:
+            self.notify("The statistics are still being computed.", timeout=3)
+            return
+        self.apply_sort(SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)])
+        self.selected = 0  # the top of the new order
+        self.redraw()
+
+    def action_move(self, unit: str, direction: int) -> None:
+        if not self.order:
+            return
+        layout = self.query_one(HeadTiles).layout()
+        step = {"tile": 1, "row": layout.columns, "page": layout.per_page}[unit]
+        self.selected = max(0, min(len(self.order) - 1, self.selected + direction * step))
+        self.redraw()
+
+    def action_open(self) -> None:
+        if not self.order:
+            return
+        layer, head = self.order[self.selected]
+        if self.open_head is not None:
+            self.open_head(layer, head)
+        self.app.pop_screen()
