@@ -127,8 +127,8 @@ def devtools_port_of(profile: Path, browser: subprocess.Popen) -> int:
     return int(active.read_text().split()[0])
 
 
-async def drive(app_port: int, server: subprocess.Popen, profile: Path, chromium: subprocess.Popen) -> tuple[str, str]:
-    """Open the app's page, wait for the panes, press n; the screens before and after."""
+async def drive(app_port: int, server: subprocess.Popen, profile: Path, chromium: subprocess.Popen, continued: str) -> tuple[str, str]:
+    """Open the app's page, wait for the panes, press n; the screens before and after (with `continued` shown)."""
     async with aiohttp.ClientSession() as session:
         await wait_for_http(session, f"http://localhost:{app_port}/", "tfund-tui --serve", server)
         devtools_port = devtools_port_of(profile, chromium)
@@ -143,7 +143,10 @@ async def drive(app_port: int, server: subprocess.Popen, profile: Path, chromium
             before = await browser.wait_for_screen(lambda text: "ready" in text and "Candidates" in text, "the app ready")
             await browser.evaluate("window.__tfundTerminal.focus()")
             await browser.press("n")
-            after = await browser.wait_for_screen(lambda text: "1 new" in text, "a generated token ('ready · 1 new')")
+            # the status can say "1 new" a frame before the text shows the token: wait for both
+            after = await browser.wait_for_screen(
+                lambda text: "1 new" in text and continued in text, f"the generated token ({continued!r})"
+            )
             return before, after
 
 
@@ -182,7 +185,7 @@ def test_the_web_view_shows_the_panes_and_steps_a_token_in_headless_chromium(tmp
         start_new_session=True,
     )
     try:
-        before, after = asyncio.run(drive(app_port, server, profile, browser))
+        before, after = asyncio.run(drive(app_port, server, profile, browser, continued))
     finally:
         os.killpg(browser.pid, signal.SIGKILL)
         browser.wait(timeout=30)
