@@ -14,12 +14,23 @@ QUIT_HELP_SAVE = [
 ]
 
 
-def key_pair(down: str, up: str, action: str, down_text: str, up_text: str, footer: str | None = None) -> list[Binding]:
-    """`down` lowers a setting and `up` raises it; `action` holds {} for the direction (-1 or 1).
+def back_keys(key: str) -> list[Binding]:
+    """The key that opened a screen closes it again, and so does escape."""
+    return [
+        Binding(key, "app.pop_screen", "Back", tooltip="Back to generation"),
+        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+    ]
 
-    With `footer`, the pair is shown in the footer as "down/up footer"; help lists both texts.
+
+def key_pair(
+    down: str, up: str, action: str, down_text: str, up_text: str, footer: str | None = None, key_display: str | None = None
+) -> list[Binding]:
+    """`down` lowers a setting (or moves back) and `up` raises it; `action` holds {} for the direction (-1 or 1).
+
+    With `footer`, the pair is shown in the footer as "down/up footer" (or `key_display`); help lists both texts.
     """
-    first = Binding(down, action.format(-1), footer or down_text, key_display=f"{down}/{up}", show=footer is not None, tooltip=down_text)
+    shown = key_display or f"{down}/{up}"
+    first = Binding(down, action.format(-1), footer or down_text, key_display=shown, show=footer is not None, tooltip=down_text)
     return [first, Binding(up, action.format(1), up_text, show=False)]
 
 

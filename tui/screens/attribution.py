@@ -19,14 +19,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
 from engine.events import Candidate
 from engine.model.interventions import Attribution
 from engine.views.pieces import visible
-from tui.keys import QUIT_HELP_SAVE
+from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import AttributionComputed
-from tui.screens.error import ErrorScreen
+from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.pane import pane
 
 SUM_TOLERANCE = 1e-4  # |parts + bias - logit| above this is flagged
@@ -98,20 +98,25 @@ class ChartScroll(VerticalScroll, can_focus=False):
     """Scrolled by the screen's page keys: the arrows pick candidates, not lines."""
 
 
-class AttributionScreen(Screen):
+class AttributionScreen(ShowsWorkerErrors, Screen):
+    WORKER_ERROR_TITLE = "Attribution failed"
     HELP_TITLE = "Attribution (a)"
     BINDINGS = [
         *QUIT_HELP_SAVE,
-        Binding("a", "app.pop_screen", "Back", tooltip="Back to generation"),
-        Binding("escape", "app.pop_screen", "Back to generation", show=False),
-        Binding("down", "candidate(1)", "Candidate", key_display="↓/↑", tooltip="The next candidate (by probability)"),
-        Binding("up", "candidate(-1)", "The previous candidate", show=False),
+        *back_keys("a"),
+        *key_pair("up", "down", "candidate({})", "The previous candidate", "The next candidate (by probability)", "Candidate", "↓/↑"),
         Binding("enter", "expand", "Heads", key_display="⏎", tooltip="Break the selected layer's attention into its heads (again: fold)"),
-        Binding("right_square_bracket", "layer(1)", "Layer", key_display="[/]", tooltip="Select the next layer (⏎ shows its heads)"),
-        Binding("left_square_bracket", "layer(-1)", "Select the previous layer", show=False),
+        *key_pair(
+            "left_square_bracket",
+            "right_square_bracket",
+            "layer({})",
+            "Select the previous layer",
+            "Select the next layer (⏎ shows its heads)",
+            "Layer",
+            "[/]",
+        ),
         Binding("x", "expand_all", "Every layer's heads, or none", show=False),
-        Binding("pagedown", "scroll(1)", "Scroll the chart down", show=False),
-        Binding("pageup", "scroll(-1)", "Scroll the chart up", show=False),
+        *key_pair("pageup", "pagedown", "scroll({})", "Scroll the chart up", "Scroll the chart down"),
     ]
 
     def __init__(self, get_inspector: Callable[[], Any], ids: list[int], candidates: list[Candidate], chosen: int = 0) -> None:
@@ -154,11 +159,6 @@ class AttributionScreen(Screen):
         if message.key == self.key:
             self.attributions = message.result
             self.redraw()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.app.push_screen(ErrorScreen("Attribution failed", f"{type(error).__name__}: {error}"))
 
     @property
     def attribution(self) -> Attribution | None:

@@ -17,14 +17,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
 from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
-from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
+from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed
-from tui.screens.error import ErrorScreen
+from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView
@@ -91,11 +91,11 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
     return text
 
 
-class BlockLabScreen(LayerHeadKeys, Screen):
+class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
+    WORKER_ERROR_TITLE = "Block lab error"
     BINDINGS = [  # no key means something else here than on the main screen (s/S is the seed on both)
         *QUIT_HELP_SAVE,
-        Binding("b", "app.pop_screen", "Back", tooltip="Back to generation"),
-        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+        *back_keys("b"),
         *key_pair("x", "X", "nudge('T', {})", "Fewer input tokens (T, the rows of X)", "More input tokens", footer="Tokens"),
         *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "One layer more", footer="Layers"),
         *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (the heads follow so they divide it)", "Double d_model"),
@@ -158,11 +158,6 @@ class BlockLabScreen(LayerHeadKeys, Screen):
         if message.result.config == self.lab_config:
             self.result = message.result
             self.redraw()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.app.push_screen(ErrorScreen("Block lab error", f"{type(error).__name__}: {error}"))
 
     def redraw(self) -> None:
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))

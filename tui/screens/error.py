@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError
@@ -35,3 +36,14 @@ class ErrorScreen(ModalScreen[None]):
             box.border_title = self.title_text
             box.border_subtitle = "enter / escape to close"
             yield Static(self.message, id="error-message")
+
+
+class ShowsWorkerErrors:
+    """For a screen with thread workers: a worker that fails opens the error modal; the app stays up."""
+
+    WORKER_ERROR_TITLE = "Error"
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.app.push_screen(ErrorScreen(self.WORKER_ERROR_TITLE, f"{type(error).__name__}: {error}"))

@@ -17,13 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import get_current_worker
 
 from engine.model.head_stats import STATISTICS, head_stats
 from tui.heatmap import head_grid
-from tui.keys import QUIT_HELP_SAVE
+from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
-from tui.screens.error import ErrorScreen
+from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, stat_text
 from tui.widgets.pane import pane
 
@@ -63,20 +63,17 @@ def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int) -> s
     return f"L{layer}.H{head} · " + " · ".join(parts) + " (entropy in nats)"
 
 
-class HeadsScreen(Screen):
+class HeadsScreen(ShowsWorkerErrors, Screen):
+    WORKER_ERROR_TITLE = "All heads: the statistics failed"
     HELP_TITLE = "All heads (h)"
     BINDINGS = [
         *QUIT_HELP_SAVE,
-        Binding("h", "app.pop_screen", "Back", tooltip="Back to generation"),
-        Binding("escape", "app.pop_screen", "Back to generation", show=False),
+        *back_keys("h"),
         Binding("o", "sort", "Sort", tooltip="Sort by the next statistic: entropy, sink, prev-token, duplicate, induction, layer order"),
         Binding("enter", "open", "Open", key_display="⏎", tooltip="Show the selected head in the main screen's Attention pane"),
-        Binding("pagedown", "move('page', 1)", "Page", key_display="PgDn/PgUp", tooltip="Next page of heads"),
-        Binding("pageup", "move('page', -1)", "Previous page of heads", show=False),
-        Binding("left", "move('tile', -1)", "Select the previous head", show=False),
-        Binding("right", "move('tile', 1)", "Select the next head", show=False),
-        Binding("up", "move('row', -1)", "Select the head above", show=False),
-        Binding("down", "move('row', 1)", "Select the head below", show=False),
+        *key_pair("pageup", "pagedown", "move('page', {})", "Previous page of heads", "Next page of heads", "Page", "PgUp/PgDn"),
+        *key_pair("left", "right", "move('tile', {})", "Select the previous head", "Select the next head"),
+        *key_pair("up", "down", "move('row', {})", "Select the head above", "Select the head below"),
     ]
 
     def __init__(
@@ -125,11 +122,6 @@ class HeadsScreen(Screen):
         if message.key == self.key:
             self.stats = message.stats
             self.apply_sort(self.sort_by)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.app.push_screen(ErrorScreen("All heads: the statistics failed", f"{type(error).__name__}: {error}"))
 
     # ---- drawing -----------------------------------------------------------------------------
     def grid(self, layer: int, head: int) -> np.ndarray:  # [T, T]
