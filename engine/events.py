@@ -50,6 +50,17 @@ class Candidate(NamedTuple):
     p: float
 
 
+@dataclass(frozen=True)
+class AblationView:
+    """The next token under the ablations in force, against the intact model (raw distributions, T = 1)."""
+
+    labels: tuple[str, ...]  # e.g. ("L1.H3", "L0.mlp")
+    mode: str  # "zero" or "mean"
+    kl: float  # KL(intact ‖ ablated) in nats
+    flipped: bool  # the most likely token changed
+    intact: dict[int, float]  # token id -> the intact model's probability, for the candidates shown
+
+
 class LensEntry(NamedTuple):
     """Logit lens at one layer: final LN + unembedding applied to that layer's residual stream."""
 
@@ -90,6 +101,7 @@ class TokenEvent:
     p: float = 0.0  # its probability after temperature, top-k and top-p (0 for a forced token outside them)
     entropy: float = 0.0  # nats, of the distribution the token was drawn from (after temperature/top-k/top-p; 0 when greedy)
     entropy_raw: float = 0.0  # nats, of the model's own distribution (temperature 1)
+    ablated: tuple[str, ...] = ()  # the components knocked out when this token was drawn ("L1.H3", "L0.mlp")
 
     def to_json(self, top: int = 5) -> dict:
         """The trace line for this event (JSON-serialisable)."""
@@ -105,6 +117,7 @@ class TokenEvent:
             "eos": self.eos,
             "slid": self.slid,
             "settings": self.config.as_dict(),
+            **({"ablated": list(self.ablated)} if self.ablated else {}),
             "candidates": [
                 {"id": c.token_id, "text": c.text, "p_raw": round(c.p_raw, 6), "p": round(c.p, 6)} for c in self.candidates[:top]
             ],

@@ -97,6 +97,15 @@ class Parity(Command):
 
 
 @dataclass(frozen=True)
+class SetAblations(Command):
+    """Knock out these components (engine.model.interventions.Ablation) for every next token; () clears."""
+
+    ablations: tuple
+    mode: str  # "zero" or "mean" (over the current context)
+    settings: Any
+
+
+@dataclass(frozen=True)
 class CompareSettings:
     """The compare screen's settings: one SamplingConfig per side, and who decides the shared text."""
 

@@ -22,7 +22,7 @@ from textual.message import Message
 from engine.events import Candidate, SamplingConfig
 from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError, ReplaySession, ReplayStep, read_trace
-from tui.commands import Command, CompareSettings, Force, Load, LoadModelB, Parity, Preview, Reset, Run, SetPrompt, Step, Undo
+from tui.commands import Command, CompareSettings, Force, Load, LoadModelB, Parity, Preview, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.messages import (
     CandidatesPreviewed,
     CompareModelLoaded,
@@ -203,9 +203,17 @@ class GenerationHandler:
                 self.trace_session()
                 post(ContextReady.of_sampler(sampler))
             case Preview():
-                post(CandidatesPreviewed(sampler.preview(), replace(sampler.config)))
+                self.preview(post)
+            case SetAblations(ablations=ablations, mode=mode):
+                sampler.set_ablations(ablations, mode)
+                self.trace.write({"ablations": [a.label for a in sampler.ablations], "mode": mode})
+                self.preview(post)
             case Parity(token_ids=token_ids):
                 post(parity_of(self.loaded, token_ids))
+
+    def preview(self, post: Post) -> None:
+        candidates = self.sampler.preview()
+        post(CandidatesPreviewed(candidates, replace(self.sampler.config), self.sampler.ablation_view(candidates)))
 
     def at_end(self, post: Post) -> bool:
         if self.sampler.done:
@@ -223,7 +231,17 @@ class GenerationHandler:
             post(EngineNote("Nothing to undo: no generated tokens."))
             return
         self.trace.write({"undo": position})
-        post(TokenUndone(sampler.last_lens, sampler.last_norms, sampler.last_cosines, sampler.preview(), replace(sampler.config)))
+        candidates = sampler.preview()
+        post(
+            TokenUndone(
+                sampler.last_lens,
+                sampler.last_norms,
+                sampler.last_cosines,
+                candidates,
+                replace(sampler.config),
+                sampler.ablation_view(candidates),
+            )
+        )
 
     def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[Any]:
         sampler = self.sampler
@@ -243,7 +261,8 @@ class GenerationHandler:
         """Tokens for the screen, with the next token's candidates under the settings now in force."""
         sampler = self.sampler
         fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
-        return TokensGenerated(events, sampler.preview(), replace(sampler.config), fresh_rows)
+        candidates = sampler.preview()
+        return TokensGenerated(events, candidates, replace(sampler.config), fresh_rows, sampler.ablation_view(candidates))
 
 
 def replay_context(replay: ReplaySession) -> ContextReady:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
 
 
 @dataclass
@@ -37,11 +37,13 @@ class ContextReady(Message):
     candidates: list[Candidate]
     config: SamplingConfig
     recorded: list | None = None  # replay: the recorded steps applied so far (engine.views.replay.ReplayStep)
+    ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
     replay_at: tuple[int, int, int] | None = None  # replay: (steps applied in all, session shown from 1, sessions)
 
     @classmethod
     def of_sampler(cls, sampler: Any, recorded: list | None = None) -> ContextReady:
         """The sampler's whole context and next-token candidates (call it in the engine thread)."""
+        candidates = sampler.preview()
         return cls(
             token_ids=list(sampler.tokens),
             pieces=list(sampler.pieces),
@@ -50,9 +52,10 @@ class ContextReady(Message):
             lens=sampler.last_lens,
             norms=sampler.last_norms,
             cosines=sampler.last_cosines,
-            candidates=sampler.preview(),
+            candidates=candidates,
             config=replace(sampler.config),
             recorded=recorded,
+            ablation=sampler.ablation_view(candidates),
         )
 
 
@@ -87,6 +90,7 @@ class TokensGenerated(Message):
     candidates: list[Candidate]
     config: SamplingConfig
     rows: list[np.ndarray] | None  # fresh attention rows of the whole context when the window slid, else None
+    ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
 
 
 @dataclass
@@ -98,6 +102,7 @@ class TokenUndone(Message):
     cosines: np.ndarray
     candidates: list[Candidate]
     config: SamplingConfig
+    ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
 
 
 @dataclass
@@ -106,6 +111,7 @@ class CandidatesPreviewed(Message):
 
     candidates: list[Candidate]
     config: SamplingConfig
+    ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.events import Candidate, LensEntry, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, SamplingConfig, TokenEvent
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Transcript:
     cosines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [L]
     candidates: list[Candidate] = field(default_factory=list)  # the next token's distribution
     candidates_config: SamplingConfig | None = None  # the settings `candidates` were computed under
+    ablation: AblationView | None = None  # set when the candidates are the ablated model's
     last_ms: float | None = None  # the last token's engine time (forward + sample)
     n_generated: int = 0  # tokens generated since the prompt, including those the window slid past
 
@@ -52,7 +53,7 @@ class Transcript:
             for i, (token_id, piece, row) in enumerate(zip(context.token_ids, context.pieces, context.rows))
         ]
         self.lens, self.norms, self.cosines = context.lens, context.norms, context.cosines
-        self.set_candidates(context.candidates, context.config)
+        self.set_candidates(context.candidates, context.config, context.ablation)
         self.last_ms = None
         self.n_generated = 0
         if context.recorded is not None:
@@ -86,6 +87,7 @@ class Transcript:
         self.lens, self.norms, self.cosines = lens, norms, cosines
         self.n_generated -= 1
 
-    def set_candidates(self, candidates: list[Candidate], config: SamplingConfig) -> None:
+    def set_candidates(self, candidates: list[Candidate], config: SamplingConfig, ablation: AblationView | None = None) -> None:
         self.candidates = candidates
         self.candidates_config = config
+        self.ablation = ablation

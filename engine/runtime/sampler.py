@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.events import Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
 from engine.model.interventions import entropy
 from engine.model.sampling import raw_probs, sample, warp_probs
 from engine.runtime.backends.base import ForwardOutput
@@ -127,7 +127,10 @@ class Sampler:
         self.n_generated = 0
         self.done = False
         self.generated_text: list[str] = []  # every generated piece, even those slid out of the window
-        self._next_logits: np.ndarray | None = None  # [V]
+        self._next_logits: np.ndarray | None = None  # [V] the intact model's, from the KV cache
+        self.ablations: tuple = ()  # engine.model.interventions.Ablation: knocked out until cleared
+        self.ablation_mode = "zero"
+        self._ablated: tuple[int, np.ndarray] | None = None  # (context length, [V] ablated logits) for the next token
         self._lock = threading.Lock()  # one sampler call at a time
 
     # ---- settings ----------------------------------------------------------------------------
@@ -229,8 +232,52 @@ class Sampler:
         with self._lock:
             return self._distributions()
 
+    def set_ablations(self, ablations, mode: str = "zero") -> None:
+        """Knock out heads, attention layers or MLPs (engine.model.interventions.Ablation) for every next
+        token until set to (); the next tokens are drawn from the ablated model. ValueError if out of range."""
+        from engine.model.interventions import check_mode
+
+        check_mode(mode)
+        for ablation in ablations:
+            ablation.check(self.info.n_layer, self.info.n_head)
+        with self._lock:
+            self.ablations, self.ablation_mode, self._ablated = tuple(sorted(set(ablations))), mode, None
+
+    def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
+        """A whole-context forward without the KV cache (ablating a head changes every later position's keys)."""
+        if self._ablated is None or self._ablated[0] != len(self.tokens):
+            if self.engine == "numpy":
+                from engine.model.interventions import run_numpy
+
+                run = run_numpy(self.backend.net, self.tokens, self.ablations, self.ablation_mode)
+            else:
+                from engine.runtime.interventions import run_torch
+
+                run = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode)
+            self._ablated = (len(self.tokens), run.logits)
+        return self._ablated[1]
+
+    def _logits(self) -> np.ndarray:  # -> [V] what the next token is drawn from
+        return self._ablated_logits() if self.ablations else self._next_logits
+
+    def ablation_view(self, candidates: list[Candidate]) -> AblationView | None:
+        """How the ablations move the next token's distribution, or None without any."""
+        with self._lock:
+            if not self.ablations:
+                return None
+            from engine.model.interventions import kl_divergence
+
+            intact, ablated = raw_probs(self._next_logits), raw_probs(self._ablated_logits())  # [V], [V]
+            return AblationView(
+                labels=tuple(a.label for a in self.ablations),
+                mode=self.ablation_mode,
+                kl=kl_divergence(intact, ablated),
+                flipped=int(np.argmax(intact)) != int(np.argmax(ablated)),
+                intact={c.token_id: float(intact[c.token_id]) for c in candidates},
+            )
+
     def _distributions(self) -> tuple[np.ndarray, np.ndarray]:
-        logits = self._next_logits
+        logits = self._logits()
         cfg = self.config
         return raw_probs(logits), warp_probs(logits, cfg.temperature, cfg.top_k, cfg.top_p)
 
@@ -310,6 +357,7 @@ class Sampler:
                 eos=self.done,
                 slid=dropped > 0,
                 dropped=dropped,
+                ablated=tuple(a.label for a in self.ablations),
             )
 
     def undo(self) -> int | None:

@@ -132,6 +132,8 @@ def read_trace(path: str | Path) -> RecordedSession:
                 sessions.append(TraceSession(header.get("prompt"), header.get("model"), steps))
             header = record["session"] if isinstance(record["session"], dict) else {}
             steps = []  # a session begins (start, reset or a new prompt): its steps start afresh
+        elif "ablations" in record:
+            pass  # the main screen's knock-outs changed; each token event lists those it was drawn under
         elif all(key in record for key in EVENT_KEYS):
             step = parse_step(record, path, number)
             while not header and steps and not step.slid and steps[-1].position >= step.position:

@@ -96,7 +96,15 @@ class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
     BINDINGS = [  # no key means something else here than on the main screen (s/S is the seed on both)
         *QUIT_HELP_SAVE,
         *back_keys("b"),
-        *key_pair("x", "X", "nudge('T', {})", "Fewer input tokens (T, the rows of X)", "More input tokens", footer="Tokens"),
+        *key_pair(
+            "less_than_sign",
+            "greater_than_sign",
+            "nudge('T', {})",
+            "Fewer input tokens (T, the rows of X)",
+            "More input tokens",
+            "Tokens",
+            "</>",
+        ),
         *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "One layer more", footer="Layers"),
         *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (the heads follow so they divide it)", "Double d_model"),
         *key_pair("j", "J", "nudge('n_heads', {})", "Fewer heads", "More heads"),  # h and a open other screens from the main one

@@ -31,6 +31,8 @@ KEY_NAMES = {
     "left_curly_bracket": "{",
     "right_curly_bracket": "}",
     "question_mark": "?",
+    "less_than_sign": "<",
+    "greater_than_sign": ">",
     "backspace": "backspace",
 }
 

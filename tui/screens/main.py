@@ -17,9 +17,10 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from engine.events import SamplingConfig
+from engine.events import AblationView, SamplingConfig
+from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
-from tui.commands import Force, Load, Parity, Preview, Reset, Run, SetPrompt, Step, Undo
+from tui.commands import Force, Load, Parity, Preview, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
 from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
 from tui.handlers import Loader, TraceLog
@@ -57,6 +58,21 @@ NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrow
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
 
+def ablation_lines(ablations: tuple, mode: str) -> list[tuple[str, str]]:
+    """The Parameters line naming what is knocked out (none while nothing is)."""
+    if not ablations:
+        return []
+    return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(a.label for a in ablations))]
+
+
+def candidates_subtitle(ablation: AblationView | None) -> str:
+    """The Candidates pane's column names; with ablations, how far the distribution moved."""
+    if ablation is None:
+        return "p before │ after T·k·p"
+    flip = "top flips" if ablation.flipped else "same top"
+    return f"ablated │ intact · KL {ablation.kl:.3f} · {flip}"
+
+
 class MainScreen(LayerHeadKeys, Screen):
     HELP_TITLE = "Generation (main screen)"
     BINDINGS = [
@@ -83,9 +99,21 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
         Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
         Binding("a", "attribution", "Direct logit attribution of the next token's candidates", show=False),
+        Binding(
+            "x",
+            "ablate('head')",
+            "Knock out the shown head (the whole layer's attention when showing the mean); again: restore",
+            show=False,
+        ),
+        Binding("X", "ablate('mlp')", "Knock out the shown layer's MLP; again: restore", show=False),
+        Binding("0", "clear_ablations", "Restore every knocked-out component", show=False),
         Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
     ]
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
+        ("Ablate the head", "Knock out the shown head, or the layer's attention for the mean (x)", "ablate('head')"),
+        ("Ablate the MLP", "Knock out the shown layer's MLP (X)", "ablate('mlp')"),
+        ("Mean ablation on/off", "Replace knocked-out components by their mean over the context instead of zero", "ablation_mode"),
+        ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
         ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
@@ -116,6 +144,8 @@ class MainScreen(LayerHeadKeys, Screen):
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
         self.load_started = time.perf_counter()
         self.run_clock: tuple[float, float, int] | None = None  # (g pressed, last token shown, tokens since): the run's tok/s
+        self.ablations: tuple = ()  # engine.model.interventions.Ablation knocked out for the next tokens
+        self.ablation_mode = "zero"  # or "mean": the component's mean over the context
         self.inspector: tuple | None = None  # (loaded model, its Inspector) once the attribution screen needed one
 
     def compose(self) -> ComposeResult:
@@ -229,10 +259,12 @@ class MainScreen(LayerHeadKeys, Screen):
             parameter_lines(
                 self.options.model_name, info.device if info else "…", self.engine_label(), self.settings, self.view_layer, self.view_head
             )
+            + ablation_lines(self.ablations, self.ablation_mode)
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(Timeline).show(transcript.positions)
-        self.query_one(CandidatesView).show(transcript.candidates)
+        self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
+        self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, self.highlighted_token(), self.app.shade)
@@ -304,18 +336,18 @@ class MainScreen(LayerHeadKeys, Screen):
             self.run_clock = (started, time.perf_counter(), n_tokens + len(message.events))
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
-        self.transcript.set_candidates(message.candidates, message.config)
+        self.transcript.set_candidates(message.candidates, message.config, message.ablation)
         self.needs_redraw = True
         self.show_progress()
 
     def on_token_undone(self, message: TokenUndone) -> None:
         self.transcript.pop(message.lens, message.norms, message.cosines)
-        self.transcript.set_candidates(message.candidates, message.config)
+        self.transcript.set_candidates(message.candidates, message.config, message.ablation)
         self.set_status(self.idle_status())
         self.needs_redraw = True
 
     def on_candidates_previewed(self, message: CandidatesPreviewed) -> None:
-        self.transcript.set_candidates(message.candidates, message.config)
+        self.transcript.set_candidates(message.candidates, message.config, message.ablation)
         self.needs_redraw = True
 
     def on_engine_note(self, message: EngineNote) -> None:
@@ -365,6 +397,30 @@ class MainScreen(LayerHeadKeys, Screen):
 
     def action_seed(self, direction: int) -> None:
         self.change_settings(seed=max(0, self.settings.seed + direction))
+
+    # ---- ablation keys: knock out components for the next tokens ----------------------------
+    def send_ablations(self, ablations: tuple, mode: str) -> None:
+        if self.engine.send(SetAblations(ablations, mode, self.settings)):
+            self.ablations, self.ablation_mode = ablations, mode
+            self.needs_redraw = True
+
+    def action_ablate(self, kind: str) -> None:
+        """x: the shown head (the layer's attention when the heatmap shows the mean); X: the layer's MLP."""
+        if self.info is None:
+            return
+        if kind == "mlp":
+            component = Ablation(self.view_layer, "mlp")
+        else:
+            component = Ablation(self.view_layer, "attn") if self.view_head is None else Ablation(self.view_layer, "head", self.view_head)
+        chosen = set(self.ablations) ^ {component}  # pressed again: restored
+        self.send_ablations(tuple(sorted(chosen)), self.ablation_mode)
+
+    def action_ablation_mode(self) -> None:
+        self.send_ablations(self.ablations, "mean" if self.ablation_mode == "zero" else "zero")
+
+    def action_clear_ablations(self) -> None:
+        if self.ablations:
+            self.send_ablations((), self.ablation_mode)
 
     # ---- view keys ---------------------------------------------------------------------------
     def layer_head_counts(self) -> tuple[int, int] | None:

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine.events import Candidate
+from engine.events import AblationView, Candidate
 from tui.pieces import label_text
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -27,13 +27,16 @@ def percent(p: float) -> str:
 class CandidatesView(Widget):
     """One line per candidate: digit, token, p before warping, a bar and p after warping.
 
-    The pane's subtitle names the two columns; a candidate that top-k/top-p removed reads "cut".
+    The pane's subtitle names the two columns; a candidate that top-k/top-p removed reads "cut". With
+    ablations the candidates are the ablated model's, and the last column is the intact model's p.
     """
 
     candidates: reactive[list[Candidate]] = reactive(list)  # a new list that differs repaints the pane
+    ablation: reactive[AblationView | None] = reactive(None)
 
-    def show(self, candidates: list[Candidate]) -> None:
+    def show(self, candidates: list[Candidate], ablation: AblationView | None = None) -> None:
         self.candidates = candidates
+        self.ablation = ablation
 
     def render(self) -> Text:
         width = max(self.size.width, 20)
@@ -46,6 +49,12 @@ class CandidatesView(Widget):
                 text.append("\n")
             text.append(f"{i} ", style="bold")
             text.append(f"{label_text(candidate.text, token_w):<{token_w}} ", style="dim strike" if cut else "")
+            if self.ablation is not None:  # ablated │ intact, at temperature 1
+                intact = self.ablation.intact.get(candidate.token_id, 0.0)
+                text.append(f"{percent(candidate.p_raw)} ", style="bold")
+                text.append(bar(candidate.p_raw, bar_w), style="yellow")
+                text.append(" " + percent(intact), style="dim")
+                continue
             text.append(f"{percent(candidate.p_raw)} ", style="dim")
             text.append(bar(candidate.p, bar_w), style="dim" if cut else "green")
             text.append(" " + ("   cut" if cut else percent(candidate.p)), style="dim" if cut else "bold")
