@@ -50,6 +50,17 @@ async def test_x_shows_the_ablated_distribution_beside_the_intact_one_generation
 
 
 @pytest.mark.anyio
+async def test_the_ablated_line_fits_the_parameters_pane_at_80x24(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        view = app.main_screen.query_one(ParametersView)
+        assert view.lines[-1][0] == "ablated" and len(view.lines) <= view.region.height  # every line on screen
+
+
+@pytest.mark.anyio
 async def test_x_on_a_head_knocks_out_that_head_and_mean_ablation_is_a_palette_switch(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:

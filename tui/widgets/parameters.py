@@ -19,8 +19,7 @@ def parameter_lines(model: str, device: str, engine: str, config: SamplingConfig
         ("top-p", f"{config.top_p:.2f}"),
         ("max new tokens", str(config.max_new_tokens)),
         ("seed", str(config.seed)),
-        ("layer", str(layer)),
-        ("head", "mean" if head is None else str(head)),
+        ("layer", f"{layer} head {'mean' if head is None else head}"),  # one line (fits 80 columns): room for "ablated …"
     ]
 
 
