@@ -95,7 +95,7 @@ class EngineController:
     def running(self) -> bool:
         """A run is in progress or queued."""
         with self._wake:
-            return isinstance(self._current, Run) or any(isinstance(c, Run) for c in self._pending)
+            return self._run_in_progress()
 
     @property
     def pausing(self) -> bool:
@@ -112,7 +112,7 @@ class EngineController:
             return True
         refusal = self.handler.refusal(command)
         with self._wake:
-            run_in_progress = isinstance(self._current, Run) or any(isinstance(c, Run) for c in self._pending)
+            run_in_progress = self._run_in_progress()
             if refusal is None and run_in_progress and command.refused_while_running:
                 refusal = RUNNING_REFUSAL
             if refusal is None and isinstance(command, Preview) and isinstance(self._current, Run):
@@ -163,6 +163,9 @@ class EngineController:
             loading = isinstance(self._current, Load)
         if not loading and self._thread is not threading.current_thread():
             self._thread.join(CLOSE_WAIT_S)
+
+    def _run_in_progress(self) -> bool:  # call with the lock held
+        return isinstance(self._current, Run) or any(isinstance(c, Run) for c in self._pending)
 
     def _drop_queued(self, kind: type) -> None:  # call with the lock held
         kept = [c for c in self._pending if not isinstance(c, kind)]

@@ -130,7 +130,7 @@ class Sampler:
         self._next_logits: np.ndarray | None = None  # [V] the intact model's, from the KV cache
         self.ablations: tuple = ()  # engine.model.interventions.Ablation: knocked out until cleared
         self.ablation_mode = "zero"
-        self._ablated: tuple[int, np.ndarray] | None = None  # (context length, [V] ablated logits) for the next token
+        self._ablated: np.ndarray | None = None  # [V] the next token's logits under the ablations, once computed
         self._lock = threading.Lock()  # one sampler call at a time
 
     # ---- settings ----------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Sampler:
         self.tokens = list(ids)
         self.pieces = pieces_for(self.tokenizer, ids)
         self.views = [self._view(out, row, pos) for row, pos in enumerate(range(len(ids)))]
-        self._next_logits = out.logits
+        self._set_next_logits(out.logits)
         return out
 
     def _view(self, out: ForwardOutput, row: int, pos: int) -> PositionView:
@@ -243,9 +243,13 @@ class Sampler:
         with self._lock:
             self.ablations, self.ablation_mode, self._ablated = tuple(sorted(set(ablations))), mode, None
 
+    def _set_next_logits(self, logits: np.ndarray) -> None:  # [V] the intact model's, after the context changed
+        self._next_logits = logits
+        self._ablated = None  # computed again for the new context when asked
+
     def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
         """A whole-context forward without the KV cache (ablating a head changes every later position's keys)."""
-        if self._ablated is None or self._ablated[0] != len(self.tokens):
+        if self._ablated is None:
             if self.engine == "numpy":
                 from engine.model.interventions import run_numpy
 
@@ -254,8 +258,8 @@ class Sampler:
                 from engine.runtime.interventions import run_torch
 
                 run = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode)
-            self._ablated = (len(self.tokens), run.logits)
-        return self._ablated[1]
+            self._ablated = run.logits
+        return self._ablated
 
     def _logits(self) -> np.ndarray:  # -> [V] what the next token is drawn from
         return self._ablated_logits() if self.ablations else self._next_logits
@@ -328,7 +332,7 @@ class Sampler:
                 self.tokens.append(token_id)
                 self.pieces.append(next_piece(self.tokenizer, self.tokens))
                 self.views.append(self._view(out, 0, len(self.tokens) - 1))
-                self._next_logits = out.logits
+                self._set_next_logits(out.logits)
             forwarded = time.perf_counter()
             self.n_generated += 1
             self.generated_text.append(self.pieces[-1])
@@ -375,7 +379,7 @@ class Sampler:
             # the cache drops the removed token and the one before it, which is re-fed to get its logits back
             self.backend.crop(len(self.tokens) - 1)
             out = self.backend.forward([self.tokens[-1]])
-            self._next_logits = out.logits
+            self._set_next_logits(out.logits)
             return removed
 
     def run(self, n: int | None = None, cancel: threading.Event | None = None) -> Iterator[TokenEvent]:

@@ -48,3 +48,13 @@ def test_no_ablation_gives_zero_kl_and_out_of_range_is_one_sentence(toy):
     assert s.ablation_view(s.preview()).kl >= 0
     with pytest.raises(ValueError, match="layer 5 is out of range"):
         s.set_ablations([parse_ablation("5.mlp")])
+
+
+def test_a_new_prompt_of_the_same_length_gets_its_own_ablated_distribution(toy):
+    s = sampler(toy, "numpy")
+    s.set_ablations([parse_ablation("0.attn")])
+    first = s.next_distributions()[0]
+    s.set_prompt("In a big village,")  # as many tokens as PROMPT, other text
+    assert len(s.tokens) == len(toy.tokenizer.encode(PROMPT))
+    expected = run_numpy(s.backend.net, s.tokens, s.ablations).logits
+    assert int(np.argmax(s.next_distributions()[0])) == int(np.argmax(expected)) and not np.array_equal(first, s.next_distributions()[0])
