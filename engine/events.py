@@ -70,6 +70,23 @@ class LensEntry(NamedTuple):
     p: float
 
 
+@dataclass(frozen=True)
+class StepView:
+    """One generation step as it happened: what the model saw and chose between before a token.
+
+    For context token i this is the forward pass at position i - 1: the distribution token i was drawn
+    from (`candidates`, under `config`; None for a prompt token, which was read, not sampled), and the
+    logit lens, residual norms and cosines at position i - 1 (the layers' guesses of token i).
+    """
+
+    candidates: list[Candidate]
+    config: SamplingConfig | None
+    lens: list[LensEntry]
+    norms: np.ndarray  # [L + 1]
+    cosines: np.ndarray  # [L]
+    ablated: tuple[str, ...] = ()  # the components knocked out when the token was drawn
+
+
 @dataclass
 class TokenEvent:
     """Everything a learner can see about one generated token. Plain data only.

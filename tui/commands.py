@@ -97,6 +97,14 @@ class Parity(Command):
 
 
 @dataclass(frozen=True)
+class Recall(Command):
+    """The model's prediction of context token `index` from the tokens before it (a prompt token's step)."""
+
+    index: int
+    token_id: int  # the token there when asked: a context that changed since answers nothing
+
+
+@dataclass(frozen=True)
 class SetAblations(Command):
     """Knock out these components (engine.model.interventions.Ablation) for every next token; () clears."""
 

@@ -22,7 +22,22 @@ from textual.message import Message
 from engine.events import Candidate, SamplingConfig
 from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError, ReplaySession, ReplayStep, read_trace
-from tui.commands import Command, CompareSettings, Force, Load, LoadModelB, Parity, Preview, Reset, Run, SetAblations, SetPrompt, Step, Undo
+from tui.commands import (
+    Command,
+    CompareSettings,
+    Force,
+    Load,
+    LoadModelB,
+    Parity,
+    Preview,
+    Recall,
+    Reset,
+    Run,
+    SetAblations,
+    SetPrompt,
+    Step,
+    Undo,
+)
 from tui.messages import (
     CandidatesPreviewed,
     CompareModelLoaded,
@@ -33,6 +48,7 @@ from tui.messages import (
     ModelReady,
     ParityComputed,
     ReplayReady,
+    StepRecalled,
     TokensGenerated,
     TokenUndone,
 )
@@ -210,6 +226,8 @@ class GenerationHandler:
                 self.preview(post)
             case Parity(token_ids=token_ids):
                 post(parity_of(self.loaded, token_ids))
+            case Recall():
+                recall(sampler, command, post)
 
     def preview(self, post: Post) -> None:
         candidates = self.sampler.preview()
@@ -265,6 +283,13 @@ class GenerationHandler:
         return TokensGenerated(events, candidates, replace(sampler.config), fresh_rows, sampler.ablation_view(candidates))
 
 
+def recall(sampler: Any, command: Recall, post: Post) -> None:
+    """A prompt token's step, if the context still holds that token there."""
+    tokens = sampler.tokens
+    if 1 <= command.index < len(tokens) and tokens[command.index] == command.token_id:
+        post(StepRecalled(command.index, command.token_id, sampler.prediction_before(command.index)))
+
+
 def replay_context(replay: ReplaySession) -> ContextReady:
     """Every pane's data at the replay's position (the session shown: its prompt and its steps so far)."""
     applied, upcoming = replay.applied, replay.upcoming
@@ -307,7 +332,7 @@ class ReplayHandler:
         self.loaded = loaded  # None when the recording is shown as recorded
 
     def refusal(self, command: Command) -> str | None:
-        return None if isinstance(command, (Step, Undo, Reset, Run, Parity)) else REPLAY_REFUSAL
+        return None if isinstance(command, (Step, Undo, Reset, Run, Parity, Recall)) else REPLAY_REFUSAL
 
     def handle(self, command: Command, post: Post) -> None:
         replay = self.replay
@@ -318,6 +343,10 @@ class ReplayHandler:
                 post(EngineNote("The start of the recording."))
             case Reset():
                 replay.seek(0)
+            case Recall():  # shown as recorded, the prompt is one block: the first token, which nothing predicts
+                if replay.recomputes:
+                    recall(replay.sampler, command, post)
+                return
             case Parity(token_ids=token_ids):
                 post(
                     parity_of(self.loaded, token_ids)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
-from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, StepView, TokenEvent
 
 
 @dataclass
@@ -112,6 +112,15 @@ class CandidatesPreviewed(Message):
     candidates: list[Candidate]
     config: SamplingConfig
     ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
+
+
+@dataclass
+class StepRecalled(Message):
+    """The answer to a Recall: the step of the context token `index` (still `token_id`)."""
+
+    index: int
+    token_id: int
+    step: StepView
 
 
 @dataclass

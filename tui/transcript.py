@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.events import AblationView, Candidate, LensEntry, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, SamplingConfig, StepView, TokenEvent
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Position:
     p_raw: float | None = None  # the model's probability for it when chosen; None: prompt (or an old trace without it)
     forced: bool = False  # picked by hand
     entropy: float | None = None  # nats, of the distribution it was drawn from (TokenEvent.entropy); None: prompt or replay
+    step: StepView | None = None  # the step that chose it, kept as it happened; None until a prompt token's is recalled
 
 
 @dataclass
@@ -60,22 +61,36 @@ class Transcript:
             self.mark_recorded(context.recorded)
 
     def mark_recorded(self, applied: list) -> None:
-        """Replay: the generated positions get the recorded probability and forced flag (newest last)."""
+        """Replay: the generated positions get the recorded probability, forced flag and step (newest last).
+
+        A recorded step's lens and norms are measured after its token, so token k's step takes them from step k - 1.
+        """
         generated = [position for position in self.positions if position.generated]
-        for position, step in zip(reversed(generated), reversed(applied)):
+        before = [None, *applied[:-1]]  # the recorded step before each one
+        for position, step, previous in zip(reversed(generated), reversed(applied), reversed(before)):
             chosen = next((c.p_raw for c in step.candidates if c.token_id == step.token_id), None)
             position.p_raw = step.p_raw if step.p_raw is not None else chosen
             position.forced = step.forced
+            lens, norms = (previous.lens, previous.norms) if previous is not None else ([], np.zeros(0, np.float32))
+            position.step = StepView(step.candidates, step.settings, lens, norms, np.zeros(0, np.float32))
         self.n_generated = len(applied)
 
     def append(self, event: TokenEvent) -> None:
         """Add a generated token; when the window slid, the oldest positions go first."""
         if event.slid:
             del self.positions[: event.dropped]
-        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced, event.entropy))
+        step = StepView(event.candidates, event.config, self.lens, self.norms, self.cosines, event.ablated)  # the live view it was drawn in
+        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced, event.entropy, step))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")
         self.n_generated += 1
+
+    def remember_step(self, index: int, token_id: int, step: StepView) -> bool:
+        """A recalled prompt token's step, kept if the token is still there; True when kept."""
+        if index < len(self.positions) and self.positions[index].token_id == token_id:
+            self.positions[index].step = step
+            return True
+        return False
 
     def replace_rows(self, rows: list[np.ndarray]) -> None:
         """After a slide the model re-read the window: every position's attention row changed."""

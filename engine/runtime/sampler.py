@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, TokenEvent
+from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, StepView, TokenEvent
 from engine.model.interventions import entropy
 from engine.model.sampling import raw_probs, sample, warp_probs
 from engine.runtime.backends.base import ForwardOutput
@@ -87,6 +87,17 @@ def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
     return TorchBackend(hf_model), None
 
 
+def scratch_backend(engine: str, model: Any) -> Any:
+    """A second backend with its own KV cache, for looking at earlier positions without touching the live one."""
+    if engine == "numpy":
+        from engine.runtime.backends.numpy_backend import NumpyBackend
+
+        return NumpyBackend(model.numpy_model())
+    from engine.runtime.backends.torch_eager import TorchBackend
+
+    return TorchBackend(model.hf_model)
+
+
 class Sampler:
     def __init__(
         self,
@@ -131,6 +142,7 @@ class Sampler:
         self.ablations: tuple = ()  # engine.model.interventions.Ablation: knocked out until cleared
         self.ablation_mode = "zero"
         self._ablated: np.ndarray | None = None  # [V] the next token's logits under the ablations, once computed
+        self._scratch: Any = None  # scratch_backend(), made on the first prediction_before()
         self._lock = threading.Lock()  # one sampler call at a time
 
     # ---- settings ----------------------------------------------------------------------------
@@ -363,6 +375,22 @@ class Sampler:
                 dropped=dropped,
                 ablated=tuple(a.label for a in self.ablations),
             )
+
+    def prediction_before(self, index: int) -> StepView:
+        """What the intact model predicted for context token `index` (>= 1) from the tokens before it: its
+        candidates under the settings in force now, and the lens, norms and cosines at position index - 1.
+        Used for prompt tokens, which were read, not sampled (a generated token's step is its TokenEvent)."""
+        with self._lock:
+            if not 1 <= index < len(self.tokens):
+                raise ValueError(f"position must be in [1, {len(self.tokens) - 1}] (got {index})")
+            if self._scratch is None:
+                self._scratch = scratch_backend(self.engine, self.model)
+            self._scratch.reset()
+            out = self._scratch.forward(self.tokens[:index])
+            cfg = self.config
+            p_raw, p = raw_probs(out.logits), warp_probs(out.logits, cfg.temperature, cfg.top_k, cfg.top_p)  # [V], [V]
+            norms, cosines = norms_and_cosines(out.resid)
+            return StepView(top_candidates(self.token_text, p_raw, p, self.top_n), None, self._lens_entries(out), norms, cosines)
 
     def undo(self) -> int | None:
         """Remove the last generated token (cache rolled back). The random stream does not rewind."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.events import SamplingConfig
+from engine.events import DEFAULT_PROMPT, SamplingConfig
 from engine.model.sampling import sample
 from engine.runtime.sampler import GenerationDone, Sampler
 from tests.engine.conftest import SAMPLING_SETTINGS, chi2_critical, chi2_of_draws
@@ -317,3 +317,18 @@ def test_position_is_the_index_in_the_full_sequence_across_slides(short_context_
         assert sampler.last_position == n_prompt + 39
         sampler.undo()  # undo after a slide: the next token takes the undone one's place
         assert sampler.force(the).position == n_prompt + 39
+
+
+def test_prediction_before_a_prompt_token_reads_only_the_tokens_before_it_and_leaves_the_cache_alone(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=0.0), engine="numpy")
+    sampler.set_prompt(DEFAULT_PROMPT)
+    ids = list(sampler.tokens)
+    live = sampler.preview()
+    step = sampler.prediction_before(2)
+    logits, _ = sampler.backend.net.forward(ids[:2])  # [2, V]
+    assert step.candidates[0].token_id == int(np.argmax(logits[-1]))
+    assert step.config is None and len(step.lens) == toy.info.n_layer and step.norms.shape == (toy.info.n_layer + 1,)
+    assert step.lens[-1].token_id == step.candidates[0].token_id  # the last layer's lens is the prediction
+    assert sampler.preview() == live and sampler.step().token_id == live[0].token_id  # the live context is untouched
+    with pytest.raises(ValueError, match="position must be in"):
+        sampler.prediction_before(0)

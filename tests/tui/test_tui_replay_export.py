@@ -15,6 +15,7 @@ from tests.conftest import replay_of
 from tests.tui.conftest import notifications, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap
+from tui.widgets.candidates import CandidatesView
 from tui.widgets.parameters import ParametersView
 
 SIZE = (100, 30)
@@ -105,6 +106,12 @@ async def test_replay_steps_forward_and_back_through_the_recorded_tokens(toy, re
         assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.main_screen.transcript.positions),) * 2
         # the candidates are the model's for the next recorded token, and that token is among them
         assert recorded[3].token_id in [c.token_id for c in app.main_screen.transcript.candidates]
+        app.main_screen.select_token(1)  # time travel to a prompt token: the model recomputes its prediction
+        await wait_until(pilot, lambda: app.main_screen.transcript.positions[1].step is not None, "the prompt token's step")
+        assert (
+            app.main_screen.query_one(CandidatesView).candidates[0].token_id
+            == replay_of(app).sampler.prediction_before(1).candidates[0].token_id
+        )
         await pilot.press("backspace")
         await settle_replay(pilot)
         assert app.main_screen.transcript.n_generated == 2
@@ -148,6 +155,14 @@ async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_p
         assert [c.token_id for c in app.main_screen.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
         assert [e.text for e in app.main_screen.transcript.lens] == [e.text for e in recorded[1].lens]
         assert "as recorded" in app.main_screen.query_one("#generation-pane").border_subtitle
+        await pilot.press("left")  # time travel: the second recorded token's step, as recorded
+        await pilot.pause()
+        view = app.main_screen.query_one(CandidatesView)
+        assert [c.token_id for c in view.candidates] == [c.token_id for c in recorded[1].candidates]
+        assert view.chosen[0] == recorded[1].token_id
+        await pilot.press("left", "left")  # the prompt, one block here: nothing before it predicts it
+        await pilot.pause()
+        assert view.candidates == [] and view.heading.startswith("token 1 of 3 · prompt token")
 
 
 @pytest.fixture(scope="module")

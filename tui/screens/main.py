@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -20,7 +21,7 @@ from textual.widgets import Footer, Input, Static
 from engine.events import AblationView, SamplingConfig
 from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
-from tui.commands import Force, Load, Parity, Preview, Reset, Run, SetAblations, SetPrompt, Step, Undo
+from tui.commands import Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
 from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
 from tui.handlers import Loader, TraceLog
@@ -35,6 +36,7 @@ from tui.messages import (
     ModelReady,
     ParityComputed,
     ReplayReady,
+    StepRecalled,
     TokensGenerated,
     TokenUndone,
 )
@@ -45,10 +47,10 @@ from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen, error_sentence
 from tui.screens.heads import HeadsScreen
 from tui.screens.tokenize import TokenizeScreen
-from tui.transcript import Transcript
+from tui.transcript import Position, Transcript
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
-from tui.widgets.generation import GenerationView
+from tui.widgets.generation import GenerationView, TokenLines
 from tui.widgets.layers import LayersView
 from tui.widgets.pane import pane
 from tui.widgets.parameters import ParametersView, parameter_lines
@@ -73,6 +75,28 @@ def candidates_subtitle(ablation: AblationView | None) -> str:
     return f"ablated │ intact · KL {ablation.kl:.3f} · {flip}"
 
 
+def settings_phrase(config: SamplingConfig) -> str:
+    """How a token was drawn: "T 0.80", with top-k and top-p when they were on."""
+    parts = ["greedy (T 0)" if config.temperature == 0 else f"T {config.temperature:.2f}"]
+    if config.top_k:
+        parts.append(f"top-k {config.top_k}")
+    if config.top_p < 1:
+        parts.append(f"top-p {config.top_p:.2f}")
+    return " · ".join(parts)
+
+
+def travel_heading(index: int, n_tokens: int, position: Position) -> str:
+    """The line over an earlier token's step: "token 17 of 42 · generated at T 0.80" (or "prompt token")."""
+    where = f"token {index + 1} of {n_tokens}"
+    if not position.generated:
+        return f"{where} · prompt token" + ("" if index else " · the first: nothing before it predicts it")
+    if position.step is None or position.step.config is None:
+        return f"{where} · generated"
+    how = "forced (picked by hand)" if position.forced else f"generated at {settings_phrase(position.step.config)}"
+    knocked = f" · ablated {', '.join(position.step.ablated)}" if position.step.ablated else ""
+    return f"{where} · {how}{knocked}"
+
+
 class MainScreen(LayerHeadKeys, Screen):
     HELP_TITLE = "Generation (main screen)"
     BINDINGS = [
@@ -90,9 +114,14 @@ class MainScreen(LayerHeadKeys, Screen):
         *[Binding(str(i), f"pick({i})", f"Pick candidate {i}", show=False) for i in range(2, 10)],
         Binding("backspace", "undo", "Undo", key_display="⌫", tooltip="Remove the last generated token"),
         Binding("r", "reset", "Reset: back to the prompt, generator re-seeded", show=False),
-        Binding("left", "select(-1)", "Select the previous token", show=False),
-        Binding("right", "select(1)", "Select the next token", show=False),
-        Binding("end", "select_newest", "Select the newest token", show=False),
+        Binding(
+            "left",
+            "select(-1)",
+            "Time travel: show the step that chose the previous token (its candidates, lens, attention row)",
+            show=False,
+        ),
+        Binding("right", "select(1)", "Time travel: the next token's step; past the newest, back to the live next token", show=False),
+        Binding("end", "select_newest", "Back to the live next token (stepping does this too)", show=False),
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
@@ -138,7 +167,7 @@ class MainScreen(LayerHeadKeys, Screen):
         self.replay_steps: tuple[int, bool] | None = None  # replay: (steps recorded, recomputed?)
         self.replay_at: tuple[int, int, int] | None = None  # replay: (steps applied, session shown, sessions)
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
-        self.selected_token: int | None = None  # None follows the newest token
+        self.selected_token: int | None = None  # time travel: the token whose step is shown; None: the live next token
         self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
@@ -236,10 +265,18 @@ class MainScreen(LayerHeadKeys, Screen):
 
     # ---- drawing -----------------------------------------------------------------------------
     def highlighted_token(self) -> int | None:
+        """The attention row of the step shown: the newest token's (it predicts the next one), or, time
+        travelling, the row of the token before the selected one (the position that chose it)."""
         n_tokens = len(self.transcript.positions)
         if n_tokens == 0:
             return None
-        return n_tokens - 1 if self.selected_token is None else min(self.selected_token, n_tokens - 1)
+        return n_tokens - 1 if self.selected_token is None else max(0, self.selected_token - 1)
+
+    def travelled(self) -> tuple[int, Position] | None:
+        """Time travel: (index, position) of the selected token, or None for the live view."""
+        if self.selected_token is None or self.selected_token >= len(self.transcript.positions):
+            return None
+        return self.selected_token, self.transcript.positions[self.selected_token]
 
     def redraw_if_needed(self) -> None:
         if self.needs_redraw and time.perf_counter() >= self.next_redraw_at:
@@ -263,14 +300,32 @@ class MainScreen(LayerHeadKeys, Screen):
         )
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(Timeline).show(transcript.positions)
-        self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
-        self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
+        travel = self.travelled()
+        if travel is None:
+            self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
+            self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
+        else:
+            index, position = travel
+            step = position.step
+            heading = travel_heading(index, len(transcript.positions), position)
+            if step is None and index > 0:
+                heading += " · computing its prediction…"
+            candidates = step.candidates if step else []
+            self.query_one(CandidatesView).show(candidates, None, (position.token_id, position.piece), heading)
+            self.set_subtitle("#candidates-pane", "▸ chosen · p before │ after" if step else "end: back to live")
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, self.highlighted_token(), self.app.shade)
             head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
             self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
-        self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
+        if travel is None:
+            self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
+        else:
+            step = travel[1].step
+            empty = np.zeros(0, np.float32)
+            self.query_one(LayersView).show(
+                step.norms if step else empty, step.cosines if step else empty, step.lens if step else [], travel[1].token_id
+            )
 
     def engine_label(self) -> str:
         """The engine computing the tokens; torch on the CPU with its thread count."""
@@ -322,6 +377,7 @@ class MainScreen(LayerHeadKeys, Screen):
 
     def on_context_ready(self, message: ContextReady) -> None:
         self.transcript.reset_to(message)
+        self.selected_token = None  # a new context: its tokens are not those selected
         self.replay_at = message.replay_at
         if self.replay_steps is not None:
             self.settings = message.config  # the Parameters pane shows the recorded settings
@@ -427,24 +483,48 @@ class MainScreen(LayerHeadKeys, Screen):
         return None if self.info is None else (self.info.n_layer, self.info.n_head)
 
     def action_select(self, direction: int) -> None:
+        """Left from the live view selects the newest token; right past the newest returns to live."""
         n_tokens = len(self.transcript.positions)
         if n_tokens == 0:
             return
-        current = n_tokens - 1 if self.selected_token is None else self.selected_token
-        chosen = max(0, min(n_tokens - 1, current + direction))
-        self.selected_token = None if chosen == n_tokens - 1 else chosen
+        current = n_tokens if self.selected_token is None else self.selected_token
+        self.select_token(max(0, current + direction))
+
+    def select_token(self, index: int) -> None:
+        """Show the step that chose token `index` (index past the newest: the live view); a prompt token's
+        step is asked of the engine the first time."""
+        positions = self.transcript.positions
+        self.selected_token = None if index >= len(positions) else index
+        travel = self.travelled()
+        if travel is not None and travel[1].step is None and travel[0] > 0:
+            self.engine.send(Recall(travel[0], travel[1].token_id))
         self.redraw()
+
+    def on_token_lines_clicked(self, message: TokenLines.Clicked) -> None:
+        self.select_token(message.index)
 
     def action_select_newest(self) -> None:
         self.selected_token = None
         self.redraw()
 
+    def on_step_recalled(self, message: StepRecalled) -> None:
+        if self.transcript.remember_step(message.index, message.token_id, message.step):
+            self.needs_redraw = True
+
     # ---- engine keys -------------------------------------------------------------------------
+    def back_to_live(self) -> None:
+        """Stepping ends time travel: the panes follow the newest token again."""
+        if self.selected_token is not None:
+            self.selected_token = None
+            self.needs_redraw = True
+
     def action_step(self) -> None:
+        self.back_to_live()
         if self.engine.send(Step(self.settings)):
             self.run_clock = None
 
     def action_run_pause(self) -> None:
+        self.back_to_live()
         if not self.engine.running:
             now = time.perf_counter()
             self.run_clock = (now, now, 0)
@@ -452,9 +532,13 @@ class MainScreen(LayerHeadKeys, Screen):
         self.show_progress()
 
     def action_pick(self, rank: int) -> None:
+        if self.selected_token is not None:
+            self.engine.say("These are an earlier step's candidates: press end for the live next token, then 1–9 to pick one.", "warning")
+            return
         self.engine.send(Force(rank, self.settings))
 
     def action_undo(self) -> None:
+        self.back_to_live()
         self.engine.send(Undo(self.settings))
 
     def action_reset(self) -> None:

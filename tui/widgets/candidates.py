@@ -1,7 +1,11 @@
-"""The Candidates pane: the next token's top candidates, before and after temperature/top-k/top-p."""
+"""The Candidates pane: the next token's top candidates, before and after temperature/top-k/top-p.
+
+Time travel: an earlier token's candidates as they were, under a heading, the token chosen marked ▸.
+"""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -33,22 +37,36 @@ class CandidatesView(Widget):
 
     candidates: reactive[list[Candidate]] = reactive(list)  # a new list that differs repaints the pane
     ablation: reactive[AblationView | None] = reactive(None)
+    chosen: reactive[tuple[int, str] | None] = reactive(None)  # time travel: (id, text) of the token this step chose
+    heading: reactive[str] = reactive("")  # time travel: which token's step this is
 
-    def show(self, candidates: list[Candidate], ablation: AblationView | None = None) -> None:
+    def show(
+        self, candidates: list[Candidate], ablation: AblationView | None = None, chosen: tuple[int, str] | None = None, heading: str = ""
+    ) -> None:
         self.candidates = candidates
         self.ablation = ablation
+        self.chosen = chosen
+        self.heading = heading
 
-    def render(self) -> Text:
+    def render(self) -> Text | Group:
+        lines = self.candidate_lines()
+        if not self.heading:
+            return lines
+        return Group(Text(self.heading, style="bold"), lines)
+
+    def candidate_lines(self) -> Text:
         width = max(self.size.width, 20)
         token_w = max(6, min(12, width - 24))
         bar_w = max(3, width - token_w - 18)
+        chosen_id = self.chosen[0] if self.chosen else None
         text = Text(no_wrap=True, overflow="crop")
         for i, candidate in enumerate(self.candidates[:PICKABLE], start=1):
             cut = candidate.p == 0
             if i > 1:
                 text.append("\n")
-            text.append(f"{i} ", style="bold")
-            text.append(f"{label_text(candidate.text, token_w):<{token_w}} ", style="dim strike" if cut else "")
+            text.append(f"{i}" + ("▸" if candidate.token_id == chosen_id else " "), style="bold")
+            label_style = "reverse" if candidate.token_id == chosen_id else "dim strike" if cut else ""
+            text.append(f"{label_text(candidate.text, token_w):<{token_w}} ", style=label_style)
             if self.ablation is not None:  # ablated │ intact, at temperature 1
                 intact = self.ablation.intact.get(candidate.token_id, 0.0)
                 text.append(f"{percent(candidate.p_raw)} ", style="bold")
@@ -58,4 +76,6 @@ class CandidatesView(Widget):
             text.append(f"{percent(candidate.p_raw)} ", style="dim")
             text.append(bar(candidate.p, bar_w), style="dim" if cut else "green")
             text.append(" " + ("   cut" if cut else percent(candidate.p)), style="dim" if cut else "bold")
+        if self.chosen and all(c.token_id != chosen_id for c in self.candidates[:PICKABLE]):
+            text.append(f"\n ▸{label_text(self.chosen[1], token_w)} chosen, below these", style="bold")
         return text

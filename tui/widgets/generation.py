@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from dataclasses import dataclass
 from functools import lru_cache
 
 from rich.cells import cell_len, chop_cells
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -99,6 +102,12 @@ class TokenLines(Widget):
     TokenLines { height: auto; }
     """
 
+    @dataclass
+    class Clicked(Message):
+        """A token was clicked: its index in the context."""
+
+        index: int
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pieces: list[str] = []  # each token's text as shown
@@ -130,6 +139,25 @@ class TokenLines(Widget):
         for y, (old, new) in enumerate(zip(before, self.runs)):
             if old != new:
                 self.refresh(Region(0, y, self.wrap_width, 1))
+
+    def token_at(self, x: int, y: int) -> int | None:
+        """The index of the token drawn at cell (x, y), or None past the text."""
+        spans = self.line_spans(max(self.wrap_width, 1))
+        if not 0 <= y < len(spans) or not self.pieces:
+            return None
+        start, end = spans[y]
+        offset, used = start, 0
+        while offset < end and used + cell_len(self.plain[offset]) <= x:
+            used += cell_len(self.plain[offset])
+            offset += 1
+        if offset >= end:
+            return None
+        return bisect_right(self.starts, offset) - 1
+
+    def on_click(self, event: events.Click) -> None:
+        index = self.token_at(event.x, event.y)
+        if index is not None:
+            self.post_message(self.Clicked(index))
 
     def line_spans(self, width: int) -> list[tuple[int, int]]:
         """[start, end) in `plain` of each line at this width; paragraphs wrapped before are looked up."""

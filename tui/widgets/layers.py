@@ -26,14 +26,23 @@ PLAIN = Style()
 MAX_Y_TICKS = 7
 
 
-def lens_strips(lens: list[LensEntry], width: int, height: int) -> list[Strip]:
-    """`L3 ·the 41%` per layer under a `lens→next` header, the last layers kept when they do not all fit."""
-    dim, bold = Style(dim=True), Style(bold=True)
+def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | None = None) -> list[Strip]:
+    """`L3 ·the 41%` per layer under a `lens→next` header, the last layers kept when they do not all fit;
+    time travel: the layers whose guess is the token the step chose (id `chosen`) in reverse."""
+    dim, bold, hit = Style(dim=True), Style(bold=True), Style(bold=True, reverse=True)
     token_w = max(3, width - 10)  # the layer (3 cells) and the percentage (4) around it, one cell spare
     lines = [Strip([Segment("lens→next", dim)])]
     for entry in lens[-max(height - 1, 1) :]:
         token = f"{label_text(entry.text, token_w):<{token_w}}"
-        lines.append(Strip([Segment(f"{entry.layer:>2} ", dim), Segment(token, bold), Segment(f" {min(entry.p * 100, 99):2.0f}%", dim)]))
+        lines.append(
+            Strip(
+                [
+                    Segment(f"{entry.layer:>2} ", dim),
+                    Segment(token, hit if entry.token_id == chosen else bold),
+                    Segment(f" {min(entry.p * 100, 99):2.0f}%", dim),
+                ]
+            )
+        )
     blank = [Strip.blank(width, PLAIN)] * height
     return ([line.adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
 
@@ -177,15 +186,16 @@ class LensColumn(StripsWidget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lens: list[LensEntry] = []
+        self.chosen: int | None = None  # time travel: the token id the shown step chose
 
-    def show(self, lens: list[LensEntry]) -> None:
-        if lens != self.lens:
-            self.lens = lens
+    def show(self, lens: list[LensEntry], chosen: int | None = None) -> None:
+        if (lens, chosen) != (self.lens, self.chosen):
+            self.lens, self.chosen = lens, chosen
             self.redraw_changed()
 
     def draw(self, width: int, height: int) -> list[Strip]:
         base = self.rich_style
-        return [strip.apply_style(base) for strip in lens_strips(self.lens, width, height)]
+        return [strip.apply_style(base) for strip in lens_strips(self.lens, width, height, self.chosen)]
 
 
 class LayersView(Horizontal):
@@ -197,7 +207,7 @@ class LayersView(Horizontal):
         yield LayerChart(id="layer-plot")
         yield LensColumn(id="lens")
 
-    def show(self, norms: np.ndarray, cosines: np.ndarray, lens: list[LensEntry]) -> None:
-        """Redraw what changed."""
+    def show(self, norms: np.ndarray, cosines: np.ndarray, lens: list[LensEntry], chosen: int | None = None) -> None:
+        """Redraw what changed; `chosen`: time travel, the token id the shown step chose."""
         self.query_one(LayerChart).show(norms, cosines)
-        self.query_one(LensColumn).show(lens)
+        self.query_one(LensColumn).show(lens, chosen)
