@@ -16,11 +16,12 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from engine.events import SamplingConfig
 from engine.views.export import ExportError, export_bundle
 from tui.keys import QUIT_HELP_SAVE
+from tui.lessons import LESSONS, open_lesson
 from tui.messages import ExportWritten
 from tui.options import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, SessionOptions
 from tui.screens.attribution import AttributionScreen
@@ -30,6 +31,7 @@ from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.widgets.lesson_box import LessonBox
 
 SCREENS_WITH_KEYS = (
     MainScreen,
@@ -48,7 +50,10 @@ class TfundApp(App):
     BINDINGS = [  # the screens show these first in their footers (tui.keys.QUIT_HELP_SAVE); here for the modals
         *QUIT_HELP_SAVE,
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # what a terminal user expects; the trace is flushed on exit
+        Binding("left_parenthesis", "lesson(-1)", "Previous lesson", show=False),
+        Binding("right_parenthesis", "lesson(1)", "Next lesson", show=False),
     ]
+    LESSON_REFRESH_S = 0.25  # how often the open lesson's observation is computed again
 
     def __init__(self, options: SessionOptions, palette: str | None = None) -> None:
         """`palette`: "color" or "shade" to override what the terminal supports (None follows it)."""
@@ -56,6 +61,9 @@ class TfundApp(App):
         self.options = options
         self.palette = palette
         self.main_screen = MainScreen(options)
+        self.lesson: int | None = None  # the open lesson's index in LESSONS
+        self.last_lesson = 0  # G opens this one again
+        self.figures_saved = 0  # files e wrote this session (the reflection lesson counts them)
 
     def get_default_screen(self) -> Screen:
         return self.main_screen
@@ -70,6 +78,40 @@ class TfundApp(App):
     def on_ready(self) -> None:
         """The first frame is on screen (the main screen shows its loading state): now load."""
         self.main_screen.start_loading()
+        self.set_interval(self.LESSON_REFRESH_S, self.show_lesson)
+
+    # ---- guided lessons ----------------------------------------------------------------------
+    def action_lessons(self) -> None:
+        """G: open the lesson last seen (the first at the start), or close the one open."""
+        if self.lesson is None:
+            self.go_to_lesson(self.last_lesson)
+        else:
+            self.lesson = None
+            for screen in self.screen_stack:
+                for box in screen.query(LessonBox):
+                    box.remove()
+
+    def action_lesson(self, direction: int) -> None:
+        """( and ): the previous or next lesson (the first, when none is open)."""
+        self.go_to_lesson(0 if self.lesson is None else max(0, min(len(LESSONS) - 1, self.lesson + direction)))
+
+    def go_to_lesson(self, index: int) -> None:
+        self.lesson = self.last_lesson = index
+        open_lesson(self, LESSONS[index])
+        self.call_after_refresh(self.show_lesson)
+
+    def show_lesson(self) -> None:
+        """The open lesson's box on the screen shown (it follows the learner between screens), with its observation now."""
+        screen = self.screen
+        if self.lesson is None or isinstance(screen, ModalScreen):
+            return
+        boxes = screen.query(LessonBox)
+        box = boxes.first() if boxes else None
+        if box is None:
+            box = LessonBox()
+            screen.mount(box)
+        lesson = LESSONS[self.lesson]
+        box.show(self.lesson + 1, len(LESSONS), lesson.title, lesson.text, lesson.task, lesson.observe(self))
 
     # ---- help and the command palette --------------------------------------------------------
     def action_help(self) -> None:
@@ -85,6 +127,7 @@ class TfundApp(App):
         main = self.main_screen
         for title, does, action in main.PALETTE:
             yield SystemCommand(title, does, lambda action=action: main.run_action(action))
+        yield SystemCommand("Lessons", "Guided lessons that follow the notebook; ( and ) move between them (G)", self.action_lessons)
         yield SystemCommand("Keys", "Every key, and what the symbols on screen mean (?)", self.action_help)
         yield SystemCommand("Screenshot", "Save this screen as SVG, with its figures as data (e)", self.action_export)
 
@@ -110,6 +153,7 @@ class TfundApp(App):
         if message.error:
             self.notify(f"Could not save the figures: {message.error}.", severity="error", timeout=8)
         else:
+            self.figures_saved += len(message.paths)
             folder = message.paths[0].parent if message.paths else self.options.export_dir
             self.notify(f"Saved {len(message.paths)} files to {folder}", title="Figures saved", timeout=8)
 

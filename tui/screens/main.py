@@ -591,8 +591,13 @@ class MainScreen(LayerHeadKeys, Screen):
             self.engine.send(Parity(tuple(p.token_id for p in self.transcript.positions if not p.generated)))
 
     def action_block_lab(self) -> None:
+        self.open_block_lab()
+
+    def open_block_lab(self, config=None) -> None:
+        """The block lab, from `config` (engine.model.blocklab.BlockLabConfig; default: the notebook's block)."""
         if not isinstance(self.app.screen, BlockLabScreen):
-            self.app.push_screen(BlockLabScreen(self.options.model_name, self.request_parity, self.parity, self.options.deterministic))
+            o = self.options
+            self.app.push_screen(BlockLabScreen(o.model_name, self.request_parity, self.parity, o.deterministic, config))
 
     def action_compare(self) -> None:
         if not self.needs_model() and not isinstance(self.app.screen, CompareScreen):
