@@ -155,6 +155,11 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
+    lens = bench_sub.add_parser(
+        "lens", help="logit-lens top-1 agreement with the final prediction per block, on the toy's held-out stories"
+    )
+    lens.add_argument("--model", type=model_arg, default="toy", help="'toy' or a directory made by tfund train-toy (default: toy)")
+    lens.add_argument("--json", action="store_true")
     for name, summary in TUI_BENCHMARKS.items():  # their options are tui.tools.bench's: `tfund bench NAME --help`
         bench_sub.add_parser(name, help=f"{summary} (runs python -m tui.tools.bench {name})", add_help=False)
     return parser
@@ -268,11 +273,26 @@ def cmd_train_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_lens_command(args: argparse.Namespace) -> int:
+    from engine.runtime.loading import load_model
+    from engine.tools.lens_agreement import bench_lens, format_lens_table
+
+    loaded = load_model(args.model, device="cpu", engine="numpy")
+    try:
+        result = bench_lens(Path(loaded.path), loaded.tokenizer)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps({"model": args.model, **result}) if args.json else format_lens_table(result, args.model))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command in TUI_BENCHMARKS:
         import subprocess
 
         return subprocess.call([sys.executable, "-m", "tui.tools.bench", args.bench_command, *args.tui_args])
+    if args.bench_command == "lens":
+        return bench_lens_command(args)
     if args.config and args.model:
         raise UsageError("give either --model or --config, not both")
     if args.device == "cpu" and args.dtype != "float32":

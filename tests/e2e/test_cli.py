@@ -92,6 +92,18 @@ def test_bad_arguments_exit_2_with_one_line(args, names):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_bench_lens_without_training_metrics_is_one_line_exit_2(tmp_path):
+    import shutil
+
+    from engine.runtime.loading import TOY_MODEL_DIR
+
+    model = tmp_path / "model"
+    shutil.copytree(TOY_MODEL_DIR, model, ignore=shutil.ignore_patterns("training_metrics.json"))
+    result = tfund("bench", "lens", "--model", str(model))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0 and "made by tfund train-toy" in result.stderr
+
+
 def test_missing_model_dir_is_one_line_exit_2(tmp_path):
     result = tfund("parity", "--model", str(tmp_path / "nope"))
     assert result.returncode == 2

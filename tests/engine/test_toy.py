@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from engine.runtime.loading import TOY_MODEL_DIR
+from engine.tools.lens_agreement import bench_lens
 from engine.toy.corpus import END_OF_TEXT, NUMBER_WORDS, corpus_text, generate_corpus
 from engine.toy.train import ToyConfig, train_toy
 
@@ -117,6 +118,17 @@ def test_shipped_held_out_loss_clearly_beats_the_unigram_baseline():
     assert metrics["unigram_loss"] - metrics["heldout_loss"] > 3.0
 
 
+PREVIOUS_TOY_HELDOUT_LOSS = 0.3973  # nats/token of the 2-layer × 128 toy this one replaced, on the same held-out stories
+MAX_SHIPPED_WEIGHTS_BYTES = 20 * 2**20
+
+
+def test_shipped_toy_is_deep_enough_to_watch_and_no_worse_than_the_one_it_replaced():
+    metrics = json.loads((TOY_MODEL_DIR / "training_metrics.json").read_text(encoding="utf-8"))
+    assert metrics["config"]["n_layer"] >= 4
+    assert metrics["heldout_loss"] <= PREVIOUS_TOY_HELDOUT_LOSS
+    assert (TOY_MODEL_DIR / "model.safetensors").stat().st_size <= MAX_SHIPPED_WEIGHTS_BYTES
+
+
 def greedy_continuation(model, tokenizer, prompt, n_tokens):
     ids = torch.tensor([tokenizer.encode(prompt, add_special_tokens=False)])  # [1, T]
     with torch.no_grad():
@@ -195,3 +207,12 @@ def test_tiny_train_toy_run_is_reproducible_from_its_seed(tmp_path):
     assert first["heldout_loss"] == again["heldout_loss"]
     assert not torch.equal(weights[0]["transformer.wte.weight"], weights[2]["transformer.wte.weight"])
     assert other["heldout_loss"] != first["heldout_loss"]
+
+
+def test_lens_agreement_scores_every_held_out_position_and_the_last_block_is_the_prediction(tmp_path):
+    metrics = tiny_run(tmp_path / "a")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a")
+    result = bench_lens(tmp_path / "a", tokenizer)
+    assert result["positions"] == metrics["heldout_tokens"]  # the positions train_toy scored
+    assert len(result["agreement"]) == len(result["accuracy"]) == 1
+    assert result["agreement"][-1] == 1.0 and 0 <= result["accuracy"][-1] <= 1
