@@ -97,6 +97,15 @@ class Parity(Command):
 
 
 @dataclass(frozen=True)
+class Branch(Command):
+    """Go back to before context token `index` (undoing every token from it on) and take `token_id` there instead."""
+
+    index: int
+    token_id: int
+    settings: Any
+
+
+@dataclass(frozen=True)
 class Recall(Command):
     """The model's prediction of context token `index` from the tokens before it (a prompt token's step)."""
 

@@ -23,6 +23,7 @@ from engine.events import Candidate, SamplingConfig
 from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError, ReplaySession, ReplayStep, read_trace
 from tui.commands import (
+    Branch,
     Command,
     CompareSettings,
     Force,
@@ -228,6 +229,8 @@ class GenerationHandler:
                 post(parity_of(self.loaded, token_ids))
             case Recall():
                 recall(sampler, command, post)
+            case Branch(index=index, token_id=token_id):
+                self.branch(index, token_id, post)
 
     def preview(self, post: Post) -> None:
         candidates = self.sampler.preview()
@@ -260,6 +263,16 @@ class GenerationHandler:
                 sampler.ablation_view(candidates),
             )
         )
+
+    def branch(self, index: int, token_id: int, post: Post) -> None:
+        """Undo back to before token `index` (each undo posted and traced, as backspace does), then force `token_id`."""
+        sampler = self.sampler
+        if not max(sampler.prompt_len, 1) <= index < len(sampler.tokens):  # the prompt's tokens come first in the window
+            post(EngineNote("Only a generated token still in the context can be replaced."))
+            return
+        while len(sampler.tokens) > index:
+            self.undo(post)
+        self.emit(sampler.force(token_id), post)
 
     def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[Any]:
         sampler = self.sampler

@@ -91,10 +91,6 @@ async def test_stepping_or_end_returns_to_the_live_next_token_and_digits_wait_fo
         await pilot.pause()
         assert shown(app).heading and shown(app).candidates != live
         n_before = len(main.transcript.positions)
-        await pilot.press("2")  # a pick while looking at an earlier step: refused with a sentence
-        await pilot.pause()
-        assert len(main.transcript.positions) == n_before
-        assert any("earlier step" in text for text in notifications(app))
         await pilot.press("end")
         await pilot.pause()
         assert main.selected_token is None and shown(app).heading == "" and shown(app).candidates == live
@@ -120,3 +116,31 @@ async def test_clicking_a_token_selects_it(toy):
         await pilot.pause()
         assert main.selected_token == 1
         assert shown(app).heading.startswith(f"token 2 of {len(main.transcript.positions)}")
+
+
+@pytest.mark.anyio
+async def test_a_digit_at_an_earlier_step_branches_there_taking_that_candidate_instead(toy):
+    app = toy_app(toy, temperature=0.8, top_k=20)
+    async with app.run_test(size=SMALL) as pilot:
+        await sampled_tokens(pilot, 4)
+        main = app.main_screen
+        ids = [p.token_id for p in main.transcript.positions]
+        branch_at = len(ids) - 3  # the second generated token
+        await pilot.press("left", "left", "left")
+        await pilot.pause()
+        assert main.selected_token == branch_at
+        instead = shown(app).candidates[2]  # candidate 3 of that step
+        await pilot.press("3")
+        await settle(pilot)
+        after = [p.token_id for p in main.transcript.positions]
+        assert after == ids[:branch_at] + [instead.token_id]
+        assert main.selected_token is None and sampler_of(app).tokens == after  # back to live, the sampler agrees
+        assert main.transcript.positions[-1].forced
+        lines = main.trace.lines()
+        assert [line["undo"] for line in lines if isinstance(line, dict) and "undo" in line] == [len(ids) - 1, len(ids) - 2, len(ids) - 3]
+
+        await pilot.press(*["left"] * len(after))  # the first token: a prompt token cannot be branched
+        await pilot.press("2")
+        await pilot.pause()
+        assert [p.token_id for p in main.transcript.positions] == after
+        assert any("prompt token" in text for text in notifications(app))

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Input, Static
 from engine.events import AblationView, SamplingConfig
 from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
-from tui.commands import Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
+from tui.commands import Branch, Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
 from tui.controls import MAX_NEW_TOKENS_LADDER, TOP_K_LADDER, ladder_step, nudge_temperature, nudge_top_p
 from tui.handlers import Loader, TraceLog
@@ -110,7 +110,14 @@ class MainScreen(LayerHeadKeys, Screen):
         *key_pair("m", "M", "max_new_tokens({})", "Max new tokens down", "Max new tokens up"),
         *key_pair("s", "S", "seed({})", "Seed down", "Seed up"),
         *LAYER_HEAD_BINDINGS,
-        Binding("1", "pick(1)", "Pick", key_display="1-9", show=False, tooltip="Force candidate 1–9 as the next token"),
+        Binding(
+            "1",
+            "pick(1)",
+            "Pick",
+            key_display="1-9",
+            show=False,
+            tooltip="Force candidate 1–9 as the next token; at an earlier token's step: branch, taking it there instead",
+        ),
         *[Binding(str(i), f"pick({i})", f"Pick candidate {i}", show=False) for i in range(2, 10)],
         Binding("backspace", "undo", "Undo", key_display="⌫", tooltip="Remove the last generated token"),
         Binding("r", "reset", "Reset: back to the prompt, generator re-seeded", show=False),
@@ -532,10 +539,18 @@ class MainScreen(LayerHeadKeys, Screen):
         self.show_progress()
 
     def action_pick(self, rank: int) -> None:
-        if self.selected_token is not None:
-            self.engine.say("These are an earlier step's candidates: press end for the live next token, then 1–9 to pick one.", "warning")
+        """1–9: force a candidate of the live next token; time travelling, branch: take it instead of the token chosen then."""
+        travel = self.travelled()
+        if travel is None:
+            self.engine.send(Force(rank, self.settings))
             return
-        self.engine.send(Force(rank, self.settings))
+        index, position = travel
+        if not position.generated or position.step is None:
+            self.engine.say("This is a prompt token: i edits the prompt; a generated token's step can be branched with 1–9.", "warning")
+        elif rank > len(position.step.candidates):
+            self.engine.say(f"There is no candidate {rank}.")
+        elif self.engine.send(Branch(index, position.step.candidates[rank - 1].token_id, self.settings)):
+            self.back_to_live()
 
     def action_undo(self) -> None:
         self.back_to_live()
