@@ -181,6 +181,7 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
         for chosen in range(3):
             if chosen:
                 await pilot.press("down")
+                await wait_until(pilot, lambda c=chosen: screen.attribution.token_id == candidates[c].token_id, "the next candidate's bars")
                 await pilot.pause()
             expected = direct_logit_attribution(run, inspector.params, candidates[chosen].token_id, inspector.eps)
             shown = screen.attribution

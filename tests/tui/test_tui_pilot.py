@@ -118,7 +118,7 @@ async def test_temperature_keys_change_the_value_and_the_next_token_probabilitie
         assert app.main_screen.transcript.candidates_config.temperature == 0.9
         assert [c.token_id for c in after] == [c.token_id for c in before]
         assert after[0].p > before[0].p  # a lower temperature sharpens the distribution
-        assert f"{after[0].p * 100:5.1f}%" in app.main_screen.query_one(CandidatesView).render().plain
+        assert f"{after[0].p * 100:5.1f}%" in app.main_screen.query_one(CandidatesView).text
         await pilot.press("T", "T")
         await settle(pilot)
         assert "temperature 1.10" in parameters_text(app)

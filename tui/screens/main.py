@@ -294,6 +294,12 @@ class MainScreen(LayerHeadKeys, Screen):
             # most half busy and the engine thread keeps its share of the interpreter
             self.next_redraw_at = finished + (finished - began)
 
+    def redraw_soon(self) -> None:
+        """A key's answer is drawn at once; a run's tokens wait for the redraw timer (at most 30 times a second)."""
+        self.needs_redraw = True
+        if not self.engine.running:
+            self.redraw_if_needed()
+
     def redraw(self) -> None:
         self.needs_redraw = False
         if not self.drawable:
@@ -400,18 +406,18 @@ class MainScreen(LayerHeadKeys, Screen):
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
         self.transcript.set_candidates(message.candidates, message.config, message.ablation)
-        self.needs_redraw = True
         self.show_progress()
+        self.redraw_soon()
 
     def on_token_undone(self, message: TokenUndone) -> None:
         self.transcript.pop(message.lens, message.norms, message.cosines)
         self.transcript.set_candidates(message.candidates, message.config, message.ablation)
         self.set_status(self.idle_status())
-        self.needs_redraw = True
+        self.redraw_soon()
 
     def on_candidates_previewed(self, message: CandidatesPreviewed) -> None:
         self.transcript.set_candidates(message.candidates, message.config, message.ablation)
-        self.needs_redraw = True
+        self.redraw_soon()
 
     def on_engine_note(self, message: EngineNote) -> None:
         self.engine.say(message.text, message.severity)
