@@ -18,6 +18,7 @@ from engine.views.trace import TraceWriter
 from tests.conftest import replay_of
 from tests.tui.conftest import settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
+from tui.lessons import observe_lens
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
@@ -101,6 +102,26 @@ async def replay_at_step_three(pilot) -> None:
     await pilot.pause()
 
 
+async def time_travelled_to_the_first_generated_token(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("n", "n", "n", "left", "left", "left")  # the step that chose the first generated token
+    await settle(pilot)
+
+
+async def the_lens_lesson_after_two_tokens(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("G", *[")"] * 5, "n", "n")  # lesson 6: the logit lens, on the main screen
+    await settle(pilot)
+    app = pilot.app
+
+    def observed() -> bool:
+        boxes = app.screen.query("#lesson")
+        return bool(boxes) and "lesson 6 of" in str(boxes.first().render()) and observe_lens(app) in str(boxes.first().render())
+
+    await wait_until(pilot, observed, "lesson 6's observation of the newest token")
+    await pilot.pause()
+
+
 def write_recording(toy, path) -> str:
     """Five tokens sampled at T=1.3, seed 7, traced as tfund-tui traces them."""
     sampler = Sampler(toy, SamplingConfig(temperature=1.3, seed=7))
@@ -115,6 +136,16 @@ def write_recording(toy, path) -> str:
 @pytest.mark.parametrize("size", [*SIZES, (200, 50)], ids=lambda size: f"{size[0]}x{size[1]}")  # and a large terminal
 def test_main_screen_after_three_greedy_tokens(snap_compare, toy, size):
     assert snap_compare(toy_app(toy), run_before=three_greedy_tokens, terminal_size=size)
+
+
+@sizes
+def test_time_travel_to_an_earlier_token(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=time_travelled_to_the_first_generated_token, terminal_size=size)
+
+
+@sizes
+def test_a_lesson_on_the_main_screen(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=the_lens_lesson_after_two_tokens, terminal_size=size)
 
 
 @sizes
