@@ -30,6 +30,7 @@ from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.widgets.pane import ExplainsPanes
 
 SCREENS_WITH_KEYS = (
     MainScreen,
@@ -71,13 +72,21 @@ class TfundApp(App):
         """The first frame is on screen (the main screen shows its loading state): now load."""
         self.main_screen.start_loading()
 
-    # ---- help and the command palette --------------------------------------------------------
+    # ---- help, explanations and the command palette -----------------------------------------
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             own = [[b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS]  # those: "Anywhere"
             sections = [(screen.HELP_TITLE, bindings) for screen, bindings in zip(SCREENS_WITH_KEYS, own)]
             sections.append((self.HELP_TITLE, [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]))
             self.push_screen(HelpScreen(sections))
+
+    def action_explain(self) -> None:
+        """E: the focused pane's explanation, on every screen with panes (tui.widgets.pane.ExplainsPanes)."""
+        if isinstance(self.screen, ExplainsPanes):
+            self.screen.toggle_explanation()
+
+    def action_lessons(self) -> None:
+        self.notify("Lessons are coming.")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's own commands but its Keys panel and screenshot, which ours replace; the main screen's."""

@@ -11,6 +11,8 @@ QUIT_HELP_SAVE = [
     Binding("q", "app.quit", "Quit"),
     Binding("question_mark", "app.help", "Help", key_display="?", tooltip="Every key, and what the symbols on screen mean"),
     Binding("e", "app.export", "Save", tooltip="Save the figures of this screen (SVG screenshot and its data)"),
+    Binding("E", "app.explain", "Explain", tooltip="Explain the focused pane in plain words (tab moves the focus); again: hide"),
+    Binding("G", "app.lessons", "Lessons", tooltip="Guided lessons that follow the notebook; ( and ) move between them"),
 ]
 
 

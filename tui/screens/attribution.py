@@ -27,7 +27,7 @@ from engine.views.pieces import visible
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import AttributionComputed
 from tui.screens.error import ShowsWorkerErrors
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 
 SUM_TOLERANCE = 1e-4  # |parts + bias - logit| above this is flagged
 LABEL_WIDTH = 11
@@ -98,9 +98,17 @@ class ChartScroll(VerticalScroll, can_focus=False):
     """Scrolled by the screen's page keys: the arrows pick candidates, not lines."""
 
 
-class AttributionScreen(ShowsWorkerErrors, Screen):
+class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     WORKER_ERROR_TITLE = "Attribution failed"
     HELP_TITLE = "Attribution (a)"
+    EXPLANATIONS = {
+        "attr-pane": (
+            "Direct logit attribution: the candidate's logit split into what each part writes into the residual "
+            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: the embeddings; "
+            "B1.attn, B1.mlp: block 1's attention and MLP (⏎ splits the attention into its heads and b_O, its "
+            "output bias); ln_f bias: the rest. Right of │ raises the logit, left lowers it; the parts sum to it."
+        ),
+    }
     BINDINGS = [
         *QUIT_HELP_SAVE,
         *back_keys("a"),

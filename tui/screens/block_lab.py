@@ -26,7 +26,7 @@ from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_ke
 from tui.messages import BlockLabComputed
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 from tui.widgets.parameters import ParametersView
 
 
@@ -91,20 +91,12 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
     return text
 
 
-class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
+class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     WORKER_ERROR_TITLE = "Block lab error"
     BINDINGS = [  # no key means something else here than on the main screen (s/S is the seed on both)
         *QUIT_HELP_SAVE,
         *back_keys("b"),
-        *key_pair(
-            "less_than_sign",
-            "greater_than_sign",
-            "nudge('T', {})",
-            "Fewer input tokens (T, the rows of X)",
-            "More input tokens",
-            "Tokens",
-            "</>",
-        ),
+        *key_pair("less_than_sign", "greater_than_sign", "nudge('T', {})", "Fewer input tokens (T, the rows of X)", "More input tokens"),
         *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "One layer more", footer="Layers"),
         *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (the heads follow so they divide it)", "Double d_model"),
         *key_pair("j", "J", "nudge('n_heads', {})", "Fewer heads", "More heads"),  # h and a open other screens from the main one
@@ -113,13 +105,41 @@ class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
         *key_pair("z", "Z", "nudge('weight_scale', {})", "Smaller random weights", "Larger random weights"),
         Binding("R", "toggle('residual')", "Residual", tooltip="Residual connections on/off"),
         Binding("N", "toggle('layer_norm')", "Norm", tooltip="Layer norm on/off"),
-        Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)"),
+        Binding(
+            "o",
+            "toggle('pre_ln')",
+            "Pre/post",
+            show=False,
+            tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)",
+        ),
         Binding("y", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
         Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
         *LAYER_HEAD_BINDINGS,
         Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
     HELP_TITLE = "Block lab (b)"
+    EXPLANATIONS = {
+        "lab-config-pane": (
+            "The notebook's block stack, random weights (not the loaded model). T: input tokens, rows of X (< >); "
+            "d_model: vector width (d D); n_heads (j J); d_ff: MLP width (f F); n_layers (l L); scale: of the weights "
+            "(z Z). On/off: R residual, N layer norm, o pre/post-LN, y activation, u causal mask."
+        ),
+        "lab-attention-pane": (
+            "Attention in one block of the random stack over the input positions 0…T-1: row = the position attending, "
+            "column = the one it looks at. Grey above the diagonal: the causal mask (u removes it: then every "
+            "position sees all). [ ] block, { } head or mean of heads. Random weights: close to uniform."
+        ),
+        "lab-plot-pane": (
+            "How the T vectors change through the stack; x: X (the random input), then after block 1…L. norm (left "
+            "axis ◂): their mean length. cos(l,l-1) (right ▸): cosine with the step before, 1 = unchanged. token "
+            "cos (right ▸): mean cosine between different tokens, near 1 = they became alike."
+        ),
+        "parity-pane": (
+            "The NumPy engine written here against torch on the loaded model: max |Δlogit| is the largest logit "
+            "difference, with KV cache the same when each step reuses the keys and values kept from earlier steps, "
+            "greedy n/m the greedy tokens both choose alike. v checks again."
+        ),
+    }
 
     def __init__(
         self,
