@@ -24,6 +24,7 @@ from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed
+from tui.numbering import block_head_text
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import ExplainsPanes, pane
@@ -43,13 +44,13 @@ def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[s
         ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
         ("activation", cfg.activation.upper()),
         ("causal mask", "on" if cfg.causal else "off"),
-        ("layer", str(layer)),
-        ("head", "mean" if head is None else str(head)),
+        ("block", str(layer + 1)),
+        ("head", "mean" if head is None else str(head + 1)),
     ]
 
 
 def plot_representations(plt, metrics: dict) -> None:
-    """Per layer (0 = input X): mean residual norm (left axis), layer and token cosines (right axis)."""
+    """X, then after block 1…L: mean residual norm (left axis), layer and token cosines (right axis)."""
     plt.clear_data()
     plt.clear_figure()
     norms = [float(v) for v in metrics["resid_norm"]]
@@ -57,8 +58,9 @@ def plot_representations(plt, metrics: dict) -> None:
     plt.plot(layers, norms, label="norm", marker="braille")
     plt.plot(layers[1:], [float(v) for v in metrics["layer_cosine"]], label="cos(l,l-1)", yside="right", marker="braille")
     plt.plot(layers, [float(v) for v in metrics["token_cosine"]], label="token cos", yside="right", marker="braille")
-    plt.xticks(layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)])
-    plt.xlabel("layer")
+    ticks = layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)]
+    plt.xticks(ticks, ["X" if x == 0 else str(x) for x in ticks])
+    plt.xlabel("after block")
 
 
 def parity_text(report: dict | None, error: str | None, model_name: str, exact: bool = True) -> Text:
@@ -200,9 +202,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         attention_map = self.query_one(AttentionMap)
         attention_map.causal = result.config.causal  # without the mask the upper triangle is drawn, not greyed
         attention_map.show(self.shown_grid(), labels, None, self.app.shade)
-        self.query_one(
-            "#lab-attention-pane"
-        ).border_subtitle = f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
+        self.query_one("#lab-attention-pane").border_subtitle = block_head_text(self.view_layer, self.view_head)
         plot = self.query_one(PlotextPlot)
         plot_representations(plot.plt, result.metrics)
         plot.refresh()

@@ -36,6 +36,7 @@ from tui.handlers import CompareHandler, Side
 from tui.heatmap import head_grid
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
+from tui.numbering import block_head_text
 from tui.pieces import label_text
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
@@ -289,7 +290,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         layer, head = shown_layer_head(side, self.view_layer, self.view_head)
         grid = head_grid(side.rows, layer, head)  # [T, T]
         self.query_one(f"#attention-{name}", AttentionMap).show(grid, side.pieces, len(side.pieces) - 1, self.shade)
-        box.border_subtitle = f"attention: layer {layer} · {'mean of heads' if head is None else f'head {head}'}"
+        box.border_subtitle = f"attention: {block_head_text(layer, head)}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:

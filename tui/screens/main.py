@@ -38,6 +38,7 @@ from tui.messages import (
     TokensGenerated,
     TokenUndone,
 )
+from tui.numbering import ablation_label, block_head_text
 from tui.options import SessionOptions
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
@@ -62,7 +63,7 @@ def ablation_lines(ablations: tuple, mode: str) -> list[tuple[str, str]]:
     """The Parameters line naming what is knocked out (none while nothing is)."""
     if not ablations:
         return []
-    return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(a.label for a in ablations))]
+    return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(ablation_label(a) for a in ablations))]
 
 
 def candidates_subtitle(ablation: AblationView | None) -> str:
@@ -298,8 +299,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, self.highlighted_token(), self.app.shade)
-            head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
-            self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
+            self.set_subtitle("#attention-pane", block_head_text(self.view_layer, self.view_head))
         self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
 
     def engine_label(self) -> str:

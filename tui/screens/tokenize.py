@@ -28,6 +28,7 @@ from engine.runtime.loading import ModelLoadError
 from engine.views.pieces import visible
 from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
+from tui.numbering import block_head_text
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import ExplainsPanes, pane
 
@@ -258,9 +259,8 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         layer = encoder.attention[self.view_layer]  # [H, T, T]
         grid = layer.mean(axis=0) if self.view_head is None else layer[self.view_head]  # [T, T]
         attention_map.show(np.asarray(grid, dtype=np.float32), encoder.tokens, None, self.app.shade)
-        head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
         cut = " · sentence cut to the model's length" if encoder.truncated else ""
-        box.border_subtitle = f"{encoder.model_type} · layer {self.view_layer} · {head}{cut}"
+        box.border_subtitle = f"{encoder.model_type} · {block_head_text(self.view_layer, self.view_head)}{cut}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:

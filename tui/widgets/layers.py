@@ -27,13 +27,14 @@ MAX_Y_TICKS = 7
 
 
 def lens_strips(lens: list[LensEntry], width: int, height: int) -> list[Strip]:
-    """`L3 ·the 41%` per layer under a `lens→next` header, the last layers kept when they do not all fit."""
+    """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header, the last kept when they do not all fit."""
     dim, bold = Style(dim=True), Style(bold=True)
     token_w = max(3, width - 10)  # the layer (3 cells) and the percentage (4) around it, one cell spare
     lines = [Strip([Segment("lens→next", dim)])]
     for entry in lens[-max(height - 1, 1) :]:
         token = f"{label_text(entry.text, token_w):<{token_w}}"
-        lines.append(Strip([Segment(f"{entry.layer:>2} ", dim), Segment(token, bold), Segment(f" {min(entry.p * 100, 99):2.0f}%", dim)]))
+        block = entry.layer + 1  # the engine counts from 0
+        lines.append(Strip([Segment(f"{block:>2} ", dim), Segment(token, bold), Segment(f" {min(entry.p * 100, 99):2.0f}%", dim)]))
     blank = [Strip.blank(width, PLAIN)] * height
     return ([line.adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
 
@@ -84,8 +85,9 @@ def merged_strip(cells: list[tuple[str, Style]]) -> Strip:
     return Strip(segments)
 
 
-def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "layer") -> list[Strip]:
-    """Exactly `height` strips `width` wide: y ticks, a frame, the norm line and cosine marks, x ticks and label."""
+def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "after block") -> list[Strip]:
+    """Exactly `height` strips `width` wide: y ticks, a frame, the norm line and cosine marks, x ticks ("emb", then
+    after block 1…L) and label."""
     blank = [Strip.blank(width, PLAIN) for _ in range(height)]
     series = layer_series(norms, cosines)
     plot_rows = height - 4  # top frame, bottom frame, x tick labels, x label
@@ -132,7 +134,7 @@ def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int
     labels = [" "] * width
     for x, col in zip(ticks, tick_cols):
         frame[col] = "┬"
-        text = str(x)
+        text = "emb" if x == 0 else str(x)
         start = label_w + 1 + col - (len(text) - 1) // 2  # centred under the tick
         if start + len(text) <= width and all(c == " " for c in labels[start - 1 : start + len(text) + 1]):
             labels[start : start + len(text)] = text
