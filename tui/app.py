@@ -74,11 +74,14 @@ class TfundApp(App):
 
     # ---- help, explanations and the command palette -----------------------------------------
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            own = [[b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS]  # those: "Anywhere"
-            sections = [(screen.HELP_TITLE, bindings) for screen, bindings in zip(SCREENS_WITH_KEYS, own)]
-            sections.append((self.HELP_TITLE, [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]))
-            self.push_screen(HelpScreen(sections))
+        """Every screen's keys, the keys that work anywhere and the glossary; the calling screen's keys first."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        here = type(self.screen) if type(self.screen) in SCREENS_WITH_KEYS else MainScreen  # a modal: the main screen's
+        others = [screen for screen in SCREENS_WITH_KEYS if screen is not here]
+        own = {screen: [b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS}  # those: "Anywhere"
+        anywhere = [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]
+        self.push_screen(HelpScreen((here.HELP_TITLE, own[here]), (self.HELP_TITLE, anywhere), [(s.HELP_TITLE, own[s]) for s in others]))
 
     def action_explain(self) -> None:
         """E: the focused pane's explanation, on every screen with panes (tui.widgets.pane.ExplainsPanes)."""
