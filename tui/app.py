@@ -32,6 +32,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.lesson_box import LessonBox
+from tui.widgets.pane import ExplainsPanes
 
 SCREENS_WITH_KEYS = (
     MainScreen,
@@ -113,13 +114,21 @@ class TfundApp(App):
         lesson = LESSONS[self.lesson]
         box.show(self.lesson + 1, len(LESSONS), lesson.title, lesson.text, lesson.task, lesson.observe(self))
 
-    # ---- help and the command palette --------------------------------------------------------
+    # ---- help, explanations and the command palette -----------------------------------------
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            own = [[b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS]  # those: "Anywhere"
-            sections = [(screen.HELP_TITLE, bindings) for screen, bindings in zip(SCREENS_WITH_KEYS, own)]
-            sections.append((self.HELP_TITLE, [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]))
-            self.push_screen(HelpScreen(sections))
+        """Every screen's keys, the keys that work anywhere and the glossary; the calling screen's keys first."""
+        if isinstance(self.screen, HelpScreen):
+            return
+        here = type(self.screen) if type(self.screen) in SCREENS_WITH_KEYS else MainScreen  # a modal: the main screen's
+        others = [screen for screen in SCREENS_WITH_KEYS if screen is not here]
+        own = {screen: [b for b in screen.BINDINGS if b not in QUIT_HELP_SAVE] for screen in SCREENS_WITH_KEYS}  # those: "Anywhere"
+        anywhere = [*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette")]
+        self.push_screen(HelpScreen((here.HELP_TITLE, own[here]), (self.HELP_TITLE, anywhere), [(s.HELP_TITLE, own[s]) for s in others]))
+
+    def action_explain(self) -> None:
+        """E: the focused pane's explanation, on every screen with panes (tui.widgets.pane.ExplainsPanes)."""
+        if isinstance(self.screen, ExplainsPanes):
+            self.screen.toggle_explanation()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Textual's own commands but its Keys panel and screenshot, which ours replace; the main screen's."""

@@ -37,8 +37,8 @@ def key_pair(
 
 
 LAYER_HEAD_BINDINGS = [
-    Binding("left_square_bracket", "layer(-1)", "Previous layer", show=False),
-    Binding("right_square_bracket", "layer(1)", "Next layer", show=False),
+    Binding("left_square_bracket", "layer(-1)", "Previous block", show=False),
+    Binding("right_square_bracket", "layer(1)", "Next block", show=False),
     Binding("left_curly_bracket", "head(-1)", "Previous head (or mean)", show=False),
     Binding("right_curly_bracket", "head(1)", "Next head (or mean)", show=False),
 ]

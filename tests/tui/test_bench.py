@@ -249,15 +249,15 @@ def test_chart_draws_the_norm_as_a_line_the_cosines_as_marks_and_nothing_over_th
     assert sum(line.count("×") for line in plot) == 2  # one mark per cosine: distinct from the norm without colour
     assert any(0x2800 < ord(char) < 0x2900 for line in plot for char in line)  # the norm's braille line
     assert not any(char.isalnum() for line in plot for char in line)  # no legend text covers the data
-    assert wide[-2].split() == ["0", "1", "2"] and wide[-1].strip() == "layer"  # the norm's scale needs more room
+    assert wide[-2].split() == ["emb", "1", "2"] and wide[-1].strip() == "after block"  # the norm's scale needs more room
     wider = [strip.text for strip in chart_strips(np.array([2.0, 8.0, 16.5]), np.array([0.9, -0.07]), 32, 17)]
-    assert wider[-1].strip() == "layer · norm max 16.5"
+    assert wider[-1].strip() == "after block · norm max 16.5"
 
 
 def test_lens_keeps_the_last_layers_that_fit():
-    lens = [LensEntry(layer, 0, f"w{layer}", 0.5) for layer in range(12)]
+    lens = [LensEntry(layer, 0, f"w{layer}", 0.5) for layer in range(12)]  # the engine's layers 0…11: after blocks 1…12
     lines = [strip.text for strip in lens_strips(lens, 15, 5)]
-    assert lines[0].startswith("lens→next") and [line.split()[0] for line in lines[1:]] == ["8", "9", "10", "11"]
+    assert lines[0].startswith("lens→next") and [line.split()[0] for line in lines[1:]] == ["9", "10", "11", "12"]
     assert all(len(line) == 15 for line in lines)
 
 

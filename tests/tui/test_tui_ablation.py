@@ -30,7 +30,7 @@ async def test_x_shows_the_ablated_distribution_beside_the_intact_one_generation
         await pilot.press("x", "X")  # the mean of heads is shown: layer 0's attention, then its MLP
         await settle(pilot)
         assert main.ablations == (Ablation(0, "attn"), Ablation(0, "mlp"))
-        assert "ablated L0.attn" in parameters_text(app)  # the rest may be cut with "…" in a narrow pane
+        assert "ablated B1.attn" in parameters_text(app)  # block 1 on screen; the rest may be cut with "…" in a narrow pane
         view = main.query_one(CandidatesView).ablation
         assert view is not None and view.kl > 0 and "KL" in str(main.query_one("#candidates-pane").border_subtitle)
         sampler = sampler_of(app)
@@ -66,12 +66,12 @@ async def test_x_on_a_head_knocks_out_that_head_and_mean_ablation_is_a_palette_s
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         main = app.main_screen
-        await pilot.press("right_curly_bracket", "right_curly_bracket", "x")  # head 1 of layer 0
+        await pilot.press("right_curly_bracket", "right_curly_bracket", "x")  # head 1 of layer 0: "B1.H2" on screen
         await settle(pilot)
-        assert main.ablations == (Ablation(0, "head", 1),) and "ablated L0.H1" in parameters_text(app)
+        assert main.ablations == (Ablation(0, "head", 1),) and "ablated B1.H2" in parameters_text(app)
         await main.run_action("ablation_mode")  # what the palette entry "Mean ablation on/off" runs
         await settle(pilot)
-        assert main.ablation_mode == "mean" and "mean-ablated L0.H1" in parameters_text(app)
+        assert main.ablation_mode == "mean" and "mean-ablated B1.H2" in parameters_text(app)
         assert sampler_of(app).ablation_mode == "mean"
         await pilot.press("x")  # again: restored
         await settle(pilot)

@@ -115,14 +115,14 @@ async def test_layer_and_head_keys_change_the_heatmap_subtitles(toy):
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_compare(pilot, toy)
         side_a, side_b = screen.query_one("#side-a"), screen.query_one("#side-b")
-        assert "layer 0 · mean of heads" in str(side_a.border_subtitle)
+        assert "block 1 · mean of heads" in str(side_a.border_subtitle)
         await pilot.press("right_square_bracket", "right_curly_bracket")
         await pilot.pause()
-        assert "layer 1 · head 0" in str(side_a.border_subtitle) and "layer 1 · head 0" in str(side_b.border_subtitle)
-        await pilot.press("right_square_bracket")  # 2 layers: back to 0
-        await pilot.press("left_curly_bracket")  # head 0 -> mean
+        assert "block 2 · head 1" in str(side_a.border_subtitle) and "block 2 · head 1" in str(side_b.border_subtitle)
+        await pilot.press("right_square_bracket")  # 2 blocks: back to the first
+        await pilot.press("left_curly_bracket")  # the first head -> mean
         await pilot.pause()
-        assert "layer 0 · mean of heads" in str(side_a.border_subtitle)
+        assert "block 1 · mean of heads" in str(side_a.border_subtitle)
 
 
 @pytest.mark.anyio
@@ -315,9 +315,9 @@ async def test_a_bert_directory_shows_wordpiece_tokens_and_encoder_attention(toy
         assert encoder.tokens[0] == "[CLS]" and encoder.tokens[-1] == "[SEP]"
         assert screen.query_one("#tok-attention").display and not screen.query_one("#tok-attention-note").display
         pane = screen.query_one("#tok-attention-pane")
-        assert "bert · layer 0 · mean of heads" in str(pane.border_subtitle)
+        assert "bert · block 1 · mean of heads" in str(pane.border_subtitle)
         await pilot.press("right_square_bracket", "right_curly_bracket", "right_curly_bracket")
-        assert "layer 1 · head 1" in str(pane.border_subtitle)
+        assert "block 2 · head 2" in str(pane.border_subtitle)
         assert np.allclose(screen.query_one("#tok-attention").matrix, encoder.attention[1, 1])
 
 

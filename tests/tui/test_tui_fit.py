@@ -17,8 +17,10 @@ from tests.conftest import sampler_of
 from tests.tui.conftest import notifications, settle, wait_until
 from tui.app import make_app
 from tui.heatmap import render_heatmap
+from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen, settings_line
+from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
@@ -44,21 +46,28 @@ async def open_screen(pilot, key: str, kind: type):
 
 
 # ---- 1. footers ---------------------------------------------------------------------------------
+FIRST_KEYS = [("q", "Quit"), ("?", "Help"), ("e", "Save"), ("E", "Explain"), ("G", "Lessons")]
+
+
 @pytest.mark.anyio
-async def test_every_screen_footer_shows_quit_help_and_save_at_80x24(toy):
+async def test_every_screen_footer_fits_80_columns_and_starts_with_quit_help_save_explain_lessons(toy):
     app = toy_app(toy)
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
-        for key, kind in (("b", BlockLabScreen), ("c", CompareScreen), ("w", TokenizeScreen), (None, MainScreen)):
+        await pilot.press("n")  # the all-heads and attribution screens need a context and candidates
+        await settle(pilot)
+        screens = [("b", BlockLabScreen), ("c", CompareScreen), ("w", TokenizeScreen), ("h", HeadsScreen), ("a", AttributionScreen)]
+        for key, kind in [*screens, (None, MainScreen)]:
             screen = app.main_screen if key is None else await open_screen(pilot, key, kind)
             await pilot.pause()
             keys = footer_keys(screen)
-            shown = {(k, label) for k, label, right in keys if right <= SMALL[0]}
-            assert {("q", "Quit"), ("?", "Help"), ("e", "Save")} <= shown, f"{kind.__name__}: {keys}"
+            assert [(k, label) for k, label, _ in keys[: len(FIRST_KEYS)]] == FIRST_KEYS, f"{kind.__name__}: {keys}"
+            assert all(right <= SMALL[0] for _, _, right in keys), f"{kind.__name__}: {keys}"  # nothing cut off
             assert all(len(label) >= 3 for _, label, _ in keys)  # words, not single letters
             if key is not None:
                 app.pop_screen()
                 await pilot.pause()
+        assert [k for k, _, _ in footer_keys(app.main_screen)][len(FIRST_KEYS) :] == ["n", "g", "t/T", "⌫", "b"]
 
 
 # ---- 2. the prompt line ---------------------------------------------------------------------------

@@ -63,7 +63,7 @@ async def test_all_heads_opens_at_80x24_with_the_toy_model_and_matches_head_stat
         assert_quit_help_save_shown(screen, SMALL[0])
         detail = str(screen.query_one("#heads-detail").render())
         layer, head = screen.order[screen.selected]
-        assert f"L{layer}.H{head}" in detail and stat_text(float(expected["sink"][layer, head])) in detail
+        assert f"B{layer + 1}.H{head + 1}" in detail and stat_text(float(expected["sink"][layer, head])) in detail
 
 
 @pytest.mark.anyio
@@ -117,7 +117,7 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
         await pilot.pause()
         main = app.main_screen
         assert (main.view_layer, main.view_head) == screen.order[screen.selected] == (0, 2)
-        assert main.query_one("#attention-pane").border_subtitle == "layer 0 · head 2"
+        assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3"  # counted from 1 on screen
 
 
 # ---- the timeline --------------------------------------------------------------------------------
@@ -189,7 +189,11 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
             assert shown.components() == pytest.approx(expected.components(), abs=1e-6)
             assert abs(shown.total() - shown.logit) <= 1e-4 and shown.logit == pytest.approx(float(run.logits[shown.token_id]), abs=1e-6)
             chart = str(screen.query_one("#attr-chart").render())
-            for label, value in [("embed", shown.embed), *((f"L{i}.mlp", v) for i, v in enumerate(shown.mlp)), ("ln_f bias", shown.bias)]:
+            for label, value in [
+                ("embed", shown.embed),
+                *((f"B{i + 1}.mlp", v) for i, v in enumerate(shown.mlp)),
+                ("ln_f bias", shown.bias),
+            ]:
                 line = next(row for row in chart.splitlines() if row.lstrip(" ▸▾").startswith(label))
                 assert "│" in line and line.rstrip().endswith(f"{value:+.3f}")
             summed = str(screen.query_one("#attr-sum").render())
@@ -200,7 +204,7 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
         await pilot.pause()
         chart = str(screen.query_one("#attr-chart").render())
         heads = [row for row in chart.splitlines() if row.strip().startswith("H")]
-        assert len(heads) == toy.info.n_head and "▾L1.attn" in chart
+        assert len(heads) == toy.info.n_head and "▾B2.attn" in chart
         for head, row in enumerate(heads):
             assert row.rstrip().endswith(f"{shown.heads[1, head]:+.3f}")
 

@@ -61,8 +61,7 @@ async def test_all_panes_and_parameters_are_shown(toy):
             "top-p 1.00",
             "max new tokens 64",
             "seed 0",
-            "layer 0",
-            "head mean",
+            "block 1 head mean",
         ):
             assert line in text
         assert len(app.main_screen.transcript.positions) == len(prompt_ids(toy))
@@ -275,15 +274,15 @@ async def test_layer_and_head_keys(toy):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         n_layer, n_head = app.main_screen.info.n_layer, app.main_screen.info.n_head
-        await pilot.press("right_square_bracket")
-        assert f"layer {1 % n_layer}" in parameters_text(app)
+        await pilot.press("right_square_bracket")  # blocks and heads count from 1 on screen
+        assert f"block {1 % n_layer + 1}" in parameters_text(app)
         await pilot.press("left_square_bracket", "left_square_bracket")
-        assert f"layer {n_layer - 1}" in parameters_text(app)
+        assert f"block {n_layer}" in parameters_text(app)
         await pilot.press("right_curly_bracket")
-        assert "head 0" in parameters_text(app)
-        assert "head 0" in str(app.main_screen.query_one("#attention-pane").border_subtitle)
+        assert "head 1" in parameters_text(app)
+        assert "head 1" in str(app.main_screen.query_one("#attention-pane").border_subtitle)
         await pilot.press("left_curly_bracket", "left_curly_bracket")
-        assert f"head {n_head - 1}" in parameters_text(app)
+        assert f"head {n_head}" in parameters_text(app)
         await pilot.press("right_curly_bracket")
         assert "head mean" in parameters_text(app)
 

@@ -211,3 +211,14 @@ def test_all_heads(snap_compare, toy, size):
 @sizes
 def test_attribution(snap_compare, toy, size):
     assert snap_compare(toy_app(toy), run_before=attribution_after_three_tokens, terminal_size=size)
+
+
+async def candidates_explained(pilot) -> None:
+    await three_greedy_tokens(pilot)
+    await pilot.press("tab", "E")  # from the generation text to the Candidates pane: its explanation below it
+    await pilot.pause()
+
+
+@sizes
+def test_main_screen_explaining_the_candidates(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=candidates_explained, terminal_size=size)

@@ -26,8 +26,9 @@ from engine.model.interventions import Attribution
 from engine.views.pieces import visible
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import AttributionComputed
+from tui.numbering import block_label
 from tui.screens.error import ShowsWorkerErrors
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 
 SUM_TOLERANCE = 1e-4  # |parts + bias - logit| above this is flagged
 LABEL_WIDTH = 11
@@ -40,11 +41,11 @@ def chart_rows(attribution: Attribution, expanded: set[int]) -> list[tuple[str, 
     rows: list[tuple[str, float, int | None]] = [("embed", attribution.embed, None)]
     for layer in range(attribution.heads.shape[0]):
         mark = "▾" if layer in expanded else "▸"
-        rows.append((f"{mark}L{layer}.attn", float(attribution.attn[layer]), layer))
+        rows.append((f"{mark}{block_label(layer)}.attn", float(attribution.attn[layer]), layer))
         if layer in expanded:
-            rows += [(f"   H{head}", float(value), layer) for head, value in enumerate(attribution.heads[layer])]
+            rows += [(f"   H{head + 1}", float(value), layer) for head, value in enumerate(attribution.heads[layer])]
             rows.append(("   b_O", float(attribution.attn_bias[layer]), layer))
-        rows.append((f" L{layer}.mlp", float(attribution.mlp[layer]), layer))
+        rows.append((f" {block_label(layer)}.mlp", float(attribution.mlp[layer]), layer))
     rows.append(("ln_f bias", attribution.bias, None))
     return rows
 
@@ -66,7 +67,7 @@ def chart_text(attribution: Attribution, expanded: set[int], selected_layer: int
     text = Text(no_wrap=True, overflow="crop")
     for i, (label, value, layer) in enumerate(rows):
         left, right = signed_bar(value, scale, half)
-        chosen = layer == selected_layer and label.lstrip(" ▸▾").startswith(f"L{layer}.attn")
+        chosen = layer == selected_layer and label.lstrip(" ▸▾").startswith(f"{block_label(layer)}.attn")
         text.append(label[:LABEL_WIDTH].ljust(LABEL_WIDTH), "bold reverse" if chosen else "")
         text.append(left, NEGATIVE)
         text.append("│", "dim")
@@ -98,9 +99,17 @@ class ChartScroll(VerticalScroll, can_focus=False):
     """Scrolled by the screen's page keys: the arrows pick candidates, not lines."""
 
 
-class AttributionScreen(ShowsWorkerErrors, Screen):
+class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     WORKER_ERROR_TITLE = "Attribution failed"
     HELP_TITLE = "Attribution (a)"
+    EXPLANATIONS = {
+        "attr-pane": (
+            "Direct logit attribution: the candidate's logit split into what each part writes into the residual "
+            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: the embeddings; "
+            "B1.attn, B1.mlp: block 1's attention and MLP (⏎ splits the attention into its heads and b_O, its "
+            "output bias); ln_f bias: the rest. Right of │ raises the logit, left lowers it; the parts sum to it."
+        ),
+    }
     BINDINGS = [
         *QUIT_HELP_SAVE,
         *back_keys("a"),
@@ -110,9 +119,9 @@ class AttributionScreen(ShowsWorkerErrors, Screen):
             "left_square_bracket",
             "right_square_bracket",
             "layer({})",
-            "Select the previous layer",
-            "Select the next layer (⏎ shows its heads)",
-            "Layer",
+            "Select the previous block",
+            "Select the next block (⏎ shows its heads)",
+            "Block",
             "[/]",
         ),
         Binding("x", "expand_all", "Every layer's heads, or none", show=False),
@@ -179,7 +188,7 @@ class AttributionScreen(ShowsWorkerErrors, Screen):
         self.query_one("#attr-chart", Static).update(chart_text(attribution, self.expanded, self.selected_layer, width - 1))
         self.query_one(
             "#attr-pane"
-        ).border_subtitle = f"logit of {visible(self.candidates[self.chosen].text)!r} · ⏎ heads of L{self.selected_layer}"
+        ).border_subtitle = f"logit of {visible(self.candidates[self.chosen].text)!r} · ⏎ heads of block {self.selected_layer + 1}"
         self.query_one("#attr-sum", Static).update(sum_line(attribution))
 
     def figures(self) -> dict:

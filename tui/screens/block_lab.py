@@ -24,9 +24,10 @@ from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed
+from tui.numbering import block_head_text
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 from tui.widgets.parameters import ParametersView
 
 
@@ -43,13 +44,13 @@ def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[s
         ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
         ("activation", cfg.activation.upper()),
         ("causal mask", "on" if cfg.causal else "off"),
-        ("layer", str(layer)),
-        ("head", "mean" if head is None else str(head)),
+        ("block", str(layer + 1)),
+        ("head", "mean" if head is None else str(head + 1)),
     ]
 
 
 def plot_representations(plt, metrics: dict) -> None:
-    """Per layer (0 = input X): mean residual norm (left axis), layer and token cosines (right axis)."""
+    """X, then after block 1…L: mean residual norm (left axis), layer and token cosines (right axis)."""
     plt.clear_data()
     plt.clear_figure()
     norms = [float(v) for v in metrics["resid_norm"]]
@@ -57,8 +58,9 @@ def plot_representations(plt, metrics: dict) -> None:
     plt.plot(layers, norms, label="norm", marker="braille")
     plt.plot(layers[1:], [float(v) for v in metrics["layer_cosine"]], label="cos(l,l-1)", yside="right", marker="braille")
     plt.plot(layers, [float(v) for v in metrics["token_cosine"]], label="token cos", yside="right", marker="braille")
-    plt.xticks(layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)])
-    plt.xlabel("layer")
+    ticks = layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)]
+    plt.xticks(ticks, ["X" if x == 0 else str(x) for x in ticks])
+    plt.xlabel("after block")
 
 
 def parity_text(report: dict | None, error: str | None, model_name: str, exact: bool = True) -> Text:
@@ -91,20 +93,12 @@ def parity_text(report: dict | None, error: str | None, model_name: str, exact: 
     return text
 
 
-class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
+class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     WORKER_ERROR_TITLE = "Block lab error"
     BINDINGS = [  # no key means something else here than on the main screen (s/S is the seed on both)
         *QUIT_HELP_SAVE,
         *back_keys("b"),
-        *key_pair(
-            "less_than_sign",
-            "greater_than_sign",
-            "nudge('T', {})",
-            "Fewer input tokens (T, the rows of X)",
-            "More input tokens",
-            "Tokens",
-            "</>",
-        ),
+        *key_pair("less_than_sign", "greater_than_sign", "nudge('T', {})", "Fewer input tokens (T, the rows of X)", "More input tokens"),
         *key_pair("l", "L", "nudge('n_layers', {})", "One layer fewer", "One layer more", footer="Layers"),
         *key_pair("d", "D", "nudge('d_model', {})", "Halve d_model (the heads follow so they divide it)", "Double d_model"),
         *key_pair("j", "J", "nudge('n_heads', {})", "Fewer heads", "More heads"),  # h and a open other screens from the main one
@@ -113,13 +107,41 @@ class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
         *key_pair("z", "Z", "nudge('weight_scale', {})", "Smaller random weights", "Larger random weights"),
         Binding("R", "toggle('residual')", "Residual", tooltip="Residual connections on/off"),
         Binding("N", "toggle('layer_norm')", "Norm", tooltip="Layer norm on/off"),
-        Binding("o", "toggle('pre_ln')", "Pre/post", tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)"),
+        Binding(
+            "o",
+            "toggle('pre_ln')",
+            "Pre/post",
+            show=False,
+            tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)",
+        ),
         Binding("y", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
         Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
         *LAYER_HEAD_BINDINGS,
         Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
     HELP_TITLE = "Block lab (b)"
+    EXPLANATIONS = {
+        "lab-config-pane": (
+            "The notebook's block stack, random weights (not the loaded model). T: input tokens, rows of X (< >); "
+            "d_model: vector width (d D); n_heads (j J); d_ff: MLP width (f F); n_layers (l L); scale: of the weights "
+            "(z Z). On/off: R residual, N layer norm, o pre/post-LN, y activation, u causal mask."
+        ),
+        "lab-attention-pane": (
+            "Attention in one block of the random stack over the input positions 0…T-1: row = the position attending, "
+            "column = the one it looks at. Grey above the diagonal: the causal mask (u removes it: then every "
+            "position sees all). [ ] block, { } head or mean of heads. Random weights: close to uniform."
+        ),
+        "lab-plot-pane": (
+            "How the T vectors change through the stack; x: X (the random input), then after block 1…L. norm (left "
+            "axis ◂): their mean length. cos(l,l-1) (right ▸): cosine with the step before, 1 = unchanged. token "
+            "cos (right ▸): mean cosine between different tokens, near 1 = they became alike."
+        ),
+        "parity-pane": (
+            "The NumPy engine written here against torch on the loaded model: max |Δlogit| is the largest logit "
+            "difference, with KV cache the same when each step reuses the keys and values kept from earlier steps, "
+            "greedy n/m the greedy tokens both choose alike. v checks again."
+        ),
+    }
 
     def __init__(
         self,
@@ -180,9 +202,7 @@ class BlockLabScreen(ShowsWorkerErrors, LayerHeadKeys, Screen):
         attention_map = self.query_one(AttentionMap)
         attention_map.causal = result.config.causal  # without the mask the upper triangle is drawn, not greyed
         attention_map.show(self.shown_grid(), labels, None, self.app.shade)
-        self.query_one(
-            "#lab-attention-pane"
-        ).border_subtitle = f"layer {self.view_layer} · {'mean of heads' if self.view_head is None else f'head {self.view_head}'}"
+        self.query_one("#lab-attention-pane").border_subtitle = block_head_text(self.view_layer, self.view_head)
         plot = self.query_one(PlotextPlot)
         plot_representations(plot.plt, result.metrics)
         plot.refresh()

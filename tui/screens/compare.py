@@ -36,10 +36,11 @@ from tui.handlers import CompareHandler, Side
 from tui.heatmap import head_grid
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
+from tui.numbering import block_head_text
 from tui.pieces import label_text
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 
 B_HOT = 1.5  # B's temperature when A runs cooler than this
 B_COOL = 0.7  # B's temperature when A already runs at B_HOT or hotter
@@ -109,21 +110,43 @@ def step_lines(steps: list[CompareStep], width: int, lines: int) -> Text:
     return text
 
 
-class CompareScreen(LayerHeadKeys, Screen):
+class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     HELP_TITLE = "Compare (c)"
     AUTO_FOCUS = ""  # nothing focused: the keys act until `i` focuses the model-B input
+    EXPLANATIONS = {
+        "side-a": (
+            "Model A: the main screen's model and settings (t/T its temperature). Its text, its next-token candidates "
+            "(p at T=1 │ after T·k·p, as on the main screen) and its attention (rows attend to columns; [ ] block, "
+            "{ } head)."
+        ),
+        "side-b": (
+            "Model B: the same model at another temperature (y/Y), or another model: i types its name (toy, a folder, a "
+            "cached hub name), enter loads it. Shared context (f switches): B reads A's tokens, so each step compares "
+            "two guesses for the same text."
+        ),
+        "cmp-strip": (
+            "Per step: KL(A‖B), how far B's next-token distribution (after T·k·p) is from A's, in nats (0 = the same), "
+            "and ✓ when both put their top on the same token, ✗ (yellow) when not. The first line averages them."
+        ),
+    }
     BINDINGS = [
         *QUIT_HELP_SAVE,
-        Binding("escape", "back", "Back", tooltip="Back to generation (from the model-B input: leave it)"),
+        Binding("escape", "back", "Back", show=False, tooltip="Back to generation (from the model-B input: leave it)"),
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
-        Binding("g", "run_pause", "Run/pause", tooltip="Run both up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run both up to max new tokens; press again to pause"),
         *key_pair("t", "T", "temperature('a', {})", "Temperature of A down 0.1 (0 = greedy)", "Temperature of A up", footer="A temp"),
         *key_pair("y", "Y", "temperature('b', {})", "Temperature of B down 0.1 (0 = greedy)", "Temperature of B up", footer="B temp"),
         *LAYER_HEAD_BINDINGS,
         Binding("f", "follow", "Shared context (B takes A's token) or independent texts; resets", show=False),
         Binding("r", "reset", "Reset both to the prompt (generators re-seeded)", show=False),
-        Binding("i", "edit_model_b", "Model B", tooltip="Type another model for B (toy, a local dir, a cached hub name); enter loads it"),
+        Binding(
+            "i",
+            "edit_model_b",
+            "Model B",
+            show=False,
+            tooltip="Type another model for B (toy, a local dir, a cached hub name); enter loads it",
+        ),
     ]
 
     def __init__(
@@ -267,7 +290,7 @@ class CompareScreen(LayerHeadKeys, Screen):
         layer, head = shown_layer_head(side, self.view_layer, self.view_head)
         grid = head_grid(side.rows, layer, head)  # [T, T]
         self.query_one(f"#attention-{name}", AttentionMap).show(grid, side.pieces, len(side.pieces) - 1, self.shade)
-        box.border_subtitle = f"attention: layer {layer} · {'mean of heads' if head is None else f'head {head}'}"
+        box.border_subtitle = f"attention: {block_head_text(layer, head)}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -23,9 +23,10 @@ from engine.model.head_stats import STATISTICS, head_stats
 from tui.heatmap import head_grid
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
+from tui.numbering import head_label
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, stat_text
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 
 STAT_NAMES = {"entropy": "entropy", "sink": "sink", "prev_token": "prev-token", "duplicate": "duplicate", "induction": "induction"}
 SORTS = (None, *STATISTICS)  # None: layer by layer, head by head
@@ -58,14 +59,22 @@ def sorted_heads(stats: dict[str, np.ndarray] | None, n_layer: int, n_head: int,
 
 def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int) -> str:
     if stats is None:
-        return f"L{layer}.H{head} · computing the statistics…"
+        return f"{head_label(layer, head)} · computing the statistics…"
     parts = [f"{STAT_NAMES[name]} {stat_text(float(stats[name][layer, head]))}" for name in STATISTICS]
-    return f"L{layer}.H{head} · " + " · ".join(parts) + " (entropy in nats)"
+    return f"{head_label(layer, head)} · " + " · ".join(parts) + " (entropy in nats)"
 
 
-class HeadsScreen(ShowsWorkerErrors, Screen):
+class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     WORKER_ERROR_TITLE = "All heads: the statistics failed"
     HELP_TITLE = "All heads (h)"
+    EXPLANATIONS = {
+        "heads-pane": (
+            "Every head of every block over the context, one small heatmap each (rows attend to columns). B2.H3: block "
+            "2, head 3. o sorts by a statistic, highest first: ent entropy (nats; low = focused), sink weight on the "
+            "first token, prev on the previous token, dup on earlier copies of the token, ind on the token after an "
+            "earlier copy (induction); – undefined. ▶ selected (arrows); ⏎ shows it on the main screen."
+        ),
+    }
     BINDINGS = [
         *QUIT_HELP_SAVE,
         *back_keys("h"),
@@ -130,7 +139,7 @@ class HeadsScreen(ShowsWorkerErrors, Screen):
         return self.grids[(layer, head)]
 
     def header(self, layer: int, head: int) -> str:
-        label = f"L{layer}.H{head}"
+        label = head_label(layer, head)
         if self.stats is None or self.sort_by is None:
             by = "entropy" if self.stats is not None else None
         else:

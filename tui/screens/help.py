@@ -1,4 +1,4 @@
-"""`?`: every key of the main screen, the block lab and the app, generated from their bindings."""
+"""`?`: every screen's keys, generated from their bindings (the calling screen's first), and the glossary."""
 
 from __future__ import annotations
 
@@ -9,11 +9,66 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-COLOURS_NOTE = (
-    "Generation: tokens alternate backgrounds (underlines without colour); generated tokens are "
-    "coloured by the model's probability for them, red (rare) → green (likely); italic = forced.\n"
-    "Attention: row = the token attending, column = the token attended to; grey (·) above the "
-    "diagonal is the causal mask; ◀ marks the newest or selected token."
+GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " / " separates names
+    ("T / temperature", "divides the logits: <1 sharper, 0 = greedy"),
+    ("top-k", "keep only the k likeliest tokens (off: all)"),
+    ("top-p", "keep the likeliest tokens, p adding up to p"),
+    ("p before / p at T=1", "the model's own probability (temperature 1)"),
+    ("after T·k·p", "p after temperature, top-k and top-p: drawn"),
+    ("cut", "removed by top-k or top-p: it cannot be drawn"),
+    ("<.1%", "a probability below 0.1%"),
+    ("ablated │ intact", "p with the parts knocked out, and without"),
+    ("ablated", "a part's output replaced by zero"),
+    ("mean-ablated", "a part's output replaced by its context mean"),
+    ("top flips / same top", "an ablation changed the likeliest token / not"),
+    ("KL", "Kullback-Leibler divergence: how far p moved"),
+    ("KL(A‖B)", "compare: from A's distribution to B's"),
+    ("nats", "natural-log units of KL and entropy (1.44 bits)"),
+    ("entropy / ent≤", "spread of a distribution; ent≤x: the row's top"),
+    ("p (timeline)", "each new token's probability, at temperature 1"),
+    ("tints / underlines", "alternate from token to token: where each ends"),
+    ("red → green", "a generated token's p at T=1: rare → likely"),
+    ("italic", "a token forced with 1–9"),
+    ("logit", "a token's score before softmax"),
+    ("residual stream", "the vector per token each block reads, adds to"),
+    ("emb", "the residual stream before block 1: embeddings"),
+    ("block / after block", "attention + MLP, 1…L; after block 2: its output"),
+    ("B2.H3 / .attn / .mlp", "block 2's head 3, all its heads, its MLP"),
+    ("L1.H2 / --ablate 1.2", "trace and command line count from 0: B2.H3"),
+    ("head", "one of a block's attention patterns"),
+    ("mean of heads", "the average of a block's heads' attention"),
+    ("query / key", "attention's row: who looks; column: looked at"),
+    ("causal mask", "a token sees only itself and the tokens before"),
+    ("·", "a space in a label; in shade mode a masked cell"),
+    ("∅", "an empty token piece"),
+    ("↵ / → / ␣ / ⇥", "a newline, a tab; tokenize: a space, a tab"),
+    ("□", "a token ending inside a character"),
+    ("◀", "the newest or the selected token's row"),
+    ("◀ covers / 0–2", "a text row holding several tokens"),
+    ("max-pooled", "a cell holds several tokens: their largest"),
+    ("brightest", "the largest weight: the top of the colours"),
+    ("⠒ norm÷max", "the residual's norm ÷ its largest (norm max)"),
+    ("× cos(l, l-1)", "cosine with the step before: 1 = little change"),
+    ("lens→next", "logit lens: ln_f + unembedding after a block"),
+    ("ln_f / layer norm", "the final layer norm / rescales each vector"),
+    ("pre-LN / post-LN", "layer norm before each sublayer / after it"),
+    ("X / T (block lab)", "the lab's random input / its number of tokens"),
+    ("d_model / d_ff", "the residual stream's width / the MLP's width"),
+    ("token cos", "mean cosine between tokens: 1 = all alike"),
+    ("◂ / ▸", "the block lab chart's left / right axis"),
+    ("max |Δlogit|", "parity: largest NumPy-vs-torch logit gap"),
+    ("KV cache", "keys and values kept: a step adds one token"),
+    ("greedy n/m", "parity: greedy tokens both engines agree on"),
+    ("tok/s / ms", "tokens per second of a run / a step's time"),
+    ("top-1 / ✓ ✗", "A's and B's likeliest token agree / differ"),
+    ("DLA / attribution", "direct logit attribution: parts of a logit"),
+    ("embed / attn / mlp", "what each part writes into the residual"),
+    ("b_O / ln_f bias", "attention's output bias / ln_f's bias"),
+    ("ent / sink / prev", "head statistics: entropy, on token 0, previous"),
+    ("dup / ind / –", "on copies, induction, undefined"),
+    ("▶ / ▸ ▾", "the selected head / a folded, unfolded block"),
+    ("round trip", "decoding the ids gives the text back"),
+    ("\\xNN / ##", "a loose byte / glued to the piece before"),
 )
 
 COMMAND_LINE_NOTE = (
@@ -24,6 +79,9 @@ COMMAND_LINE_NOTE = (
     "  --serve [--port N]    the same app in a web browser, on http://localhost:8000\n"
     "  tfund compare, tfund tokenize, tfund generate: the same views as plain text or --json"
 )
+
+GLOSSARY_TERM_WIDTH = 21
+Section = tuple[str, list[Binding]]  # a screen's title and its keys
 
 KEY_NAMES = {
     "left_square_bracket": "[",
@@ -60,10 +118,20 @@ def help_lines(bindings: list[Binding]) -> list[tuple[str, str]]:
 
 def bindings_text(title: str, bindings: list[Binding]) -> Text:
     """A titled two-column list: key(s), then what they do."""
-    text = Text(title, style="bold underline")
+    text = Text()
+    text.append(title, style="bold underline")  # the title's style only: Text(title, style) would style every line
     for key, does in help_lines(bindings):
         text.append(f"\n{key:<14}", style="bold")
         text.append(does)
+    return text
+
+
+def glossary_text() -> Text:
+    text = Text()
+    text.append("Glossary: what the symbols on screen mean", style="bold underline")
+    for term, meaning in GLOSSARY:
+        text.append(f"\n{term:<{GLOSSARY_TERM_WIDTH}}", style="bold")
+        text.append(meaning)
     return text
 
 
@@ -75,15 +143,20 @@ class HelpScreen(ModalScreen[None]):
         Binding("e", "app.export", "Save", show=False),  # a modal hides the app's keys: e says there is nothing to save
     ]
 
-    def __init__(self, sections: list[tuple[str, list[Binding]]]) -> None:
+    def __init__(self, here: Section, anywhere: Section, others: list[Section]) -> None:
+        """`here`: the keys of the screen ? was pressed on, shown first and marked; then the keys that work
+        anywhere, the glossary and the other screens' keys."""
         super().__init__()
-        self.sections = sections
+        self.here, self.anywhere, self.others = here, anywhere, others
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box") as box:
-            box.border_title = "Keys"
+            box.border_title = "Keys and symbols"
             box.border_subtitle = "escape to close"
-            for title, bindings in self.sections:
+            title, bindings = self.here
+            yield Static(bindings_text(f"{title} · this screen", bindings), id="help-here", classes="help-section")
+            yield Static(bindings_text(*self.anywhere), classes="help-section")
+            yield Static(glossary_text(), id="help-glossary", classes="help-section")
+            for title, bindings in self.others:
                 yield Static(bindings_text(title, bindings), classes="help-section")
-            yield Static(COLOURS_NOTE, classes="help-note")
             yield Static(COMMAND_LINE_NOTE, classes="help-note")

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from engine.events import AblationView, SamplingConfig
-from engine.model.interventions import Ablation
+from engine.model.interventions import Ablation, parse_ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
 from tui.commands import Branch, Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.controller import REDRAWS_PER_SECOND, CommandDone, EngineController
@@ -40,6 +40,7 @@ from tui.messages import (
     TokensGenerated,
     TokenUndone,
 )
+from tui.numbering import ablation_label, block_head_text
 from tui.options import SessionOptions
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
@@ -52,7 +53,7 @@ from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.generation import GenerationView, TokenLines
 from tui.widgets.layers import LayersView
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 from tui.widgets.parameters import ParametersView, parameter_lines
 from tui.widgets.timeline import Timeline
 
@@ -64,7 +65,7 @@ def ablation_lines(ablations: tuple, mode: str) -> list[tuple[str, str]]:
     """The Parameters line naming what is knocked out (none while nothing is)."""
     if not ablations:
         return []
-    return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(a.label for a in ablations))]
+    return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(ablation_label(a) for a in ablations))]
 
 
 def candidates_subtitle(ablation: AblationView | None) -> str:
@@ -93,11 +94,13 @@ def travel_heading(index: int, n_tokens: int, position: Position) -> str:
     if position.step is None or position.step.config is None:
         return f"{where} · generated"
     how = "forced (picked by hand)" if position.forced else f"generated at {settings_phrase(position.step.config)}"
-    knocked = f" · ablated {', '.join(position.step.ablated)}" if position.step.ablated else ""
+    knocked = (
+        f" · ablated {', '.join(ablation_label(parse_ablation(label)) for label in position.step.ablated)}" if position.step.ablated else ""
+    )
     return f"{where} · {how}{knocked}"
 
 
-class MainScreen(LayerHeadKeys, Screen):
+class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
     HELP_TITLE = "Generation (main screen)"
     BINDINGS = [
         *QUIT_HELP_SAVE,
@@ -132,8 +135,11 @@ class MainScreen(LayerHeadKeys, Screen):
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("b", "block_lab", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
-        Binding("c", "compare", "Compare", tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"),
-        Binding("w", "tokenize", "Tokens", tooltip="How a sentence splits into tokens, in many languages"),
+        # not in the footer (it would not fit at 80 columns): in help and the command palette
+        Binding(
+            "c", "compare", "Compare", show=False, tooltip="One model at two temperatures (or two models): per-step KL and top-1 agreement"
+        ),
+        Binding("w", "tokenize", "Tokens", show=False, tooltip="How a sentence splits into tokens, in many languages"),
         Binding("a", "attribution", "Direct logit attribution of the next token's candidates", show=False),
         Binding(
             "x",
@@ -145,6 +151,33 @@ class MainScreen(LayerHeadKeys, Screen):
         Binding("0", "clear_ablations", "Restore every knocked-out component", show=False),
         Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
     ]
+    EXPLANATIONS = {
+        "parameters-pane": (
+            "The settings of the next token. temperature (t/T) divides the logits: below 1 sharper, above 1 flatter, "
+            "0 = always the top token. top-k (k/K) keeps the k likeliest; top-p (p/P) the likeliest up to p in total. "
+            "block, head: what Attention shows. ablated: parts knocked out (x, X; 0 restores)."
+        ),
+        "generation-pane": (
+            "The prompt (grey) and the new tokens. The tints alternate, so each token shows where it ends. Colour: "
+            "the model's p for the token, red (rare) → green (likely); italic: forced with 1–9. ↵ a newline, □ part of "
+            "a character. p, ent≤: each new token's p and the entropy it was drawn from."
+        ),
+        "candidates-pane": (
+            "The likeliest next tokens (· is a space). p before: the model's own p (temperature 1). The bar and after: "
+            "p once temperature T, top-k and top-p reshape it; the draw uses these. cut: removed by top-k or top-p. "
+            "1–9 force a token. Ablated (x, X): ablated │ intact p, KL: how far it moved."
+        ),
+        "attention-pane": (
+            "Row = the token attending (query), column = the token it looks at (key); a row sums to 1, brighter = "
+            "more. Grey (·) above the diagonal: the causal mask, no token sees later ones. ◀ the newest or selected "
+            "token (← →). max-pooled: a cell holds several tokens (their largest). [ ] block, { } head or mean."
+        ),
+        "layers-pane": (
+            "The residual stream at the newest token, by depth: x is emb (the embeddings), then after block 1…L. ⠒ its "
+            "norm ÷ the largest. × cos(l, l-1): its cosine with the step before, 1 = the block changed little. "
+            "lens→next (logit lens): ln_f and the unembedding applied after each block, the next token it would guess."
+        ),
+    }
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
         ("Ablate the head", "Knock out the shown head, or the layer's attention for the mean (x)", "ablate('head')"),
         ("Ablate the MLP", "Knock out the shown layer's MLP (X)", "ablate('mlp')"),
@@ -329,8 +362,7 @@ class MainScreen(LayerHeadKeys, Screen):
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, self.view_layer, self.view_head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, self.highlighted_token(), self.app.shade)
-            head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
-            self.set_subtitle("#attention-pane", f"layer {self.view_layer} · {head}")
+            self.set_subtitle("#attention-pane", block_head_text(self.view_layer, self.view_head))
         if travel is None:
             self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
         else:

@@ -28,8 +28,9 @@ from engine.runtime.loading import ModelLoadError
 from engine.views.pieces import visible
 from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
+from tui.numbering import block_head_text
 from tui.widgets.attention_map import AttentionMap
-from tui.widgets.pane import pane
+from tui.widgets.pane import ExplainsPanes, pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
@@ -70,12 +71,32 @@ def table_rows(view: TokenizationView) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
-class TokenizeScreen(LayerHeadKeys, Screen):
+class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
     HELP_TITLE = "Tokenization (w)"
     AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
+    EXPLANATIONS = {
+        "tok-inputs": (
+            "The sentence to split (i edits it, enter tokenizes; 1–8 or ctrl+n load examples in other languages) and "
+            "the tokenizer (s edits: toy, a local folder, a cached hub name). escape leaves an input."
+        ),
+        "tok-table-pane": (
+            "One row per token: # its position, id its number in the vocabulary, piece as the tokenizer writes it "
+            "(␣ a space, ↵ a newline, ⇥ a tab, \\xNN a byte of a character split across tokens, ## glued to the piece "
+            "before), text the characters it covers, bytes their UTF-8 bytes in hex."
+        ),
+        "tok-summary-pane": (
+            "Counts: characters, UTF-8 bytes, words, tokens. More characters per token: the tokenizer knows the "
+            "language better. Round trip: decoding the ids gives the text back (byte-level BPE always does). "
+            "per word: the tokens of each word."
+        ),
+        "tok-attention-pane": (
+            "An encoder's (BERT-like) attention over the sentence: every token sees every other, before and after "
+            "it, so nothing is masked. Rows attend to columns; [ ] block, { } head or mean of heads."
+        ),
+    }
     BINDINGS = [
         *QUIT_HELP_SAVE,
-        Binding("escape", "back", "Back", tooltip="Back to generation (from an input: leave it)"),
+        Binding("escape", "back", "Back", show=False, tooltip="Back to generation (from an input: leave it)"),
         Binding(
             "1",
             "example(1)",
@@ -84,7 +105,7 @@ class TokenizeScreen(LayerHeadKeys, Screen):
             tooltip="Load an example: " + ", ".join(f"{i} {e.label}" for i, e in enumerate(EXAMPLES[:N_EXAMPLE_KEYS], start=1)),
         ),
         *[Binding(str(i), f"example({i})", f"Example {i}: {EXAMPLES[i - 1].label}", show=False) for i in range(2, N_EXAMPLE_KEYS + 1)],
-        Binding("ctrl+n", "next_example", "Next example", tooltip="The next example (works while typing too)"),
+        Binding("ctrl+n", "next_example", "Next example", show=False, tooltip="The next example (works while typing too)"),
         Binding("i", "edit_sentence", "Sentence", tooltip="Edit the sentence; enter tokenizes it"),
         Binding("s", "edit_source", "Tokenizer", tooltip="Type another tokenizer (toy, a local dir, a cached hub name); enter loads it"),
         *LAYER_HEAD_BINDINGS,
@@ -238,9 +259,8 @@ class TokenizeScreen(LayerHeadKeys, Screen):
         layer = encoder.attention[self.view_layer]  # [H, T, T]
         grid = layer.mean(axis=0) if self.view_head is None else layer[self.view_head]  # [T, T]
         attention_map.show(np.asarray(grid, dtype=np.float32), encoder.tokens, None, self.app.shade)
-        head = "mean of heads" if self.view_head is None else f"head {self.view_head}"
         cut = " · sentence cut to the model's length" if encoder.truncated else ""
-        box.border_subtitle = f"{encoder.model_type} · layer {self.view_layer} · {head}{cut}"
+        box.border_subtitle = f"{encoder.model_type} · {block_head_text(self.view_layer, self.view_head)}{cut}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:

@@ -1,7 +1,7 @@
 """Every head at a glance: a grid of small attention heatmaps, one tile per layer × head, paged to fit.
 
-A tile is a header line ("L3.H7 ent 1.23": the head and the statistic the grid is sorted by) over
-a heatmap body pooled to the tile's cells (tui.heatmap's fit/pool/levels, no labels). The selected
+A tile is a header line ("B4.H8 ent 1.23": the head, counted from 1 as tui.numbering says, and the statistic
+the grid is sorted by) over a heatmap body pooled to the tile's cells (tui.heatmap's fit/pool/levels, no labels). The selected
 tile's header is reversed and marked with ▶, so it shows without colour too.
 """
 

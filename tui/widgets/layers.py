@@ -27,17 +27,18 @@ MAX_Y_TICKS = 7
 
 
 def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | None = None) -> list[Strip]:
-    """`L3 ·the 41%` per layer under a `lens→next` header, the last layers kept when they do not all fit;
-    time travel: the layers whose guess is the token the step chose (id `chosen`) in reverse."""
+    """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header, the last kept when they do not all fit;
+    time travel: the blocks whose guess is the token the step chose (id `chosen`) in reverse."""
     dim, bold, hit = Style(dim=True), Style(bold=True), Style(bold=True, reverse=True)
     token_w = max(3, width - 10)  # the layer (3 cells) and the percentage (4) around it, one cell spare
     lines = [Strip([Segment("lens→next", dim)])]
     for entry in lens[-max(height - 1, 1) :]:
         token = f"{label_text(entry.text, token_w):<{token_w}}"
+        block = entry.layer + 1  # the engine counts from 0
         lines.append(
             Strip(
                 [
-                    Segment(f"{entry.layer:>2} ", dim),
+                    Segment(f"{block:>2} ", dim),
                     Segment(token, hit if entry.token_id == chosen else bold),
                     Segment(f" {min(entry.p * 100, 99):2.0f}%", dim),
                 ]
@@ -93,8 +94,9 @@ def merged_strip(cells: list[tuple[str, Style]]) -> Strip:
     return Strip(segments)
 
 
-def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "layer") -> list[Strip]:
-    """Exactly `height` strips `width` wide: y ticks, a frame, the norm line and cosine marks, x ticks and label."""
+def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int, xlabel: str = "after block") -> list[Strip]:
+    """Exactly `height` strips `width` wide: y ticks, a frame, the norm line and cosine marks, x ticks ("emb", then
+    after block 1…L) and label."""
     blank = [Strip.blank(width, PLAIN) for _ in range(height)]
     series = layer_series(norms, cosines)
     plot_rows = height - 4  # top frame, bottom frame, x tick labels, x label
@@ -141,7 +143,7 @@ def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int
     labels = [" "] * width
     for x, col in zip(ticks, tick_cols):
         frame[col] = "┬"
-        text = str(x)
+        text = "emb" if x == 0 else str(x)
         start = label_w + 1 + col - (len(text) - 1) // 2  # centred under the tick
         if start + len(text) <= width and all(c == " " for c in labels[start - 1 : start + len(text) + 1]):
             labels[start : start + len(text)] = text

@@ -10,7 +10,8 @@ from engine.events import SamplingConfig
 
 
 def parameter_lines(model: str, device: str, engine: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
-    """`engine`: what computes the tokens, e.g. "numpy" or "torch 1 thread", shown after the device."""
+    """`engine`: what computes the tokens, e.g. "numpy" or "torch 1 thread", shown after the device; `layer` and `head`
+    (0-based, None: the mean) are the Attention pane's, shown counting from 1 (tui.numbering)."""
     return [
         ("model", model),
         ("device", device if engine == "…" else f"{device} · {engine}"),
@@ -19,7 +20,7 @@ def parameter_lines(model: str, device: str, engine: str, config: SamplingConfig
         ("top-p", f"{config.top_p:.2f}"),
         ("max new tokens", str(config.max_new_tokens)),
         ("seed", str(config.seed)),
-        ("layer", f"{layer} head {'mean' if head is None else head}"),  # one line (fits 80 columns): room for "ablated …"
+        ("block", f"{layer + 1} head {'mean' if head is None else head + 1}"),  # one line (fits 80 columns): room for "ablated …"
     ]
 
 
