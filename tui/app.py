@@ -103,8 +103,10 @@ class TfundApp(App):
 
     def show_lesson(self) -> None:
         """The open lesson's box on the screen shown (it follows the learner between screens), with its observation now."""
+        if self.lesson is None or not self.screen_stack:  # none open, or the app is closing
+            return
         screen = self.screen
-        if self.lesson is None or isinstance(screen, ModalScreen):
+        if isinstance(screen, ModalScreen):
             return
         boxes = screen.query(LessonBox)
         box = boxes.first() if boxes else None
