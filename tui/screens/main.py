@@ -160,17 +160,17 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         "generation-pane": (
             "The prompt (grey) and the new tokens. The tints alternate, so each token shows where it ends. Colour: "
             "the model's p for the token, red (rare) → green (likely); italic: forced with 1–9. ↵ a newline, □ part of "
-            "a character. p, ent≤: each new token's p and the entropy it was drawn from."
+            "a character. p, ent≤: each token's p and entropy. ← → or a click: a token's step; end: live."
         ),
         "candidates-pane": (
             "The likeliest next tokens (· is a space). p before: the model's own p (temperature 1). The bar and after: "
             "p once temperature T, top-k and top-p reshape it; the draw uses these. cut: removed by top-k or top-p. "
-            "1–9 force a token. Ablated (x, X): ablated │ intact p, KL: how far it moved."
+            "1–9 force one (time travel: ▸ chosen, 1–9 branch). Ablated (x, X): ablated │ intact p, KL."
         ),
         "attention-pane": (
             "Row = the token attending (query), column = the token it looks at (key); a row sums to 1, brighter = "
-            "more. Grey (·) above the diagonal: the causal mask, no token sees later ones. ◀ the newest or selected "
-            "token (← →). max-pooled: a cell holds several tokens (their largest). [ ] block, { } head or mean."
+            "more. Grey (·) above the diagonal: the causal mask, no token sees later ones. ◀ the row that "
+            "chooses the token. max-pooled: a cell holds several tokens (their largest). [ ] block, { } head or mean."
         ),
         "layers-pane": (
             "The residual stream at the newest token, by depth: x is emb (the embeddings), then after block 1…L. ⠒ its "
