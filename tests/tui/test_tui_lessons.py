@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.model.blocklab import BlockLabConfig, run_block_lab
+from engine.model.blocklab import run_block_lab
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, toy_app
 from tui.lessons import DEEP_LAB, LESSONS
@@ -127,4 +127,5 @@ async def test_the_lesson_box_follows_the_learner_to_another_screen(toy):
         await lesson_shown(pilot, 1)
         await pilot.press("b")  # back to the main screen: the lesson stays, and says where its observation is
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen) and app_box_says(app, "Open the block lab (b)"), "the box")
-        assert BlockLabConfig() == LESSONS[0].lab
+        await pilot.press("b")  # and back in the lab (opened anew, on the notebook's block), the observation again
+        await wait_until(pilot, lambda: isinstance(app.screen, BlockLabScreen) and app_box_says(app, "1 block: residual norm"), "the lab's")
