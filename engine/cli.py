@@ -29,6 +29,7 @@ from engine.args import (
     seed_arg,
     steps_arg,
     temperature_arg,
+    threads_arg,
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig
 from engine.model.blocklab import N_LAYERS_MAX
@@ -78,6 +79,12 @@ def build_parser() -> OneLineParser:
     )
     train.add_argument("--steps", type=steps_arg, default=None)
     train.add_argument("--seed", type=seed_arg, default=0)
+    train.add_argument(
+        "--threads",
+        type=threads_arg,
+        default=None,
+        help="torch CPU threads (default 2; the shipped model was trained with 1, which reproduces its weights)",
+    )
 
     tok = sub.add_parser("tokenize", help="how a tokenizer splits a sentence: pieces, ids, bytes, tokens per word")
     tok.add_argument("--model", type=model_arg, default="toy", help="'toy', a local directory or a cached hub name")
@@ -260,6 +267,8 @@ def cmd_train_toy(args: argparse.Namespace) -> int:
 
     out = writable_folder(args.out)
     options = {"steps": args.steps} if args.steps else {}
+    if args.threads:
+        options["threads"] = args.threads
     try:
         metrics = train_toy(out, seed=args.seed, progress=progress, **options)
     except OSError as error:  # e.g. the disk filled up while saving

@@ -29,19 +29,19 @@ class ToyConfig:
     vocab_size: int = 2048  # BPE ceiling; the corpus has ~600 words, so BPE stops near 1.5k tokens
     n_layer: int = 6  # deep enough for the logit lens and the Layers chart to show representations evolve
     n_head: int = 6  # 32-wide heads
-    n_embd: int = 192  # ~3M parameters: ~12 MB of float32 weights, ~20 minutes of training on 2 CPU cores
+    n_embd: int = 192  # 3.0M parameters: 12 MB of float32 weights
     n_positions: int = 256  # context size: one whole story (<= ~170 tokens) and the start of the next
     block_size: int = 256  # training window: a whole story, its end-of-text and the next story's start
     batch_size: int = 8  # windows per step: 2048 tokens per step
-    steps: int = 3000  # ~360 ms each on 2 idle cores
+    steps: int = 3000  # ~19 passes over the corpus; 0.73 s each on 2 idle cores (36 min), 0.99 s on one (49 min)
     learning_rate: float = 2e-3  # peak; a small model tolerates a large step
     min_lr_ratio: float = 0.1  # cosine decays to 10% of the peak
     warmup_steps: int = 100  # linear warm-up from 0
-    weight_decay: float = 0.01  # light AdamW decay
-    dropout: float = 0.0  # off: with ~8 passes over a generated corpus there is little to regularise
+    weight_decay: float = 0.1  # AdamW decay; with dropout it keeps six blocks from memorising the stories
+    dropout: float = 0.1  # without it six blocks memorise: train 0.28 but held-out 0.398 nats/token (with it: 0.336, 0.355)
     heldout_fraction: float = 0.05  # the last 5% of stories, never seen by the tokenizer or the model
     progress_every: int = 10  # steps between progress callbacks
-    threads: int = 2  # torch CPU threads (the project assumes 2 cores)
+    threads: int = 2  # torch CPU threads (the project assumes 2 cores); the shipped weights were trained with 1
 
 
 def train_tokenizer(stories: list[str], config: ToyConfig) -> Any:

@@ -5,8 +5,11 @@ import json
 import pytest
 
 from engine.cli import main
+from engine.runtime.loading import TOY_MODEL_DIR
 
 PROMPT = "In a small village,"
+TOY = json.loads((TOY_MODEL_DIR / "config.json").read_text())
+N_LAYER, N_HEAD = TOY["n_layer"], TOY["n_head"]
 
 
 def inspect(capsys, *args):
@@ -37,8 +40,9 @@ def test_json_without_ablation_has_the_contract_shape_kl_0_and_a_complete_attrib
     assert report["top"][0]["p"] >= report["top"][1]["p"]
     attribution = report["attribution"]
     assert attribution["token_id"] == report["top"][0]["id"] and attribution["token"] == report["top"][0]["text"]
-    expected = ["embed"] + [f"L{layer}.{part}" for layer in range(2) for part in ["attn", "H0", "H1", "H2", "H3", "mlp"]]
-    assert list(attribution["components"]) == expected  # the toy model: 2 layers, 4 heads
+    parts = ["attn", *[f"H{head}" for head in range(N_HEAD)], "mlp"]
+    expected = ["embed"] + [f"L{layer}.{part}" for layer in range(N_LAYER) for part in parts]
+    assert list(attribution["components"]) == expected
     assert layer_sum(attribution) == pytest.approx(attribution["logit"], abs=1e-4)
 
 
@@ -61,7 +65,7 @@ def test_ablations_change_the_distribution_and_both_engines_agree(capsys):
 
 
 def test_mean_ablation_and_every_head_equals_the_layer(capsys):
-    heads = [arg for h in range(4) for arg in ("--ablate", f"0.{h}")]
+    heads = [arg for h in range(N_HEAD) for arg in ("--ablate", f"0.{h}")]
     for mode in ("zero", "mean"):
         by_heads = inspect_json(capsys, "--ablate-mode", mode, *heads)
         by_layer = inspect_json(capsys, "--ablate-mode", mode, "--ablate", "0.attn")
@@ -82,8 +86,11 @@ def test_text_report(capsys):
         (["--ablate", "x.1"], "argument --ablate: expected L.H (a head), L.attn or L.mlp"),
         (["--ablate", "0."], "argument --ablate: expected"),
         (["--ablate", "0.attn.2"], "argument --ablate: expected"),
-        (["--ablate", "2.mlp"], "argument --ablate: layer 2 is out of range: this model has layers 0-1"),
-        (["--ablate", "0.1", "--ablate", "0.4"], "argument --ablate: head 4 is out of range: this model has heads 0-3"),
+        ([f"--ablate={N_LAYER}.mlp"], f"argument --ablate: layer {N_LAYER} is out of range: this model has layers 0-{N_LAYER - 1}"),
+        (
+            ["--ablate", "0.1", f"--ablate=0.{N_HEAD}"],
+            f"argument --ablate: head {N_HEAD} is out of range: this model has heads 0-{N_HEAD - 1}",
+        ),
         (["--ablate-mode", "resample"], "argument --ablate-mode: invalid choice"),
         (["--engine", "jax"], "argument --engine: invalid choice"),
         (["--top", "0"], "argument --top: must be an integer in [1, 100000]"),

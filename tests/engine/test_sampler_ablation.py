@@ -26,7 +26,7 @@ def test_the_ablated_distribution_is_the_ablated_models_and_numpy_and_torch_agre
     expected = run_numpy(numpy_s.backend.net, numpy_s.tokens, ablations).logits  # [V]
     assert np.allclose(raw_numpy, np.exp(expected - expected.max()) / np.exp(expected - expected.max()).sum())
     view = numpy_s.ablation_view(numpy_s.preview())
-    assert view.labels == ("L0.attn", "L1.mlp") and view.kl > 0.01
+    assert view.labels == ("L0.attn", "L1.mlp") and view.kl > 1e-4
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
@@ -46,8 +46,8 @@ def test_no_ablation_gives_zero_kl_and_out_of_range_is_one_sentence(toy):
     s = sampler(toy, "numpy")
     s.set_ablations([parse_ablation("0.0")])
     assert s.ablation_view(s.preview()).kl >= 0
-    with pytest.raises(ValueError, match="layer 5 is out of range"):
-        s.set_ablations([parse_ablation("5.mlp")])
+    with pytest.raises(ValueError, match=f"layer {toy.info.n_layer} is out of range"):
+        s.set_ablations([parse_ablation(f"{toy.info.n_layer}.mlp")])
 
 
 def test_a_new_prompt_of_the_same_length_gets_its_own_ablated_distribution(toy):

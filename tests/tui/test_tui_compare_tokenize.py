@@ -119,7 +119,7 @@ async def test_layer_and_head_keys_change_the_heatmap_subtitles(toy):
         await pilot.press("right_square_bracket", "right_curly_bracket")
         await pilot.pause()
         assert "block 2 · head 1" in str(side_a.border_subtitle) and "block 2 · head 1" in str(side_b.border_subtitle)
-        await pilot.press("right_square_bracket")  # 2 blocks: back to the first
+        await pilot.press("left_square_bracket")  # back to the first block
         await pilot.press("left_curly_bracket")  # the first head -> mean
         await pilot.pause()
         assert "block 1 · mean of heads" in str(side_a.border_subtitle)

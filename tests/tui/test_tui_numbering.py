@@ -20,17 +20,18 @@ def test_on_screen_labels_count_blocks_and_heads_from_1_and_the_trace_from_0():
 
 
 @pytest.mark.anyio
-async def test_the_toys_two_blocks_read_1_and_2_in_the_lens_the_chart_attention_and_parameters(toy):
+async def test_the_toys_blocks_read_1_to_l_in_the_lens_the_chart_attention_and_parameters(toy):
     app = make_app(model=toy, config=SamplingConfig(temperature=0.0, seed=0), device="cpu", palette="color", deterministic=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("n", "n", "n")
         await settle(pilot)
         main = app.main_screen
-        lens = [line.text for line in main.query_one("#lens").draw(16, 6)]
-        assert lens[0].startswith("lens→next") and [row.split()[0] for row in lens[1:3]] == ["1", "2"]
+        blocks = [str(block) for block in range(1, toy.info.n_layer + 1)]
+        lens = [line.text for line in main.query_one("#lens").draw(16, toy.info.n_layer + 1)]
+        assert lens[0].startswith("lens→next") and [row.split()[0] for row in lens[1:]] == blocks
         chart = main.query_one("#layer-plot").draw(40, 12)
-        assert chart[-2].text.split() == ["emb", "1", "2"] and chart[-1].text.strip().startswith("after block")
+        assert chart[-2].text.split() == ["emb", *blocks] and chart[-1].text.strip().startswith("after block")
         assert main.query_one("#attention-pane").border_subtitle == "block 1 · mean of heads"
         assert "block 1 head mean" in main.query_one(ParametersView).render().plain
         await pilot.press("right_square_bracket", "right_curly_bracket", "x")  # block 2, its first head: knocked out
