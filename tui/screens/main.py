@@ -554,7 +554,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def on_step_recalled(self, message: StepRecalled) -> None:
         if self.transcript.remember_step(message.index, message.token_id, message.step):
-            self.needs_redraw = True
+            self.redraw_soon()
 
     # ---- engine keys -------------------------------------------------------------------------
     def back_to_live(self) -> None:
