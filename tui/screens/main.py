@@ -57,6 +57,7 @@ from tui.widgets.pane import ExplainsPanes, pane
 from tui.widgets.parameters import ParametersView, parameter_lines
 from tui.widgets.timeline import Timeline
 
+RUN_REDRAWS_PER_SECOND = 10  # during a run the panes follow at this pace; a key's answer is drawn at once
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
@@ -324,8 +325,10 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.redraw()
             finished = time.perf_counter()
             # a slow terminal or machine: wait as long as the redraw took, so the UI thread stays at
-            # most half busy and the engine thread keeps its share of the interpreter
-            self.next_redraw_at = finished + (finished - began)
+            # most half busy and the engine thread keeps its share of the interpreter; during a run, at
+            # most RUN_REDRAWS_PER_SECOND redraws (the interpreter is the engine's the rest of the time)
+            pause = max(finished - began, 1 / RUN_REDRAWS_PER_SECOND if self.engine.running else 0.0)
+            self.next_redraw_at = finished + pause
 
     def redraw_soon(self) -> None:
         """A key's answer is drawn at once; a run's tokens wait for the redraw timer (at most 30 times a second)."""

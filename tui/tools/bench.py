@@ -517,7 +517,9 @@ def key_latencies(model: str, engine: str | None, n_keys: int, size: tuple[int, 
             app.wait_until(lambda b=before, s=sent: token_lines(trace) > b and app.last_output_at > s, STEP_TIMEOUT_S, "show the token")
             app.wait_quiet(KEY_QUIET_S, STEP_TIMEOUT_S)
             latencies.append((app.last_output_at - sent) * 1e3)
-            app.send("\x7f")  # backspace: undo, back to the prompt
+            undone = time.monotonic()
+            app.send("\x7f")  # backspace: undo, back to the prompt; its repaint must be over before the next key
+            app.wait_until(lambda u=undone: app.last_output_at > u, STEP_TIMEOUT_S, "show the undo")
             app.wait_quiet(KEY_QUIET_S, STEP_TIMEOUT_S)
     finally:
         app.close()
