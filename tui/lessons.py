@@ -172,7 +172,7 @@ def observe_compare(app: Any) -> str:
     )
 
 
-_english: dict[int, float] = {}  # id(tokenizer) -> its characters per token on the English example
+_english: dict[str, float] = {}  # tokenizer source name -> its characters per token on the English example
 
 
 def chars_per_token(tokenizer: Any, text: str) -> float:
@@ -185,11 +185,11 @@ def observe_tokenization(app: Any) -> str:
     if screen is None or screen.view is None:
         return "Open tokenization (w) to see this."
     view = screen.view
-    if id(screen.tokenizer) not in _english:
-        _english[id(screen.tokenizer)] = chars_per_token(screen.tokenizer, EXAMPLES[0].text)
+    if screen.source_name not in _english:
+        _english[screen.source_name] = chars_per_token(screen.tokenizer, EXAMPLES[0].text)
     return (
         f"this sentence: {len(view.text)} characters in {len(view.ids)} tokens = {len(view.text) / max(len(view.ids), 1):.1f} "
-        f"per token · the English example: {_english[id(screen.tokenizer)]:.1f}"
+        f"per token · the English example: {_english[screen.source_name]:.1f}"
     )
 
 
