@@ -175,20 +175,15 @@ def observe_compare(app: Any) -> str:
 _english: dict[str, float] = {}  # tokenizer source name -> its characters per token on the English example
 
 
-def chars_per_token(tokenizer: Any, text: str) -> float:
-    view = tokenize(tokenizer, text)
-    return len(text) / max(len(view.ids), 1)
-
-
 def observe_tokenization(app: Any) -> str:
     screen = on_screen(app, TokenizeScreen)
     if screen is None or screen.view is None:
         return "Open tokenization (w) to see this."
     view = screen.view
     if screen.source_name not in _english:
-        _english[screen.source_name] = chars_per_token(screen.tokenizer, EXAMPLES[0].text)
+        _english[screen.source_name] = tokenize(screen.tokenizer, EXAMPLES[0].text).chars_per_token
     return (
-        f"this sentence: {len(view.text)} characters in {len(view.ids)} tokens = {len(view.text) / max(len(view.ids), 1):.1f} "
+        f"this sentence: {view.n_chars} characters in {view.n_tokens} tokens = {view.chars_per_token:.1f} "
         f"per token · the English example: {_english[screen.source_name]:.1f}"
     )
 

@@ -66,6 +66,10 @@ class TokenizationView:
     round_trip_ok: bool  # round_trip == text
     byte_level: bool  # a byte-level BPE (GPT-2 style): every text round-trips
 
+    @property
+    def chars_per_token(self) -> float:
+        return self.n_chars / max(self.n_tokens, 1)
+
 
 @dataclass
 class EncoderAttention:

@@ -46,7 +46,7 @@ def summary_text(view: TokenizationView) -> Text:
     text = Text()
     words = f" · words {len(view.words)}" if spaced else ""
     text.append(f"characters {view.n_chars} · bytes {view.n_bytes}{words} · tokens {view.n_tokens}\n", style="bold")
-    text.append(f"characters per token {view.n_chars / max(view.n_tokens, 1):.2f} · ")
+    text.append(f"characters per token {view.chars_per_token:.2f} · ")
     if spaced:
         text.append(f"tokens per word {view.n_tokens / len(view.words):.2f} · ")
     if view.round_trip_ok:
