@@ -107,7 +107,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=threads_arg,
         default=None,
-        help="torch's CPU threads (default: 1 for small models, else half the cores; OMP_NUM_THREADS)",
+        help="the engine's CPU threads, torch's or NumPy's BLAS (default: 1 for small models, else half the cores; OMP_NUM_THREADS)",
     )
 
 

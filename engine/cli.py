@@ -209,7 +209,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "model": args.model,
             "engine": sampler.engine,
             "device": sampler.info.device,
-            "threads": model.torch_threads,
+            "threads": model.engine_threads,
             "prompt": sampler.prompt,
             "settings": config.as_dict(),
             "tokens": tokens,

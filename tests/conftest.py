@@ -3,6 +3,7 @@ a tiny BERT and a byte-level BPE trained here, and `wait_until` / `wait_until_as
 with a timeout instead of sleeping a fixed time)."""
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import BertConfig, BertModel, BertTokenizerFast, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from engine.model.gpt2 import GPT2Numpy
-from engine.runtime.loading import load_model
+from engine.runtime.loading import BLAS_THREAD_ENV, load_model
 from engine.tools.factories import random_gpt2
 from engine.views.tokenization import EXAMPLES, load_tokenizer
 
@@ -21,6 +22,10 @@ WAIT_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
 # (a toy step+undo took 3.5 ms vs 50-70 ms under load), and pytest-xdist's workers then do not fight
 # over the cores. Nothing tested depends on the thread count; the processes tests start keep torch's default.
 torch.set_num_threads(1)
+# The engine's thread policy, not the caller's environment, sets the NumPy engine's BLAS threads (the
+# screens show "numpy · 1 thread" for the toy, and the snapshots are drawn with it).
+for name in BLAS_THREAD_ENV:
+    os.environ.pop(name, None)
 
 # Text the tiny BERT's WordPiece and the local byte-level BPE are trained on.
 CORPUS = [example.text for example in EXAMPLES] + [

@@ -48,12 +48,13 @@ def test_generate_trace_has_one_line_per_token(tmp_path):
     assert all(line["settings"]["seed"] == 1 and line["candidates"] for line in lines)
 
 
-def test_default_engine_is_numpy_on_the_cpu_and_torch_runs_one_thread_with_the_same_tokens():
+def test_default_engine_is_numpy_on_the_cpu_and_both_engines_run_one_thread_with_the_same_tokens():
     default, torch = generate_json("--temperature", "0"), generate_json("--temperature", "0", "--engine", "torch")
-    assert (default["engine"], default["device"], default["threads"]) == ("numpy", "cpu", None)
+    assert (default["engine"], default["device"], default["threads"]) == ("numpy", "cpu", 1)  # NumPy's BLAS threads
     assert (torch["engine"], torch["threads"]) == ("torch", 1)
     assert [t["id"] for t in default["tokens"]] == [t["id"] for t in torch["tokens"]]
     assert generate_json("--engine", "torch", "--threads", "2")["threads"] == 2
+    assert generate_json("--threads", "2")["threads"] == 2
 
 
 def test_parity_on_the_toy_model_passes():

@@ -112,6 +112,25 @@ def test_threads_flag_sets_torch_threads(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_numpy_engine_runs_the_thread_policy_on_blas_unless_told(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from engine.runtime.loading import blas_threads
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    before = blas_threads()
+    try:
+        threadpool_limits(2, user_api="blas")
+        model = load_model("toy", engine="numpy")
+        assert model.engine_threads == blas_threads() == 1  # the toy is small: one BLAS thread
+        assert load_model("toy", engine="numpy", threads=2).engine_threads == 2  # --threads
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        assert load_model("toy", engine="numpy").engine_threads == 2  # the environment's, as NumPy read it
+    finally:
+        threadpool_limits(before, user_api="blas")
+
+
 def test_fast_backend_passes_its_self_check_on_cpu(toy):
     backend, note = checked_fast_backend(toy.hf_model, static_spans=True)
     assert isinstance(backend, FastTorchBackend) and note is None

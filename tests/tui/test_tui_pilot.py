@@ -64,6 +64,8 @@ async def test_all_panes_and_parameters_are_shown(toy):
             "block 1 head mean",
         ):
             assert line in text
+        threads = toy.engine_threads
+        assert app.main_screen.query_one("#parameters-pane").border_subtitle == f"{toy.engine} · {threads} thread{'s' * (threads > 1)}"
         assert len(app.main_screen.transcript.positions) == len(prompt_ids(toy))
         assert len(app.main_screen.transcript.candidates) == 10
 

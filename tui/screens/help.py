@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " / " separates names
     ("T / temperature", "divides the logits: <1 sharper, 0 = greedy"),
+    ("numpy · 1 thread", "Parameters: the engine, its CPU threads"),
     ("top-k", "keep only the k likeliest tokens (off: all)"),
     ("top-p", "keep the likeliest tokens, p adding up to p"),
     ("p before / p at T=1", "the model's own probability (temperature 1)"),

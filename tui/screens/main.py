@@ -154,9 +154,9 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
     ]
     EXPLANATIONS = {
         "parameters-pane": (
-            "The settings of the next token. temperature (t/T) divides the logits: below 1 sharper, above 1 flatter, "
+            "The next token's settings. temperature (t/T) divides the logits: below 1 sharper, above 1 flatter, "
             "0 = always the top token. top-k (k/K) keeps the k likeliest; top-p (p/P) the likeliest up to p in total. "
-            "block, head: what Attention shows. ablated: parts knocked out (x, X; 0 restores)."
+            "block, head: what Attention shows; ablated: knocked out (x, X; 0 restores). Below: the engine."
         ),
         "generation-pane": (
             "The prompt (grey) and the new tokens. The tints alternate, so each token shows where it ends. Colour: "
@@ -342,11 +342,10 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             return
         transcript, info = self.transcript, self.info
         self.query_one(ParametersView).show(
-            parameter_lines(
-                self.options.model_name, info.device if info else "…", self.engine_label(), self.settings, self.view_layer, self.view_head
-            )
+            parameter_lines(self.options.model_name, info.device if info else "…", self.settings, self.view_layer, self.view_head)
             + ablation_lines(self.ablations, self.ablation_mode)
         )
+        self.set_subtitle("#parameters-pane", self.engine_label())
         self.query_one(GenerationView).show(transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
         self.query_one(Timeline).show(transcript.positions)
         travel = self.travelled()
@@ -376,12 +375,12 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             )
 
     def engine_label(self) -> str:
-        """The engine computing the tokens; torch on the CPU with its thread count."""
+        """The engine computing the tokens ("numpy · 1 thread"); on a GPU, "torch"."""
         info = self.info
         if info is None or not info.engine:
-            return "…"
-        threads = self.loaded.torch_threads if info.engine == "torch" and info.device == "cpu" else None
-        return info.engine if threads is None else f"{info.engine} {threads} thread{'s' if threads > 1 else ''}"
+            return ""
+        threads = self.loaded.engine_threads if info.device == "cpu" else None
+        return info.engine if threads is None else f"{info.engine} · {threads} thread{'s' if threads > 1 else ''}"
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""

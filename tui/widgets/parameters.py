@@ -9,12 +9,12 @@ from textual.widget import Widget
 from engine.events import SamplingConfig
 
 
-def parameter_lines(model: str, device: str, engine: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
-    """`engine`: what computes the tokens, e.g. "numpy" or "torch 1 thread", shown after the device; `layer` and `head`
-    (0-based, None: the mean) are the Attention pane's, shown counting from 1 (tui.numbering)."""
+def parameter_lines(model: str, device: str, config: SamplingConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+    """`layer` and `head` (0-based, None: the mean) are the Attention pane's, shown counting from 1 (tui.numbering).
+    The engine computing the tokens is the pane's subtitle (MainScreen.engine_label)."""
     return [
         ("model", model),
-        ("device", device if engine == "…" else f"{device} · {engine}"),
+        ("device", device),
         ("temperature", f"{config.temperature:.2f}"),
         ("top-k", str(config.top_k)),
         ("top-p", f"{config.top_p:.2f}"),
