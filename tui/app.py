@@ -65,6 +65,7 @@ class TfundApp(App):
         self.lesson: int | None = None  # the open lesson's index in LESSONS
         self.last_lesson = 0  # G opens this one again
         self.figures_saved = 0  # files e wrote this session (the reflection lesson counts them)
+        self.frame_callbacks: list = []  # to call once the next frame has been handed to the terminal
 
     def get_default_screen(self) -> Screen:
         return self.main_screen
@@ -75,6 +76,15 @@ class TfundApp(App):
         if self.palette is not None:
             return self.palette == "shade"
         return self.no_color or self.console.color_system in (None, "standard", "windows")
+
+    def after_next_frame(self, callback) -> None:
+        """Call `callback` (on the UI thread) once the next frame is written: MainScreen draws a new token alone first."""
+        self.frame_callbacks.append(callback)
+
+    def post_display_hook(self) -> None:
+        callbacks, self.frame_callbacks = self.frame_callbacks, []
+        for callback in callbacks:
+            self.call_later(callback)
 
     def on_ready(self) -> None:
         """The first frame is on screen (the main screen shows its loading state): now load."""

@@ -452,3 +452,57 @@ def test_setting_steps():
     assert ladder_step(0, TOP_K_LADDER, -1) == 0
     assert nudge_top_p(1.0, 1) == 1.0 and nudge_top_p(0.05, -1) == 0.05
     assert [cycle_head(h, 3, 1) for h in (None, 0, 1, 2)] == [0, 1, 2, None]
+
+
+@pytest.mark.anyio
+async def test_a_step_draws_its_token_in_a_frame_of_its_own_then_the_other_panes(toy):
+    """The token is on screen one frame before the candidates, status and heatmap (each frame costs time)."""
+    app = toy_app(toy)
+    frames = []  # per frame the app composed: (tokens in the text, the candidates shown, the status)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.main_screen
+        hook = app.post_display_hook
+
+        def record_frame():
+            hook()
+            status = str(main.query_one("#generation-pane").border_subtitle)
+            frames.append((len(main.query_one("#tokens").pieces), main.query_one(CandidatesView).text, status))
+
+        app.post_display_hook = record_frame
+        n_before, candidates_before = len(main.transcript.positions), main.query_one(CandidatesView).text
+        await pilot.press("n")
+        await settle(pilot)
+    with_token = [frame for frame in frames if frame[0] == n_before + 1]
+    assert with_token, "no frame showed the new token"
+    first, last = with_token[0], with_token[-1]
+    assert first[1] == candidates_before and "1 new" not in first[2]  # the token alone
+    assert last[1] != candidates_before and "ready · 1 new" in last[2]  # then the next token's candidates and the count
+    assert all(frame[1] == candidates_before for frame in frames[: frames.index(first)])  # no pane was drawn ahead of it
+
+
+@pytest.mark.anyio
+async def test_a_run_is_drawn_once_per_batch_of_tokens_not_per_token(toy, monkeypatch):
+    from tui.screens.main import MainScreen
+
+    app = toy_app(toy, temperature=0.8, max_new_tokens=60)
+    counts = {"batches": 0, "tokens": 0, "redraws": 0}
+    on_tokens, redraw = MainScreen.on_tokens_generated, MainScreen.redraw
+
+    def count_batch(screen, message):
+        counts["batches"] += 1
+        counts["tokens"] += len(message.events)
+        on_tokens(screen, message)
+
+    def count_redraw(screen):
+        counts["redraws"] += screen.engine.running
+        redraw(screen)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        monkeypatch.setattr(MainScreen, "on_tokens_generated", count_batch)
+        monkeypatch.setattr(MainScreen, "redraw", count_redraw)
+        await pilot.press("g")
+        await settle(pilot)
+    assert counts["tokens"] == app.main_screen.transcript.n_generated > 0
+    assert counts["redraws"] <= counts["batches"]  # the status and panes follow the batches, never each token

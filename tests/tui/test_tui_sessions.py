@@ -168,7 +168,7 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
     )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        monkeypatch.setattr("tui.controller.REDRAWS_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch
+        monkeypatch.setattr("tui.controller.RUN_BATCHES_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch
         forward = sampler_of(app).backend.forward
         calls = iter(range(5))
         monkeypatch.setattr(
