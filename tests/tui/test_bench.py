@@ -216,6 +216,8 @@ def test_the_minimal_app_runs_in_a_pseudo_terminal_and_its_output_is_counted():
     try:
         app.wait_until(lambda: READY_TEXT in app.text(), 60, "show its text")
         assert app.n_bytes > len(READY_TEXT)
+        # the harness answered the synchronized-output query, so the app delimits its frames
+        app.wait_until(lambda: any(READY_TEXT in text for _, text in app.frames_after(0.0)), 60, "frame its text")
     finally:
         app.close()
     assert app.process.returncode == 0  # q quit it
