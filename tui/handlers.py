@@ -50,6 +50,7 @@ from tui.messages import (
     ParityComputed,
     ReplayReady,
     StepRecalled,
+    TokenChosen,
     TokensGenerated,
     TokenUndone,
 )
@@ -202,13 +203,13 @@ class GenerationHandler:
         match command:
             case Step():
                 if not self.at_end(post):
-                    self.emit(sampler.step(), post)
+                    self.emit(sampler.step(announce(post, forced=False)), post)
             case Force(rank=rank):
                 candidates = sampler.preview()
                 if rank > len(candidates):
                     post(EngineNote(f"There is no candidate {rank}."))
                 elif not self.at_end(post):
-                    self.emit(sampler.force(candidates[rank - 1].token_id), post)
+                    self.emit(sampler.force(candidates[rank - 1].token_id, announce(post, forced=True)), post)
             case Undo():
                 self.undo(post)
             case Reset():
@@ -272,7 +273,7 @@ class GenerationHandler:
             return
         while len(sampler.tokens) > index:
             self.undo(post)
-        self.emit(sampler.force(token_id), post)
+        self.emit(sampler.force(token_id, announce(post, forced=True)), post)
 
     def run(self, command: Run, stop: threading.Event, newer_settings: Callable[[], Any], post: Post) -> Iterator[Any]:
         sampler = self.sampler
@@ -294,6 +295,11 @@ class GenerationHandler:
         fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
         candidates = sampler.preview()
         return TokensGenerated(events, candidates, replace(sampler.config), fresh_rows, sampler.ablation_view(candidates))
+
+
+def announce(post: Post, forced: bool) -> Callable[[int, str, float], None]:
+    """The sampler's on_chosen for a key's step: the screen shows the token before the model reads it in."""
+    return lambda token_id, text, p_raw: post(TokenChosen(token_id, text, p_raw, forced))
 
 
 def recall(sampler: Any, command: Recall, post: Post) -> None:

@@ -80,8 +80,18 @@ class ReplayReady(Message):
 
 
 @dataclass
+class TokenChosen(Message):
+    """A step's token, drawn and not yet read in by the model (its TokensGenerated follows): shown at once."""
+
+    token_id: int
+    text: str
+    p_raw: float  # its probability at temperature 1 (the Generation pane's colour)
+    forced: bool
+
+
+@dataclass
 class TokensGenerated(Message):
-    """Tokens appended since the last message (one per step; a run batches up to 1/30 s of them).
+    """Tokens appended since the last message (one per step; a run batches up to 1/RUN_BATCHES_PER_SECOND s of them).
 
     `candidates` is the next token's distribution under `config`, after the last of `events`.
     """

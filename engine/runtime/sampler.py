@@ -28,6 +28,7 @@ from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
+OnChosen = Callable[[int, str, float], None]  # (token_id, its text, its p at temperature 1): drawn, not read in yet
 
 
 class GenerationDone(Exception):
@@ -303,17 +304,20 @@ class Sampler:
             p_raw, p = self._distributions()
             return top_candidates(self.token_text, p_raw, p, n or self.top_n)
 
-    def step(self) -> TokenEvent:
-        """Sample one token from the warped distribution and append it."""
-        return self._advance(forced_id=None)
+    def step(self, on_chosen: OnChosen | None = None) -> TokenEvent:
+        """Sample one token from the warped distribution and append it.
 
-    def force(self, token_id: int) -> TokenEvent:
+        `on_chosen(token_id, text, p_raw)` hears the token as soon as it is drawn, before the forward
+        pass that reads it in (most of the step): a UI can show it that much sooner."""
+        return self._advance(None, on_chosen)
+
+    def force(self, token_id: int, on_chosen: OnChosen | None = None) -> TokenEvent:
         """Append a token chosen by hand."""
         if not (isinstance(token_id, (int, np.integer)) and 0 <= token_id < self.info.vocab_size):
             raise ValueError(f"token id must be in [0, {self.info.vocab_size - 1}] (got {token_id})")
-        return self._advance(forced_id=int(token_id))
+        return self._advance(int(token_id), on_chosen)
 
-    def _advance(self, forced_id: int | None) -> TokenEvent:
+    def _advance(self, forced_id: int | None, on_chosen: OnChosen | None) -> TokenEvent:
         with self._lock:
             if self._next_logits is None:
                 raise RuntimeError("set_prompt() must be called before step()")
@@ -328,6 +332,9 @@ class Sampler:
             candidates = top_candidates(self.token_text, p_raw, p, self.top_n)
             chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
             entropy_raw, entropy_p = float(entropy(p_raw)), float(entropy(p))  # nats, for the timeline
+            piece = next_piece(self.tokenizer, self.tokens + [token_id])
+            if on_chosen is not None:
+                on_chosen(token_id, piece, chosen_p_raw)
             sampled = time.perf_counter()
             # 3. slide the window when the context is full, then run the new token through the model
             dropped = 0
@@ -336,13 +343,13 @@ class Sampler:
                 dropped = len(self.tokens) - keep
                 old_pieces = self.pieces[dropped:]
                 out = self._prefill(self.tokens[dropped:] + [token_id])
-                self.pieces = old_pieces + [next_piece(self.tokenizer, self.tokens)]
+                self.pieces = old_pieces + [piece]
                 self.prompt_len = max(0, self.prompt_len - dropped)
                 self.n_dropped += dropped
             else:
                 out = self.backend.forward([token_id])
                 self.tokens.append(token_id)
-                self.pieces.append(next_piece(self.tokenizer, self.tokens))
+                self.pieces.append(piece)
                 self.views.append(self._view(out, 0, len(self.tokens) - 1))
                 self._set_next_logits(out.logits)
             forwarded = time.perf_counter()

@@ -101,6 +101,18 @@ def test_undo_with_nothing_generated_returns_none(toy):
     assert len(sampler.tokens) == n_prompt
 
 
+def test_on_chosen_hears_the_token_before_the_model_reads_it_in(toy):
+    sampler = Sampler(toy, SamplingConfig(temperature=0.8, seed=3), engine="numpy")
+    sampler.set_prompt(PROMPT)
+    forward, calls, heard = sampler.backend.forward, [], []
+    sampler.backend.forward = lambda ids: calls.append(ids) or forward(ids)
+    events = [sampler.step(lambda *chosen: heard.append((*chosen, len(calls)))) for _ in range(3)]
+    choice = sampler.preview()[2].token_id
+    events.append(sampler.force(choice, lambda *chosen: heard.append((*chosen, len(calls)))))
+    # the same token, text and p as its event, each heard before the forward pass that read it in
+    assert heard == [(e.token_id, e.text, e.p_raw, i) for i, e in enumerate(events)]
+
+
 def test_force_appends_exactly_the_chosen_token(toy):
     sampler = greedy_sampler(toy)
     choice = sampler.preview()[3].token_id

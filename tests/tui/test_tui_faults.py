@@ -142,7 +142,7 @@ async def test_out_of_memory_mid_generation_is_one_sentence_and_the_app_stays(to
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
 
-        def no_room():
+        def no_room(on_chosen=None):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
         monkeypatch.setattr(sampler_of(app), "step", no_room)

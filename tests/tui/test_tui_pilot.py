@@ -506,3 +506,27 @@ async def test_a_run_is_drawn_once_per_batch_of_tokens_not_per_token(toy, monkey
         await settle(pilot)
     assert counts["tokens"] == app.main_screen.transcript.n_generated > 0
     assert counts["redraws"] <= counts["batches"]  # the status and panes follow the batches, never each token
+
+
+@pytest.mark.anyio
+async def test_the_text_follows_the_newest_token_and_scrolls_back_with_the_keys(toy):
+    from tui.widgets.generation import TokenLines
+
+    app = toy_app(dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer)), max_new_tokens=100_000)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = app.main_screen.query_one(TokenLines)
+        while len(lines.runs) <= lines.size.height + 2:  # more lines than the pane shows
+            await pilot.press(*["n"] * 5)
+            await settle(pilot)
+        newest = len(lines.runs) - 1
+        assert lines.first_line() == newest - lines.size.height + 1  # the newest line is the last row
+        last_row = lines.render_line(lines.size.height - 1).text
+        assert last_row.rstrip() == "".join(text for text, _ in lines.runs[newest]).rstrip()
+        await pilot.press("up", "up")
+        assert lines.first_line() == newest - lines.size.height - 1
+        first_token = lines.token_at(0, 0)  # a click maps to the line shown there, not to the first line of the text
+        assert lines.starts[first_token] <= lines.line_spans(lines.wrap_width)[lines.first_line()][0] < lines.starts[first_token + 1]
+        await pilot.press("n")
+        await settle(pilot)
+        assert lines.first_line() == len(lines.runs) - lines.size.height  # a new token: following again

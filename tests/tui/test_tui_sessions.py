@@ -187,3 +187,24 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
         await settle(pilot)
         assert app.main_screen.transcript.n_generated == 6 and app.is_running
         assert_trace_matches_screen(app, trace)
+
+
+@pytest.mark.anyio
+async def test_a_step_that_fails_after_its_token_was_shown_takes_the_token_off_the_screen(toy, monkeypatch):
+    """The token is drawn as soon as it is chosen; the forward pass that reads it in runs out of memory."""
+    app = make_app(model=toy, config=SamplingConfig(temperature=0.0), palette="color", deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shown_before = list(app.main_screen.query_one(TokenLines).pieces)
+        monkeypatch.setattr(sampler_of(app).backend, "forward", out_of_memory)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), "the error modal")
+        monkeypatch.undo()
+        await pilot.press("escape")
+        await wait_for_idle_engine(pilot)
+        await pilot.pause()
+        assert app.main_screen.transcript.n_generated == 0
+        assert app.main_screen.query_one(TokenLines).pieces == shown_before  # the chosen token is gone again
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.main_screen.transcript.n_generated == 1  # generation goes on

@@ -38,6 +38,7 @@ from tui.messages import (
     ParityComputed,
     ReplayReady,
     StepRecalled,
+    TokenChosen,
     TokensGenerated,
     TokenUndone,
 )
@@ -59,6 +60,7 @@ from tui.widgets.parameters import ParametersView, parameter_lines
 from tui.widgets.timeline import Timeline
 
 REDRAW_CHECKS_PER_SECOND = 30  # a redraw put off (the last one was too recent) waits at most this long
+NOT_READ_IN = np.zeros((0, 0, 0), np.float32)  # the attention row of a token the model has not read in yet
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
@@ -213,6 +215,9 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
         self.needs_redraw = False
         self.next_redraw_at = 0.0  # perf_counter time before which the timer does not redraw
+        self.chosen: Position | None = None  # a key's token drawn before the model read it in (TokenChosen)
+        self.text_frame_pending = False  # the text was drawn alone and its frame is not written yet
+        self.rest_due = False  # the status and the other panes follow that frame
         self.load_started = time.perf_counter()
         self.run_clock: tuple[float, float, int] | None = None  # (g pressed, last token shown, tokens since): the run's tok/s
         self.ablations: tuple = ()  # engine.model.interventions.Ablation knocked out for the next tokens
@@ -338,20 +343,30 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         """Tokens added or undone. During a run they wait for the run's next redraw. After a key the text is
         drawn alone, and the status and the other panes once that frame is written: the token is on screen
         sooner (a full frame takes ~10 ms to compose on a laptop-class CPU; the text's line, ~1 ms)."""
-        if self.engine.running or not self.drawable:
+        if self.engine.running or not self.drawable or not self.is_current:
             self.redraw_soon()
             return
-        self.draw_text()
-        self.app.after_next_frame(self.after_text)
+        self.draw_text_first()
+        self.rest_due = True
+        if not self.text_frame_pending:  # the text was on screen already (drawn when its token was chosen)
+            self.text_frame_written()
 
-    def after_text(self) -> None:
-        self.show_progress()
-        self.redraw_soon()
+    def draw_text_first(self) -> None:
+        if self.draw_text():
+            self.text_frame_pending = True
+            self.app.after_next_frame(self.text_frame_written)
 
-    def draw_text(self) -> None:
-        self.query_one(GenerationView).show(
-            self.transcript.positions, self.selected_token, self.app.shade, follow=self.selected_token is None
-        )
+    def text_frame_written(self) -> None:
+        self.text_frame_pending = False
+        if self.rest_due:
+            self.rest_due = False
+            self.show_progress()
+            self.redraw_soon()
+
+    def draw_text(self) -> bool:
+        """The Generation pane's text (with a token chosen and not yet read in); True if it changed."""
+        positions = self.transcript.positions if self.chosen is None else [*self.transcript.positions, self.chosen]
+        return self.query_one(GenerationView).show(positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
 
     def redraw(self) -> None:
         self.needs_redraw = False
@@ -450,7 +465,15 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.set_status(self.idle_status())
         self.needs_redraw = True
 
+    def on_token_chosen(self, message: TokenChosen) -> None:
+        """A key's token, drawn before the model reads it in (most of the step): on screen that much sooner."""
+        if self.engine.running or self.selected_token is not None or not self.drawable or not self.is_current:
+            return
+        self.chosen = Position(message.token_id, message.text, NOT_READ_IN, True, message.p_raw, message.forced)
+        self.draw_text_first()
+
     def on_tokens_generated(self, message: TokensGenerated) -> None:
+        self.chosen = None  # now in the transcript
         for event in message.events:
             self.transcript.append(event)
         if self.run_clock is not None and self.engine.running:
@@ -475,6 +498,9 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def on_command_done(self, message: CommandDone) -> None:
         self.engine.done(message)
+        if self.chosen is not None:  # its step failed: the token never came
+            self.chosen = None
+            self.redraw_soon()
         if isinstance(message.command, Run):
             self.show_progress()
             self.redraw()

@@ -18,8 +18,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.geometry import Region, Size
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -31,6 +30,7 @@ TOKEN_TINTS = ("#2a3142", "#1f2533")  # alternating backgrounds mark token bound
 P_COLOURS = ((235, 90, 90), (235, 200, 80), (120, 215, 120))  # unlikely → likely
 P_FLOOR = 1e-3  # probabilities at or below this get the "unlikely" end of the scale
 WORD = re.compile(r"\s*\S+\s*")  # a word and the spaces around it: lines break between these
+MOUSE_SCROLL_LINES = 2  # lines one notch of the mouse wheel scrolls
 
 
 def probability_colour(p: float | None) -> str:
@@ -92,14 +92,16 @@ def paragraph_lines(paragraph: str, offsets: list[int], width: int) -> list[tupl
 
 
 class TokenLines(Widget):
-    """The context as wrapped lines of tinted tokens, drawn from cached strips.
+    """The context as wrapped lines of tinted tokens, drawn from cached strips: the last lines that fit
+    (following the newest token) or, scrolled back, the lines from `top`.
 
-    `show` repaints only the lines whose runs of (text, style) changed; when the number of lines
-    changes, the pane lays out again (the scroll range grows).
+    It fills its pane and never changes size, so a new token never lays the screen out again (in
+    Textual a growing widget does, 15-45 ms a frame during a run on this 2-core box): `show` repaints
+    the lines that changed, or every row when the lines shifted up by one.
     """
 
     DEFAULT_CSS = """
-    TokenLines { height: auto; }
+    TokenLines { height: 1fr; }
     """
 
     @dataclass
@@ -118,34 +120,62 @@ class TokenLines(Widget):
         self.wrap_width = 0  # the width `runs` were wrapped for (0: not yet)
         self.runs: list[tuple[tuple[str, Style], ...]] = []  # per line: its runs of text sharing a style
         self.strips: dict[tuple, Strip] = {}  # runs -> the line drawn
+        self.top: int | None = None  # the first line shown once scrolled back; None: follow the newest line
 
-    def show(self, pieces: list[str], styles: list[Style]) -> None:
-        """New contents: repaint the lines that changed (all of them, and a new layout, when their number changed)."""
+    def first_line(self) -> int:
+        """The line drawn on the first row."""
+        latest = max(0, len(self.runs) - self.size.height)
+        return latest if self.top is None else min(self.top, latest)
+
+    def show(self, pieces: list[str], styles: list[Style]) -> bool:
+        """New contents: repaint the rows whose line changed. False when nothing changed."""
         if pieces == self.pieces and styles == self.token_styles:
-            return
+            return False
         self.pieces, self.token_styles = pieces, styles
         self.plain = "".join(pieces)
         self.starts = [0]
         for piece in pieces:
             self.starts.append(self.starts[-1] + len(piece))
         if not self.wrap_width:
-            self.refresh(layout=True)
-            return
-        before = self.runs
+            self.refresh()
+            return True
+        before, first_before = self.runs, self.first_line()
         self.runs = self.line_runs(self.wrap_width)
-        if len(before) != len(self.runs):
-            self.refresh(layout=True)
-            return
-        for y, (old, new) in enumerate(zip(before, self.runs)):
-            if old != new:
+        first = self.first_line()
+        if first != first_before:  # the lines moved: every row shows another one
+            self.refresh()
+            return True
+        for y, line in enumerate(range(first, first + self.size.height)):
+            if (before[line] if line < len(before) else None) != (self.runs[line] if line < len(self.runs) else None):
                 self.refresh(Region(0, y, self.wrap_width, 1))
+        return True
+
+    def follow(self) -> None:
+        """Show the newest line from now on (after scrolling back)."""
+        if self.top is not None:
+            self.top = None
+            self.refresh()
+
+    def scroll_lines(self, n: int) -> None:
+        """Scroll back (n < 0) or forward; reaching the newest line follows it again."""
+        latest = max(0, len(self.runs) - self.size.height)
+        top = max(0, min(self.first_line() + n, latest))
+        self.top = None if top >= latest else top
+        self.refresh()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.scroll_lines(-MOUSE_SCROLL_LINES)
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self.scroll_lines(MOUSE_SCROLL_LINES)
 
     def token_at(self, x: int, y: int) -> int | None:
-        """The index of the token drawn at cell (x, y), or None past the text."""
+        """The index of the token drawn at cell (x, y) of the widget, or None past the text."""
         spans = self.line_spans(max(self.wrap_width, 1))
-        if not 0 <= y < len(spans) or not self.pieces:
+        line = self.first_line() + y
+        if not 0 <= y or line >= len(spans) or not self.pieces:
             return None
-        start, end = spans[y]
+        start, end = spans[line]
         offset, used = start, 0
         while offset < end and used + cell_len(self.plain[offset]) <= x:
             used += cell_len(self.plain[offset])
@@ -183,11 +213,6 @@ class TokenLines(Widget):
             lines.append(tuple(runs))
         return lines
 
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        if width != self.wrap_width:
-            self.wrap_width, self.runs = width, self.line_runs(width)
-        return len(self.runs)
-
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self.strips = {}  # the strips carry the widget's colours (a theme change): draw again
@@ -198,9 +223,10 @@ class TokenLines(Widget):
             self.wrap_width, self.runs = width, self.line_runs(width)
         base = self.rich_style
         padding = Style(bgcolor=base.bgcolor)  # as Textual pads a Static's lines
-        if y >= len(self.runs):
+        line = self.first_line() + y
+        if line >= len(self.runs):
             return Strip.blank(width, padding)
-        runs = self.runs[y]
+        runs = self.runs[line]
         if runs not in self.strips:
             if len(self.strips) > 4 * max(len(self.runs), 64):
                 self.strips = {}  # forget lines no longer shown
@@ -209,25 +235,33 @@ class TokenLines(Widget):
         return self.strips[runs]
 
 
-class GenerationView(VerticalScroll, can_focus=True, inherit_bindings=False):
-    """Scrolls to the newest token unless the user selected an older one.
-
-    Only up/down/page keys scroll: left, right and end belong to the screen (they select tokens).
-    """
+class GenerationView(Widget, can_focus=True):
+    """The Generation pane's text. It follows the newest token; up/down/page keys and the mouse wheel
+    scroll back, and the next token (or end) follows again. Left, right and end belong to the screen
+    (they select tokens)."""
 
     BINDINGS = [
-        Binding("up", "scroll_up", "Scroll up", show=False),
-        Binding("down", "scroll_down", "Scroll down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("up", "scroll_lines(-1)", "Scroll up", show=False),
+        Binding("down", "scroll_lines(1)", "Scroll down", show=False),
+        Binding("pageup", "scroll_pages(-1)", "Page up", show=False),
+        Binding("pagedown", "scroll_pages(1)", "Page down", show=False),
     ]
 
     def compose(self):
         yield TokenLines(id="tokens")
 
-    def show(self, positions: list[Position], selected: int | None, shade: bool, follow: bool) -> None:
+    def action_scroll_lines(self, n: int) -> None:
+        self.query_one(TokenLines).scroll_lines(n)
+
+    def action_scroll_pages(self, n: int) -> None:
+        tokens = self.query_one(TokenLines)
+        tokens.scroll_lines(n * max(1, tokens.size.height - 1))
+
+    def show(self, positions: list[Position], selected: int | None, shade: bool, follow: bool) -> bool:
+        """True when the text changed."""
         pieces = [shown_piece(p.piece) for p in positions]
         styles = [token_style(i % 2 == 1, p.p_raw, p.generated, p.forced, i == selected, shade) for i, p in enumerate(positions)]
-        self.query_one(TokenLines).show(pieces, styles)
+        tokens = self.query_one(TokenLines)
         if follow:
-            self.call_after_refresh(self.scroll_end, animate=False)
+            tokens.follow()
+        return tokens.show(pieces, styles)
