@@ -25,8 +25,8 @@ from tui.commands import Command, Load, Parity, Pause, Preview, Run
 from tui.messages import EngineFailed
 
 # A run's tokens reach the screen in at most this many batches (redraws) a second. Each redraw costs the
-# UI thread ~25 ms of the interpreter the engine thread shares on a 2-core CPU: a toy run in the TUI
-# made 0.50-0.59x the headless tok/s at 10 a second, 0.69-0.75x at 5 (medians of 7 runs, same session).
+# UI thread ~15 ms of the interpreter the engine thread shares, on a 2-core CPU: a toy run in the TUI
+# made 0.61-0.69x the headless tok/s at 10 a second, 0.69-0.79x at 5 (medians of 7 runs, two sessions each).
 RUN_BATCHES_PER_SECOND = 5
 MAX_QUEUED = 16  # keys pressed faster than the engine answers wait here; beyond this they are dropped
 NOTE_SECONDS = 3  # how long a refusal note stays on screen (and is not repeated)
