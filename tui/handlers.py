@@ -58,6 +58,7 @@ from tui.messages import (
 Post = Callable[[Message], None]
 TOP_N = 10  # candidates kept per token (the pane shows the first nine: digits 1–9)
 PARITY_GREEDY_TOKENS = 20  # greedy tokens compared NumPy vs torch in the block lab
+CHOSEN_WAIT_S = 0.02  # the longest a step waits for its token's frame before it reads the token in
 REPLAY_STEPS_PER_SECOND = 10  # g plays a recording at a pace a learner can follow
 REPLAY_REFUSAL = "This is a replay of a recording: n/⌫ step through it, g plays, r rewinds."
 NOT_LOADED = "The model is not loaded yet."
@@ -298,8 +299,17 @@ class GenerationHandler:
 
 
 def announce(post: Post, forced: bool) -> Callable[[int, str, float], None]:
-    """The sampler's on_chosen for a key's step: the screen shows the token before the model reads it in."""
-    return lambda token_id, text, p_raw: post(TokenChosen(token_id, text, p_raw, forced))
+    """The sampler's on_chosen for a key's step: the screen shows the token before the model reads it in.
+
+    The engine thread waits (at most CHOSEN_WAIT_S) until that frame is written: the UI thread shares the
+    interpreter, and during the forward pass it got it back only after the pass (~3 ms on the toy)."""
+
+    def chosen(token_id: int, text: str, p_raw: float) -> None:
+        message = TokenChosen(token_id, text, p_raw, forced)
+        post(message)
+        message.shown.wait(CHOSEN_WAIT_S)
+
+    return chosen
 
 
 def recall(sampler: Any, command: Recall, post: Post) -> None:

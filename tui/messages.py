@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ class TokenChosen(Message):
     text: str
     p_raw: float  # its probability at temperature 1 (the Generation pane's colour)
     forced: bool
+    shown: threading.Event = field(default_factory=threading.Event)  # set once the token's frame is written
 
 
 @dataclass

@@ -468,9 +468,14 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
     def on_token_chosen(self, message: TokenChosen) -> None:
         """A key's token, drawn before the model reads it in (most of the step): on screen that much sooner."""
         if self.engine.running or self.selected_token is not None or not self.drawable or not self.is_current:
+            message.shown.set()
             return
         self.chosen = Position(message.token_id, message.text, NOT_READ_IN, True, message.p_raw, message.forced)
         self.draw_text_first()
+        if self.text_frame_pending:
+            self.app.after_next_frame(message.shown.set)
+        else:
+            message.shown.set()
 
     def on_tokens_generated(self, message: TokensGenerated) -> None:
         self.chosen = None  # now in the transcript
