@@ -333,9 +333,10 @@ class Sampler:
             chosen_p_raw, chosen_p = float(p_raw[token_id]), float(p[token_id])
             entropy_raw, entropy_p = float(entropy(p_raw)), float(entropy(p))  # nats, for the timeline
             piece = next_piece(self.tokenizer, self.tokens + [token_id])
+            sampled = time.perf_counter()
             if on_chosen is not None:
                 on_chosen(token_id, piece, chosen_p_raw)
-            sampled = time.perf_counter()
+            read_from = time.perf_counter()  # the listener's time is not the engine's
             # 3. slide the window when the context is full, then run the new token through the model
             dropped = 0
             if len(self.tokens) + 1 > self.n_positions:
@@ -372,8 +373,8 @@ class Sampler:
                 cosines=view.cosines,
                 timings={
                     "sample": (sampled - started) * 1e3,
-                    "forward": (forwarded - sampled) * 1e3,
-                    "total": (forwarded - started) * 1e3,
+                    "forward": (forwarded - read_from) * 1e3,
+                    "total": (sampled - started + forwarded - read_from) * 1e3,
                 },
                 config=config,
                 forced=forced_id is not None,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
@@ -111,6 +112,11 @@ def test_on_chosen_hears_the_token_before_the_model_reads_it_in(toy):
     events.append(sampler.force(choice, lambda *chosen: heard.append((*chosen, len(calls)))))
     # the same token, text and p as its event, each heard before the forward pass that read it in
     assert heard == [(e.token_id, e.text, e.p_raw, i) for i, e in enumerate(events)]
+    began = time.perf_counter()
+    slow = sampler.step(lambda *chosen: time.sleep(0.05))  # a listener's time is not the engine's
+    wall_ms = (time.perf_counter() - began) * 1e3
+    assert slow.timings["total"] == pytest.approx(slow.timings["sample"] + slow.timings["forward"])
+    assert slow.timings["total"] <= wall_ms - 50
 
 
 def test_force_appends_exactly_the_chosen_token(toy):
