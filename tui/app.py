@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import termios
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -93,13 +92,15 @@ class TfundApp(App):
         """The first frame is on screen (the main screen shows its loading state): now load."""
         self.main_screen.start_loading()
         self.set_interval(self.LESSON_REFRESH_S, self.show_lesson)
-        if not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
+        if os.name == "posix" and not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
             self.set_interval(self.HANGUP_CHECK_S, self.exit_if_the_terminal_hung_up)
 
     def exit_if_the_terminal_hung_up(self) -> None:
         """The terminal went away without a SIGHUP (its pseudo-terminal closed by a program that did not make
         it ours): Textual's input thread would then read end-of-file in a loop at 100% of a core, forever.
         Quit as `q` does instead: the trace is closed, and nothing is left running."""
+        import termios  # POSIX only
+
         try:
             termios.tcgetattr(sys.__stdin__.fileno())
         except (OSError, termios.error):

@@ -5,8 +5,8 @@ for a run to be paused, is refused with one sentence, said once while it is stil
 MAX_QUEUED commands wait; a newer Preview replaces a queued one; during a run a Preview's settings go
 to the run, which applies them before its next token.
 Engine thread: each command goes to the handler (tui/handlers.py), which posts dataclass messages to
-the screen that owns the controller; a Run's items are posted in batches, at most RUN_BATCHES_PER_SECOND
-times a second. Every command ends with CommandDone, so the screen knows when nothing is left to do.
+the screen that owns the controller; a Run's items are posted in batches, at most the handler's
+`batches_per_second` times a second. Every command ends with CommandDone, so the screen knows when nothing is left to do.
 The thread is a daemon: quitting never waits for a model that is still loading.
 """
 
@@ -24,10 +24,11 @@ from textual.message import Message
 from tui.commands import Command, Load, Parity, Pause, Preview, Run
 from tui.messages import EngineFailed
 
-# A run's tokens reach the screen in at most this many batches (redraws) a second. Each redraw costs the
-# UI thread ~15 ms of the interpreter the engine thread shares, on a 2-core CPU: a toy run in the TUI
+# A live run's tokens reach the screen in at most this many batches (redraws) a second. Each redraw costs
+# the UI thread ~15 ms of the interpreter the engine thread shares, on a 2-core CPU: a toy run in the TUI
 # made 0.61-0.69x the headless tok/s at 10 a second, 0.69-0.79x at 5 (medians of 7 runs, two sessions each).
 RUN_BATCHES_PER_SECOND = 5
+BATCHES_PER_SECOND = 30  # other runs': a replay's steps (each one shown, at its own pace), compare's pairs
 MAX_QUEUED = 16  # keys pressed faster than the engine answers wait here; beyond this they are dropped
 NOTE_SECONDS = 3  # how long a refusal note stays on screen (and is not repeated)
 RUNNING_REFUSAL = "Running — press g to pause first."
@@ -36,6 +37,8 @@ CLOSE_WAIT_S = 10  # the longest quitting waits for the command in progress (one
 
 class Handler(Protocol):
     """What the controller drives: the live sampler, a replay, or the compare screen's two samplers."""
+
+    batches_per_second: float  # a run's items reach the screen in at most this many batches a second
 
     def refusal(self, command: Command) -> str | None:
         """Why this command cannot run here (one sentence), or None. Called on the UI thread: pure."""
@@ -203,7 +206,7 @@ class EngineController:
         try:
             for item in self.handler.run(command, self._stop, self._take_run_settings, self.post):
                 batch.append(item)
-                if time.perf_counter() - posted_at >= 1 / RUN_BATCHES_PER_SECOND:
+                if time.perf_counter() - posted_at >= 1 / self.handler.batches_per_second:
                     self.post(self.handler.batch(batch))
                     batch, posted_at = [], time.perf_counter()
         finally:  # an item that fails (out of memory) must not take the items before it off the screen

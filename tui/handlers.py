@@ -39,6 +39,7 @@ from tui.commands import (
     Step,
     Undo,
 )
+from tui.controller import BATCHES_PER_SECOND, RUN_BATCHES_PER_SECOND
 from tui.messages import (
     CandidatesPreviewed,
     CompareModelLoaded,
@@ -118,6 +119,8 @@ def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
 class Loader:
     """Before the model is loaded: only Load runs; a Preview waits in the queue for the model."""
 
+    batches_per_second = BATCHES_PER_SECOND  # it runs no Run
+
     def __init__(self, trace: TraceLog, replaying: bool) -> None:
         self.trace = trace
         self.replaying = replaying  # a replay takes only what ReplayHandler takes
@@ -185,6 +188,8 @@ class Loader:
 
 class GenerationHandler:
     """The main screen's live sampler; every token also goes to the trace."""
+
+    batches_per_second = RUN_BATCHES_PER_SECOND
 
     def __init__(self, loaded: Any, sampler: Any, trace: TraceLog) -> None:
         self.loaded = loaded
@@ -356,6 +361,8 @@ def recorded_context(prompt: str | None, applied: list[ReplayStep], upcoming: Re
 class ReplayHandler:
     """Moves through a recording; the panes get the whole context at each new position."""
 
+    batches_per_second = BATCHES_PER_SECOND  # above REPLAY_STEPS_PER_SECOND: every step is shown
+
     def __init__(self, replay: ReplaySession, loaded: Any) -> None:
         self.replay = replay
         self.loaded = loaded  # None when the recording is shown as recorded
@@ -430,6 +437,8 @@ def side_of(sampler: Any) -> Side:
 class CompareHandler:
     """Two samplers on one prompt (engine.views.compare.CompareSession); model A is the app's."""
 
+    batches_per_second = BATCHES_PER_SECOND
+
     def __init__(self, loaded_a: Any) -> None:
         self.loaded_a = loaded_a
         self.model_b = loaded_a
@@ -473,7 +482,10 @@ class CompareHandler:
             else:
                 from engine.runtime.loading import load_model
 
-                model = load_model(name, device=self.loaded_a.device, allow_pickle=command.allow_pickle)
+                # the CPU threads are the process's: B keeps A's (its own size would set them anew)
+                model = load_model(
+                    name, device=self.loaded_a.device, allow_pickle=command.allow_pickle, threads=self.loaded_a.engine_threads
+                )
         except ModelLoadError as error:
             post(EngineNote(f"Model B unchanged: {str(error).rstrip('.')}."))
             return

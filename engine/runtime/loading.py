@@ -277,7 +277,8 @@ def set_torch_threads(torch: Any, n_params: int, threads: int | None) -> int:
 def set_blas_threads(n_params: int, threads: int | None) -> int | None:
     """The same policy for NumPy's BLAS (process-wide): --threads, else OPENBLAS/OMP/MKL_NUM_THREADS, else
     thread_policy. A toy step's second BLAS thread only waited: 2.5 ms a step alone, 9-17 ms while the
-    app drew on the other core."""
+    app drew on the other core. (OpenBLAS 0.3.31 here took a count set from any thread, the app's engine
+    thread included, until the main thread set one; after that it kept the main thread's.)"""
     from threadpoolctl import threadpool_limits
 
     if threads is None and not any(os.environ.get(name) for name in BLAS_THREAD_ENV):

@@ -211,6 +211,15 @@ async def test_the_minimal_app_shows_its_text_and_quits_on_q():
     assert app.return_code == 0
 
 
+def test_frames_are_cut_at_each_synchronized_output_end_even_one_split_across_reads():
+    app = PtyApp.__new__(PtyApp)  # the output bookkeeping alone, no process
+    app.output, app.frames = bytearray(), []
+    chunks = [b"\x1b[?2026$p\x1b[?2026hAB\x1b[?2026l", b"\x1b[?2026hCD\x1b[?20", b"26l\x1b[?2026hEF", b"\x1b[?2026l"]
+    asked = [app.add_output(chunk, float(arrived)) for arrived, chunk in enumerate(chunks)]
+    assert asked[0] and not any(asked[1:])  # the query is answered once
+    assert [(at, strip_ansi(bytes(app.output[a:b]).decode())) for at, a, b in app.frames] == [(0.0, "AB"), (2.0, "CD"), (3.0, "EF")]
+
+
 def test_the_minimal_app_runs_in_a_pseudo_terminal_and_its_output_is_counted():
     app = PtyApp([sys.executable, "-m", "tui.tools.minimal_app"], (100, 30))
     try:

@@ -154,6 +154,7 @@ async def test_a_model_with_another_vocabulary_loads_and_is_compared_on_text(toy
         await pilot.press("enter")
         await settle_compare(pilot, screen)
         assert screen.side_b.model_name == other_vocab_dir and screen.mode == "text"
+        assert screen.engine.handler.model_b.threads == toy.engine_threads  # the process's CPU threads: A's, not B's policy
         assert screen.steps == []  # a new B starts over from the prompt
         assert "another vocabulary" in status(screen)
         assert str(screen.query_one("#side-b").border_title) == f"B · {other_vocab_dir}"

@@ -183,9 +183,19 @@ def three_sessions(toy, tmp_path_factory):
 
 
 @pytest.mark.anyio
-async def test_replay_plays_every_session_in_order_and_says_which(toy, three_sessions):
+async def test_replay_plays_every_session_in_order_and_says_which(toy, three_sessions, monkeypatch):
+    from tui.screens.main import MainScreen
+
     path, texts = three_sessions
     app = make_app(model=toy, replay=path, deterministic=True)
+    shown = []  # the steps applied in each context the screen drew
+    on_context_ready = MainScreen.on_context_ready
+
+    def record(screen, message):
+        on_context_ready(screen, message)
+        shown.append(screen.replay_at[0] if screen.replay_at else None)
+
+    monkeypatch.setattr(MainScreen, "on_context_ready", record)
 
     def status() -> str:
         return app.main_screen.query_one("#generation-pane").border_subtitle
@@ -199,9 +209,11 @@ async def test_replay_plays_every_session_in_order_and_says_which(toy, three_ses
         await pilot.press("n", "n")
         await settle_replay(pilot)
         assert "".join(app.main_screen.transcript.pieces) == texts[1] and "replay 5/8 · session 2/3" in status()
+        shown.clear()
         await pilot.press("g")  # plays through the last session
         await wait_until(pilot, lambda: "replay 8/8" in status() and app.main_screen.engine.idle, "the end")
         assert "".join(app.main_screen.transcript.pieces) == texts[2] and "session 3/3" in status()
+        assert shown == [6, 7, 8]  # every step drawn on its way, none skipped
         await pilot.press("backspace", "backspace", "backspace")  # back across the new prompt
         await settle_replay(pilot)
         assert "".join(app.main_screen.transcript.pieces) == texts[1] and "session 2/3" in status()

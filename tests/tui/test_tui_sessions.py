@@ -168,7 +168,9 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
     )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        monkeypatch.setattr("tui.controller.RUN_BATCHES_PER_SECOND", 0.01)  # as on a fast GPU: the run's tokens wait in one batch
+        monkeypatch.setattr(
+            "tui.handlers.GenerationHandler.batches_per_second", 0.01
+        )  # as on a fast GPU: the run's tokens wait in one batch
         forward = sampler_of(app).backend.forward
         calls = iter(range(5))
         monkeypatch.setattr(
@@ -192,13 +194,24 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
 @pytest.mark.anyio
 async def test_a_step_that_fails_after_its_token_was_shown_takes_the_token_off_the_screen(toy, monkeypatch):
     """The token is drawn as soon as it is chosen; the forward pass that reads it in runs out of memory."""
+    from tui.screens.main import MainScreen
+
     app = make_app(model=toy, config=SamplingConfig(temperature=0.0), palette="color", deterministic=True)
+    drawn = []  # the text's tokens once the chosen one was drawn
+    on_token_chosen = MainScreen.on_token_chosen
+
+    def record(screen, message):
+        on_token_chosen(screen, message)
+        drawn.append(len(screen.query_one(TokenLines).pieces))
+
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         shown_before = list(app.main_screen.query_one(TokenLines).pieces)
+        monkeypatch.setattr(MainScreen, "on_token_chosen", record)
         monkeypatch.setattr(sampler_of(app).backend, "forward", out_of_memory)
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), "the error modal")
+        assert drawn == [len(shown_before) + 1]  # it was on screen
         monkeypatch.undo()
         await pilot.press("escape")
         await wait_for_idle_engine(pilot)

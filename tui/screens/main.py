@@ -340,15 +340,17 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.redraw_if_needed()
 
     def text_changed(self) -> None:
-        """Tokens added or undone. During a run they wait for the run's next redraw. After a key the text is
-        drawn alone, and the status and the other panes once that frame is written: the token is on screen
-        sooner (a full frame takes ~10 ms to compose on a laptop-class CPU; the text's line, ~1 ms)."""
-        if self.engine.running or not self.drawable or not self.is_current:
+        """Tokens added or undone. During a run they are drawn with the run's status (each batch is one
+        redraw). After a key the text is drawn alone, and the status and the other panes once that frame
+        is written: the token is on screen sooner (a full frame takes ~10 ms to compose on a laptop-class
+        CPU; the text's line, ~1 ms)."""
+        if self.engine.running:
             self.redraw_soon()
             return
-        self.draw_text_first()
         self.rest_due = True
-        if not self.text_frame_pending:  # the text was on screen already (drawn when its token was chosen)
+        if self.drawable and self.is_current:
+            self.draw_text_first()
+        if not self.text_frame_pending:  # nothing to wait for: drawn already (when chosen), or not on screen
             self.text_frame_written()
 
     def draw_text_first(self) -> None:

@@ -53,6 +53,7 @@ from rich.console import Console
 from engine.args import OneLineParser, integer, model_arg, ranged
 from engine.events import SamplingConfig
 from tui.tools.minimal_app import READY_TEXT
+from tui.widgets.generation import shown_piece
 
 POLL_S = 0.01  # tmux screen polling interval
 QUIET_S = 0.3  # output silence that ends one token's frame in the pseudo-terminal
@@ -301,21 +302,21 @@ class PtyApp:
                 return
             if not chunk:
                 return
-            arrived = time.monotonic()
             with self.lock:
-                searched_from = max(0, len(self.output) - len(SYNC_END))
-                self.output += chunk
-                self.last_output_at = arrived
-                self.record_frames(searched_from, arrived)
-                if SYNC_QUERY in self.output[searched_from:]:
+                if self.add_output(chunk, time.monotonic()):
                     os.write(self.master, SYNC_REPLY)
 
-    def record_frames(self, searched_from: int, arrived: float) -> None:  # call with the lock held
-        end = self.output.find(SYNC_END, searched_from)
+    def add_output(self, chunk: bytes, arrived: float) -> bool:  # call with the lock held
+        """Keep what the app wrote and the frames it ended; True when it asked the synchronized-output query."""
+        before = len(self.output)
+        self.output += chunk
+        self.last_output_at = arrived
+        end = self.output.find(SYNC_END, max(0, before - (len(SYNC_END) - 1)))  # one split across reads too
         while end != -1:
             start = self.frames[-1][2] if self.frames else 0
             self.frames.append((arrived, start, end + len(SYNC_END)))
             end = self.output.find(SYNC_END, end + len(SYNC_END))
+        return SYNC_QUERY in self.output[max(0, before - (len(SYNC_QUERY) - 1)) :]
 
     def frames_after(self, moment: float) -> list[tuple[float, str]]:
         """(arrival, printable text) of each frame that arrived after `moment` (time.monotonic)."""
@@ -565,8 +566,10 @@ def key_latencies(model: str, engine: str | None, n_keys: int, size: tuple[int, 
             app.send("n")
             app.wait_until(lambda b=before, s=sent: token_lines(trace) > b and app.last_output_at > s, STEP_TIMEOUT_S, "show the token")
             app.wait_quiet(KEY_QUIET_S, STEP_TIMEOUT_S)
-            word = last_token_text(trace).strip()  # a space or newline token: its first frame
-            shown = next(at for at, text in app.frames_after(sent) if word in text)
+            word = shown_piece(last_token_text(trace)).strip()  # as the pane draws it; "" (a space): the first frame
+            shown = next((at for at, text in app.frames_after(sent) if text.strip() and word in text), None)
+            if shown is None:
+                raise SystemExit(f"tui.tools.bench: no frame after the key showed its token {word!r}")
             latencies["token"].append((shown - sent) * 1e3)
             latencies["repaint"].append((app.last_output_at - sent) * 1e3)
             undone = time.monotonic()

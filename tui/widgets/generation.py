@@ -128,7 +128,7 @@ class TokenLines(Widget):
         return latest if self.top is None else min(self.top, latest)
 
     def show(self, pieces: list[str], styles: list[Style]) -> bool:
-        """New contents: repaint the rows whose line changed. False when nothing changed."""
+        """New contents: repaint the rows whose line changed. True when a row is to be repainted."""
         if pieces == self.pieces and styles == self.token_styles:
             return False
         self.pieces, self.token_styles = pieces, styles
@@ -145,10 +145,12 @@ class TokenLines(Widget):
         if first != first_before:  # the lines moved: every row shows another one
             self.refresh()
             return True
+        repainted = False
         for y, line in enumerate(range(first, first + self.size.height)):
             if (before[line] if line < len(before) else None) != (self.runs[line] if line < len(self.runs) else None):
                 self.refresh(Region(0, y, self.wrap_width, 1))
-        return True
+                repainted = True
+        return repainted
 
     def follow(self) -> None:
         """Show the newest line from now on (after scrolling back)."""
@@ -162,6 +164,9 @@ class TokenLines(Widget):
         top = max(0, min(self.first_line() + n, latest))
         self.top = None if top >= latest else top
         self.refresh()
+
+    def on_resize(self) -> None:
+        self.top = None  # `top` counted lines at the old width: follow the newest line again
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.scroll_lines(-MOUSE_SCROLL_LINES)
@@ -258,7 +263,7 @@ class GenerationView(Widget, can_focus=True):
         tokens.scroll_lines(n * max(1, tokens.size.height - 1))
 
     def show(self, positions: list[Position], selected: int | None, shade: bool, follow: bool) -> bool:
-        """True when the text changed."""
+        """True when a row of the text is to be repainted."""
         pieces = [shown_piece(p.piece) for p in positions]
         styles = [token_style(i % 2 == 1, p.p_raw, p.generated, p.forced, i == selected, shade) for i, p in enumerate(positions)]
         tokens = self.query_one(TokenLines)
