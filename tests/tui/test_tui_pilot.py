@@ -522,10 +522,12 @@ async def test_the_text_follows_the_newest_token_and_scrolls_back_with_the_keys(
             await settle(pilot)
         newest = len(lines.runs) - 1
         assert lines.first_line() == newest - lines.size.height + 1  # the newest line is the last row
-        last_row = lines.render_line(lines.size.height - 1).text
-        assert last_row.rstrip() == "".join(text for text, _ in lines.runs[newest]).rstrip()
+        rows = [lines.render_line(y).text for y in range(lines.size.height)]
+        assert rows[-1][:-1].rstrip() == "".join(text for text, _ in lines.runs[newest]).rstrip()
+        assert rows[-1][-1] == "┃" and rows[0][-1] == "│"  # the scrollbar's thumb is at the bottom
         await pilot.press("up", "up")
         assert lines.first_line() == newest - lines.size.height - 1
+        assert lines.render_line(lines.size.height - 1).text[-1] == "│"  # scrolled back: the thumb moved up
         first_token = lines.token_at(0, 0)  # a click maps to the line shown there, not to the first line of the text
         assert lines.starts[first_token] <= lines.line_spans(lines.wrap_width)[lines.first_line()][0] < lines.starts[first_token + 1]
         await pilot.press("n")

@@ -31,6 +31,8 @@ P_COLOURS = ((235, 90, 90), (235, 200, 80), (120, 215, 120))  # unlikely → lik
 P_FLOOR = 1e-3  # probabilities at or below this get the "unlikely" end of the scale
 WORD = re.compile(r"\s*\S+\s*")  # a word and the spaces around it: lines break between these
 MOUSE_SCROLL_LINES = 2  # lines one notch of the mouse wheel scrolls
+SCROLL_THUMB, SCROLL_TRACK = "┃", "│"  # the text's scrollbar, in its last column, once it has more lines than rows
+SCROLLBAR_STYLE = Style(color="#6b7385")  # muted, as the prompt's grey (no `dim`: Textual's filters would redraw it)
 
 
 def probability_colour(p: float | None) -> str:
@@ -136,19 +138,21 @@ class TokenLines(Widget):
         self.starts = [0]
         for piece in pieces:
             self.starts.append(self.starts[-1] + len(piece))
-        if not self.wrap_width:
+        width = self.text_width()
+        if not self.size.width or width != self.wrap_width:  # not drawn yet, or resized since: every row anew
+            self.wrap_width = 0  # wrapped again when drawn
             self.refresh()
             return True
         before, first_before = self.runs, self.first_line()
-        self.runs = self.line_runs(self.wrap_width)
+        self.runs = self.line_runs(width)
         first = self.first_line()
-        if first != first_before:  # the lines moved: every row shows another one
+        if first != first_before or (len(before) != len(self.runs) and self.overflows()):  # the lines or the scrollbar moved
             self.refresh()
             return True
         repainted = False
         for y, line in enumerate(range(first, first + self.size.height)):
             if (before[line] if line < len(before) else None) != (self.runs[line] if line < len(self.runs) else None):
-                self.refresh(Region(0, y, self.wrap_width, 1))
+                self.refresh(Region(0, y, self.size.width, 1))
                 repainted = True
         return repainted
 
@@ -222,22 +226,39 @@ class TokenLines(Widget):
         super().notify_style_update()
         self.strips = {}  # the strips carry the widget's colours (a theme change): draw again
 
+    def overflows(self) -> bool:
+        return len(self.runs) > self.size.height
+
+    def scrollbar_cell(self, y: int) -> str:
+        """Row y of the one-column scrollbar: the thumb covers the rows shown, out of every line."""
+        n_lines, height = len(self.runs), self.size.height
+        if n_lines <= height:
+            return " "
+        thumb = max(1, height * height // n_lines)
+        start = round(self.first_line() * (height - thumb) / (n_lines - height))
+        return SCROLL_THUMB if start <= y < start + thumb else SCROLL_TRACK
+
+    def text_width(self) -> int:
+        return max(1, self.size.width - 1)  # the last column is the scrollbar's
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
-        if width != self.wrap_width:
-            self.wrap_width, self.runs = width, self.line_runs(width)
+        text_width = self.text_width()
+        if text_width != self.wrap_width:
+            self.wrap_width, self.runs = text_width, self.line_runs(text_width)
+            self.strips = {}  # drawn at the old width
         base = self.rich_style
         padding = Style(bgcolor=base.bgcolor)  # as Textual pads a Static's lines
+        scrollbar = Strip([Segment(self.scrollbar_cell(y), padding + SCROLLBAR_STYLE)])
         line = self.first_line() + y
         if line >= len(self.runs):
-            return Strip.blank(width, padding)
+            return Strip.join([Strip.blank(text_width, padding), scrollbar])
         runs = self.runs[line]
         if runs not in self.strips:
             if len(self.strips) > 4 * max(len(self.runs), 64):
                 self.strips = {}  # forget lines no longer shown
             segments = [Segment(text, base + style) for text, style in runs]
-            self.strips[runs] = Strip(segments).adjust_cell_length(width, padding)
-        return self.strips[runs]
+            self.strips[runs] = Strip(segments).adjust_cell_length(text_width, padding)
+        return Strip.join([self.strips[runs], scrollbar])
 
 
 class GenerationView(Widget, can_focus=True):
