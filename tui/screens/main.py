@@ -465,7 +465,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         if self.replay_steps is not None:
             self.settings = message.config  # the Parameters pane shows the recorded settings
         self.set_status(self.idle_status())
-        self.needs_redraw = True
+        self.redraw_soon()  # a reset, a new prompt or a replay step is drawn as it arrives
 
     def on_token_chosen(self, message: TokenChosen) -> None:
         """A key's token, drawn before the model reads it in (most of the step): on screen that much sooner."""
