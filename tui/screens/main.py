@@ -366,7 +366,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.redraw_soon()
 
     def draw_text(self) -> bool:
-        """The Generation pane's text (with a token chosen and not yet read in); True if it changed."""
+        """The Generation pane's text (with a token chosen and not yet read in); True if a row is to be repainted."""
         positions = self.transcript.positions if self.chosen is None else [*self.transcript.positions, self.chosen]
         return self.query_one(GenerationView).show(positions, self.selected_token, self.app.shade, follow=self.selected_token is None)
 

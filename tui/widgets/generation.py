@@ -99,7 +99,8 @@ class TokenLines(Widget):
 
     It fills its pane and never changes size, so a new token never lays the screen out again (in
     Textual a growing widget does, 15-45 ms a frame during a run on this 2-core box): `show` repaints
-    the lines that changed, or every row when the lines shifted up by one.
+    the lines that changed, or every row when the lines shifted up by one. Its last column is the
+    scrollbar, once the text has more lines than rows.
     """
 
     DEFAULT_CSS = """
