@@ -265,27 +265,31 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def threads_to_set(n_params: int, threads: int | None, environment: tuple[str, ...]) -> int | None:
+    """--threads, else None when the user set one of `environment` (the library read it), else thread_policy."""
+    if threads is None and not any(os.environ.get(name) for name in environment):
+        return thread_policy(n_params, cpu_cores())
+    return threads
+
+
 def set_torch_threads(torch: Any, n_params: int, threads: int | None) -> int:
     """Apply --threads, else the environment's OMP/MKL_NUM_THREADS (torch read them), else thread_policy."""
-    if threads is None and not any(os.environ.get(name) for name in THREAD_ENV):
-        threads = thread_policy(n_params, cpu_cores())
+    threads = threads_to_set(n_params, threads, THREAD_ENV)
     if threads is not None:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 
-def set_blas_threads(n_params: int, threads: int | None) -> int | None:
+def set_blas_threads(n_params: int, threads: int | None) -> None:
     """The same policy for NumPy's BLAS (process-wide): --threads, else OPENBLAS/OMP/MKL_NUM_THREADS, else
     thread_policy. A toy step's second BLAS thread only waited: 2.5 ms a step alone, 9-17 ms while the
     app drew on the other core. (OpenBLAS 0.3.31 here took a count set from any thread, the app's engine
     thread included, until the main thread set one; after that it kept the main thread's.)"""
     from threadpoolctl import threadpool_limits
 
-    if threads is None and not any(os.environ.get(name) for name in BLAS_THREAD_ENV):
-        threads = thread_policy(n_params, cpu_cores())
+    threads = threads_to_set(n_params, threads, BLAS_THREAD_ENV)
     if threads is not None:
         threadpool_limits(threads, user_api="blas")
-    return blas_threads()
 
 
 def blas_threads() -> int | None:

@@ -48,6 +48,15 @@ async def open_screen(pilot, key: str | None, kind: type):
     return app.screen
 
 
+async def every_screen(pilot):
+    """Each of SCREENS opened in turn, as (screen, its class), and closed again after."""
+    for key, kind in SCREENS:
+        yield await open_screen(pilot, key, kind), kind
+        if key is not None:
+            pilot.app.pop_screen()
+            await pilot.pause()
+
+
 def explanation(screen) -> Explanation | None:
     cards = screen.query(Explanation)
     return cards.first() if cards else None
@@ -65,8 +74,7 @@ async def test_every_pane_of_every_screen_has_an_explanation_that_shows_whole_at
     app = toy_app(toy)
     async with app.run_test(size=SMALL) as pilot:
         await three_tokens(pilot)
-        for key, kind in SCREENS:
-            screen = await open_screen(pilot, key, kind)
+        async for screen, kind in every_screen(pilot):
             panes = list(screen.query(Pane))
             assert {p.id for p in panes} == set(kind.EXPLANATIONS), kind.__name__  # every pane has one, none is stale
             for pane in panes:
@@ -82,9 +90,6 @@ async def test_every_pane_of_every_screen_has_an_explanation_that_shows_whole_at
                 assert region.height == lines + 2 and region.x >= 0 and region.right <= SMALL[0], f"{pane.id}: {region}"
                 assert region.bottom <= SMALL[1] - 1, f"{pane.id} covers the footer: {region}"
             screen.explain(None)
-            if key is not None:
-                app.pop_screen()
-                await pilot.pause()
 
 
 @pytest.mark.anyio
@@ -92,8 +97,7 @@ async def test_e_shows_the_focused_panes_explanation_and_e_again_hides_it_on_eve
     app = toy_app(toy)
     async with app.run_test(size=SMALL) as pilot:
         await three_tokens(pilot)
-        for key, kind in SCREENS:
-            screen = await open_screen(pilot, key, kind)
+        async for screen, kind in every_screen(pilot):
             expected = screen.focused_pane()
             assert explanation(screen) is None
             await pilot.press("E")
@@ -104,9 +108,6 @@ async def test_e_shows_the_focused_panes_explanation_and_e_again_hides_it_on_eve
             await pilot.press("E")
             await pilot.pause()
             assert explanation(screen) is None, kind.__name__
-            if key is not None:
-                app.pop_screen()
-                await pilot.pause()
 
 
 @pytest.mark.anyio

@@ -125,9 +125,13 @@ class TokenLines(Widget):
         self.strips: dict[tuple, Strip] = {}  # runs -> the line drawn
         self.top: int | None = None  # the first line shown once scrolled back; None: follow the newest line
 
+    def latest_first_line(self) -> int:
+        """The first row's line when the newest line is on the last row."""
+        return max(0, len(self.runs) - self.size.height)
+
     def first_line(self) -> int:
         """The line drawn on the first row."""
-        latest = max(0, len(self.runs) - self.size.height)
+        latest = self.latest_first_line()
         return latest if self.top is None else min(self.top, latest)
 
     def show(self, pieces: list[str], styles: list[Style]) -> bool:
@@ -165,7 +169,7 @@ class TokenLines(Widget):
 
     def scroll_lines(self, n: int) -> None:
         """Scroll back (n < 0) or forward; reaching the newest line follows it again."""
-        latest = max(0, len(self.runs) - self.size.height)
+        latest = self.latest_first_line()
         top = max(0, min(self.first_line() + n, latest))
         self.top = None if top >= latest else top
         self.refresh()
