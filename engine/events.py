@@ -14,6 +14,11 @@ import numpy as np
 DEFAULT_PROMPT = "In a small village,"  # the text every command and the TUI continue unless told otherwise
 
 
+def dropped_prompt_note(n_prompt: int, n_dropped: int, room: int) -> str:
+    """The sentence that says a prompt was cut to fit the window (`room` tokens kept for it)."""
+    return f"the prompt is {n_prompt} tokens and the window holds {room} of them: the oldest {n_dropped} were dropped"
+
+
 @dataclass
 class SamplingConfig:
     """Settings applied to the next token; change them between steps."""
