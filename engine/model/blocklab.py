@@ -101,24 +101,46 @@ def representation_metrics(resid, attention):  # [L+1, T, d], [L, H, T, T] -> di
 
 
 def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
+    """The stack's streams, attention and metrics. Without layer norm, large weights make the stream grow
+    by orders of magnitude per block until it overflows (inf, then NaN): an outcome shown as "overflow"
+    (first_overflow, lab_number), not a NumPy warning."""
     cfg.validate()
     rng = np.random.RandomState(cfg.seed)  # the notebook's np.random.seed(42) generator, but the lab's own
     x = rng.randn(cfg.T, cfg.d_model) * cfg.weight_scale  # [T, d] the notebook's X
     blocks = [notebook_block_params(rng, cfg.d_model, cfg.d_ff, cfg.weight_scale) for _ in range(cfg.n_layers)]
-    _, captures = stack(
-        x,
-        blocks,
-        cfg.n_heads,
-        activation=cfg.activation,
-        residual=cfg.residual,
-        layer_norm_on=cfg.layer_norm,
-        pre_ln=cfg.pre_ln,
-        causal=cfg.causal,
-    )
-    layers = range(cfg.n_layers)
-    resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
-    attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
-    return BlockLabResult(cfg, captures, resid, attention, representation_metrics(resid, attention))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, captures = stack(
+            x,
+            blocks,
+            cfg.n_heads,
+            activation=cfg.activation,
+            residual=cfg.residual,
+            layer_norm_on=cfg.layer_norm,
+            pre_ln=cfg.pre_ln,
+            causal=cfg.causal,
+        )
+        layers = range(cfg.n_layers)
+        resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
+        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
+        metrics = representation_metrics(resid, attention)
+    return BlockLabResult(cfg, captures, resid, attention, metrics)
+
+
+def first_overflow(metrics: dict) -> int | None:
+    """The first stream (0 = the input X, k = after block k) whose norm is not a finite number, or None."""
+    bad = np.flatnonzero(~np.isfinite(metrics["resid_norm"]))
+    return int(bad[0]) if bad.size else None
+
+
+def lab_number(value: float, digits: int = 2) -> str:
+    """A lab figure for reading: "overflow" when not finite, scientific notation from 100000 up."""
+    if not np.isfinite(value):
+        return "overflow"
+    return f"{value:.{digits}e}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+
+
+def finite_or_none(value: float) -> float | None:  # JSON has no inf or NaN
+    return float(value) if np.isfinite(value) else None
 
 
 def block_lab_json(result: BlockLabResult) -> dict:
@@ -127,14 +149,15 @@ def block_lab_json(result: BlockLabResult) -> dict:
     layers = [
         {
             "layer": i,  # 0 = the input X, then after block 1, 2, …
-            "resid_norm": float(metrics["resid_norm"][i]),
-            "token_cosine": float(metrics["token_cosine"][i]),
-            "layer_cosine": None if i == 0 else float(metrics["layer_cosine"][i - 1]),
-            "attn_entropy": None if i == 0 else [float(h) for h in metrics["attn_entropy"][i - 1]],
+            "resid_norm": finite_or_none(metrics["resid_norm"][i]),  # None: overflowed
+            "token_cosine": finite_or_none(metrics["token_cosine"][i]),
+            "layer_cosine": None if i == 0 else finite_or_none(metrics["layer_cosine"][i - 1]),
+            "attn_entropy": None if i == 0 else [finite_or_none(h) for h in metrics["attn_entropy"][i - 1]],
         }
         for i in range(len(metrics["resid_norm"]))
     ]
-    return {"settings": asdict(result.config), "output": result.resid[-1].tolist(), "layers": layers}
+    output = [[finite_or_none(v) for v in row] for row in result.resid[-1]]
+    return {"settings": asdict(result.config), "output": output, "overflow_at": first_overflow(result.metrics), "layers": layers}
 
 
 def format_block_lab(result: BlockLabResult) -> str:
@@ -150,8 +173,12 @@ def format_block_lab(result: BlockLabResult) -> str:
         "",
         f"{'layer':<18}{'norm':>8}{'cos(l, l-1)':>13}{'token cos':>11}",
     ]
-    for row in block_lab_json(result)["layers"]:
-        name = "input X" if row["layer"] == 0 else f"after block {row['layer']}"
-        layer_cos = "" if row["layer_cosine"] is None else f"{row['layer_cosine']:.4f}"
-        lines.append(f"{name:<18}{row['resid_norm']:>8.4f}{layer_cos:>13}{row['token_cosine']:>11.4f}")
+    metrics = result.metrics
+    for i, norm in enumerate(metrics["resid_norm"]):
+        name = "input X" if i == 0 else f"after block {i}"
+        layer_cos = "" if i == 0 else lab_number(metrics["layer_cosine"][i - 1], 4)
+        lines.append(f"{name:<18}{lab_number(norm, 4):>8}{layer_cos:>13}{lab_number(metrics['token_cosine'][i], 4):>11}")
+    overflow = first_overflow(metrics)
+    if overflow is not None:
+        lines.append(f"the residual stream overflowed (inf/NaN) after block {overflow}")
     return "\n".join(lines)
