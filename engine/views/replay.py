@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.events import Candidate, LensEntry, SamplingConfig, TokenEvent
+from engine.events import Candidate, LensEntry, SamplingConfig, StepView, TokenEvent
 
 EVENT_KEYS = ("position", "id", "text")  # what makes a line a token event
 
@@ -56,6 +56,7 @@ class ReplayStep:
     eos: bool = False
     slid: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    view: StepView | None = None  # recomputed by the model: the step as a live session keeps it (ReplaySession.applied)
 
 
 @dataclass
@@ -209,6 +210,7 @@ class ReplaySession:
             self.sampler = Sampler(model, self.steps[0].settings if self.steps else SamplingConfig(), engine=engine)
             self.sampler.set_prompt(self.sessions[0].prompt)
         self.events: list[TokenEvent] = []  # recomputed, one per applied step
+        self.views: list[StepView] = []  # recomputed, one per applied step: what chose its token (see recompute)
 
     @classmethod
     def of(cls, recording: RecordedSession, model: Any = None, engine: str = "torch") -> ReplaySession:
@@ -240,8 +242,12 @@ class ReplaySession:
 
     @property
     def applied(self) -> list[ReplayStep]:
-        """The steps of the session shown, up to the position."""
-        return self.steps[self.starts[self.session] : self.position]
+        """The steps of the session shown, up to the position; recomputed, each carries its `view`."""
+        start = self.starts[self.session]
+        steps = self.steps[start : self.position]
+        if self.sampler is None:
+            return steps
+        return [replace(step, view=view) for step, view in zip(steps, self.views[start : self.position])]
 
     @property
     def upcoming(self) -> ReplayStep | None:
@@ -269,6 +275,7 @@ class ReplaySession:
         self.position -= 1
         if self.sampler is not None:
             first_of_session = self.position > 0 and self.position in self.starts
+            self.views.pop()
             if self.events.pop().slid or first_of_session:
                 self.rebuild()  # undo cannot bring back the tokens the window dropped, nor the session before
             else:
@@ -279,14 +286,20 @@ class ReplaySession:
         """Recompute the session shown from its prompt up to the current position."""
         start = self.starts[self.session]
         self.sampler.set_prompt(self.prompt)
-        del self.events[start:]
+        del self.events[start:], self.views[start:]
         for step in self.steps[start : self.position]:
             self.recompute(step)
 
     def recompute(self, step: ReplayStep) -> None:
-        """Force the recorded token, with the recorded settings in force (so candidates match)."""
-        self.sampler.set_config(**step.settings.as_dict())
-        self.events.append(self.sampler.force(step.token_id))
+        """Force the recorded token, with the recorded settings in force (so candidates match), and keep
+        its step as a live session does: all its candidates, and the lens, norms and cosines of the
+        position that chose it (the trace has 5 candidates, no cosines, and for the first token no lens)."""
+        sampler = self.sampler
+        sampler.set_config(**step.settings.as_dict())
+        chose_it = (sampler.last_lens, sampler.last_norms, sampler.last_cosines)  # before the token is read in
+        event = sampler.force(step.token_id)
+        self.events.append(event)
+        self.views.append(StepView(event.candidates, replace(step.settings), *chose_it))
 
     def seek(self, position: int) -> ReplayFrame:
         """Go to `position` (clamped to [0, len(steps)]) by stepping forward or back."""

@@ -161,6 +161,32 @@ def test_a_trace_from_another_model_is_refused(toy, tmp_path):
         ReplaySession(load_trace(path), model=toy, prompt=PROMPT)
 
 
+def test_a_replay_with_the_model_keeps_each_step_as_fully_as_the_live_session(recorded, toy):
+    """Audit D3: 10 candidates, cosines, and the first token's lens, as the live session kept them."""
+    path, kept, _ = recorded
+    session = read_trace(path)
+    assert len(session.steps[0].candidates) == 5  # what the trace holds
+    replay = ReplaySession(session.steps, model=toy, prompt=session.prompt)
+    replay.seek(len(kept))
+    replay.back()  # back and forward again: the kept views follow
+    replay.forward()
+    views = [step.view for step in replay.applied]
+    assert len(views) == len(kept)
+    fresh = Sampler(toy, SamplingConfig())
+    fresh.set_prompt(PROMPT)
+    before = [(fresh.last_lens, fresh.last_norms, fresh.last_cosines)] + [(ev.lens, ev.norms, ev.cosines) for ev in kept[:-1]]
+    for view, event, (lens, norms, cosines) in zip(views, kept, before):  # what chose each token, in the live session
+        assert [c.token_id for c in view.candidates] == [c.token_id for c in event.candidates] and len(view.candidates) == 10
+        np.testing.assert_allclose([c.p for c in view.candidates], [c.p for c in event.candidates], atol=1e-5)
+        assert [e.token_id for e in view.lens] == [e.token_id for e in lens] and len(lens) == toy.info.n_layer
+        np.testing.assert_allclose(view.norms, norms, rtol=1e-4)
+        np.testing.assert_allclose(view.cosines, cosines, rtol=1e-4, atol=1e-5)
+        assert view.cosines.shape == (toy.info.n_layer,)
+    without_model = ReplaySession(session.steps, prompt=session.prompt)
+    without_model.seek(3)
+    assert [step.view for step in without_model.applied] == [None] * 3  # only what was recorded
+
+
 def test_back_across_a_window_slide_restores_the_context(toy, toy_tokenizer, tmp_path):
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=16, vocab_size=toy.info.vocab_size)
     with torch.random.fork_rng(devices=[]):
