@@ -120,7 +120,12 @@ def build_parser() -> OneLineParser:
         help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
         "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
     )
-    insp.add_argument("--ablate-mode", choices=["zero", "mean"], default="zero", help="zeros, or the mean over the prompt's positions")
+    insp.add_argument(
+        "--ablate-mode",
+        choices=["zero", "mean"],
+        default="zero",
+        help="zeros, or the mean over every position of the prompt (position 0 and the last included)",
+    )
     insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")

@@ -9,6 +9,7 @@ import pytest
 
 from engine.cli import main as tfund
 from engine.model.blocklab import BlockLabConfig, run_block_lab
+from engine.model.head_stats import head_stats
 
 # The notebook's own block, run once as written (its seed, helpers and cell): the input X and output z,
 # every float64 digit. The figures live in the repository; the notebook stays outside it.
@@ -119,10 +120,11 @@ def test_metrics_match_their_definitions():
     pairs = [np.dot(x[i], x[j]) / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for i in range(5) for j in range(5) if i != j]
     np.testing.assert_allclose(metrics["token_cosine"][1], np.mean(pairs), atol=1e-9)
     p = result.attention[0, 1]  # [T, T] layer 0, head 1
-    entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p])
+    entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p[1:]])  # rows 1..T-1, as head_stats
     np.testing.assert_allclose(metrics["attn_entropy"][0, 1], entropy, atol=1e-9)
+    np.testing.assert_allclose(metrics["attn_entropy"], head_stats(result.attention, list(range(5)))["entropy"], atol=1e-12)
     # causal rows: token t spreads over at most t + 1 keys, so the mean entropy is below mean(log(t + 1))
-    assert (metrics["attn_entropy"] <= np.mean(np.log(np.arange(1, 6))) + 1e-12).all()
+    assert (metrics["attn_entropy"] <= np.mean(np.log(np.arange(2, 6))) + 1e-12).all()
 
 
 def test_post_ln_keeps_every_layer_at_norm_sqrt_d():

@@ -187,7 +187,11 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
         ("Ablate the head", "Knock out the shown head, or the layer's attention for the mean (x)", "ablate('head')"),
         ("Ablate the MLP", "Knock out the shown layer's MLP (X)", "ablate('mlp')"),
-        ("Mean ablation on/off", "Replace knocked-out components by their mean over the context instead of zero", "ablation_mode"),
+        (
+            "Mean ablation on/off",
+            "Replace knocked-out components by their mean over every position of the context (0 included) instead of zero",
+            "ablation_mode",
+        ),
         ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
         ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
