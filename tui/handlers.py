@@ -117,6 +117,17 @@ def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
         return ParityComputed(None, f"parity check failed: {error}")
 
 
+def trace_doubts(recording: Any, loaded: Any) -> list[str]:
+    """What the user should know about a trace that replays but is not quite what was recorded."""
+    doubts = []
+    if recording.truncated:
+        doubts.append("The trace's last line was cut off mid-write; it is skipped.")
+    others = sorted({s.model for s in recording.sessions if s.model is not None and loaded is not None and s.model != loaded.name})
+    if others:
+        doubts.append(f"The trace was recorded with {', '.join(repr(m) for m in others)}; it is recomputed with '{loaded.name}'.")
+    return doubts
+
+
 class Loader:
     """Before the model is loaded: only Load runs; a Preview waits in the queue for the model."""
 
@@ -194,6 +205,8 @@ class Loader:
                 replay = ReplaySession.of(recording)
         post(LoadProgress(4, 4, "replaying the recording"))
         post(ReplayReady(loaded, replay_context(replay), len(replay.steps), replay.recomputes, note))
+        for doubt in trace_doubts(recording, loaded):
+            post(EngineNote(doubt, "warning"))
         return ReplayHandler(replay, loaded)
 
 

@@ -7,6 +7,8 @@
 
 Trace lines understood:
 - a token event, as written by TokenEvent.to_json: {"position", "id", "text", "settings", "candidates", ...};
+  its "candidates" are what the token was drawn from, while its "lens" and "norms" are measured at the
+  token's own position after it was read in: the guesses for the NEXT token;
 - {"undo": position}: the last token was undone; replay drops the last recorded step;
 - {"session": {"prompt": ..., "model": ...}}: a session begins (launch, reset or a new prompt); its prompt
   makes recomputation faithful. A replay plays every session in order, each from its own prompt
@@ -103,9 +105,10 @@ def read_trace(path: str | Path) -> RecordedSession:
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        message = error.strerror if isinstance(error, OSError) and error.strerror else error.__class__.__name__
-        raise ReplayError(f"cannot read the trace '{path}': {message}") from None
+    except UnicodeDecodeError:
+        raise ReplayError(f"cannot read the trace '{path}': it is not UTF-8 text (a trace is JSON lines)") from None
+    except OSError as error:
+        raise ReplayError(f"cannot read the trace '{path}': {error.strerror or 'it cannot be opened'}") from None
     lines = raw.split("\n")
     complete = raw.endswith("\n")  # a writer always ends a record with a newline
     steps: list[ReplayStep] = []
@@ -152,9 +155,17 @@ def load_trace(path: str | Path) -> list[ReplayStep]:
 
 
 def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
+    """One token event; ReplayError naming the line and what is wrong with it, in words (no Python types)."""
+    malformed = f"'{path}' line {number} is a malformed token event"
     try:
         settings = SamplingConfig(**{k: v for k, v in record.get("settings", {}).items() if k in SamplingConfig.__dataclass_fields__})
         settings.validate()
+    except (TypeError, ValueError, AttributeError) as error:
+        reason = str(error) if isinstance(error, ValueError) else "its settings are not an object of named values"
+        raise ReplayError(f"{malformed}: {reason}") from None
+    try:
+        if not (isinstance(record["position"], int) and record["position"] >= 0 and isinstance(record["id"], int) and record["id"] >= 0):
+            raise ValueError("position and id")
         return ReplayStep(
             position=int(record["position"]),
             token_id=int(record["id"]),
@@ -169,8 +180,12 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
             slid=bool(record.get("slid", False)),
             timings=dict(record.get("timings_ms", {})),
         )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ReplayError(f"'{path}' line {number} is a malformed token event ({error.__class__.__name__}: {error})") from None
+    except KeyError as error:
+        raise ReplayError(f"{malformed}: it has no '{error.args[0]}'") from None
+    except (TypeError, ValueError):
+        raise ReplayError(
+            f"{malformed}: position and id must be whole numbers >= 0, probabilities numbers, candidates and lens lists of objects"
+        ) from None
 
 
 # ---- replaying -------------------------------------------------------------------------------

@@ -146,12 +146,33 @@ def test_non_trace_files_are_one_sentence(tmp_path, content, message):
         load_trace(path)
 
 
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        ({"position": "abc", "id": 2, "text": "a"}, "position and id must be whole numbers >= 0"),
+        ({"position": -3, "id": 2, "text": "a"}, "position and id must be whole numbers >= 0"),
+        ({"position": 1, "id": 2, "text": "a", "p_raw": None}, "probabilities numbers"),
+        ({"position": 1, "id": 2, "text": "a", "settings": 3}, "its settings are not an object"),
+        ({"position": 1, "id": 2, "text": "a", "settings": {"top_p": 0}}, "top-p must be in (0, 1]"),
+    ],
+)
+def test_a_malformed_event_is_named_in_words_not_python_types(tmp_path, event, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(event) + "\n")
+    with pytest.raises(ReplayError) as error:
+        load_trace(path)
+    message = str(error.value)
+    assert f"'{path}' line 1 is a malformed token event: " in message and reason in message
+    assert not any(word in message for word in ("Error", "NoneType", "literal", "float()", "int()"))
+
+
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(ReplayError, match="cannot read the trace"):
         load_trace(tmp_path / "missing.jsonl")
     (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00\x01")
-    with pytest.raises(ReplayError, match="cannot read the trace"):
+    with pytest.raises(ReplayError, match="cannot read the trace .*: it is not UTF-8 text") as error:
         load_trace(tmp_path / "binary.jsonl")
+    assert "UnicodeDecodeError" not in str(error.value)
 
 
 def test_a_trace_from_another_model_is_refused(toy, tmp_path):
