@@ -77,8 +77,12 @@ def build_parser() -> OneLineParser:
         help="a folder to write the model into (default: ./%(default)s, created in the working directory; "
         "the embedded toy model, engine/toy/model in the package, is replaced only when --out names its folder)",
     )
-    train.add_argument("--steps", type=steps_arg, default=None)
-    train.add_argument("--seed", type=seed_arg, default=0)
+    train.add_argument(
+        "--steps", type=steps_arg, default=None, help="training steps (default: as many as the shipped toy was trained with)"
+    )
+    train.add_argument(
+        "--seed", type=seed_arg, default=0, help="seeds the corpus, the initial weights and the batches (default %(default)s)"
+    )
     train.add_argument(
         "--threads",
         type=threads_arg,
@@ -155,7 +159,7 @@ def build_parser() -> OneLineParser:
     )
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True, parser_class=OneLineParser)
     decode = bench_sub.add_parser("decode", help="decode tok/s: NumPy vs transformers on CPU; on CUDA our step loop vs generate")
     decode.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     decode.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")

@@ -237,3 +237,12 @@ def test_train_toy_failing_to_save_is_one_line_exit_1(capsys, tmp_path, monkeypa
     monkeypatch.setattr("engine.toy.train.train_toy", disk_full)
     code, out, err = run_cli(capsys, "train-toy", "--out", str(tmp_path / "model"))
     assert code == 1 and out == "" and err.strip().count("\n") == 0 and "No space left on device" in err, err
+
+
+def test_every_usage_error_has_the_same_prefix_and_names_no_internal_variable(capsys):
+    for args in (["inspect", "--ablate", "x"], ["bench"], ["generate", "--top-k", "two"]):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 2 and err.startswith("tfund: error: "), err
+        assert "bench_command" not in err
+    code, out, err = run_cli(capsys, "train-toy", "--help")
+    assert "training steps" in out and "seeds the corpus" in out
