@@ -32,7 +32,7 @@ from engine.args import (
     threads_arg,
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig, dropped_prompt_note
-from engine.model.blocklab import N_LAYERS_MAX
+from engine.model.blocklab import N_LAYERS_MAX, SEED_MAX
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
 BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
@@ -153,7 +153,11 @@ def build_parser() -> OneLineParser:
     lab.add_argument("--layer-norm", choices=["on", "off", "post"], help="layer norm before each sublayer (on), after it (post), or none")
     lab.add_argument("--activation", choices=["relu", "gelu"], help="the feed-forward nonlinearity")
     lab.add_argument("--causal", choices=["on", "off"], help="the causal mask; off, every token sees every token (an encoder)")
-    lab.add_argument("--seed", type=seed_arg, help="seeds X and the weights (the notebook: 42)")
+    lab.add_argument(
+        "--seed",
+        type=ranged(integer, lambda n: 0 <= n <= SEED_MAX, f"an integer in [0, {SEED_MAX}]"),
+        help="seeds X and the weights (the notebook: 42)",
+    )
     lab.add_argument(
         "--json", action="store_true", help='one JSON object: "output" (rows of the last block\'s output), "layers" (metrics), "settings"'
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.model.blocklab import D_FF_CHOICES, D_MODEL_CHOICES, N_HEADS_MAX, N_LAYERS_MAX, SEQ_LEN_MAX, BlockLabConfig
+from engine.model.blocklab import D_FF_CHOICES, D_MODEL_CHOICES, N_HEADS_MAX, N_LAYERS_MAX, SEED_MAX, SEQ_LEN_MAX, BlockLabConfig
 
 TEMPERATURE_STEP = 0.1  # t / T
 TEMPERATURE_MAX = 5.0  # beyond this every candidate looks alike
@@ -57,7 +57,7 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
     if field == "n_layers":
         return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, N_LAYERS_MAX))
     if field == "seed":
-        return replace(cfg, seed=max(0, cfg.seed + direction))
+        return replace(cfg, seed=clamp(cfg.seed + direction, 0, SEED_MAX))
     if field == "d_ff":
         return replace(cfg, d_ff=ladder_step(cfg.d_ff, D_FF_CHOICES, direction))
     if field == "weight_scale":

@@ -23,6 +23,7 @@ D_MODEL_CHOICES = tuple(2**i for i in range(1, 11))  # residual widths 2 … 102
 D_FF_CHOICES = tuple(2**i for i in range(1, 13))  # feed-forward widths 2 … 4096
 N_HEADS_MAX = 64
 N_LAYERS_MAX = 48  # deeper stacks stop being interactive
+SEED_MAX = 2**32 - 1  # the notebook's legacy np.random generator takes no larger seed
 LIMITS = {"T": SEQ_LEN_MAX, "d_model": D_MODEL_CHOICES[-1], "n_heads": N_HEADS_MAX, "d_ff": D_FF_CHOICES[-1], "n_layers": N_LAYERS_MAX}
 
 
@@ -51,8 +52,8 @@ class BlockLabConfig:
             raise ValueError(f"d_model must be divisible by n_heads (got d_model={self.d_model}, n_heads={self.n_heads})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} (got {self.activation!r})")
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
-            raise ValueError(f"seed must be an integer >= 0 (got {self.seed!r})")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= SEED_MAX):
+            raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (got {self.seed!r})")
         if not (isinstance(self.weight_scale, (int, float)) and 0 < self.weight_scale <= 10):
             raise ValueError(f"weight_scale must be in (0, 10] (got {self.weight_scale!r})")
 

@@ -54,7 +54,15 @@ def test_tfund_blocklab_json_has_the_output_matrix_and_the_metrics(capsys):
 
 
 @pytest.mark.parametrize(
-    "flags", [["--n-layers", "0"], ["--n-layers", "49"], ["--residual", "maybe"], ["--layer-norm", "pre"], ["--preset", "bert"]]
+    "flags",
+    [
+        ["--n-layers", "0"],
+        ["--n-layers", "49"],
+        ["--residual", "maybe"],
+        ["--layer-norm", "pre"],
+        ["--preset", "bert"],
+        ["--seed", "4294967296"],
+    ],
 )
 def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
     with pytest.raises(SystemExit) as exit_info:
@@ -75,6 +83,7 @@ def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
         ({"d_ff": 2.5}, "d_ff"),
         ({"activation": "swish"}, "activation"),
         ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),  # the legacy generator takes no larger seed
         ({"weight_scale": 0.0}, "weight_scale"),
     ],
 )
