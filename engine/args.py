@@ -15,10 +15,11 @@ from engine.events import SamplingConfig
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line and exits 2."""
+    """argparse that reports a bad argument in one line and exits 2, prefixed by the program's name alone
+    ("tfund: error: …" for a subcommand too, as the errors found after parsing are)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog.split()[0]}: error: {message}\n")
         raise SystemExit(2)
 
 

@@ -31,8 +31,8 @@ from engine.args import (
     temperature_arg,
     threads_arg,
 )
-from engine.events import DEFAULT_PROMPT, SamplingConfig
-from engine.model.blocklab import N_LAYERS_MAX
+from engine.events import DEFAULT_PROMPT, SamplingConfig, dropped_prompt_note
+from engine.model.blocklab import N_LAYERS_MAX, SEED_MAX
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
 BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
@@ -77,8 +77,12 @@ def build_parser() -> OneLineParser:
         help="a folder to write the model into (default: ./%(default)s, created in the working directory; "
         "the embedded toy model, engine/toy/model in the package, is replaced only when --out names its folder)",
     )
-    train.add_argument("--steps", type=steps_arg, default=None)
-    train.add_argument("--seed", type=seed_arg, default=0)
+    train.add_argument(
+        "--steps", type=steps_arg, default=None, help="training steps (default: as many as the shipped toy was trained with)"
+    )
+    train.add_argument(
+        "--seed", type=seed_arg, default=0, help="seeds the corpus, the initial weights and the batches (default %(default)s)"
+    )
     train.add_argument(
         "--threads",
         type=threads_arg,
@@ -120,7 +124,12 @@ def build_parser() -> OneLineParser:
         help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
         "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
     )
-    insp.add_argument("--ablate-mode", choices=["zero", "mean"], default="zero", help="zeros, or the mean over the prompt's positions")
+    insp.add_argument(
+        "--ablate-mode",
+        choices=["zero", "mean"],
+        default="zero",
+        help="zeros, or the mean over every position of the prompt (position 0 and the last included)",
+    )
     insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")
@@ -144,13 +153,17 @@ def build_parser() -> OneLineParser:
     lab.add_argument("--layer-norm", choices=["on", "off", "post"], help="layer norm before each sublayer (on), after it (post), or none")
     lab.add_argument("--activation", choices=["relu", "gelu"], help="the feed-forward nonlinearity")
     lab.add_argument("--causal", choices=["on", "off"], help="the causal mask; off, every token sees every token (an encoder)")
-    lab.add_argument("--seed", type=seed_arg, help="seeds X and the weights (the notebook: 42)")
+    lab.add_argument(
+        "--seed",
+        type=ranged(integer, lambda n: 0 <= n <= SEED_MAX, f"an integer in [0, {SEED_MAX}]"),
+        help="seeds X and the weights (the notebook: 42)",
+    )
     lab.add_argument(
         "--json", action="store_true", help='one JSON object: "output" (rows of the last block\'s output), "layers" (metrics), "settings"'
     )
 
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=OneLineParser)
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True, parser_class=OneLineParser)
     decode = bench_sub.add_parser("decode", help="decode tok/s: NumPy vs transformers on CPU; on CUDA our step loop vs generate")
     decode.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     decode.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
@@ -187,6 +200,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if sampler.note:
         print(f"tfund: note: {sampler.note}", file=sys.stderr)
     sampler.set_prompt(args.prompt)
+    if sampler.prompt_dropped:
+        room = sampler.n_positions - 1
+        print(f"tfund: note: {dropped_prompt_note(room + sampler.prompt_dropped, sampler.prompt_dropped, room)}", file=sys.stderr)
     if trace:
         trace.write_record({"session": {"model": args.model, "prompt": sampler.prompt}})
     if not args.json:
@@ -211,6 +227,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "device": sampler.info.device,
             "threads": model.engine_threads,
             "prompt": sampler.prompt,
+            "dropped_prompt_tokens": sampler.prompt_dropped,  # the oldest, cut to fit the window
             "settings": config.as_dict(),
             "tokens": tokens,
             "text": sampler.text,
@@ -228,13 +245,24 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from engine.views.parity import parity_report
 
     model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
+    n_positions = model.info.n_positions
+    if args.greedy_tokens >= n_positions:
+        raise UsageError(
+            f"argument --greedy-tokens: the model has {n_positions} positions and the prompt needs at least one: "
+            f"at most {n_positions - 1} (got {args.greedy_tokens})"
+        )
     ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
-    ids = ids[: model.info.n_positions - args.greedy_tokens]
+    room = n_positions - args.greedy_tokens  # the prompt and the greedy tokens share the window
+    dropped = max(0, len(ids) - room)
+    if dropped:
+        print(f"tfund: note: {dropped_prompt_note(len(ids), dropped, room)}", file=sys.stderr)
+    ids = ids[dropped:]  # the oldest go, as in generate and the app
     report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens, numpy_model=model.numpy_model())
     if args.json:
-        print(json.dumps({"model": args.model, "prompt_tokens": len(ids), **report}))
+        print(json.dumps({"model": args.model, "dropped_prompt_tokens": dropped, **report}))
     else:
-        print(f"model            {args.model} ({len(ids)} prompt tokens)")
+        dropped_words = f", the oldest {dropped} dropped" if dropped else ""
+        print(f"model            {args.model} ({len(ids)} prompt token{'s' * (len(ids) != 1)}{dropped_words})")
         print(f"max |logit diff| {report['max_abs_diff']:.3e}  (tolerance {report['tolerance']:.0e})")
         print(f"kv-cache diff    {report['kv_cache_max_abs_diff']:.3e}")
         print(f"greedy match     {'yes' if report['greedy_match'] else 'NO'} ({len(report['greedy_numpy'])} tokens)")
@@ -244,6 +272,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def writable_folder(path: str) -> Path:
     """Create `path` (a folder) and check a file can be written in it, before minutes of training; UsageError if not."""
+    if not path.strip():
+        raise UsageError(f"argument --out: must name a folder (got {'an empty string' if not path else 'only spaces'})")
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"argument --out: '{path}' is a file, not a folder; name a folder to write the model into")
@@ -397,8 +427,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from engine.views.compare import compare_run, format_compare_table
 
-    config_a = SamplingConfig(temperature=args.temperature_a, seed=args.seed)
-    config_b = SamplingConfig(temperature=args.temperature_b, seed=args.seed)
+    config_a = SamplingConfig(temperature=args.temperature_a, seed=args.seed, max_new_tokens=args.max_new_tokens)
+    config_b = SamplingConfig(temperature=args.temperature_b, seed=args.seed, max_new_tokens=args.max_new_tokens)
     result = compare_run(args.model_a, args.model_b, args.prompt, args.max_new_tokens, config_a, config_b, device=args.device)
     print(json.dumps(result, ensure_ascii=False) if args.json else format_compare_table(result))
     return 0

@@ -14,6 +14,11 @@ import numpy as np
 DEFAULT_PROMPT = "In a small village,"  # the text every command and the TUI continue unless told otherwise
 
 
+def dropped_prompt_note(n_prompt: int, n_dropped: int, room: int) -> str:
+    """The sentence that says a prompt was cut to fit the window (`room` tokens kept for it)."""
+    return f"the prompt is {n_prompt} tokens and the window holds {room} of them: the oldest {n_dropped} were dropped"
+
+
 @dataclass
 class SamplingConfig:
     """Settings applied to the next token; change them between steps."""
@@ -105,8 +110,8 @@ class TokenEvent:
     position: int  # index of this token in the full sequence (prompt included; tokens slid out of the window still count)
     candidates: list[Candidate]
     attention: np.ndarray  # [n_layer, n_head, T] float32
-    lens: list[LensEntry]  # one per layer
-    norms: np.ndarray  # [n_layer + 1] float32
+    lens: list[LensEntry]  # one per layer, at this token's position: the guesses for the NEXT token (see above)
+    norms: np.ndarray  # [n_layer + 1] float32, at this token's position, after it was read in
     cosines: np.ndarray  # [n_layer] cosine(residual after block i, residual before it)
     timings: dict[str, float]  # milliseconds: "forward", "sample", "total"
     config: SamplingConfig  # the settings in force when this token was chosen

@@ -32,6 +32,7 @@ from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.svg_export import portable_svg
 from tui.widgets.lesson_box import LessonBox
 from tui.widgets.pane import ExplainsPanes
 
@@ -174,7 +175,7 @@ class TfundApp(App):
         if figures is None:
             self.notify("Nothing to save here; close this (escape) and press e on the screen you want to save.", timeout=5)
             return
-        svg = self.export_screenshot(title=f"tfund · {self.options.model_name}")
+        svg = portable_svg(self.export_screenshot(title=f"tfund · {self.options.model_name}"))  # no web font
         self.write_export(svg, figures())
 
     @work(thread=True, exit_on_error=False, group="export")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from engine.model.blocklab import D_FF_CHOICES, D_MODEL_CHOICES, N_LAYERS_MAX, SEQ_LEN_MAX, BlockLabConfig
+from engine.model.blocklab import D_FF_CHOICES, D_MODEL_CHOICES, N_HEADS_MAX, N_LAYERS_MAX, SEED_MAX, SEQ_LEN_MAX, BlockLabConfig
 
 TEMPERATURE_STEP = 0.1  # t / T
 TEMPERATURE_MAX = 5.0  # beyond this every candidate looks alike
@@ -50,13 +50,14 @@ def divisors(n: int) -> list[int]:
 
 
 def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig:
-    """One key press on a block-lab dimension; n_heads follows d_model so it always divides it."""
+    """One key press on a block-lab dimension, kept within the lab's limits (BlockLabConfig.validate);
+    n_heads follows d_model so it always divides it."""
     if field == "T":
         return replace(cfg, T=clamp(cfg.T + direction, 1, SEQ_LEN_MAX))
     if field == "n_layers":
         return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, N_LAYERS_MAX))
     if field == "seed":
-        return replace(cfg, seed=max(0, cfg.seed + direction))
+        return replace(cfg, seed=clamp(cfg.seed + direction, 0, SEED_MAX))
     if field == "d_ff":
         return replace(cfg, d_ff=ladder_step(cfg.d_ff, D_FF_CHOICES, direction))
     if field == "weight_scale":
@@ -66,7 +67,7 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
         n_heads = max(d for d in divisors(d_model) if d <= cfg.n_heads)
         return replace(cfg, d_model=d_model, n_heads=n_heads)
     if field == "n_heads":
-        options = divisors(cfg.d_model)
+        options = [d for d in divisors(cfg.d_model) if d <= N_HEADS_MAX]
         at = options.index(cfg.n_heads)
         return replace(cfg, n_heads=options[clamp(at + direction, 0, len(options) - 1)])
     raise ValueError(f"unknown block-lab field {field!r}")

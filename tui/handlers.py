@@ -63,6 +63,7 @@ CHOSEN_WAIT_S = 0.02  # the longest a step waits for its token's frame before it
 REPLAY_STEPS_PER_SECOND = 10  # g plays a recording at a pace a learner can follow
 REPLAY_REFUSAL = "This is a replay of a recording: n/⌫ step through it, g plays, r rewinds."
 NOT_LOADED = "The model is not loaded yet."
+LOAD_FAILED = "No model: loading it failed ({}). Quit (q) and start tfund-tui again with other settings."
 
 
 class TraceLog:
@@ -116,6 +117,17 @@ def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
         return ParityComputed(None, f"parity check failed: {error}")
 
 
+def trace_doubts(recording: Any, loaded: Any) -> list[str]:
+    """What the user should know about a trace that replays but is not quite what was recorded."""
+    doubts = []
+    if recording.truncated:
+        doubts.append("The trace's last line was cut off mid-write; it is skipped.")
+    others = sorted({s.model for s in recording.sessions if s.model is not None and loaded is not None and s.model != loaded.name})
+    if others:
+        doubts.append(f"The trace was recorded with {', '.join(repr(m) for m in others)}; it is recomputed with '{loaded.name}'.")
+    return doubts
+
+
 class Loader:
     """Before the model is loaded: only Load runs; a Preview waits in the queue for the model."""
 
@@ -124,15 +136,25 @@ class Loader:
     def __init__(self, trace: TraceLog, replaying: bool) -> None:
         self.trace = trace
         self.replaying = replaying  # a replay takes only what ReplayHandler takes
+        self.failure: str | None = None  # why loading failed: every later key says it, not "not loaded yet"
 
     def refusal(self, command: Command) -> str | None:
         if self.replaying and not isinstance(command, (Load, Step, Undo, Reset, Run)):
             return REPLAY_REFUSAL
-        return None if isinstance(command, (Load, Preview)) else NOT_LOADED
+        if isinstance(command, (Load, Preview)):
+            return None
+        return NOT_LOADED if self.failure is None else LOAD_FAILED.format(self.failure)
 
     def handle(self, command: Command, post: Post) -> Any:
         if not isinstance(command, Load):
             return None
+        try:
+            return self.start(command, post)
+        except Exception as error:  # the controller shows the error; the refusals keep saying why
+            self.failure = str(error) if isinstance(error, ModelLoadError) else "see the error it gave"
+            raise
+
+    def start(self, command: Load, post: Post) -> Any:
         if command.replay is not None:
             return self.open_replay(command, post)
         loaded = self.load(command, post) if isinstance(command.model, str) else command.model
@@ -183,6 +205,8 @@ class Loader:
                 replay = ReplaySession.of(recording)
         post(LoadProgress(4, 4, "replaying the recording"))
         post(ReplayReady(loaded, replay_context(replay), len(replay.steps), replay.recomputes, note))
+        for doubt in trace_doubts(recording, loaded):
+            post(EngineNote(doubt, "warning"))
         return ReplayHandler(replay, loaded)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.model.blocklab import BlockLabConfig, BlockLabResult, run_block_lab
+from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
 from engine.views.tokenization import EXAMPLES, tokenize
 from tui.pieces import label_text
 from tui.screens.block_lab import BlockLabScreen
@@ -68,8 +68,8 @@ def observe_anatomy(app: Any) -> str:
     metrics = lab_run(config).metrics
     norms, token_cos = metrics["resid_norm"], metrics["token_cosine"]
     return (
-        f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}: residual norm {norms[0]:.2f} → {norms[-1]:.2f}, "
-        f"token cosine {token_cos[0]:.2f} → {token_cos[-1]:.2f} (input → after block {config.n_layers})"
+        f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}: residual norm {lab_number(norms[0])} → {lab_number(norms[-1])}, "
+        f"token cosine {lab_number(token_cos[0])} → {lab_number(token_cos[-1])} (input → after block {config.n_layers})"
     )
 
 
@@ -86,8 +86,9 @@ def observe_masking(app: Any) -> str:
     state = "on" if config.causal else "off"
     other = "off" if config.causal else "on"
     return (
-        f"mask {state} (now): attention to later tokens {future_attention(now):.2f}, token 0 on itself "
-        f"{now.attention[..., 0, 0].mean():.2f} — mask {other}: {future_attention(flipped):.2f}, {flipped.attention[..., 0, 0].mean():.2f}"
+        f"mask {state} (now): attention to later tokens {lab_number(future_attention(now))}, token 0 on itself "
+        f"{lab_number(now.attention[..., 0, 0].mean())} — mask {other}: {lab_number(future_attention(flipped))}, "
+        f"{lab_number(flipped.attention[..., 0, 0].mean())}"
     )
 
 
@@ -99,7 +100,7 @@ def flip_observation(app: Any, switch: str, metric: str, name: Callable[[BlockLa
     flipped = replace(config, **{switch: not getattr(config, switch)})
     now, other = lab_run(config).metrics[metric][-1], lab_run(flipped).metrics[metric][-1]
     what = "token cosine" if metric == "token_cosine" else "residual norm"
-    return f"{what} after block {config.n_layers}: {now:.2f} with {name(config)} (now) — {other:.2f} with {name(flipped)}"
+    return f"{what} after block {config.n_layers}: {lab_number(now)} with {name(config)} (now) — {lab_number(other)} with {name(flipped)}"
 
 
 def observe_residual(app: Any) -> str:

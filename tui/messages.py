@@ -40,6 +40,7 @@ class ContextReady(Message):
     recorded: list | None = None  # replay: the recorded steps applied so far (engine.views.replay.ReplayStep)
     ablation: AblationView | None = None  # the candidates are the ablated model's: how they moved
     replay_at: tuple[int, int, int] | None = None  # replay: (steps applied in all, session shown from 1, sessions)
+    prompt_dropped: int = 0  # the oldest prompt tokens cut to fit the window (said on screen)
 
     @classmethod
     def of_sampler(cls, sampler: Any, recorded: list | None = None) -> ContextReady:
@@ -57,6 +58,7 @@ class ContextReady(Message):
             config=replace(sampler.config),
             recorded=recorded,
             ablation=sampler.ablation_view(candidates),
+            prompt_dropped=sampler.prompt_dropped if sampler.n_generated == 0 else 0,
         )
 
 

@@ -25,6 +25,7 @@ class Position:
     forced: bool = False  # picked by hand
     entropy: float | None = None  # nats, of the distribution it was drawn from (TokenEvent.entropy); None: prompt or replay
     step: StepView | None = None  # the step that chose it, kept as it happened; None until a prompt token's is recalled
+    before_slide: bool = False  # its step was taken over a longer context than the window now holds (audit D2)
 
 
 @dataclass
@@ -63,7 +64,8 @@ class Transcript:
     def mark_recorded(self, applied: list) -> None:
         """Replay: the generated positions get the recorded probability, forced flag and step (newest last).
 
-        A recorded step's lens and norms are measured after its token, so token k's step takes them from step k - 1.
+        A step the model recomputed brings its own view. Otherwise a recorded step's lens and norms are
+        measured after its token, so token k's step takes them from step k - 1.
         """
         generated = [position for position in self.positions if position.generated]
         before = [None, *applied[:-1]]  # the recorded step before each one
@@ -71,6 +73,9 @@ class Transcript:
             chosen = next((c.p_raw for c in step.candidates if c.token_id == step.token_id), None)
             position.p_raw = step.p_raw if step.p_raw is not None else chosen
             position.forced = step.forced
+            if step.view is not None:  # recomputed by the model: kept as fully as a live step
+                position.step = step.view
+                continue
             lens, norms = (previous.lens, previous.norms) if previous is not None else ([], np.zeros(0, np.float32))
             position.step = StepView(step.candidates, step.settings, lens, norms, np.zeros(0, np.float32))
         self.n_generated = len(applied)
@@ -89,13 +94,16 @@ class Transcript:
         """A recalled prompt token's step, kept if the token is still there; True when kept."""
         if index < len(self.positions) and self.positions[index].token_id == token_id:
             self.positions[index].step = step
+            self.positions[index].before_slide = False  # recalled over the window as it is now
             return True
         return False
 
     def replace_rows(self, rows: list[np.ndarray]) -> None:
-        """After a slide the model re-read the window: every position's attention row changed."""
+        """After a slide the model re-read the window: every position's attention row changed, while the
+        steps kept so far (candidates, lens, norms) stay those of the longer context they were taken in."""
         for position, row in zip(self.positions, rows):
             position.attention = row
+            position.before_slide = True
 
     def pop(self, lens: list[LensEntry], norms: np.ndarray, cosines: np.ndarray) -> None:
         self.positions.pop()

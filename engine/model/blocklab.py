@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from engine.model.head_stats import attention_entropy
 from engine.model.ops import ACTIVATIONS, stack
 
 # the lab's limits, checked by BlockLabConfig.validate and offered by the TUI's keys
@@ -22,6 +23,7 @@ D_MODEL_CHOICES = tuple(2**i for i in range(1, 11))  # residual widths 2 … 102
 D_FF_CHOICES = tuple(2**i for i in range(1, 13))  # feed-forward widths 2 … 4096
 N_HEADS_MAX = 64
 N_LAYERS_MAX = 48  # deeper stacks stop being interactive
+SEED_MAX = 2**32 - 1  # the notebook's legacy np.random generator takes no larger seed
 LIMITS = {"T": SEQ_LEN_MAX, "d_model": D_MODEL_CHOICES[-1], "n_heads": N_HEADS_MAX, "d_ff": D_FF_CHOICES[-1], "n_layers": N_LAYERS_MAX}
 
 
@@ -50,8 +52,8 @@ class BlockLabConfig:
             raise ValueError(f"d_model must be divisible by n_heads (got d_model={self.d_model}, n_heads={self.n_heads})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} (got {self.activation!r})")
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0):
-            raise ValueError(f"seed must be an integer >= 0 (got {self.seed!r})")
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= SEED_MAX):
+            raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (got {self.seed!r})")
         if not (isinstance(self.weight_scale, (int, float)) and 0 < self.weight_scale <= 10):
             raise ValueError(f"weight_scale must be in (0, 10] (got {self.weight_scale!r})")
 
@@ -91,34 +93,57 @@ def representation_metrics(resid, attention):  # [L+1, T, d], [L, H, T, T] -> di
     off_diagonal = ~np.eye(T, dtype=bool)  # [T, T] pairs of distinct tokens
     # [L+1]; a lone token (T = 1) has no pairs and counts as perfectly alike
     token_cosine = pair_cosines[:, off_diagonal].mean(axis=-1) if T > 1 else np.ones(len(resid))
-    entropy = -(attention * np.log(np.clip(attention, 1e-12, None))).sum(axis=-1)  # [L, H, T]
     return {
         "resid_norm": np.linalg.norm(resid, axis=-1).mean(axis=-1),  # [L+1] mean over tokens
         "layer_cosine": (directions[1:] * directions[:-1]).sum(axis=-1).mean(axis=-1),  # [L] cos(i, i-1)
         "token_cosine": token_cosine,  # [L+1] mean cosine between distinct tokens
-        "attn_entropy": entropy.mean(axis=-1),  # [L, H] nats; 0 = one-hot, log(T) would be uniform
+        # [L, H] nats, the mean over rows 1..T-1 as on the all-heads screen (row 0 has no choice under the mask);
+        # 0 = one-hot; uniform causal attention gives the mean of log(i + 1) over those rows, not log(T)
+        "attn_entropy": attention_entropy(attention),
     }
 
 
 def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
+    """The stack's streams, attention and metrics. Without layer norm, large weights make the stream grow
+    by orders of magnitude per block until it overflows (inf, then NaN): an outcome shown as "overflow"
+    (first_overflow, lab_number), not a NumPy warning."""
     cfg.validate()
     rng = np.random.RandomState(cfg.seed)  # the notebook's np.random.seed(42) generator, but the lab's own
     x = rng.randn(cfg.T, cfg.d_model) * cfg.weight_scale  # [T, d] the notebook's X
     blocks = [notebook_block_params(rng, cfg.d_model, cfg.d_ff, cfg.weight_scale) for _ in range(cfg.n_layers)]
-    _, captures = stack(
-        x,
-        blocks,
-        cfg.n_heads,
-        activation=cfg.activation,
-        residual=cfg.residual,
-        layer_norm_on=cfg.layer_norm,
-        pre_ln=cfg.pre_ln,
-        causal=cfg.causal,
-    )
-    layers = range(cfg.n_layers)
-    resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
-    attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
-    return BlockLabResult(cfg, captures, resid, attention, representation_metrics(resid, attention))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, captures = stack(
+            x,
+            blocks,
+            cfg.n_heads,
+            activation=cfg.activation,
+            residual=cfg.residual,
+            layer_norm_on=cfg.layer_norm,
+            pre_ln=cfg.pre_ln,
+            causal=cfg.causal,
+        )
+        layers = range(cfg.n_layers)
+        resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
+        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
+        metrics = representation_metrics(resid, attention)
+    return BlockLabResult(cfg, captures, resid, attention, metrics)
+
+
+def first_overflow(metrics: dict) -> int | None:
+    """The first stream (0 = the input X, k = after block k) whose norm is not a finite number, or None."""
+    bad = np.flatnonzero(~np.isfinite(metrics["resid_norm"]))
+    return int(bad[0]) if bad.size else None
+
+
+def lab_number(value: float, digits: int = 2) -> str:
+    """A lab figure for reading: "overflow" when not finite, scientific notation from 100000 up."""
+    if not np.isfinite(value):
+        return "overflow"
+    return f"{value:.{digits}e}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+
+
+def finite_or_none(value: float) -> float | None:  # JSON has no inf or NaN
+    return float(value) if np.isfinite(value) else None
 
 
 def block_lab_json(result: BlockLabResult) -> dict:
@@ -127,14 +152,15 @@ def block_lab_json(result: BlockLabResult) -> dict:
     layers = [
         {
             "layer": i,  # 0 = the input X, then after block 1, 2, …
-            "resid_norm": float(metrics["resid_norm"][i]),
-            "token_cosine": float(metrics["token_cosine"][i]),
-            "layer_cosine": None if i == 0 else float(metrics["layer_cosine"][i - 1]),
-            "attn_entropy": None if i == 0 else [float(h) for h in metrics["attn_entropy"][i - 1]],
+            "resid_norm": finite_or_none(metrics["resid_norm"][i]),  # None: overflowed
+            "token_cosine": finite_or_none(metrics["token_cosine"][i]),
+            "layer_cosine": None if i == 0 else finite_or_none(metrics["layer_cosine"][i - 1]),
+            "attn_entropy": None if i == 0 else [finite_or_none(h) for h in metrics["attn_entropy"][i - 1]],
         }
         for i in range(len(metrics["resid_norm"]))
     ]
-    return {"settings": asdict(result.config), "output": result.resid[-1].tolist(), "layers": layers}
+    output = [[finite_or_none(v) for v in row] for row in result.resid[-1]]
+    return {"settings": asdict(result.config), "output": output, "overflow_at": first_overflow(result.metrics), "layers": layers}
 
 
 def format_block_lab(result: BlockLabResult) -> str:
@@ -150,8 +176,12 @@ def format_block_lab(result: BlockLabResult) -> str:
         "",
         f"{'layer':<18}{'norm':>8}{'cos(l, l-1)':>13}{'token cos':>11}",
     ]
-    for row in block_lab_json(result)["layers"]:
-        name = "input X" if row["layer"] == 0 else f"after block {row['layer']}"
-        layer_cos = "" if row["layer_cosine"] is None else f"{row['layer_cosine']:.4f}"
-        lines.append(f"{name:<18}{row['resid_norm']:>8.4f}{layer_cos:>13}{row['token_cosine']:>11.4f}")
+    metrics = result.metrics
+    for i, norm in enumerate(metrics["resid_norm"]):
+        name = "input X" if i == 0 else f"after block {i}"
+        layer_cos = "" if i == 0 else lab_number(metrics["layer_cosine"][i - 1], 4)
+        lines.append(f"{name:<18}{lab_number(norm, 4):>8}{layer_cos:>13}{lab_number(metrics['token_cosine'][i], 4):>11}")
+    overflow = first_overflow(metrics)
+    if overflow is not None:
+        lines.append(f"the residual stream overflowed (inf/NaN) after block {overflow}")
     return "\n".join(lines)

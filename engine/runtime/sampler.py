@@ -412,9 +412,11 @@ class Sampler:
             self.n_generated -= 1
             self.done = False
             self.prompt_len = min(self.prompt_len, len(self.tokens))
-            # the cache drops the removed token and the one before it, which is re-fed to get its logits back
+            # the cache drops the removed token and the one before it, which is re-fed to get its logits back,
+            # and its view: after a slide re-read the window, only the last position had lens, norms and cosines
             self.backend.crop(len(self.tokens) - 1)
             out = self.backend.forward([self.tokens[-1]])
+            self.views[-1] = self._view(out, 0, len(self.tokens) - 1)
             self._set_next_logits(out.logits)
             return removed
 

@@ -215,8 +215,8 @@ def compare_run(
         "prompt": prompt,
         "mode": session.mode,
         "follow": follow,
-        "settings_a": config_a.as_dict(),
-        "settings_b": config_b.as_dict(),
+        "settings_a": session.a.config.as_dict(),  # as run
+        "settings_b": session.b.config.as_dict(),
         "steps": steps,
         "text_a": session.a.text,
         "text_b": session.b.text,

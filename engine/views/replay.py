@@ -7,6 +7,8 @@
 
 Trace lines understood:
 - a token event, as written by TokenEvent.to_json: {"position", "id", "text", "settings", "candidates", ...};
+  its "candidates" are what the token was drawn from, while its "lens" and "norms" are measured at the
+  token's own position after it was read in: the guesses for the NEXT token;
 - {"undo": position}: the last token was undone; replay drops the last recorded step;
 - {"session": {"prompt": ..., "model": ...}}: a session begins (launch, reset or a new prompt); its prompt
   makes recomputation faithful. A replay plays every session in order, each from its own prompt
@@ -25,13 +27,13 @@ from __future__ import annotations
 
 import bisect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.events import Candidate, LensEntry, SamplingConfig, TokenEvent
+from engine.events import Candidate, LensEntry, SamplingConfig, StepView, TokenEvent
 
 EVENT_KEYS = ("position", "id", "text")  # what makes a line a token event
 
@@ -56,6 +58,7 @@ class ReplayStep:
     eos: bool = False
     slid: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    view: StepView | None = None  # recomputed by the model: the step as a live session keeps it (ReplaySession.applied)
 
 
 @dataclass
@@ -102,9 +105,10 @@ def read_trace(path: str | Path) -> RecordedSession:
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        message = error.strerror if isinstance(error, OSError) and error.strerror else error.__class__.__name__
-        raise ReplayError(f"cannot read the trace '{path}': {message}") from None
+    except UnicodeDecodeError:
+        raise ReplayError(f"cannot read the trace '{path}': it is not UTF-8 text (a trace is JSON lines)") from None
+    except OSError as error:
+        raise ReplayError(f"cannot read the trace '{path}': {error.strerror or 'it cannot be opened'}") from None
     lines = raw.split("\n")
     complete = raw.endswith("\n")  # a writer always ends a record with a newline
     steps: list[ReplayStep] = []
@@ -151,9 +155,17 @@ def load_trace(path: str | Path) -> list[ReplayStep]:
 
 
 def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
+    """One token event; ReplayError naming the line and what is wrong with it, in words (no Python types)."""
+    malformed = f"'{path}' line {number} is a malformed token event"
     try:
         settings = SamplingConfig(**{k: v for k, v in record.get("settings", {}).items() if k in SamplingConfig.__dataclass_fields__})
         settings.validate()
+    except (TypeError, ValueError, AttributeError) as error:
+        reason = str(error) if isinstance(error, ValueError) else "its settings are not an object of named values"
+        raise ReplayError(f"{malformed}: {reason}") from None
+    try:
+        if not (isinstance(record["position"], int) and record["position"] >= 0 and isinstance(record["id"], int) and record["id"] >= 0):
+            raise ValueError("position and id")
         return ReplayStep(
             position=int(record["position"]),
             token_id=int(record["id"]),
@@ -168,8 +180,12 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
             slid=bool(record.get("slid", False)),
             timings=dict(record.get("timings_ms", {})),
         )
-    except (KeyError, TypeError, ValueError) as error:
-        raise ReplayError(f"'{path}' line {number} is a malformed token event ({error.__class__.__name__}: {error})") from None
+    except KeyError as error:
+        raise ReplayError(f"{malformed}: it has no '{error.args[0]}'") from None
+    except (TypeError, ValueError):
+        raise ReplayError(
+            f"{malformed}: position and id must be whole numbers >= 0, probabilities numbers, candidates and lens lists of objects"
+        ) from None
 
 
 # ---- replaying -------------------------------------------------------------------------------
@@ -209,6 +225,7 @@ class ReplaySession:
             self.sampler = Sampler(model, self.steps[0].settings if self.steps else SamplingConfig(), engine=engine)
             self.sampler.set_prompt(self.sessions[0].prompt)
         self.events: list[TokenEvent] = []  # recomputed, one per applied step
+        self.views: list[StepView] = []  # recomputed, one per applied step: what chose its token (see recompute)
 
     @classmethod
     def of(cls, recording: RecordedSession, model: Any = None, engine: str = "torch") -> ReplaySession:
@@ -240,8 +257,12 @@ class ReplaySession:
 
     @property
     def applied(self) -> list[ReplayStep]:
-        """The steps of the session shown, up to the position."""
-        return self.steps[self.starts[self.session] : self.position]
+        """The steps of the session shown, up to the position; recomputed, each carries its `view`."""
+        start = self.starts[self.session]
+        steps = self.steps[start : self.position]
+        if self.sampler is None:
+            return steps
+        return [replace(step, view=view) for step, view in zip(steps, self.views[start : self.position])]
 
     @property
     def upcoming(self) -> ReplayStep | None:
@@ -269,6 +290,7 @@ class ReplaySession:
         self.position -= 1
         if self.sampler is not None:
             first_of_session = self.position > 0 and self.position in self.starts
+            self.views.pop()
             if self.events.pop().slid or first_of_session:
                 self.rebuild()  # undo cannot bring back the tokens the window dropped, nor the session before
             else:
@@ -279,14 +301,20 @@ class ReplaySession:
         """Recompute the session shown from its prompt up to the current position."""
         start = self.starts[self.session]
         self.sampler.set_prompt(self.prompt)
-        del self.events[start:]
+        del self.events[start:], self.views[start:]
         for step in self.steps[start : self.position]:
             self.recompute(step)
 
     def recompute(self, step: ReplayStep) -> None:
-        """Force the recorded token, with the recorded settings in force (so candidates match)."""
-        self.sampler.set_config(**step.settings.as_dict())
-        self.events.append(self.sampler.force(step.token_id))
+        """Force the recorded token, with the recorded settings in force (so candidates match), and keep
+        its step as a live session does: all its candidates, and the lens, norms and cosines of the
+        position that chose it (the trace has 5 candidates, no cosines, and for the first token no lens)."""
+        sampler = self.sampler
+        sampler.set_config(**step.settings.as_dict())
+        chose_it = (sampler.last_lens, sampler.last_norms, sampler.last_cosines)  # before the token is read in
+        event = sampler.force(step.token_id)
+        self.events.append(event)
+        self.views.append(StepView(event.candidates, replace(step.settings), *chose_it))
 
     def seek(self, position: int) -> ReplayFrame:
         """Go to `position` (clamped to [0, len(steps)]) by stepping forward or back."""

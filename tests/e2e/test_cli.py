@@ -96,6 +96,28 @@ def test_bad_arguments_exit_2_with_one_line(args, names):
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.parametrize("n", ["256", "100000"])
+def test_parity_greedy_tokens_that_leave_no_room_for_the_prompt_exit_2_naming_the_limit(n):
+    result = tfund("parity", "--model", "toy", "--greedy-tokens", n)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--greedy-tokens" in lines[0] and "at most 255" in lines[0], result.stderr
+
+
+def test_a_prompt_longer_than_the_window_says_its_oldest_tokens_were_dropped():
+    long_prompt = PROMPT + " the" * 300  # 5 + 300 tokens; the toy's window is 256
+    result = tfund("parity", "--model", "toy", "--prompt", long_prompt, "--greedy-tokens", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dropped_prompt_tokens"] == 305 - 236 and report["n_prompt_tokens"] == 236
+    assert result.stderr.count("\n") == 1 and "the oldest 69 were dropped" in result.stderr
+    out = generate_json("--prompt", long_prompt, "--max-new-tokens", "1")
+    assert out["dropped_prompt_tokens"] == 305 - 255
+    assert generate_json()["dropped_prompt_tokens"] == 0
+    text = tfund("generate", "--model", "toy", "--prompt", long_prompt, "--max-new-tokens", "1")
+    assert text.returncode == 0 and "the oldest 50 were dropped" in text.stderr
+
+
 def test_bench_lens_without_training_metrics_is_one_line_exit_2(tmp_path):
     import shutil
 
@@ -184,6 +206,14 @@ def test_train_toy_out_that_cannot_be_a_folder_is_one_line_exit_2(capsys, tmp_pa
     assert fake_training == [] and plain.read_text() == "keep me"  # refused before any training
 
 
+@pytest.mark.parametrize("out_arg", ["", "  "])
+def test_train_toy_out_that_names_no_folder_is_refused_before_writing_anything(capsys, tmp_path, monkeypatch, fake_training, out_arg):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "train-toy", "--out", out_arg, "--steps", "1")
+    assert_one_line_exit_2(code, out, err, "argument --out", "must name a folder")
+    assert fake_training == [] and list(tmp_path.iterdir()) == []  # nothing written into the working directory
+
+
 def test_train_toy_writes_a_new_folder_in_the_working_directory_not_the_package(capsys, tmp_path, monkeypatch, fake_training):
     from engine.runtime.loading import TOY_MODEL_DIR
 
@@ -207,3 +237,12 @@ def test_train_toy_failing_to_save_is_one_line_exit_1(capsys, tmp_path, monkeypa
     monkeypatch.setattr("engine.toy.train.train_toy", disk_full)
     code, out, err = run_cli(capsys, "train-toy", "--out", str(tmp_path / "model"))
     assert code == 1 and out == "" and err.strip().count("\n") == 0 and "No space left on device" in err, err
+
+
+def test_every_usage_error_has_the_same_prefix_and_names_no_internal_variable(capsys):
+    for args in (["inspect", "--ablate", "x"], ["bench"], ["generate", "--top-k", "two"]):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 2 and err.startswith("tfund: error: "), err
+        assert "bench_command" not in err
+    code, out, err = run_cli(capsys, "train-toy", "--help")
+    assert "training steps" in out and "seeds the corpus" in out

@@ -15,6 +15,7 @@ import pytest
 
 from engine.views.replay import read_trace
 from tests.conftest import wait_until
+from tests.support import require
 
 SCREEN_TIMEOUT_S = 120  # model loading on a busy 2-core machine; a guard against hangs, not a timing assertion
 EXIT_MARKER = "TFUND-EXIT="
@@ -64,7 +65,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal():
-    assert shutil.which("tmux"), "tmux is needed for the end-to-end test"
+    require(shutil.which("tmux") is not None, "tmux", "apt-get install -y tmux (.ci/run does)")
     term = Terminal()
     yield term
     term.close()

@@ -9,8 +9,11 @@ import pytest
 
 from engine.cli import main as tfund
 from engine.model.blocklab import BlockLabConfig, run_block_lab
+from engine.model.head_stats import head_stats
 
-NOTEBOOK = Path(__file__).resolve().parents[3] / "shared" / "seed" / "notebook-06-feed-forward-stacking-generation.md"
+# The notebook's own block, run once as written (its seed, helpers and cell): the input X and output z,
+# every float64 digit. The figures live in the repository; the notebook stays outside it.
+NOTEBOOK_BLOCK = Path(__file__).resolve().parent / "data" / "notebook06-block.json"
 
 
 def test_defaults_are_the_notebooks():
@@ -20,21 +23,12 @@ def test_defaults_are_the_notebooks():
     cfg.validate()
 
 
-def notebook_cell(text: str, first_line: str, end: str) -> str:
-    start = text.index(first_line)
-    return text[start : text.index(end, start)]
-
-
 def test_the_notebook_preset_equals_the_notebooks_own_block_output_bit_for_bit():
-    """Runs the notebook's own cells (its seed, helpers and block) and compares its `z` with the lab's output."""
-    text = NOTEBOOK.read_text(encoding="utf-8")  # ../shared/seed beside the checkout (CI has it too)
-    namespace: dict = {}
-    exec("import numpy as np\nnp.random.seed(42)", namespace)  # the notebook's set-up cell
-    exec(notebook_cell(text, "# %% [utils]", "def show_heatmap"), namespace)
-    exec(notebook_cell(text, "# %% [from-scratch] Minimal transformer block", 'print("Block output shape:"'), namespace)
+    notebook = json.loads(NOTEBOOK_BLOCK.read_text(encoding="utf-8"))
+    X, z = np.array(notebook["X"]), np.array(notebook["z"])  # [8, 32] each
     lab = run_block_lab(BlockLabConfig())
-    assert lab.resid[-1].dtype == namespace["z"].dtype and np.array_equal(lab.resid[-1], namespace["z"])
-    assert np.array_equal(lab.resid[0], namespace["X"])
+    assert lab.resid[-1].dtype == z.dtype and np.array_equal(lab.resid[-1], z)
+    assert np.array_equal(lab.resid[0], X)
 
 
 def test_without_the_causal_mask_every_token_sees_every_token():
@@ -60,7 +54,15 @@ def test_tfund_blocklab_json_has_the_output_matrix_and_the_metrics(capsys):
 
 
 @pytest.mark.parametrize(
-    "flags", [["--n-layers", "0"], ["--n-layers", "49"], ["--residual", "maybe"], ["--layer-norm", "pre"], ["--preset", "bert"]]
+    "flags",
+    [
+        ["--n-layers", "0"],
+        ["--n-layers", "49"],
+        ["--residual", "maybe"],
+        ["--layer-norm", "pre"],
+        ["--preset", "bert"],
+        ["--seed", "4294967296"],
+    ],
 )
 def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
     with pytest.raises(SystemExit) as exit_info:
@@ -81,6 +83,7 @@ def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
         ({"d_ff": 2.5}, "d_ff"),
         ({"activation": "swish"}, "activation"),
         ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),  # the legacy generator takes no larger seed
         ({"weight_scale": 0.0}, "weight_scale"),
     ],
 )
@@ -126,10 +129,11 @@ def test_metrics_match_their_definitions():
     pairs = [np.dot(x[i], x[j]) / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for i in range(5) for j in range(5) if i != j]
     np.testing.assert_allclose(metrics["token_cosine"][1], np.mean(pairs), atol=1e-9)
     p = result.attention[0, 1]  # [T, T] layer 0, head 1
-    entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p])
+    entropy = np.mean([-sum(w * math.log(w) for w in row if w > 0) for row in p[1:]])  # rows 1..T-1, as head_stats
     np.testing.assert_allclose(metrics["attn_entropy"][0, 1], entropy, atol=1e-9)
+    np.testing.assert_allclose(metrics["attn_entropy"], head_stats(result.attention, list(range(5)))["entropy"], atol=1e-12)
     # causal rows: token t spreads over at most t + 1 keys, so the mean entropy is below mean(log(t + 1))
-    assert (metrics["attn_entropy"] <= np.mean(np.log(np.arange(1, 6))) + 1e-12).all()
+    assert (metrics["attn_entropy"] <= np.mean(np.log(np.arange(2, 6))) + 1e-12).all()
 
 
 def test_post_ln_keeps_every_layer_at_norm_sqrt_d():

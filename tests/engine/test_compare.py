@@ -160,3 +160,13 @@ def test_compare_run_stops_when_cancelled(toy):
     cancel.set()
     result = compare_run(toy, toy, PROMPT, 5, SamplingConfig(), SamplingConfig(), cancel=cancel)
     assert result["steps"] == [] and result["top1_agreement"] == 0.0
+
+
+def test_compare_json_reports_the_settings_it_ran_with(capsys):
+    from engine.cli import main as tfund
+
+    assert tfund(["compare", "--max-new-tokens", "3", "--temperature-a", "0.5", "--temperature-b", "1.5", "--seed", "7", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["steps"]) == 3
+    for side, temperature in (("settings_a", 0.5), ("settings_b", 1.5)):
+        assert result[side]["max_new_tokens"] == 3 and result[side]["temperature"] == temperature and result[side]["seed"] == 7

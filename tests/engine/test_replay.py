@@ -146,12 +146,33 @@ def test_non_trace_files_are_one_sentence(tmp_path, content, message):
         load_trace(path)
 
 
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        ({"position": "abc", "id": 2, "text": "a"}, "position and id must be whole numbers >= 0"),
+        ({"position": -3, "id": 2, "text": "a"}, "position and id must be whole numbers >= 0"),
+        ({"position": 1, "id": 2, "text": "a", "p_raw": None}, "probabilities numbers"),
+        ({"position": 1, "id": 2, "text": "a", "settings": 3}, "its settings are not an object"),
+        ({"position": 1, "id": 2, "text": "a", "settings": {"top_p": 0}}, "top-p must be in (0, 1]"),
+    ],
+)
+def test_a_malformed_event_is_named_in_words_not_python_types(tmp_path, event, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(event) + "\n")
+    with pytest.raises(ReplayError) as error:
+        load_trace(path)
+    message = str(error.value)
+    assert f"'{path}' line 1 is a malformed token event: " in message and reason in message
+    assert not any(word in message for word in ("Error", "NoneType", "literal", "float()", "int()"))
+
+
 def test_missing_and_binary_files(tmp_path):
     with pytest.raises(ReplayError, match="cannot read the trace"):
         load_trace(tmp_path / "missing.jsonl")
     (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00\x01")
-    with pytest.raises(ReplayError, match="cannot read the trace"):
+    with pytest.raises(ReplayError, match="cannot read the trace .*: it is not UTF-8 text") as error:
         load_trace(tmp_path / "binary.jsonl")
+    assert "UnicodeDecodeError" not in str(error.value)
 
 
 def test_a_trace_from_another_model_is_refused(toy, tmp_path):
@@ -159,6 +180,32 @@ def test_a_trace_from_another_model_is_refused(toy, tmp_path):
     path.write_text(json.dumps({"position": 3, "id": toy.info.vocab_size + 7, "text": "x"}) + "\n")
     with pytest.raises(ReplayError, match="another model"):
         ReplaySession(load_trace(path), model=toy, prompt=PROMPT)
+
+
+def test_a_replay_with_the_model_keeps_each_step_as_fully_as_the_live_session(recorded, toy):
+    """Audit D3: 10 candidates, cosines, and the first token's lens, as the live session kept them."""
+    path, kept, _ = recorded
+    session = read_trace(path)
+    assert len(session.steps[0].candidates) == 5  # what the trace holds
+    replay = ReplaySession(session.steps, model=toy, prompt=session.prompt)
+    replay.seek(len(kept))
+    replay.back()  # back and forward again: the kept views follow
+    replay.forward()
+    views = [step.view for step in replay.applied]
+    assert len(views) == len(kept)
+    fresh = Sampler(toy, SamplingConfig())
+    fresh.set_prompt(PROMPT)
+    before = [(fresh.last_lens, fresh.last_norms, fresh.last_cosines)] + [(ev.lens, ev.norms, ev.cosines) for ev in kept[:-1]]
+    for view, event, (lens, norms, cosines) in zip(views, kept, before):  # what chose each token, in the live session
+        assert [c.token_id for c in view.candidates] == [c.token_id for c in event.candidates] and len(view.candidates) == 10
+        np.testing.assert_allclose([c.p for c in view.candidates], [c.p for c in event.candidates], atol=1e-5)
+        assert [e.token_id for e in view.lens] == [e.token_id for e in lens] and len(lens) == toy.info.n_layer
+        np.testing.assert_allclose(view.norms, norms, rtol=1e-4)
+        np.testing.assert_allclose(view.cosines, cosines, rtol=1e-4, atol=1e-5)
+        assert view.cosines.shape == (toy.info.n_layer,)
+    without_model = ReplaySession(session.steps, prompt=session.prompt)
+    without_model.seek(3)
+    assert [step.view for step in without_model.applied] == [None] * 3  # only what was recorded
 
 
 def test_back_across_a_window_slide_restores_the_context(toy, toy_tokenizer, tmp_path):

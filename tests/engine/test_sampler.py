@@ -350,3 +350,22 @@ def test_prediction_before_a_prompt_token_reads_only_the_tokens_before_it_and_le
     assert sampler.preview() == live and sampler.step().token_id == live[0].token_id  # the live context is untouched
     with pytest.raises(ValueError, match="position must be in"):
         sampler.prediction_before(0)
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_an_undo_right_after_a_slide_keeps_the_last_positions_lens_norms_and_cosines(short_context_toy, engine):
+    """After a slide the window is re-read and only its last position has lens, norms and cosines; an undo
+    (and a branch, which undoes back to an earlier token) must give the new last position its own again."""
+    sampler = Sampler(short_context_toy, SamplingConfig(temperature=0.0), engine=engine)
+    the = short_context_toy.tokenizer.encode(" the")[0]
+    sampler.set_prompt(PROMPT)
+    while not sampler.force(the).slid:
+        pass
+    for _ in range(3):  # the last undo reaches a token that was read in before the slide
+        sampler.undo()
+        fresh = Sampler(short_context_toy, SamplingConfig(temperature=0.0), engine=engine)
+        fresh._prefill(list(sampler.tokens))  # the same window read from scratch: its last position's view
+        assert [(e.token_id, round(e.p, 4)) for e in sampler.last_lens] == [(e.token_id, round(e.p, 4)) for e in fresh.last_lens]
+        assert len(sampler.last_lens) == short_context_toy.info.n_layer
+        np.testing.assert_allclose(sampler.last_norms, fresh.last_norms, rtol=1e-4)
+        np.testing.assert_allclose(sampler.last_cosines, fresh.last_cosines, rtol=1e-4, atol=1e-5)

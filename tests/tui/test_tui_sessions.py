@@ -156,7 +156,22 @@ async def test_out_of_memory_while_loading_shows_the_sentence_and_the_app_stays(
         await pilot.pause()
         assert app.screen is app.main_screen
         await pilot.press("n", "g")
-        assert app.is_running and sampler_of(app) is None and "The model is not loaded yet." in notifications(app)
+        assert app.is_running and sampler_of(app) is None
+        assert "The model is not loaded yet." not in notifications(app)  # it never will be: say so
+        assert any(m.startswith("No model: loading it failed") for m in notifications(app)), notifications(app)
+
+
+@pytest.mark.anyio
+async def test_a_model_that_failed_to_load_says_why_on_every_later_key(tmp_path):
+    app = make_app(model=str(tmp_path / "nope"), device="cpu", palette="color")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), "the error modal")
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        said = [m for m in notifications(app) if m.startswith("No model: loading it failed (")]
+        assert said and "no model directory" in said[0] and "start tfund-tui again" in said[0], notifications(app)
 
 
 @pytest.mark.anyio

@@ -20,7 +20,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from engine.model.blocklab import BlockLabConfig, run_block_lab
+from engine.model.blocklab import BlockLabConfig, first_overflow, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed
@@ -49,18 +49,30 @@ def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[s
     ]
 
 
-def plot_representations(plt, metrics: dict) -> None:
-    """X, then after block 1…L: mean residual norm (left axis), layer and token cosines (right axis)."""
+NORM_LOG_FROM = 1e4  # larger norms are drawn as log10: plotext cannot lay out an axis over dozens of orders of magnitude
+
+
+def plot_representations(plt, metrics: dict) -> str:
+    """X, then after block 1…L: mean residual norm (left axis), layer and token cosines (right axis), up to
+    the first stream that overflowed. Returns the legend for the pane's subtitle, which says so."""
     plt.clear_data()
     plt.clear_figure()
-    norms = [float(v) for v in metrics["resid_norm"]]
-    layers = list(range(len(norms)))
-    plt.plot(layers, norms, label="norm", marker="braille")
-    plt.plot(layers[1:], [float(v) for v in metrics["layer_cosine"]], label="cos(l,l-1)", yside="right", marker="braille")
-    plt.plot(layers, [float(v) for v in metrics["token_cosine"]], label="token cos", yside="right", marker="braille")
+    overflow = first_overflow(metrics)
+    n_shown = len(metrics["resid_norm"]) if overflow is None else overflow  # streams with finite figures
+    layers = list(range(len(metrics["resid_norm"])))
+    norms = np.asarray(metrics["resid_norm"][:n_shown], dtype=float)
+    log = bool(n_shown) and norms.max() > NORM_LOG_FROM
+    plt.plot(layers[:n_shown], (np.log10(norms) if log else norms).tolist(), label="log10 norm" if log else "norm", marker="braille")
+    if n_shown > 1:
+        layer_cosine = [float(v) for v in metrics["layer_cosine"][: n_shown - 1]]
+        plt.plot(layers[1:n_shown], layer_cosine, label="cos(l,l-1)", yside="right", marker="braille")
+    plt.plot(layers[:n_shown], [float(v) for v in metrics["token_cosine"][:n_shown]], label="token cos", yside="right", marker="braille")
     ticks = layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)]
     plt.xticks(ticks, ["X" if x == 0 else str(x) for x in ticks])
+    plt.xlim(0, max(1, layers[-1]))
     plt.xlabel("after block")
+    legend = f"{'log₁₀ ' if log else ''}norm ◂ · cos(l, l-1), token cos ▸"
+    return legend if overflow is None else f"overflow after block {overflow} · {legend}"
 
 
 def parity_text(report: dict | None, error: str | None, model_name: str, exact: bool = True) -> Text:
@@ -204,7 +216,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         attention_map.show(self.shown_grid(), labels, None, self.app.shade)
         self.query_one("#lab-attention-pane").border_subtitle = block_head_text(self.view_layer, self.view_head)
         plot = self.query_one(PlotextPlot)
-        plot_representations(plot.plt, result.metrics)
+        self.query_one("#lab-plot-pane").border_subtitle = plot_representations(plot.plt, result.metrics)
         plot.refresh()
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
 

@@ -72,7 +72,7 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "Every head of every block over the context, one small heatmap each (rows attend to columns). B2.H3: block "
             "2, head 3. o sorts by a statistic, highest first: ent entropy (nats; low = focused), sink weight on the "
             "first token, prev on the previous token, dup on earlier copies of the token, ind on the token after an "
-            "earlier copy (induction); – undefined. ▶ selected (arrows); ⏎ shows it on the main screen."
+            "earlier copy (induction; dup, ind: Olsson et al.'s stripe score); – undefined. ▶ selected (arrows); ⏎ shows it on the main screen."
         ),
     }
     BINDINGS = [

@@ -19,7 +19,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from engine.events import AblationView, SamplingConfig
+from engine.events import AblationView, SamplingConfig, dropped_prompt_note
 from engine.model.interventions import Ablation, parse_ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
 from tui.commands import Branch, Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
@@ -91,17 +91,19 @@ def settings_phrase(config: SamplingConfig) -> str:
 
 
 def travel_heading(index: int, n_tokens: int, position: Position) -> str:
-    """The line over an earlier token's step: "token 17 of 42 · generated at T 0.80" (or "prompt token")."""
+    """The line over an earlier token's step: "token 17 of 42 · generated at T 0.80" (or "prompt token"),
+    and whether the step predates a slide of the window (its context was longer than the attention shown)."""
     where = f"token {index + 1} of {n_tokens}"
+    slid = " · drawn before the window slid (a longer context)" if position.before_slide else ""
     if not position.generated:
-        return f"{where} · prompt token" + ("" if index else " · the first: nothing before it predicts it")
+        return f"{where} · prompt token" + ("" if index else " · the first: nothing before it predicts it") + slid
     if position.step is None or position.step.config is None:
-        return f"{where} · generated"
+        return f"{where} · generated{slid}"
     how = "forced (picked by hand)" if position.forced else f"generated at {settings_phrase(position.step.config)}"
     knocked = (
         f" · ablated {', '.join(ablation_label(parse_ablation(label)) for label in position.step.ablated)}" if position.step.ablated else ""
     )
-    return f"{where} · {how}{knocked}"
+    return f"{where} · {how}{knocked}{slid}"
 
 
 class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
@@ -185,7 +187,11 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
         ("Ablate the head", "Knock out the shown head, or the layer's attention for the mean (x)", "ablate('head')"),
         ("Ablate the MLP", "Knock out the shown layer's MLP (X)", "ablate('mlp')"),
-        ("Mean ablation on/off", "Replace knocked-out components by their mean over the context instead of zero", "ablation_mode"),
+        (
+            "Mean ablation on/off",
+            "Replace knocked-out components by their mean over every position of the context (0 included) instead of zero",
+            "ablation_mode",
+        ),
         ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
         ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
@@ -460,6 +466,10 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def on_context_ready(self, message: ContextReady) -> None:
         self.transcript.reset_to(message)
+        if message.prompt_dropped:
+            room = len(message.token_ids)
+            note = dropped_prompt_note(room + message.prompt_dropped, message.prompt_dropped, room)
+            self.notify(f"{note[0].upper()}{note[1:]}.", timeout=8)
         self.selected_token = None  # a new context: its tokens are not those selected
         self.replay_at = message.replay_at
         if self.replay_steps is not None:
@@ -488,6 +498,8 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.run_clock = (started, time.perf_counter(), n_tokens + len(message.events))
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
+            slid_out = sum(event.dropped for event in message.events)
+            self.notify(f"The window is full: the oldest {slid_out} tokens slid out; the model now sees the last {len(message.rows)}.")
         self.transcript.set_candidates(message.candidates, message.config, message.ablation)
         self.text_changed()
 
