@@ -1,7 +1,8 @@
 """`--device-map auto`: one model spread over the GPUs, the CPU and the disk by accelerate.
 
 transformers hands `device_map="auto"` to accelerate, which fills each GPU up to its `max_memory`,
-then the CPU's RAM, then offloads what is left to a folder on disk and streams it in for each forward.
+then the CPU's RAM, and leaves the rest on disk, streamed in for each forward: read straight from a
+safetensors checkpoint, or from copies in an offload folder for other formats.
 Only the torch engine runs such a model (the NumPy engine holds all its weights in RAM).
 """
 

@@ -153,7 +153,7 @@ def ollama_entries() -> list[CatalogEntry]:
     try:
         names = ollama.list_models()
     except StoreError as error:
-        return [unreadable_entry("ollama:", "ollama", str(error))]
+        return [unreadable_entry(f"{ollama.PREFIX}*", "ollama", str(error))]
     entries = []
     for name in names:
         try:
@@ -172,16 +172,16 @@ def unreadable_entry(name: str, source: str, why: str, path: Path | None = None)
 
 
 # ---- output --------------------------------------------------------------------------------------------
-def human(count: int | None, unit: str = "", scale: float = 1000.0) -> str:
-    """1234567 → 1.2M; None → '?'."""
+def human(count: int | None, unit: str = "") -> str:
+    """3_000_000 → 3.0M; with a unit, 12_000_000 → 12.0 MB; None → '?'."""
     if count is None:
         return "?"
-    for suffix in ("", "K", "M", "G", "T"):
-        if count < scale or suffix == "T":
-            number = f"{count:.0f}" if suffix == "" else f"{count:.1f}{suffix}"
-            return f"{number} {unit}" if unit else number
-        count /= scale
-    raise AssertionError("unreachable")
+    suffixes = ["", "K", "M", "G", "T"]
+    power = 0
+    while count >= 1000 and power < len(suffixes) - 1:
+        count, power = count / 1000, power + 1
+    number = f"{count:.0f}" if power == 0 else f"{count:.1f}"
+    return f"{number} {suffixes[power]}{unit}" if unit else f"{number}{suffixes[power]}"
 
 
 def format_models(entries: list[CatalogEntry]) -> str:
