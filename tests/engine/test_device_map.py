@@ -1,6 +1,11 @@
 """`--device-map auto`: accelerate spreads a model the torch engine runs; with a CPU cap smaller than
 the model, the blocks go to disk and are streamed in for each forward, and the numbers do not change."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -46,3 +51,36 @@ def test_offloaded_model_gives_the_same_tokens_logits_and_attention(model_dir, t
 def test_device_map_needs_the_torch_engine(model_dir):
     with pytest.raises(ModelLoadError, match="--device-map spreads a model for the torch engine"):
         load_model(model_dir, engine="numpy", device_map="auto")
+
+
+def tfund_generate(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "engine.cli",
+        "generate",
+        "--prompt",
+        PROMPT,
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--json",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_cli_device_map(tmp_path):
+    plain, spread = tfund_generate("--engine", "torch"), tfund_generate("--device-map", "auto")
+    assert plain.returncode == spread.returncode == 0, spread.stderr
+    plain, spread = json.loads(plain.stdout), json.loads(spread.stdout)
+    assert spread["engine"] == "torch" and spread["tokens"] == plain["tokens"]
+    for bad in (["--engine", "numpy"], ["--device", "cpu"]):
+        done = tfund_generate("--device-map", "auto", *bad)
+        assert done.returncode == 2 and done.stdout == ""
+        assert (
+            done.stderr
+            == "tfund: error: argument --device-map: it places the model for the torch engine itself; drop --device and --engine numpy\n"
+        )
