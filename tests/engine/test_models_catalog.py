@@ -115,3 +115,11 @@ def test_cli_json_and_an_unreadable_ollama_store(places, tmp_path):
     assert by_name["toy"]["memory_bytes"] == 4 * by_name["toy"]["n_params"] and by_name["someone/tiny-gpt2"]["engines"]["numpy"] is None
     assert by_name["ollama:*"]["note"].startswith(f"cannot read Ollama's store at {tmp_path / 'ollama'} (permission denied)")
     assert by_name[str(places["gguf"])]["family"] == "llama" and result["cache"] == str(tmp_path / "cache")
+
+
+def test_listing_imports_neither_torch_nor_transformers(places):
+    check = "import sys; from engine.views.models import format_models, list_models; format_models(list_models()); print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env={**os.environ, "HF_HUB_CACHE": str(places["hub"])}, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout == "[]\n", done.stderr
