@@ -43,6 +43,26 @@ class GGUFHeader:
         return {"model_type": self.architecture, **sizes}
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a GGUF model came from, for the status line, --json and the trace."""
+
+    source: str  # "smollm2", "ollama", "gguf" (a path)
+    path: Path
+    file_type: str  # from the GGUF header: Q4_1, Q8_0, F16, ...
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "path": str(self.path), "file_type": self.file_type}
+
+    def label(self) -> str:
+        return f"{self.source} (GGUF {self.file_type})"
+
+
+def describe_file(source: str, path: Path) -> ModelSource:
+    """`source` ("smollm2", "ollama", "gguf") and the file type its header names; StoreError if unreadable."""
+    return ModelSource(source=source, path=path, file_type=read_header(path).file_type)
+
+
 def is_gguf(path: Path) -> bool:
     """The file starts with GGUF's magic (False when it cannot be read)."""
     try:

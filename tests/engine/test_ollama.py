@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import StoreError, StoreUnavailableError
+from engine.store.gguf_header import describe_file
 from engine.store.ollama import MODEL_MEDIA_TYPE, list_models, resolve, store_roots
 from tests.engine.tiny_gguf import write_tiny_gguf
 
@@ -66,6 +67,8 @@ def test_names_resolve_to_the_gguf_blob(store, gguf_bytes):
         model = resolve(name)
         assert model.blob == store / "blobs" / f"sha256-{digest}" and model.blob.read_bytes() == gguf_bytes, name
     assert resolve("ollama:tinyllama").name == "tinyllama:latest"
+    source = describe_file("ollama", resolve("ollama:tinyllama").blob)  # what the status line, --json and the trace name
+    assert source.as_dict() == {"source": "ollama", "path": str(model.blob), "file_type": "F32"} and source.label() == "ollama (GGUF F32)"
     assert list_models() == ["hf.co/org/repo:Q4_1", "tinyllama:latest", "tinyllama:q8", "someone/tiny:v1"]  # in path order
 
 
