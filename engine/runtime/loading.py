@@ -327,10 +327,22 @@ def light_loadable(location: str, is_local: bool) -> bool:
     return is_local and os.path.isfile(os.path.join(location, "model.safetensors")) and light_tokenizer_problem(Path(location)) is None
 
 
-def load_hf_model(name: str, location: str, device: str, allow_pickle: bool, threads: int | None, dtype: Any = None) -> Any:
-    """transformers' GPT2LMHeadModel from `location` on `device`, eval mode, eager attention."""
+def load_hf_model(
+    name: str,
+    location: str,
+    device: str,
+    allow_pickle: bool,
+    threads: int | None,
+    dtype: Any = None,
+    device_map: str | None = None,
+    max_memory: dict | None = None,
+) -> Any:
+    """transformers' GPT2LMHeadModel from `location` on `device` (or spread by `device_map`, capped by
+    `max_memory`: engine.runtime.placement), eval mode, eager attention."""
     import torch
     from transformers import GPT2LMHeadModel
+
+    from engine.runtime.placement import placement_kwargs
 
     quiet_transformers()
     try:
@@ -341,11 +353,14 @@ def load_hf_model(name: str, location: str, device: str, allow_pickle: bool, thr
             dtype=dtype or torch.float32,
             local_files_only=os.path.isdir(location),
             trust_remote_code=False,
+            **placement_kwargs(device_map, max_memory),
         )
     except Exception as error:  # transformers raises many types; the user gets one sentence
         raise ModelLoadError(f"could not load model '{name}': {first_line(error)}") from None
     if device == "cpu":
         set_torch_threads(torch, hf_model.num_parameters(), threads)
+    if device_map is not None:  # accelerate placed it already
+        return hf_model.eval()
     try:
         hf_model.to(device)
     except torch.OutOfMemoryError:
@@ -366,8 +381,13 @@ def load_model(
     engine: str = "auto",
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    device_map: str | None = None,
+    max_memory: dict | None = None,
 ) -> LoadedModel:
     """Load model + tokenizer for `engine` (auto, numpy, torch) on `device`. Raises ModelLoadError.
+
+    `device_map="auto"` (torch engine only) spreads the model over the GPUs, the CPU and the disk,
+    each capped by `max_memory` ({device: bytes}); `device` is then where the inputs go.
 
     The NumPy engine on a directory with model.safetensors and tokenizer.json imports neither torch nor
     transformers: the weights go straight into NumPy, the tokenizer through `tokenizers`.
@@ -378,6 +398,12 @@ def load_model(
     if is_local:
         check_model_dir(location, allow_pickle)
     config = read_config(location, is_local)
+    if device_map is not None:
+        if engine == "numpy":
+            raise ModelLoadError(
+                "--device-map spreads a model for the torch engine; the NumPy engine holds it all in RAM (use --engine torch)"
+            )
+        engine = "torch"
     engine, device = choose_engine(engine, device, config)  # a hub id not downloaded yet has no config: torch
     common = dict(name=name_or_path, path=location, engine=engine, device=device, threads=threads, allow_pickle=allow_pickle)
     if engine == "numpy" and light_loadable(location, is_local) and dtype is None:
@@ -391,7 +417,11 @@ def load_model(
         set_blas_threads(n_params, threads)
         return LoadedModel(tokenizer=tokenizer, info=model_info(name_or_path, config, engine, device, n_params), net=net, **common)
     progress("importing torch and transformers")
-    hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype)
+    hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype, device_map, max_memory)
+    if device_map is not None:
+        from engine.runtime.placement import input_device, placement_label
+
+        common["device"], device = str(input_device(hf_model)), placement_label(hf_model)
     from transformers import AutoTokenizer
 
     try:

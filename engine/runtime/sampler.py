@@ -26,6 +26,7 @@ from engine.model.interventions import entropy
 from engine.model.sampling import raw_probs, sample, warp_probs
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
+from engine.runtime.placement import device_map_of, placement_label
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
 OnChosen = Callable[[int, str, float], None]  # (token_id, its text, its p at temperature 1): drawn, not read in yet
@@ -76,7 +77,7 @@ def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
 
         return NumpyBackend(model.numpy_model()), None
     hf_model = model.hf_model
-    if on_cuda(hf_model):
+    if on_cuda(hf_model) and device_map_of(hf_model) is None:  # the CUDA-graph path needs the whole model on one GPU
         from engine.runtime.backends.cuda_graph import UnsupportedModelError, checked_fast_backend
 
         try:
@@ -123,7 +124,7 @@ class Sampler:
         self.engine = engine
         self.top_n = top_n
         self.backend, self.note = make_backend(engine, model)  # note: why a fast path was given up, said once
-        run_device = "cpu" if engine == "numpy" else str(next(model.hf_model.parameters()).device)
+        run_device = "cpu" if engine == "numpy" else placement_label(model.hf_model)
         self.info: ModelInfo = replace(model.info, device=run_device, engine=engine)
         self.texts: dict[int, str] = {}  # token id -> its text alone (candidates and lens labels), decoded once
         self.n_positions = self.info.n_positions

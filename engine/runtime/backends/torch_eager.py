@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from engine.runtime.backends.base import ForwardOutput
+from engine.runtime.placement import input_device
 
 
 class TorchBackend:
@@ -17,7 +18,7 @@ class TorchBackend:
 
         self.torch = torch
         self.model = hf_model
-        self.device = next(hf_model.parameters()).device
+        self.device = input_device(hf_model)  # a model spread by --device-map takes its inputs where its embedding runs
         self.cache = None
         self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
 
@@ -56,10 +57,10 @@ class TorchBackend:
                 hook.remove()
             self.cache = getattr(out, "cache", None) or out.past_key_values
             hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
-            resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
+            resid = torch.stack([h[0, -1].to(self.device) for h in hidden])  # [L + 1, d] (blocks may sit on several devices)
             lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
             lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
-            attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
+            attention = torch.stack([a[0].to(self.device) for a in out.attentions])  # [L, H, T_new, T_total]
             return ForwardOutput(
                 logits=out.logits[0, -1].float().cpu().numpy(),
                 attention=attention.float().cpu().numpy(),
