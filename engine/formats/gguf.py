@@ -127,7 +127,7 @@ def open_gguf(path: str | os.PathLike) -> GGUFFile:
             raise GGUFError(
                 f"'{path}' is one part of a model split into {count} files; pass the first, named like *-00001-of-{count:05d}.gguf"
             )
-        shards = [path.with_name(f"{match['stem']}-{index:05d}-of-{match['count']}.gguf") for index in range(1, count + 1)]
+        shards = list(split_parts(path))
         if missing := [shard.name for shard in shards if not shard.is_file()]:
             raise GGUFError(f"'{path}' is split into {count} files and {', '.join(missing)} is missing next to it")
     readers = [first] + [_read_shard(shard) for shard in shards[1:]]
@@ -404,6 +404,26 @@ class GGUFFile:
             state[self.hf_name(name)] = array
         return state
 
+    def tokenizer_config(self) -> dict:
+        """The tokenizer_config.json that goes with tokenizer_json(): special tokens, BOS rule, chat template."""
+        tokens = self.metadata.get("tokenizer.ggml.tokens", [])
+
+        def token(key):
+            index = self.metadata.get(f"tokenizer.ggml.{key}")
+            return tokens[index] if index is not None and 0 <= index < len(tokens) else None
+
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": token("bos_token_id"),
+            "eos_token": token("eos_token_id"),
+            "add_bos_token": bool(self.metadata.get("tokenizer.ggml.add_bos_token", False)),
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": int(self.key("context_length", 0)) or None,
+        }
+        if template := self.metadata.get("tokenizer.chat_template"):
+            config["chat_template"] = template
+        return config
+
     def tokenizer_json(self) -> str:
         """A tokenizer.json (byte-level BPE) built from the file's vocabulary, merges and pre-tokenizer."""
         self.check()
@@ -482,8 +502,7 @@ def llama3_rope_scaling(divisors: np.ndarray, theta: float, head_dim: int, origi
             x_high = x[kept].min() if kept.any() else 2 * x.max()
     else:
         return None
-    if abs(original - round(original)) < 1e-3 * original:
-        original = round(original)
+    original = round(original)  # a whole context length, as configs write it; the check below says if it still fits
     scaling = {
         "rope_type": "llama3",
         "factor": round(factor, 6),
@@ -557,6 +576,14 @@ def build_tokenizer(metadata: dict) -> Any:
 # ---- where the file is, and whether it fits ----
 
 
+def split_parts(path: Path) -> tuple[Path, ...]:
+    """The files of the model whose first (or only) file is `path`, judged from the name alone."""
+    match = SPLIT_NAME.match(path.name)
+    if match is None:
+        return (path,)
+    return tuple(path.with_name(f"{match['stem']}-{index:05d}-of-{match['count']}.gguf") for index in range(1, int(match["count"]) + 1))
+
+
 def find_gguf(path: str | os.PathLike) -> Path:
     """The GGUF file `path` names: the file itself, or the one model in a directory (a split model: its
     first part). Several models in a directory: GGUFError naming them."""
@@ -599,18 +626,18 @@ def available_memory() -> int | None:
     return available
 
 
-def memory_problem(gguf: GGUFFile, available: int | None) -> str | None:
-    """Why the dequantized model does not fit in `available` bytes, in one sentence; None if it does."""
-    needed = gguf.memory_needed
+def memory_problem(name: str, needed: int, n_params: int, available: int | None) -> str | None:
+    """Why a model whose float32 weights take `needed` bytes does not fit in `available`, in one sentence; None if it does."""
     if available is None or needed <= available:
         return None
     return (
-        f"'{gguf.path.name}' needs about {needed / 1e9:.1f} GB of memory once dequantized to float32 "
-        f"(4 bytes for each of its {gguf.n_params / 1e9:.2f} billion parameters), more than the {available / 1e9:.1f} GB available here"
+        f"'{name}' needs about {needed / 1e9:.1f} GB of memory once dequantized to float32 "
+        f"(4 bytes for each of its {n_params / 1e9:.2f} billion parameters), more than the {available / 1e9:.1f} GB available here"
     )
 
 
 def check_memory(gguf: GGUFFile, available: int | None = None) -> None:
     """Raise GGUFMemoryError when the dequantized model would not fit (available: measured if None)."""
-    if problem := memory_problem(gguf, available_memory() if available is None else available):
+    available = available_memory() if available is None else available
+    if problem := memory_problem(gguf.path.name, gguf.memory_needed, gguf.n_params, available):
         raise GGUFMemoryError(problem)

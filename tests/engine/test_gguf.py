@@ -350,9 +350,9 @@ def test_tokenizers_tfund_cannot_build_are_refused(tmp_path, model, pre, refusal
 
 def test_model_that_does_not_fit_in_memory(cases):
     gguf_file = open_gguf(cases("llama", "Q4_1").path)
-    problem = memory_problem(gguf_file, available=gguf_file.memory_needed - 1)
+    problem = memory_problem(gguf_file.path.name, gguf_file.memory_needed, gguf_file.n_params, available=gguf_file.memory_needed - 1)
     assert f"needs about {gguf_file.memory_needed / 1e9:.1f} GB" in problem and "available here" in problem
-    assert memory_problem(gguf_file, available=gguf_file.memory_needed) is None
+    assert memory_problem(gguf_file.path.name, gguf_file.memory_needed, gguf_file.n_params, available=gguf_file.memory_needed) is None
     with pytest.raises(GGUFMemoryError):
         check_memory(gguf_file, available=1000)
     check_memory(gguf_file)  # this machine has room for a tiny model
