@@ -8,6 +8,8 @@ Mistral and SmolLM as llama too), qwen2 and gpt2. What llama.cpp's converter cha
 - GPT-2's Conv1D weights ([in, out]) are stored transposed, like every other linear ([out, in]);
 - Llama 3.1+ RoPE scaling is a `rope_freqs` tensor (one divisor per frequency): it becomes
   transformers' rope_scaling {"rope_type": "llama3", ...} again, or the file is refused.
+The tokenizer is rebuilt from the vocabulary in the metadata: byte-level BPE (GPT-2, Llama 3, Qwen2,
+SmolLM; split as the file's pre-tokenizer says) or SentencePiece BPE (Llama 2, Mistral, TinyLlama).
 
     gguf = open_gguf("model.gguf")                 # header and metadata; tensors stay on disk
     check_memory(gguf)                             # 4 bytes a parameter once dequantized
@@ -275,11 +277,10 @@ class GGUFFile:
         model = self.metadata.get("tokenizer.ggml.model")
         if "tokenizer.ggml.tokens" not in self.metadata:
             return "has no tokenizer in its metadata (tokenizer.ggml.tokens)"
+        if model == "llama":
+            return None
         if model != "gpt2":
-            return (
-                f"has a '{model}' tokenizer (SentencePiece-style); tfund builds byte-level BPE tokenizers "
-                "(tokenizer.ggml.model 'gpt2', as in Llama 3, Qwen2, SmolLM and GPT-2 files) only"
-            )
+            return f"has a '{model}' tokenizer; tfund builds BPE tokenizers only (tokenizer.ggml.model 'gpt2' or 'llama')"
         pre = self.metadata.get("tokenizer.ggml.pre", "default")
         if pre not in PRE_TOKENIZERS:
             return f"splits text with the pre-tokenizer '{pre}', which tfund does not know (it knows {', '.join(sorted(PRE_TOKENIZERS))})"
@@ -416,7 +417,7 @@ class GGUFFile:
             "tokenizer_class": "PreTrainedTokenizerFast",
             "bos_token": token("bos_token_id"),
             "eos_token": token("eos_token_id"),
-            "add_bos_token": bool(self.metadata.get("tokenizer.ggml.add_bos_token", False)),
+            "add_bos_token": adds_bos(self.metadata),
             "clean_up_tokenization_spaces": False,
             "model_max_length": int(self.key("context_length", 0)) or None,
         }
@@ -526,14 +527,46 @@ def byte_level_alphabet() -> dict[int, str]:
 
 
 def build_tokenizer(metadata: dict) -> Any:
-    """tokenizers.Tokenizer for a byte-level BPE vocabulary stored as GGUF metadata."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    """tokenizers.Tokenizer for the vocabulary stored as GGUF metadata: byte-level BPE (tokenizer.ggml.model
+    "gpt2": GPT-2, Llama 3, Qwen2, SmolLM) or SentencePiece BPE ("llama": Llama 2, Mistral, TinyLlama)."""
+    from tokenizers import AddedToken, processors
+
+    tokens = metadata["tokenizer.ggml.tokens"]
+    token_types = metadata.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+    if metadata.get("tokenizer.ggml.model") == "llama":
+        tokenizer, spelled = sentencepiece_tokenizer(metadata), list(tokens)
+        control = [token for token, kind in zip(tokens, token_types) if kind == CONTROL]
+    else:
+        tokenizer, spelled = byte_level_tokenizer(metadata)
+        # a control token spelled outside the byte alphabet is a mislabel (no text makes it): left alone
+        control = [token for token, kind, spelling in zip(tokens, token_types, spelled) if kind == CONTROL and token == spelling]
+    # control tokens (<|endoftext|>, <s>) are matched whole in text and are special; user-defined ones
+    # (<think>) are matched whole but are not special
+    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in control])
+    user_defined = [token for token, kind, spelling in zip(tokens, token_types, spelled) if kind == USER_DEFINED and token == spelling]
+    tokenizer.add_tokens([AddedToken(token, special=False, normalized=False) for token in user_defined])
+    bos_id = metadata.get("tokenizer.ggml.bos_token_id")
+    if adds_bos(metadata) and bos_id is not None:
+        bos = spelled[bos_id]
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
+        )
+    return tokenizer
+
+
+def adds_bos(metadata: dict) -> bool:
+    """Whether encoding puts BOS first: the file's flag, else llama.cpp's default (yes for SentencePiece vocabularies)."""
+    return bool(metadata.get("tokenizer.ggml.add_bos_token", metadata.get("tokenizer.ggml.model") == "llama"))
+
+
+def byte_level_tokenizer(metadata: dict) -> tuple[Any, list[str]]:
+    """GPT-2-style BPE over bytes spelled as characters, split first by the file's pre-tokenizer; and the
+    vocabulary as spelled in it (a token written outside the byte alphabet is re-spelled byte by byte)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
     spelling = byte_level_alphabet()
     alphabet = set(spelling.values())
     tokens = metadata["tokenizer.ggml.tokens"]
-    token_types = metadata.get("tokenizer.ggml.token_type") or [1] * len(tokens)
-    # a token written with characters outside the byte alphabet is re-spelled byte by byte
     spelled = [token if set(token) <= alphabet else "".join(spelling[b] for b in token.encode("utf-8")) for token in tokens]
     merges = [tuple(merge.split(" ", 1)) for merge in metadata.get("tokenizer.ggml.merges", [])]
     pre = metadata.get("tokenizer.ggml.pre", "default")
@@ -558,19 +591,44 @@ def build_tokenizer(metadata: dict) -> Any:
             [pre_tokenizers.Split(Regex(split), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
         )
     tokenizer.decoder = decoders.ByteLevel()
-    # control tokens (<|endoftext|>, <|im_start|>) are matched whole in text and are special; user-defined
-    # ones too, but not special. A control token outside the byte alphabet is a mislabel: left alone.
-    control = [token for token, kind in zip(tokens, token_types) if kind == CONTROL and set(token) <= alphabet]
-    tokenizer.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in control])
-    user_defined = [token for token, kind, spelling_ in zip(tokens, token_types, spelled) if kind == USER_DEFINED and token == spelling_]
-    tokenizer.add_tokens([AddedToken(token, special=False, normalized=False) for token in user_defined])
-    bos_id = metadata.get("tokenizer.ggml.bos_token_id")
-    if metadata.get("tokenizer.ggml.add_bos_token") and bos_id is not None:
-        bos = spelled[bos_id]
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
+    return tokenizer, spelled
+
+
+def sentencepiece_tokenizer(metadata: dict) -> Any:
+    """SentencePiece BPE: spaces become "▁" (one is put before the text), characters missing from the
+    vocabulary fall back to their bytes (<0xE4>), and merges follow the tokens' scores."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tokens = metadata["tokenizer.ggml.tokens"]
+    if "tokenizer.ggml.merges" in metadata:
+        merges = [tuple(merge.split(" ", 1)) for merge in metadata["tokenizer.ggml.merges"]]
+    else:
+        merges = implied_merges(tokens, metadata.get("tokenizer.ggml.scores") or [0.0] * len(tokens))
+    unknown = tokens[metadata.get("tokenizer.ggml.unknown_token_id", 0)]
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab={token: index for index, token in enumerate(tokens)}, merges=merges, unk_token=unknown, fuse_unk=True, byte_fallback=True
         )
+    )
+    prefix_space = metadata.get("tokenizer.ggml.add_space_prefix", True)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first" if prefix_space else "never", split=False)
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    tokenizer.decoder = decoders.Sequence(steps + ([decoders.Strip(content=" ", left=1, right=0)] if prefix_space else []))
     return tokenizer
+
+
+def implied_merges(tokens: list[str], scores: list[float]) -> list[tuple[str, str]]:
+    """The merges a SentencePiece vocabulary implies (its files list none): every way to cut a token into
+    two tokens is a merge making it, ranked by the made token's score, best first (as llama.cpp merges:
+    the adjacent pair whose join scores highest); ties: the longer left part, then the longer right part."""
+    index = {token: i for i, token in enumerate(tokens)}
+    candidates = []
+    for token, score in zip(tokens, scores):
+        cuts = [(token[:k], token[k:]) for k in range(1, len(token)) if token[:k] in index and token[k:] in index]
+        cuts.sort(key=lambda cut: (index[cut[0]], index[cut[1]]))
+        candidates += [(score, left, right) for left, right in cuts]
+    candidates.sort(key=lambda c: (c[0], len(c[1]), len(c[2])), reverse=True)  # stable: equal keys keep the order above
+    return [(left, right) for _, left, right in candidates]
 
 
 # ---- where the file is, and whether it fits ----

@@ -1,8 +1,9 @@
 """Tiny random models written to GGUF the way llama.cpp's converter writes them, for tests (no hub).
 
-GPT-2, Llama (grouped-query attention, untied output; optionally Llama 3.1's RoPE scaling) and Qwen2
-(q/k/v biases, tied output), each with a byte-level BPE tokenizer trained here on a few lines of seven
-scripts, in one of llama.cpp's pre-tokenizer dialects. The GGUF side is written from llama.cpp's
+GPT-2, Llama (grouped-query attention, untied output; optionally Llama 3.1's RoPE scaling), SmolLM
+(Llama, tied output) and Qwen2 (q/k/v biases, tied output), each with a byte-level BPE tokenizer trained
+here on a few lines of seven scripts, in one of llama.cpp's pre-tokenizer dialects; and Llama 2 with a
+SentencePiece BPE vocabulary (byte fallback, scores, no merges in the file). The GGUF side is written from llama.cpp's
 conventions, independently of engine/formats/gguf.py (the reader the tests check): its own tensor
 names, Q/K row permutation, GPT-2 transposes and Llama 3 rope_freqs.
 
@@ -47,8 +48,17 @@ DIALECTS = {
         "add_bos": True,
     },
     "qwen2": {"special": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "bos": None, "eos": "<|endoftext|>", "add_bos": False},
+    "sentencepiece": {"special": ["<unk>", "<s>", "</s>"], "bos": "<s>", "eos": "</s>", "add_bos": True},
 }
-FAMILY_DIALECT = {"gpt2": "gpt-2", "llama": "llama-bpe", "llama3": "llama-bpe", "smollm": "smollm", "qwen2": "qwen2"}
+BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]  # SentencePiece's byte fallback
+FAMILY_DIALECT = {
+    "gpt2": "gpt-2",
+    "llama": "llama-bpe",
+    "llama3": "llama-bpe",
+    "smollm": "smollm",
+    "qwen2": "qwen2",
+    "llama2": "sentencepiece",
+}
 LLAMA3_ROPE_SCALING = {  # chosen so that several frequencies of a 16-wide head fall in the blended band
     "rope_type": "llama3",
     "factor": 8.0,
@@ -73,6 +83,8 @@ def train_tokenizer(dialect: str, vocab_size: int = 420) -> Any:
     """A byte-level BPE trained on CORPUS with the dialect's pre-tokenizer and special tokens."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+    if dialect == "sentencepiece":
+        return train_sentencepiece(vocab_size)
     spec = DIALECTS[dialect]
     tokenizer = Tokenizer(models.BPE())
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -105,6 +117,26 @@ def train_tokenizer(dialect: str, vocab_size: int = 420) -> Any:
     return tokenizer
 
 
+def train_sentencepiece(vocab_size: int) -> Any:
+    """A SentencePiece-style BPE (Llama 2's kind): "▁" for spaces, byte fallback for characters outside
+    its 100-character alphabet, BOS added."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)  # learn within words
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(content=" ", left=1, right=0)]
+    )
+    special = DIALECTS["sentencepiece"]["special"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size + 256, special_tokens=special + BYTE_TOKENS, limit_alphabet=100, show_progress=False
+    )
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)  # encode as Llama 2 does
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    return tokenizer
+
+
 def randomize(model: Any, seed: int) -> Any:
     """Every parameter drawn at random (norm weights around 1, the rest N(0, 0.15)): zero biases and unit
     norms would hide a tensor read into the wrong place, and HF's small init makes attention flat."""
@@ -130,6 +162,8 @@ def random_model(family: str, vocab_size: int, bos_id: int | None, eos_id: int, 
     if family == "qwen2":
         config = Qwen2Config(**shape, max_position_embeddings=128, rope_theta=10000.0, tie_word_embeddings=True, **ids)
         return randomize(Qwen2ForCausalLM(config), seed)
+    if family == "llama2":  # every query head has its own key/value head
+        shape["num_key_value_heads"] = shape["num_attention_heads"]
     rope = {"rope_theta": 10000.0, "rope_scaling": dict(LLAMA3_ROPE_SCALING)} if family == "llama3" else {"rope_theta": 10000.0}
     tied = family == "smollm"  # SmolLM ties its output to the embedding; the other Llamas here do not
     config = LlamaConfig(**shape, max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=tied, **rope, **ids)
@@ -287,6 +321,9 @@ def write_tokenizer(writer: Any, tokenizer: Any, dialect: str) -> None:
 
     spec = DIALECTS[dialect]
     model = json.loads(tokenizer.to_str())["model"]
+    if dialect == "sentencepiece":
+        write_sentencepiece(writer, tokenizer, model["vocab"])
+        return
     tokens = [token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1])]
     merges = [merge if isinstance(merge, str) else " ".join(merge) for merge in model["merges"]]
     special = set(spec["special"])
@@ -299,3 +336,19 @@ def write_tokenizer(writer: Any, tokenizer: Any, dialect: str) -> None:
         writer.add_bos_token_id(tokenizer.token_to_id(spec["bos"]))
     writer.add_eos_token_id(tokenizer.token_to_id(spec["eos"]))
     writer.add_add_bos_token(spec["add_bos"])
+
+
+def write_sentencepiece(writer: Any, tokenizer: Any, vocab: dict[str, int]) -> None:
+    """A SentencePiece vocabulary as llama.cpp keeps it: tokens, scores (a later merge scores lower), types, no merges."""
+    tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
+    special = DIALECTS["sentencepiece"]["special"]
+    types = [2 if token == "<unk>" else 3 if token in special else 6 if token in BYTE_TOKENS else 1 for token in tokens]
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0 if kind != 1 else -float(index) for index, kind in enumerate(types)])
+    writer.add_token_types(types)  # 2: unknown, 3: control, 6: byte, 1: normal
+    writer.add_bos_token_id(tokenizer.token_to_id("<s>"))
+    writer.add_eos_token_id(tokenizer.token_to_id("</s>"))
+    writer.add_unk_token_id(tokenizer.token_to_id("<unk>"))
+    writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(True)

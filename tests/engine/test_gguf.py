@@ -15,7 +15,14 @@ import engine.formats.gguf as reader
 from engine.formats.gguf import GGUFError, GGUFMemoryError, check_memory, find_gguf, llama3_rope_scaling, memory_problem, open_gguf
 from engine.tools.gguf_factory import FILE_TYPES, LLAMA3_ROPE_SCALING, SAMPLE_TEXTS, llama3_rope_freqs, make_case, write_gguf
 
-FAMILIES = ["gpt2", "llama", "llama3", "smollm", "qwen2"]  # llama: GQA 4/2, untied; llama3: + RoPE scaling; smollm: tied
+FAMILIES = [
+    "gpt2",
+    "llama",
+    "llama3",
+    "smollm",
+    "qwen2",
+    "llama2",
+]  # llama: GQA 4/2, untied; llama3: + RoPE scaling; smollm: tied; llama2: SentencePiece
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,7 @@ def test_f32_config_and_weights_rebuild_the_hf_model(cases, family):
 
 
 @pytest.mark.parametrize("file_type", ["Q8_0", "Q4_1"])
-@pytest.mark.parametrize("family", ["gpt2", "llama", "smollm", "qwen2"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "smollm", "qwen2", "llama2"])
 def test_quantized_file_equals_transformers_own_load(cases, family, file_type):
     case = cases(family, file_type)
     gguf_file = open_gguf(case.path)
@@ -164,7 +171,7 @@ def test_rope_freqs_off_the_llama3_rule_are_refused():
     assert llama3_rope_scaling(divisors, 10000.0, 16) is None
 
 
-@pytest.mark.parametrize("family", ["gpt2", "smollm", "llama", "qwen2"])
+@pytest.mark.parametrize("family", ["gpt2", "smollm", "llama", "qwen2", "llama2"])
 def test_tokenizer_ids_equal_the_source_and_transformers(cases, family):
     case = cases(family)
     ours = Tokenizer.from_str(open_gguf(case.path).tokenizer_json())
@@ -174,7 +181,7 @@ def test_tokenizer_ids_equal_the_source_and_transformers(cases, family):
         assert ids == case.tokenizer.encode(text).ids, (case.dialect, kind)
         assert ids == theirs(text)["input_ids"], (case.dialect, kind)
         assert ours.decode(ids, skip_special_tokens=False) == theirs.decode(ids), (case.dialect, kind)
-    special = "<|begin_of_text|>" if family == "llama" else "<|endoftext|>"
+    special = {"llama": "<|begin_of_text|>", "llama2": "</s>"}.get(family, "<|endoftext|>")
     assert ours.encode(f"a{special}b", add_special_tokens=False).ids[1] == case.tokenizer.token_to_id(special)
 
 
@@ -327,7 +334,7 @@ def test_quantization_the_package_cannot_dequantize(tmp_path):
 
 @pytest.mark.parametrize(
     "model, pre, refusal",
-    [("llama", "default", "has a 'llama' tokenizer (SentencePiece-style)"), ("gpt2", "martian", "pre-tokenizer 'martian'")],
+    [("t5", "default", "has a 't5' tokenizer; tfund builds BPE tokenizers only"), ("gpt2", "martian", "pre-tokenizer 'martian'")],
 )
 def test_tokenizers_tfund_cannot_build_are_refused(tmp_path, model, pre, refusal):
     path = tmp_path / "t.gguf"
