@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from engine.formats.gguf import (
     BYTES_PER_PARAM,
     GGUFError,
+    GGUFFile,
     GGUFMemoryError,
     available_memory,
     check_memory,
@@ -123,44 +125,87 @@ def write_conversion(directory: Path, converted: Converted, source: dict) -> boo
         return False
 
 
-def converted_weights_bytes(directory: Path) -> int | None:
-    """The size of a kept conversion's float32 weights (what loading it costs in memory); None if there is none."""
-    try:
-        return (directory / "model.safetensors").stat().st_size
-    except OSError:
-        return None
+class GGUFModelFile:
+    """A GGUF model on disk and its conversion in tfund's cache: what the engines load it through.
 
+    model_file = GGUFModelFile("path/to/file.gguf" or a directory holding one model)
+    model_file.config()               # config.json of the kept conversion, else from the header
+    model_file.converted(progress)    # config, float32 weights, tokenizer: kept, or read and kept
+    """
 
-def read_gguf(path: Path, root: Path | None = None, progress: Callable[[str], None] | None = None) -> Converted:
-    """The model in the GGUF at `path` (a file, or a directory holding one model), from its kept conversion
-    when there is one, else read (and kept, when small enough). Raises GGUFError (GGUFMemoryError when the
-    dequantized weights would not fit in memory) with one sentence."""
-    progress = progress or (lambda text: None)
-    path = find_gguf(path)
-    shards = split_parts(path)
-    try:
-        source = source_of(shards)
-    except OSError as error:
-        raise GGUFError(f"cannot read '{path}': {error.strerror or error.__class__.__name__}") from None
-    directory = conversion_dir(shards, root)
-    if (size := converted_weights_bytes(directory)) is not None:
-        if problem := memory_problem(path.name, size, size // BYTES_PER_PARAM, available_memory()):
-            raise GGUFMemoryError(problem)
-        progress(f"reading the conversion of {path.name} kept in {directory.parent}")
-        if (kept := read_conversion(directory, source)) is not None:
-            return kept
-    progress(f"reading {path.name}")
-    gguf_file = open_gguf(path)
-    gguf_file.check()
-    check_memory(gguf_file)
-    progress(f"dequantizing {gguf_file.file_type} weights to float32")
-    converted = Converted(
-        config=gguf_file.config(),
-        state=gguf_file.state_dict(),
-        tokenizer_json=gguf_file.tokenizer_json(),
-        tokenizer_config=gguf_file.tokenizer_config(),
-        file_type=gguf_file.file_type,
-    )
-    if gguf_file.memory_needed <= CONVERSION_LIMIT_BYTES:
-        write_conversion(directory, converted, source)
-    return converted
+    def __init__(self, path: str | os.PathLike, root: Path | None = None):
+        self.path = find_gguf(path)  # GGUFError: none there, several models, not there at all
+        self.shards = split_parts(self.path)
+        self.directory = conversion_dir(self.shards, root)
+
+    @cached_property
+    def source(self) -> dict:
+        try:
+            return source_of(self.shards)
+        except OSError as error:
+            raise GGUFError(f"cannot read '{self.path}': {error.strerror or error.__class__.__name__}") from None
+
+    @cached_property
+    def opened(self) -> GGUFFile:
+        """The file parsed (seconds for a big vocabulary), and checked: GGUFError if tfund cannot run it."""
+        gguf_file = open_gguf(self.path)
+        gguf_file.check()
+        return gguf_file
+
+    def kept_meta(self) -> dict | None:
+        """tfund-source.json of a conversion made from this very file by this version; None if there is none."""
+        try:
+            meta = json.loads((self.directory / SOURCE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and meta.get("source") == self.source else None
+
+    def config(self) -> dict:
+        if self.kept_meta() is not None:
+            try:
+                return json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pass
+        return self.opened.config()
+
+    @property
+    def file_type(self) -> str:
+        meta = self.kept_meta()
+        return meta["file_type"] if meta and "file_type" in meta else self.opened.file_type
+
+    def check_memory(self) -> None:
+        """GGUFMemoryError when the float32 weights would not fit in the memory available now."""
+        weights = self.directory / "model.safetensors"
+        if self.kept_meta() is not None and weights.is_file():
+            size = weights.stat().st_size
+            if problem := memory_problem(self.path.name, size, size // BYTES_PER_PARAM, available_memory()):
+                raise GGUFMemoryError(problem)
+        else:
+            check_memory(self.opened)
+
+    def keepable(self) -> bool:
+        """Whether the conversion goes into the cache (its float32 weights at most CONVERSION_LIMIT_BYTES)."""
+        return self.kept_meta() is not None or self.opened.memory_needed <= CONVERSION_LIMIT_BYTES
+
+    def converted(self, progress: Callable[[str], None] | None = None) -> Converted:
+        """The model, from its kept conversion when there is one, else read (and kept when keepable).
+        Raises GGUFError (GGUFMemoryError when the float32 weights would not fit) with one sentence."""
+        progress = progress or (lambda text: None)
+        self.check_memory()
+        if self.kept_meta() is not None:
+            progress(f"reading the conversion of {self.path.name} kept in {self.directory.parent}")
+            if (kept := read_conversion(self.directory, self.source)) is not None:
+                return kept
+        progress(f"reading {self.path.name}")
+        gguf_file = self.opened
+        progress(f"dequantizing {gguf_file.file_type} weights to float32")
+        converted = Converted(
+            config=gguf_file.config(),
+            state=gguf_file.state_dict(),
+            tokenizer_json=gguf_file.tokenizer_json(),
+            tokenizer_config=gguf_file.tokenizer_config(),
+            file_type=gguf_file.file_type,
+        )
+        if gguf_file.memory_needed <= CONVERSION_LIMIT_BYTES:
+            write_conversion(self.directory, converted, self.source)
+        return converted

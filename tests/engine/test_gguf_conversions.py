@@ -7,13 +7,17 @@ import pytest
 
 import engine.runtime.conversions as conversions
 from engine.formats.gguf import GGUFMemoryError, open_gguf
-from engine.runtime.conversions import conversion_dir, read_gguf
+from engine.runtime.conversions import GGUFModelFile, conversion_dir
 from engine.tools.gguf_factory import make_case
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return make_case("llama", tmp_path_factory.mktemp("model"), "Q4_1")
+
+
+def read_gguf(path, root, progress=None):
+    return GGUFModelFile(path, root).converted(progress)
 
 
 def assert_same(converted, gguf_file):
@@ -43,6 +47,8 @@ def test_second_read_comes_from_the_cache(case, tmp_path, monkeypatch):
     heard.clear()
     assert_same(read_gguf(case.path.parent, root=tmp_path, progress=heard.append), gguf_file)  # the directory names the same file
     assert heard == [f"reading the conversion of llama-Q4_1.gguf kept in {tmp_path / 'conversions'}"]
+    model_file = GGUFModelFile(case.path, tmp_path)
+    assert (model_file.config(), model_file.file_type, model_file.keepable()) == (gguf_file.config(), "Q4_1", True)
 
 
 def test_a_changed_file_is_converted_again(case, tmp_path, monkeypatch):
