@@ -12,7 +12,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import BertConfig, BertModel, BertTokenizerFast, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from engine.model.gpt2 import GPT2Numpy
-from engine.runtime.loading import BLAS_THREAD_ENV, load_model
+from engine.runtime.devices import BLAS_THREAD_ENV
+from engine.runtime.loading import load_model
 from engine.tools.factories import random_gpt2
 from engine.views.tokenization import EXAMPLES, load_tokenizer
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine.model.ops import ACTIVATIONS, stack
+from engine.model.sampling import entropy
 
 # the lab's limits, checked by BlockLabConfig.validate and offered by the TUI's keys
 SEQ_LEN_MAX = 64  # T: longer inputs stop being readable as a heatmap
@@ -91,12 +92,11 @@ def representation_metrics(resid, attention):  # [L+1, T, d], [L, H, T, T] -> di
     off_diagonal = ~np.eye(T, dtype=bool)  # [T, T] pairs of distinct tokens
     # [L+1]; a lone token (T = 1) has no pairs and counts as perfectly alike
     token_cosine = pair_cosines[:, off_diagonal].mean(axis=-1) if T > 1 else np.ones(len(resid))
-    entropy = -(attention * np.log(np.clip(attention, 1e-12, None))).sum(axis=-1)  # [L, H, T]
     return {
         "resid_norm": np.linalg.norm(resid, axis=-1).mean(axis=-1),  # [L+1] mean over tokens
         "layer_cosine": (directions[1:] * directions[:-1]).sum(axis=-1).mean(axis=-1),  # [L] cos(i, i-1)
         "token_cosine": token_cosine,  # [L+1] mean cosine between distinct tokens
-        "attn_entropy": entropy.mean(axis=-1),  # [L, H] nats; 0 = one-hot, log(T) would be uniform
+        "attn_entropy": entropy(attention).mean(axis=-1),  # [L, H] nats; 0 = one-hot, log(T) would be uniform
     }
 
 

@@ -235,30 +235,3 @@ def direct_logit_attribution(run: InterventionRun, params: dict, token_id: int, 
         mlp=f64(run.mlp_out) @ direction,  # [L]
         bias=float(ln_f["b"] @ u),
     )
-
-
-# ---- comparing distributions ---------------------------------------------------------------------
-
-
-def entropy(p, axis=-1):  # [..., V] probabilities -> [...] nats
-    """Shannon entropy in nats; zero-probability entries contribute nothing."""
-    p = np.asarray(p, dtype=np.float64)
-    logs = np.log(np.where(p > 0, p, 1.0))  # log 1 = 0 where p = 0
-    return -(p * logs).sum(axis=axis)
-
-
-def kl_divergence(p, q) -> float:  # [V], [V] probabilities -> KL(p‖q) in nats
-    """KL(p‖q) = Σ p log(p / q); terms with p = 0 are 0; q is floored at the smallest float64 to stay finite."""
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    support = p > 0
-    return float(max(0.0, (p[support] * (np.log(p[support]) - np.log(np.maximum(q[support], np.finfo(np.float64).tiny)))).sum()))
-
-
-def log_softmax(logits):  # [..., V] -> [..., V] float64
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def probabilities(logits):  # [..., V] -> [..., V] float64
-    return np.exp(log_softmax(logits))

@@ -14,7 +14,9 @@ from engine.runtime.backends import cuda_graph
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.cuda_graph import FastTorchBackend, checked_fast_backend
 from engine.runtime.backends.torch_eager import TorchBackend
-from engine.runtime.loading import ModelLoadError, choose_engine, load_model, thread_policy
+from engine.runtime.devices import thread_policy
+from engine.runtime.engines import choose_engine
+from engine.runtime.loading import ModelLoadError, load_model
 from engine.runtime.sampler import Sampler
 from engine.runtime.tokenizer import TextTokenizer
 from tests.conftest import random_gpt2_dir
@@ -115,7 +117,7 @@ def test_threads_flag_sets_torch_threads(monkeypatch):
 def test_numpy_engine_runs_the_thread_policy_on_blas_unless_told(monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    from engine.runtime.loading import blas_threads, cpu_cores
+    from engine.runtime.devices import blas_threads, cpu_cores
 
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
@@ -151,7 +153,7 @@ def test_fast_backend_that_disagrees_falls_back_to_eager(toy, monkeypatch):
 
 
 def test_sampler_on_cuda_says_once_that_it_fell_back(toy, monkeypatch):
-    monkeypatch.setattr("engine.runtime.sampler.on_cuda", lambda hf_model: True)
+    monkeypatch.setattr("engine.runtime.engines.on_cuda", lambda hf_model: True)
     monkeypatch.setattr(cuda_graph, "self_check_problem", lambda report, dtype: "its logits differ by 1.0e+00 (tolerance 1e-03)")
     sampler = Sampler(toy, SamplingConfig(temperature=0.0), engine="torch")
     assert isinstance(sampler.backend, TorchBackend) and "decoding eagerly" in sampler.note

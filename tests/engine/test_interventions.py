@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 
 from engine.model.head_stats import head_stats, induction_mask
-from engine.model.interventions import (
-    Ablation,
-    entropy,
-    intervention_hooks,
-    kl_divergence,
-    logit_direction,
-    parse_ablation,
-    probabilities,
-)
+from engine.model.interventions import Ablation, intervention_hooks, logit_direction, parse_ablation
+from engine.model.sampling import KL_FLOOR, entropy, kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
 from engine.runtime.loading import load_model
 from engine.tools.factories import random_gpt2
@@ -155,8 +148,10 @@ def test_kl_and_entropy():
     assert kl_divergence(p, p) == 0.0
     assert kl_divergence(p, np.array([0.25, 0.25, 0.5])) == pytest.approx(math.log(2))
     assert entropy(p) == pytest.approx(math.log(2)) and entropy(np.array([0.0, 1.0])) == 0.0
-    logits = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    np.testing.assert_allclose(probabilities(logits).sum(), 1.0)
+    assert kl_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(-math.log(KL_FLOOR))  # q floored, not infinite
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(raw_probs(logits).sum(axis=-1), 1.0)  # row by row
+    assert top_ids(np.array([0.1, 0.4, 0.1, 0.4]), 3).tolist() == [1, 3, 0]  # most likely first, ties by id
 
 
 # ---- per-head statistics -------------------------------------------------------------------------
@@ -207,7 +202,7 @@ def test_head_statistics_of_a_model_context(inspectors):
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 def test_token_events_carry_the_entropy_of_their_distributions(toy, engine):
     from engine.events import SamplingConfig
-    from engine.model.sampling import raw_probs, warp_probs
+    from engine.model.sampling import warp_probs
     from engine.runtime.sampler import Sampler
 
     sampler = Sampler(toy, SamplingConfig(temperature=0.7, top_k=5, seed=0), engine=engine)
