@@ -117,8 +117,8 @@ def build_parser() -> OneLineParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
-        "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
+        help="knock out L.H (query head H's output z before the output projection), L.attn (every head of layer L: the layer "
+        "then adds only its output bias, if any) or L.mlp (its hidden activations: it adds only its down bias); 0-based, repeatable",
     )
     insp.add_argument("--ablate-mode", choices=["zero", "mean"], default="zero", help="zeros, or the mean over the prompt's positions")
     insp.add_argument(
@@ -367,7 +367,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"argument --ablate: {error}") from None
     ids = prompt_ids(model.tokenizer, args.prompt, info.n_positions)
-    report = inspect_context(Inspector(model.hf_model, model.engine), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
+    report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
     report = {"model": args.model, **report}
     print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))
     return 0

@@ -11,7 +11,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, BertTokenizerFast, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.transformer import NumpyLM
 from engine.runtime.devices import BLAS_THREAD_ENV
 from engine.runtime.loading import load_model
 from engine.tools.factories import random_gpt2
@@ -110,7 +110,7 @@ def tiny_hf():
 
 @pytest.fixture(scope="session")
 def tiny_numpy(tiny_hf):
-    return GPT2Numpy.from_hf(tiny_hf)
+    return NumpyLM.from_hf(tiny_hf)
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +144,7 @@ def gpt2_small_hf():
 
 @pytest.fixture(scope="session")
 def gpt2_small_numpy(gpt2_small_hf):
-    return GPT2Numpy.from_hf(gpt2_small_hf)
+    return NumpyLM.from_hf(gpt2_small_hf)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.model.gpt2 import config_problem
+from engine.model.families import config_problem
 from engine.runtime.devices import accelerator_likely, resolve_device
 from engine.runtime.errors import ModelLoadError
 

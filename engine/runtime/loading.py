@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.events import ModelInfo
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.families import FAMILY_OF, SIZE_KEYS, config_problem
+from engine.model.transformer import NumpyLM
 from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_threads
 from engine.runtime.engines import choose_engine
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
@@ -34,7 +35,7 @@ class LoadedModel:
     device: str  # "cpu", "cuda", "mps"
     tokenizer: Any  # TextTokenizer, or transformers' PreTrainedTokenizerFast on the torch path
     info: ModelInfo
-    net: GPT2Numpy | None = None  # the NumPy weights, once read or converted
+    net: NumpyLM | None = None  # the NumPy weights, once read or converted
     threads: int | None = None  # the engine's CPU threads, torch's intra-op or NumPy's BLAS (--threads), None: thread_policy
     allow_pickle: bool = False
     _hf_model: Any = field(default=None, repr=False)
@@ -46,7 +47,7 @@ class LoadedModel:
 
     @property
     def hf_model(self) -> Any:
-        """transformers' GPT2LMHeadModel (eval mode, eager attention), loaded on first use: seconds."""
+        """transformers' *ForCausalLM (eval mode, eager attention), loaded on first use: seconds."""
         with self._lock:
             if self._hf_model is None:
                 self._hf_model = load_hf_model(self.name, self.path, self.device, self.allow_pickle, self.threads)
@@ -62,11 +63,11 @@ class LoadedModel:
         """The CPU threads computing this model's steps: torch's (once loaded), or NumPy's BLAS threads."""
         return self.torch_threads if self.engine == "torch" else blas_threads()
 
-    def numpy_model(self) -> GPT2Numpy:
-        """The from-scratch NumPy GPT-2 on these weights (read once, shared by every sampler)."""
+    def numpy_model(self) -> NumpyLM:
+        """The from-scratch NumPy engine on these weights (read once, shared by every sampler)."""
         if self.net is None:
-            self.net = GPT2Numpy.from_hf(self.hf_model)
-            set_blas_threads(count_params(self.net.params), self.threads)
+            self.net = NumpyLM.from_hf(self.hf_model)
+            set_blas_threads(self.net.n_params, self.threads)
         return self.net
 
 
@@ -100,27 +101,28 @@ def out_of_memory_sentence(device: str) -> str:
 
 
 def model_info(name: str, config: dict, engine: str, device: str, n_params: int) -> ModelInfo:
+    n_layer, n_head, d_model, n_positions = (config[key] for key in SIZE_KEYS[FAMILY_OF[config["model_type"]]])
     return ModelInfo(
         name=name,
         device=device,
         engine=engine,
-        n_layer=config["n_layer"],
-        n_head=config["n_head"],
-        d_model=config["n_embd"],
-        n_positions=config["n_positions"],
+        n_layer=n_layer,
+        n_head=n_head,
+        d_model=d_model,
+        n_positions=n_positions,
         vocab_size=config["vocab_size"],
         n_params=n_params,
     )
 
 
 def load_hf_model(name: str, location: str, device: str, allow_pickle: bool, threads: int | None, dtype: Any = None) -> Any:
-    """transformers' GPT2LMHeadModel from `location` on `device`, eval mode, eager attention."""
+    """transformers' *ForCausalLM from `location` on `device`, eval mode, eager attention."""
     import torch
-    from transformers import GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM
 
     quiet_transformers()
     try:
-        hf_model = GPT2LMHeadModel.from_pretrained(
+        hf_model = AutoModelForCausalLM.from_pretrained(
             location,
             attn_implementation="eager",  # sdpa returns no attention weights
             use_safetensors=None if allow_pickle else True,
@@ -169,15 +171,17 @@ def load_model(
     if engine == "numpy" and light_loadable(location, is_local) and dtype is None:
         progress(f"reading {name_or_path} into NumPy")
         try:
-            net = GPT2Numpy.from_dir(location)
+            net = NumpyLM.from_dir(location)
             tokenizer = TextTokenizer.from_dir(location)
         except Exception as error:  # a damaged file: one sentence
             raise ModelLoadError(f"could not load model '{name_or_path}': {first_line(error)}") from None
-        n_params = count_params(net.params)
+        n_params = net.n_params
         set_blas_threads(n_params, threads)
         return LoadedModel(tokenizer=tokenizer, info=model_info(name_or_path, config, engine, device, n_params), net=net, **common)
     progress("importing torch and transformers")
     hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype)
+    if problem := config_problem(hf_model.config.to_dict(), "torch", name=f"'{name_or_path}'"):  # a hub model, read only now
+        raise ModelLoadError(problem)
     from transformers import AutoTokenizer
 
     try:
@@ -188,10 +192,8 @@ def load_model(
     return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
 
 
-def count_params(params: Any) -> int:
-    """Numbers in nested params (dicts and lists of arrays)."""
-    if isinstance(params, dict):
-        return sum(count_params(value) for value in params.values())
-    if isinstance(params, list):
-        return sum(count_params(value) for value in params)
-    return params.size
+def loaded_from_hf(hf_model: Any, tokenizer: Any = None, name: str = "in memory", engine: str = "numpy") -> LoadedModel:
+    """A LoadedModel around an in-memory transformers model (tests, benchmarks); its NumPy copy is made on first use."""
+    device = str(next(hf_model.parameters()).device)
+    info = model_info(name, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
+    return LoadedModel(name=name, path="", engine=engine, device=device, tokenizer=tokenizer, info=info, _hf_model=hf_model)

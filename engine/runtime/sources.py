@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from engine.model.gpt2 import config_problem
+from engine.model.families import config_problem
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
 from engine.runtime.tokenizer import light_tokenizer_problem
 
@@ -101,7 +101,7 @@ def check_model_dir(path: str, allow_pickle: bool) -> None:
             config = json.load(f)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"'{config_file}' is not valid JSON ({error.__class__.__name__})") from None
-    if problem := config_problem(config if isinstance(config, dict) else {}, "transformers", name=f"'{path}'"):
+    if problem := config_problem(config if isinstance(config, dict) else {}, "torch", name=f"'{path}'"):
         raise ModelLoadError(problem)
     files = set(os.listdir(path))
     has_safetensors = any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from engine.events import SamplingConfig
-from engine.runtime import loading
 from engine.runtime.backends import cuda_graph
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.cuda_graph import FastTorchBackend, checked_fast_backend
@@ -19,6 +18,7 @@ from engine.runtime.engines import choose_engine
 from engine.runtime.loading import ModelLoadError, load_model
 from engine.runtime.sampler import Sampler
 from engine.runtime.tokenizer import TextTokenizer
+from engine.tools.factories import random_llama
 from tests.conftest import random_gpt2_dir
 
 PROMPT = "In a small village,"
@@ -88,9 +88,12 @@ def test_what_the_light_tokenizer_does_not_do_loads_through_transformers(tmp_pat
 
 
 def test_choose_engine():
-    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_positions": 64}
+    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64, "vocab_size": 100}
     assert choose_engine("auto", "cpu", gpt2) == ("numpy", "cpu")
     assert choose_engine("auto", "cpu", {**gpt2, "activation_function": "silu"}) == ("torch", "cpu")
+    llama = random_llama("tiny", model_type="mistral").config.to_dict()
+    assert choose_engine("auto", "cpu", llama) == ("numpy", "cpu")  # the NumPy engine runs the Llama family
+    assert choose_engine("auto", "cpu", {**llama, "sliding_window": 32}) == ("torch", "cpu")  # what it does not compute: transformers
     assert choose_engine("torch", "cpu", gpt2) == ("torch", "cpu")
     with pytest.raises(ModelLoadError, match="CPU only"):
         choose_engine("numpy", "cuda", gpt2)
@@ -142,8 +145,8 @@ def test_fast_backend_passes_its_self_check_on_cpu(toy):
 def test_fast_backend_that_disagrees_falls_back_to_eager(toy, monkeypatch):
     real_lens = cuda_graph.lens
 
-    def wrong_lens(resid, ln_f, lm_head, eps):  # the fast path's logits, off by 0.1
-        probs, logits = real_lens(resid, ln_f, lm_head, eps)
+    def wrong_lens(resid, norm_f, unembed, eps):  # the fast path's logits, off by 0.1
+        probs, logits = real_lens(resid, norm_f, unembed, eps)
         return probs, logits + 0.1
 
     monkeypatch.setattr(cuda_graph, "lens", wrong_lens)
@@ -166,5 +169,5 @@ def test_sampler_on_cuda_says_once_that_it_fell_back(toy, monkeypatch):
 def test_light_path_reads_the_same_weights_as_transformers(toy):
     net = toy.numpy_model()
     hf = toy.hf_model
-    np.testing.assert_array_equal(net.params["wte"], hf.transformer.wte.weight.detach().numpy())
-    assert loading.count_params(net.params) == hf.num_parameters() == toy.info.n_params
+    np.testing.assert_array_equal(net.params["embed"], hf.transformer.wte.weight.detach().numpy())
+    assert net.n_params == hf.num_parameters() == toy.info.n_params

@@ -108,6 +108,6 @@ def test_cached_hub_name_loads_from_the_cache_without_network(monkeypatch, tiny_
 
 
 def test_config_json_model_type_is_checked_before_any_weights_load(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(ModelLoadError, match="'llama' model"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma"}))
+    with pytest.raises(ModelLoadError, match="'gemma' model"):
         load_model(str(tmp_path), device="cpu")
