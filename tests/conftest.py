@@ -14,7 +14,7 @@ from transformers import BertConfig, BertModel, BertTokenizerFast, GPT2Config, G
 from engine.model.transformer import NumpyLM
 from engine.runtime.devices import BLAS_THREAD_ENV
 from engine.runtime.loading import load_model
-from engine.tools.factories import random_gpt2
+from engine.tools.factories import random_gpt2, random_llama
 from engine.views.tokenization import EXAMPLES, load_tokenizer
 
 WAIT_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
@@ -82,6 +82,25 @@ def random_gpt2_dir(path, tokenizer, seed):
         GPT2LMHeadModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def random_llama_dir(path, tokenizer, seed=0, model_type="llama", tied=False, **overrides):
+    """A random tiny Llama-family model (4 query / 2 KV heads) sized to `tokenizer`, saved with it; its
+    end-of-text id is the tokenizer's."""
+    eos = tokenizer.eos_token_id
+    model = random_llama(
+        "tiny", seed=seed, model_type=model_type, tied=tied, vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **overrides
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def llama_dir(request, toy_tokenizer, tmp_path_factory):
+    """A random tiny Llama (untied) or Qwen2 (q/k/v biases, tied) with the toy's tokenizer, saved as a user would."""
+    path = tmp_path_factory.mktemp(request.param)
+    return random_llama_dir(path, toy_tokenizer, seed=11, model_type=request.param, tied=request.param == "qwen2")
 
 
 @pytest.fixture

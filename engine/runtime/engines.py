@@ -59,8 +59,10 @@ def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
 
         try:
             return checked_fast_backend(hf_model)
-        except UnsupportedModelError:
-            pass
+        except UnsupportedModelError as error:
+            from engine.runtime.backends.torch_eager import TorchBackend
+
+            return TorchBackend(hf_model), f"{error}; decoding eagerly"
     from engine.runtime.backends.torch_eager import TorchBackend
 
     return TorchBackend(hf_model), None

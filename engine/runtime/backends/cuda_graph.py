@@ -153,8 +153,7 @@ def check_supported(hf_model: Any) -> None:
         raise UnsupportedModelError(str(error)) from None
     if arch.family != "gpt2":
         raise UnsupportedModelError(
-            f"the CUDA-graph decode path runs GPT-2 only (untested on the Llama family without a GPU); "
-            f"this {config['model_type']} model decodes through transformers' eager forward"
+            f"the CUDA-graph decode path runs GPT-2 only, not this {config['model_type']} model (untested without a GPU)"
         )
 
 
