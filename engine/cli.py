@@ -117,11 +117,16 @@ def build_parser() -> OneLineParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
-        "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
+        help="knock out L.H (query head H's output z before the output projection), L.attn (every head of layer L: the layer "
+        "then adds only its output bias, if any) or L.mlp (its hidden activations: it adds only its down bias); 0-based, repeatable",
     )
     insp.add_argument("--ablate-mode", choices=["zero", "mean"], default="zero", help="zeros, or the mean over the prompt's positions")
-    insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
+    insp.add_argument(
+        "--engine",
+        choices=["auto", "numpy", "torch"],
+        default="auto",
+        help="auto: torch on a GPU, NumPy on the CPU (engine.runtime.engines)",
+    )
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")
 
@@ -174,13 +179,14 @@ def build_parser() -> OneLineParser:
 
 # ---- commands ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.runtime.engines import engine_device_problem
     from engine.runtime.loading import load_model
     from engine.runtime.sampler import Sampler
     from engine.views.trace import TraceWriter
 
     config = sampling_config(args)
-    if args.engine == "numpy" and args.device not in ("auto", "cpu"):
-        raise UsageError(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
+    if problem := engine_device_problem(args.engine, args.device):
+        raise UsageError(f"argument --device: {problem}")
     trace = TraceWriter(args.trace) if args.trace else None
     model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine, threads=args.threads)
     sampler = Sampler(model, config)
@@ -341,16 +347,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from engine.runtime.engines import engine_device_problem
     from engine.runtime.interventions import Inspector
-    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model, resolve_device
+    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model
     from engine.views.inspect import format_inspect, inspect_context, prompt_ids
 
-    device = resolve_device(args.device)
-    engine = args.engine if args.engine != "auto" else ("numpy" if device == "cpu" else "torch")
-    if engine == "numpy" and device != "cpu":
-        raise UsageError("argument --engine: the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
+    if problem := engine_device_problem(args.engine, args.device):
+        raise UsageError(f"argument --engine: {problem}")
     try:
-        model = load_model(args.model, device=device, allow_pickle=args.allow_pickle)
+        model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine)
     except ModelUnavailableError:
         raise
     except ModelLoadError as error:
@@ -362,7 +367,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"argument --ablate: {error}") from None
     ids = prompt_ids(model.tokenizer, args.prompt, info.n_positions)
-    report = inspect_context(Inspector(model.hf_model, engine), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
+    report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
     report = {"model": args.model, **report}
     print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))
     return 0

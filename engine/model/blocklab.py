@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from engine.model.ops import ACTIVATIONS, stack
+from engine.model.sampling import entropy
 
 # the lab's limits, checked by BlockLabConfig.validate and offered by the TUI's keys
 SEQ_LEN_MAX = 64  # T: longer inputs stop being readable as a heatmap
@@ -65,18 +66,18 @@ class BlockLabResult:
     metrics: dict[str, np.ndarray]  # resid_norm, layer_cosine, token_cosine, attn_entropy
 
 
-def notebook_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named like GPT-2
+def notebook_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named by role (engine.model.families)
     """W_Q, W_K, W_V, W_O, W1, W2 drawn in the notebook's order from its legacy generator; zero biases."""
     w_q, w_k, w_v, w_o = (rng.randn(d_model, d_model) * scale for _ in range(4))  # [d, d] each
     w_1, w_2 = rng.randn(d_model, d_ff) * scale, rng.randn(d_ff, d_model) * scale  # [d, d_ff], [d_ff, d]
     return {
-        "ln_1": {},  # the notebook's LN has no learned gain or bias
+        "norm1": {},  # the notebook's LN has no learned gain or bias
         "attn": {
-            "c_attn": {"w": np.concatenate([w_q, w_k, w_v], axis=1), "b": np.zeros(3 * d_model)},  # [d, 3d]
-            "c_proj": {"w": w_o, "b": np.zeros(d_model)},
+            "qkv": {"w": np.concatenate([w_q, w_k, w_v], axis=1), "b": np.zeros(3 * d_model)},  # [d, 3d]
+            "o": {"w": w_o, "b": np.zeros(d_model)},
         },
-        "ln_2": {},
-        "mlp": {"c_fc": {"w": w_1, "b": np.zeros(d_ff)}, "c_proj": {"w": w_2, "b": np.zeros(d_model)}},
+        "norm2": {},
+        "mlp": {"up": {"w": w_1, "b": np.zeros(d_ff)}, "down": {"w": w_2, "b": np.zeros(d_model)}},
     }
 
 
@@ -91,12 +92,11 @@ def representation_metrics(resid, attention):  # [L+1, T, d], [L, H, T, T] -> di
     off_diagonal = ~np.eye(T, dtype=bool)  # [T, T] pairs of distinct tokens
     # [L+1]; a lone token (T = 1) has no pairs and counts as perfectly alike
     token_cosine = pair_cosines[:, off_diagonal].mean(axis=-1) if T > 1 else np.ones(len(resid))
-    entropy = -(attention * np.log(np.clip(attention, 1e-12, None))).sum(axis=-1)  # [L, H, T]
     return {
         "resid_norm": np.linalg.norm(resid, axis=-1).mean(axis=-1),  # [L+1] mean over tokens
         "layer_cosine": (directions[1:] * directions[:-1]).sum(axis=-1).mean(axis=-1),  # [L] cos(i, i-1)
         "token_cosine": token_cosine,  # [L+1] mean cosine between distinct tokens
-        "attn_entropy": entropy.mean(axis=-1),  # [L, H] nats; 0 = one-hot, log(T) would be uniform
+        "attn_entropy": entropy(attention).mean(axis=-1),  # [L, H] nats; 0 = one-hot, log(T) would be uniform
     }
 
 

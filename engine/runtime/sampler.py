@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, StepView, TokenEvent
-from engine.model.interventions import entropy
-from engine.model.sampling import raw_probs, sample, warp_probs
+from engine.model.head_stats import attention_matrix
+from engine.model.sampling import entropy, kl_divergence, raw_probs, sample, top_ids, warp_probs
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
+from engine.runtime.engines import engine_device_problem, make_backend, scratch_backend
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
 OnChosen = Callable[[int, str, float], None]  # (token_id, its text, its p at temperature 1): drawn, not read in yet
@@ -44,10 +45,7 @@ def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L
 
 def top_candidates(text_of: Callable[[int], str], p_raw: np.ndarray, p: np.ndarray, n: int) -> list[Candidate]:
     """The n most likely tokens before warping, with their probability after warping; text_of(id) labels them."""
-    n = min(n, p_raw.shape[0])
-    top = np.argpartition(-p_raw, n - 1)[:n]
-    top = top[np.lexsort((top, -p_raw[top]))]  # by p_raw descending, ties by id
-    return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top]
+    return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top_ids(p_raw, n)]
 
 
 @dataclass
@@ -58,45 +56,6 @@ class PositionView:
     lens: list[LensEntry]
     norms: np.ndarray  # [L + 1]
     cosines: np.ndarray  # [L]
-
-
-def on_cuda(hf_model: Any) -> bool:
-    return next(hf_model.parameters()).device.type == "cuda"
-
-
-def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
-    """The backend behind the sampler, and a note for the user if the fast path was given up.
-
-    numpy: the from-scratch NumPy GPT-2 (CPU), imported without torch. torch on CUDA: static KV cache
-    + CUDA graphs for GPT-2, checked against eager decoding on first use; torch otherwise (or for what
-    the CUDA-graph path does not implement): transformers' own forward.
-    """
-    if engine == "numpy":
-        from engine.runtime.backends.numpy_backend import NumpyBackend
-
-        return NumpyBackend(model.numpy_model()), None
-    hf_model = model.hf_model
-    if on_cuda(hf_model):
-        from engine.runtime.backends.cuda_graph import UnsupportedModelError, checked_fast_backend
-
-        try:
-            return checked_fast_backend(hf_model)
-        except UnsupportedModelError:
-            pass
-    from engine.runtime.backends.torch_eager import TorchBackend
-
-    return TorchBackend(hf_model), None
-
-
-def scratch_backend(engine: str, model: Any) -> Any:
-    """A second backend with its own KV cache, for looking at earlier positions without touching the live one."""
-    if engine == "numpy":
-        from engine.runtime.backends.numpy_backend import NumpyBackend
-
-        return NumpyBackend(model.numpy_model())
-    from engine.runtime.backends.torch_eager import TorchBackend
-
-    return TorchBackend(model.hf_model)
 
 
 class Sampler:
@@ -113,11 +72,9 @@ class Sampler:
         self.tokenizer = model.tokenizer
         self.config = replace(config) if config else SamplingConfig()
         self.config.validate()
-        if engine not in ("auto", "torch", "numpy"):
-            raise ValueError(f"engine must be 'auto', 'torch' or 'numpy' (got {engine!r})")
+        if problem := engine_device_problem(engine, device):
+            raise ValueError(problem)
         engine = model.engine if engine == "auto" else engine
-        if engine == "numpy" and device not in (None, "cpu"):
-            raise ValueError("the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
         if device is not None and engine == "torch":
             model.hf_model.to(device)
         self.engine = engine
@@ -232,12 +189,7 @@ class Sampler:
 
     def attention_matrix(self) -> np.ndarray:
         """[L, H, T, T] attention over the current context; row i is token i's, zeros above the diagonal."""
-        T = len(self.tokens)
-        L, H = self.info.n_layer, self.info.n_head
-        matrix = np.zeros((L, H, T, T), dtype=np.float32)
-        for i, view in enumerate(self.views):
-            matrix[:, :, i, : i + 1] = view.attention
-        return matrix
+        return attention_matrix([view.attention for view in self.views])
 
     # ---- the next token ----------------------------------------------------------------------
     def next_distributions(self) -> tuple[np.ndarray, np.ndarray]:
@@ -282,8 +234,6 @@ class Sampler:
         with self._lock:
             if not self.ablations:
                 return None
-            from engine.model.interventions import kl_divergence
-
             intact, ablated = raw_probs(self._next_logits), raw_probs(self._ablated_logits())  # [V], [V]
             return AblationView(
                 labels=tuple(a.label for a in self.ablations),

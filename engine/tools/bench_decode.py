@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.cuda_graph import FastTorchBackend
 from engine.runtime.backends.numpy_backend import NumpyBackend
@@ -31,7 +31,7 @@ def timed(backend, prompt_ids: list[int], n_tokens: int) -> tuple[float, list[in
 def bench_decode(hf_model, prompt_ids: list[int], n_tokens: int, repeats: int = 5) -> dict:
     """Greedy-decode n_tokens with both engines `repeats` times; tok/s medians and their ratio."""
     hf_model.eval()
-    model = GPT2Numpy.from_hf(hf_model)
+    model = NumpyLM.from_hf(hf_model)
     prompt_ids = [int(t) for t in prompt_ids]
     if n_tokens < 1 or repeats < 1:
         raise ValueError(f"tokens and repeats must be >= 1 (got tokens={n_tokens}, repeats={repeats})")

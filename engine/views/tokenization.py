@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.runtime.loading import ModelLoadError, locate_model, quiet_transformers
+from engine.runtime.loading import ModelLoadError, quiet_transformers
+from engine.runtime.sources import locate_model
 from engine.views.pieces import TOKEN_MARKERS, visible
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
@@ -85,8 +86,8 @@ class EncoderAttention:
 # ---- loading -----------------------------------------------------------------------------------
 def load_tokenizer(name_or_path: str) -> Any:
     """A fast tokenizer from "toy", a local directory or a cached hub name. Raises ModelLoadError."""
-    location, is_local = locate_model(name_or_path)
-    if not is_local:
+    location = (source := locate_model(name_or_path)).path
+    if not source.is_local:
         raise ModelLoadError(
             f"tokenizer '{name_or_path}' is not in the Hugging Face cache; download it once while online "
             f"(e.g. `hf download {name_or_path}`) or pass a local directory"
@@ -239,8 +240,8 @@ def format_tokenization(view: TokenizationView) -> str:
 # ---- encoder attention -------------------------------------------------------------------------
 def encoder_attention(model_dir: str, text: str, allow_pickle: bool = False) -> EncoderAttention:
     """All layers' and heads' attention of a BERT-like encoder on `text`. Raises ModelLoadError."""
-    location, is_local = locate_model(model_dir)
-    if not is_local:
+    location = (source := locate_model(model_dir)).path
+    if not source.is_local:
         raise ModelLoadError(
             f"model '{model_dir}' is not in the Hugging Face cache; download it once while online or pass a local directory"
         )

@@ -15,7 +15,7 @@ def imported_modules(statement: str) -> set[str]:
 
 def test_engine_does_not_import_textual_or_tui():
     modules = imported_modules(
-        "import engine, engine.cli, engine.runtime.sampler, engine.runtime.loading, engine.model.gpt2, engine.model.blocklab"
+        "import engine, engine.cli, engine.runtime.sampler, engine.runtime.loading, engine.model.transformer, engine.model.families, engine.model.blocklab"
     )
     assert "engine.runtime.sampler" in modules
     assert not any(m == "textual" or m.startswith("textual.") for m in modules)

@@ -1,18 +1,18 @@
-"""The NumPy backend: the project's from-scratch GPT-2 (engine.model.gpt2) with its own KV cache, on the CPU."""
+"""The NumPy backend: the project's from-scratch engine (engine.model.transformer) with its own KV cache, on the CPU."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.model.gpt2 import GPT2Numpy
 from engine.model.ops import softmax
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import ForwardOutput
 
 
 class NumpyBackend:
     """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
 
-    def __init__(self, net: GPT2Numpy):
+    def __init__(self, net: NumpyLM):
         self.net = net
         self.cache = net.new_cache()
 

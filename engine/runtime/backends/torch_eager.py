@@ -1,4 +1,4 @@
-"""The eager torch backend: transformers' GPT2LMHeadModel forward with a DynamicCache, on any device."""
+"""The eager torch backend: transformers' *ForCausalLM forward (GPT-2 or the Llama family) with a DynamicCache, on any device."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import inspect
 import threading
 from typing import Any
 
+from engine.model.families import FAMILY_OF, TORCH_PATHS
 from engine.runtime.backends.base import ForwardOutput
 
 
 class TorchBackend:
-    """transformers GPT2LMHeadModel with a DynamicCache (any device)."""
+    """transformers' *ForCausalLM with a DynamicCache (any device), eager attention so its weights are returned."""
 
     def __init__(self, hf_model: Any):
         import torch
@@ -18,6 +19,8 @@ class TorchBackend:
         self.torch = torch
         self.model = hf_model
         self.device = next(hf_model.parameters()).device
+        paths = TORCH_PATHS[FAMILY_OF[hf_model.config.model_type]]
+        self.norm_f, self.unembed = hf_model.get_submodule(paths["norm_f"]), hf_model.get_submodule(paths["unembed"])
         self.cache = None
         self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
 
@@ -32,8 +35,7 @@ class TorchBackend:
 
     def forward(self, ids: list[int]) -> ForwardOutput:
         torch = self.torch
-        transformer = self.model.transformer
-        # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
+        # the residual stream after the last block is the final norm's input (hidden_states[-1] is after it)
         final_resid = []
         owner = threading.get_ident()  # two samplers may share one model from two threads
 
@@ -41,7 +43,7 @@ class TorchBackend:
             if threading.get_ident() == owner:
                 final_resid.append(args[0])
 
-        hook = transformer.ln_f.register_forward_pre_hook(capture)
+        hook = self.norm_f.register_forward_pre_hook(capture)
         with torch.inference_mode():
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
             try:
@@ -57,7 +59,7 @@ class TorchBackend:
             self.cache = getattr(out, "cache", None) or out.past_key_values
             hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
             resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
-            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
+            lens_logits = self.unembed(self.norm_f(resid[1:]))  # [L, V]
             lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
             attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
             return ForwardOutput(
