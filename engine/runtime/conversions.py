@@ -160,13 +160,26 @@ class GGUFModelFile:
             return None
         return meta if isinstance(meta, dict) and meta.get("source") == self.source else None
 
+    def kept_text(self, name: str) -> str | None:
+        """A file of the kept conversion (config.json, tokenizer.json); None without a current one."""
+        if self.kept_meta() is None:
+            return None
+        try:
+            return (self.directory / name).read_text(encoding="utf-8")
+        except OSError:
+            return None
+
     def config(self) -> dict:
-        if self.kept_meta() is not None:
+        if (text := self.kept_text("config.json")) is not None:
             try:
-                return json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                return json.loads(text)
+            except ValueError:
                 pass
         return self.opened.config()
+
+    def tokenizer_json(self) -> str:
+        kept = self.kept_text("tokenizer.json")
+        return kept if kept is not None else self.opened.tokenizer_json()
 
     @property
     def file_type(self) -> str:
@@ -186,6 +199,13 @@ class GGUFModelFile:
     def keepable(self) -> bool:
         """Whether the conversion goes into the cache (its float32 weights at most CONVERSION_LIMIT_BYTES)."""
         return self.kept_meta() is not None or self.opened.memory_needed <= CONVERSION_LIMIT_BYTES
+
+    def keep(self, progress: Callable[[str], None] | None = None) -> Path | None:
+        """The directory of the kept conversion (a transformers checkpoint), converting now if there is
+        none; None when the model is too big to keep or the cache cannot be written."""
+        if self.kept_meta() is None and self.keepable():
+            self.converted(progress)
+        return self.directory if self.kept_meta() is not None else None
 
     def converted(self, progress: Callable[[str], None] | None = None) -> Converted:
         """The model, from its kept conversion when there is one, else read (and kept when keepable).

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.events import ModelInfo
+from engine.formats.gguf import GGUFError, GGUFMemoryError
 from engine.model.families import FAMILY_OF, SIZE_KEYS, config_problem
 from engine.model.transformer import NumpyLM
+from engine.runtime.conversions import GGUFModelFile
 from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_threads
 from engine.runtime.engines import choose_engine
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
@@ -116,11 +118,13 @@ def model_info(name: str, config: dict, engine: str, device: str, n_params: int)
 
 
 def load_hf_model(name: str, location: str, device: str, allow_pickle: bool, threads: int | None, dtype: Any = None) -> Any:
-    """transformers' *ForCausalLM from `location` on `device`, eval mode, eager attention."""
+    """transformers' *ForCausalLM from `location` (a directory, hub id or GGUF file) on `device`, eval mode, eager attention."""
     import torch
     from transformers import AutoModelForCausalLM
 
     quiet_transformers()
+    if os.path.isfile(location):
+        return load_gguf_hf_model(name, location, device, threads, dtype)
     try:
         hf_model = AutoModelForCausalLM.from_pretrained(
             location,
@@ -163,6 +167,8 @@ def load_model(
     """
     progress = progress or (lambda text: None)
     location, is_local = (source := locate_model(name_or_path)).path, source.is_local
+    if source.kind == "gguf":
+        return load_gguf_model(name_or_path, location, device, dtype, engine, threads, progress)
     if is_local:
         check_model_dir(location, allow_pickle)
     config = read_config(location, is_local)
@@ -190,6 +196,87 @@ def load_model(
         raise ModelLoadError(f"could not load the tokenizer of '{name_or_path}': {first_line(error)}") from None
     info = model_info(name_or_path, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
     return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+
+
+# ---- GGUF files: the NumPy engine reads them with engine.formats.gguf, through the conversion tfund keeps ----
+
+
+def gguf_model_file(name: str, path: str) -> GGUFModelFile:
+    try:
+        return GGUFModelFile(path)
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+
+
+def load_gguf_model(
+    name: str, path: str, device: str, dtype: Any, engine: str, threads: int | None, progress: Callable[[str], None]
+) -> LoadedModel:
+    """A GGUF model (a file, or a folder holding one model) for `engine`; its tokenizer is rebuilt from the
+    file's metadata on both engines. GGUFError becomes ModelLoadError, GGUFMemoryError ModelUnavailableError."""
+    from tokenizers import Tokenizer
+
+    model_file = gguf_model_file(name, path)
+    try:
+        config = model_file.config()  # the kept conversion's config.json, else the file's header (seconds)
+        engine, device = choose_engine(engine, device, config)
+        common = dict(name=name, path=str(model_file.path), engine=engine, device=device, threads=threads)
+        if engine == "numpy" and dtype is None:
+            converted = model_file.converted(progress)
+            net = NumpyLM.from_config_and_state(converted.config, converted.state)
+            tokenizer = TextTokenizer(Tokenizer.from_str(converted.tokenizer_json), converted.config.get("eos_token_id"))
+            set_blas_threads(net.n_params, threads)
+            return LoadedModel(tokenizer=tokenizer, info=model_info(name, config, engine, device, net.n_params), net=net, **common)
+        progress("importing torch and transformers")
+        hf_model = load_gguf_hf_model(name, str(model_file.path), device, threads, dtype)
+        tokenizer = TextTokenizer(Tokenizer.from_str(model_file.tokenizer_json()), config.get("eos_token_id"))
+    except GGUFMemoryError as error:
+        raise ModelUnavailableError(str(error)) from None
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    info = model_info(name, config, engine, device, hf_model.num_parameters())
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+
+
+def load_gguf_hf_model(name: str, path: str, device: str, threads: int | None, dtype: Any = None) -> Any:
+    """transformers' model of a GGUF: from the conversion tfund keeps (made now if missing), or, for a model
+    too big to keep, transformers' own GGUF loader (gguf_file=) given the config tfund read from the file
+    (transformers ignores a llama file's rope_freqs)."""
+    model_file = gguf_model_file(name, path)
+    try:
+        model_file.check_memory()
+        if model_file.keepable() and (directory := model_file.keep()) is not None:
+            return load_hf_model(name, str(directory), device, False, threads, dtype)
+        if len(model_file.shards) > 1:
+            raise GGUFError(
+                f"'{model_file.path.name}' is split into {len(model_file.shards)} files, which transformers' GGUF loader "
+                "does not read; merge them with `llama-gguf-split --merge` or run it on the NumPy engine"
+            )
+        config = model_file.config()
+    except GGUFMemoryError as error:
+        raise ModelUnavailableError(str(error)) from None
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(model_file.path.parent),
+            gguf_file=model_file.path.name,
+            config=AutoConfig.for_model(**config),
+            attn_implementation="eager",
+            dtype=dtype or torch.float32,
+            local_files_only=True,
+        )
+    except Exception as error:  # transformers raises many types; the user gets one sentence
+        raise ModelLoadError(f"could not load model '{name}': {first_line(error)}") from None
+    if device == "cpu":
+        set_torch_threads(torch, hf_model.num_parameters(), threads)
+    try:
+        hf_model.to(device)
+    except torch.OutOfMemoryError:
+        raise ModelUnavailableError(f"not enough memory on {device} for '{name}'; use --device cpu or a smaller model") from None
+    return hf_model.eval()
 
 
 def loaded_from_hf(hf_model: Any, tokenizer: Any = None, name: str = "in memory", engine: str = "numpy") -> LoadedModel:

@@ -1,4 +1,5 @@
-"""Where a model comes from: the embedded toy, a local directory or a cached hub name -> a local path.
+"""Where a model comes from: the embedded toy, a local directory, a GGUF file (or a directory holding one)
+or a cached hub name -> a local path.
 
 `locate_model` answers without reading weights; `check_model_dir` refuses, in one sentence, a directory
 tfund cannot load safely. No network unless the user names a hub model that is not cached and is online.
@@ -25,7 +26,7 @@ class ModelSource(NamedTuple):
     """Where a model's files are: `path` is a local directory, or a hub id to download (kind "hub")."""
 
     path: str
-    kind: str  # "toy", "directory", "hub-cache" (a cached hub snapshot) or "hub" (not downloaded yet)
+    kind: str  # "toy", "directory", "gguf" (a file, or a folder of one), "hub-cache" (a cached hub snapshot) or "hub" (not downloaded yet)
 
     @property
     def is_local(self) -> bool:
@@ -35,6 +36,13 @@ class ModelSource(NamedTuple):
 def _looks_like_path(name: str) -> bool:
     """A filesystem path, not a hub id like "openai-community/gpt2": it exists or starts like a path."""
     return name.startswith(("/", ".", "~")) or os.path.exists(name)
+
+
+def _is_gguf_source(path: str) -> bool:
+    """A file (tfund reads it as GGUF and says so if it is not one), or a folder with .gguf files and no config.json."""
+    if os.path.isfile(path):
+        return True
+    return os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")) and any(Path(path).glob("*.gguf"))
 
 
 def _hub_reachable(timeout_s: float = 2.0) -> bool:
@@ -77,6 +85,8 @@ def locate_model(name: str) -> ModelSource:
         return ModelSource(str(TOY_MODEL_DIR), "toy")
     if _looks_like_path(name):
         path = os.path.expanduser(name)
+        if _is_gguf_source(path):
+            return ModelSource(path, "gguf")
         if not os.path.isdir(path):
             raise ModelLoadError(f"no model directory at '{name}'")
         return ModelSource(path, "directory")

@@ -352,3 +352,37 @@ def write_sentencepiece(writer: Any, tokenizer: Any, vocab: dict[str, int]) -> N
     writer.add_unk_token_id(tokenizer.token_to_id("<unk>"))
     writer.add_add_bos_token(True)
     writer.add_add_space_prefix(True)
+
+
+# ---- files for the refusals: small, and wrong in one way each ----
+
+
+def write_minimal_gguf(path: Path, arch: str = "llama", tensors: dict | None = None, metadata: dict | None = None) -> Path:
+    """A small GGUF: `arch`, string or integer `metadata` keys, and `tensors` (name -> float32 array, or
+    (raw bytes, gguf.GGMLQuantizationType)); by default one 4 x 32 embedding."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    for key, value in (metadata or {}).items():
+        writer.add_string(key, value) if isinstance(value, str) else writer.add_uint32(key, value)
+    for name, value in (tensors or {"token_embd.weight": np.zeros((4, 32), np.float32)}).items():
+        if isinstance(value, tuple):
+            writer.add_tensor(name, value[0], raw_dtype=value[1])
+        else:
+            writer.add_tensor(name, value)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def set_first_tensor_type(path: Path, type_number: int) -> None:
+    """Overwrite the type of the file's first tensor with `type_number` (e.g. one no gguf package knows)."""
+    import gguf
+
+    tensor = gguf.GGUFReader(path).tensors[0]
+    offset = tensor.field.offset + sum(part.nbytes for part in tensor.field.parts[:4])  # after name length, name, n_dims, dims
+    data = bytearray(Path(path).read_bytes())
+    data[offset : offset + 4] = type_number.to_bytes(4, "little")
+    Path(path).write_bytes(bytes(data))

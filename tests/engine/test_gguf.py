@@ -13,7 +13,16 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import engine.formats.gguf as reader
 from engine.formats.gguf import GGUFError, GGUFMemoryError, check_memory, find_gguf, llama3_rope_scaling, memory_problem, open_gguf
-from engine.tools.gguf_factory import FILE_TYPES, LLAMA3_ROPE_SCALING, SAMPLE_TEXTS, llama3_rope_freqs, make_case, write_gguf
+from engine.tools.gguf_factory import (
+    FILE_TYPES,
+    LLAMA3_ROPE_SCALING,
+    SAMPLE_TEXTS,
+    llama3_rope_freqs,
+    make_case,
+    set_first_tensor_type,
+    write_gguf,
+    write_minimal_gguf,
+)
 
 FAMILIES = [
     "gpt2",
@@ -261,24 +270,6 @@ def one_sentence(error):
     return text
 
 
-def write_minimal(path, arch="llama", tensors=None, **metadata):
-    """A small GGUF with the given architecture, tensors (name -> array or (bytes, type)) and string/int keys."""
-    writer = gguf.GGUFWriter(str(path), arch)
-    for key, value in metadata.items():
-        key = key.replace("__", ".")
-        writer.add_string(key, value) if isinstance(value, str) else writer.add_uint32(key, value)
-    for name, value in (tensors or {"token_embd.weight": np.zeros((4, 32), np.float32)}).items():
-        if isinstance(value, tuple):
-            writer.add_tensor(name, value[0], raw_dtype=value[1])
-        else:
-            writer.add_tensor(name, value)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 def test_wrong_magic(tmp_path):
     path = tmp_path / "model.gguf"
     path.write_bytes(b"PK\x03\x04 a zip file, not a model")
@@ -304,7 +295,7 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_architecture(tmp_path):
-    gguf_file = open_gguf(write_minimal(tmp_path / "g.gguf", arch="gemma2"))
+    gguf_file = open_gguf(write_minimal_gguf(tmp_path / "g.gguf", arch="gemma2"))
     assert "'gemma2' model" in gguf_file.refusal()
     with pytest.raises(GGUFError) as error:
         gguf_file.config()
@@ -312,13 +303,9 @@ def test_unknown_architecture(tmp_path):
 
 
 def test_unknown_quantization_type_number(tmp_path):
-    path = write_minimal(tmp_path / "q.gguf")
-    tensor = gguf.GGUFReader(path).tensors[0]
-    type_offset = tensor.field.offset + sum(part.nbytes for part in tensor.field.parts[:4])  # name length, name, n_dims, dims
-    data = bytearray(path.read_bytes())
-    assert int.from_bytes(data[type_offset : type_offset + 4], "little") == gguf.GGMLQuantizationType.F32
-    data[type_offset : type_offset + 4] = (99).to_bytes(4, "little")
-    path.write_bytes(bytes(data))
+    path = write_minimal_gguf(tmp_path / "q.gguf")
+    assert gguf.GGUFReader(path).tensors[0].tensor_type == gguf.GGMLQuantizationType.F32
+    set_first_tensor_type(path, 99)
     with pytest.raises(GGUFError) as error:
         open_gguf(path)
     assert "type number 99" in one_sentence(error)
@@ -328,7 +315,7 @@ def test_quantization_the_package_cannot_dequantize(tmp_path):
     q8_k = gguf.GGMLQuantizationType.Q8_K  # known to gguf, but it only quantizes activations: no dequantizer
     block_size, type_size = gguf.GGML_QUANT_SIZES[q8_k]
     tensors = {"token_embd.weight": (np.zeros((4, type_size), np.uint8), q8_k), "output_norm.weight": np.ones(block_size, np.float32)}
-    gguf_file = open_gguf(write_minimal(tmp_path / "k.gguf", tensors=tensors))
+    gguf_file = open_gguf(write_minimal_gguf(tmp_path / "k.gguf", tensors=tensors))
     assert "as Q8_K, which the gguf package cannot dequantize" in gguf_file.refusal()
 
 
@@ -368,10 +355,10 @@ def test_model_that_does_not_fit_in_memory(cases):
 def test_find_gguf_in_directories(cases, tmp_path):
     with pytest.raises(GGUFError, match="holds no .gguf model file"):
         find_gguf(tmp_path)
-    one = write_minimal(tmp_path / "a-Q4_1.gguf")
+    one = write_minimal_gguf(tmp_path / "a-Q4_1.gguf")
     (tmp_path / "mmproj-a.gguf").write_bytes(one.read_bytes())  # a vision projector is not a model
     assert find_gguf(tmp_path) == one and find_gguf(one) == one
-    write_minimal(tmp_path / "a-Q8_0.gguf")
+    write_minimal_gguf(tmp_path / "a-Q8_0.gguf")
     with pytest.raises(GGUFError) as error:
         find_gguf(tmp_path)
     assert "2 GGUF models (a-Q4_1.gguf, a-Q8_0.gguf); pass the one to load" in one_sentence(error)
