@@ -323,9 +323,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.config:
         hf_model, label = random_gpt2(args.config), f"random {args.config}"
+        n_positions = hf_model.config.n_positions
     else:
-        hf_model, label = load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
-    n_positions = hf_model.config.n_positions
+        loaded, label = load_model(args.model or "toy", device="cpu"), args.model or "toy"
+        hf_model, n_positions = loaded.hf_model, loaded.info.n_positions  # n_positions or max_position_embeddings, by family
     if args.prompt_tokens + args.tokens > n_positions:
         raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
     prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]

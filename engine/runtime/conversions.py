@@ -181,6 +181,14 @@ class GGUFModelFile:
         kept = self.kept_text("tokenizer.json")
         return kept if kept is not None else self.opened.tokenizer_json()
 
+    def tokenizer_config(self) -> dict:
+        if (text := self.kept_text("tokenizer_config.json")) is not None:
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass
+        return self.opened.tokenizer_config()
+
     @property
     def file_type(self) -> str:
         meta = self.kept_meta()

@@ -221,6 +221,8 @@ def load_gguf_model(
         engine, device = choose_engine(engine, device, config)
         common = dict(name=name, path=str(model_file.path), engine=engine, device=device, threads=threads)
         if engine == "numpy" and dtype is None:
+            if problem := config_problem(config, "numpy", name=f"'{model_file.path.name}'"):
+                raise ModelLoadError(problem)
             converted = model_file.converted(progress)
             net = NumpyLM.from_config_and_state(converted.config, converted.state)
             tokenizer = TextTokenizer(Tokenizer.from_str(converted.tokenizer_json), converted.config.get("eos_token_id"))

@@ -269,9 +269,11 @@ def tensor_type(name: str, array: np.ndarray, file_type: str) -> str:
     return file_type
 
 
-def write_gguf(model: Any, tokenizer: Any, path: Path, dialect: str, file_type: str = "F32", **writer_options: Any) -> Path:
-    """Write `model` and `tokenizer` to `path` as a GGUF of `file_type` (F32, Q8_0, Q4_1).
-    `writer_options` go to gguf.GGUFWriter (split_max_tensors=... writes a split model)."""
+def write_gguf(
+    model: Any, tokenizer: Any, path: Path, dialect: str, file_type: str = "F32", extra: dict | None = None, **writer_options: Any
+) -> Path:
+    """Write `model` and `tokenizer` to `path` as a GGUF of `file_type` (F32, Q8_0, Q4_1), with `extra`
+    metadata keys (str or float values). `writer_options` go to gguf.GGUFWriter (split_max_tensors=... writes a split model)."""
     import gguf
 
     config = model.config
@@ -300,6 +302,8 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, dialect: str, file_type: 
         writer.add_rope_dimension_count(config.head_dim)
         writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
         writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    for key, value in (extra or {}).items():
+        writer.add_string(key, value) if isinstance(value, str) else writer.add_float32(key, value)
     write_tokenizer(writer, tokenizer, dialect)
     for name, array in gguf_tensors(model).items():
         kind = gguf.GGMLQuantizationType[tensor_type(name, array, file_type)]

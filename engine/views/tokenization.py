@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.formats.gguf import GGUFError
+from engine.runtime.conversions import GGUFModelFile
 from engine.runtime.loading import ModelLoadError, quiet_transformers
 from engine.runtime.sources import locate_model
 from engine.views.pieces import TOKEN_MARKERS, visible
@@ -87,6 +89,8 @@ class EncoderAttention:
 def load_tokenizer(name_or_path: str) -> Any:
     """A fast tokenizer from "toy", a local directory or a cached hub name. Raises ModelLoadError."""
     location = (source := locate_model(name_or_path)).path
+    if source.kind == "gguf":
+        return gguf_fast_tokenizer(location)
     if not source.is_local:
         raise ModelLoadError(
             f"tokenizer '{name_or_path}' is not in the Hugging Face cache; download it once while online "
@@ -235,6 +239,20 @@ def format_tokenization(view: TokenizationView) -> str:
         f"{ratio:.2f} tokens per word; round trip {'exact' if view.round_trip_ok else 'differs: ' + repr(view.round_trip)}"
     )
     return "\n".join(lines)
+
+
+def gguf_fast_tokenizer(path: str) -> Any:
+    """transformers' fast tokenizer around the tokenizer.json tfund builds from a GGUF's metadata."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        model_file = GGUFModelFile(path)
+        tokenizer_json, settings = model_file.tokenizer_json(), model_file.tokenizer_config()
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    special = {name: settings[name] for name in ("bos_token", "eos_token") if settings.get(name)}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json), clean_up_tokenization_spaces=False, **special)
 
 
 # ---- encoder attention -------------------------------------------------------------------------

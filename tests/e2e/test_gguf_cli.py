@@ -103,3 +103,19 @@ def test_a_folder_of_several_ggufs_is_one_line_exit_2(capsys, tmp_path, model_pa
         (tmp_path / name).write_bytes(model_path.read_bytes())
     code, out, err = run_cli(capsys, "generate", "--model", str(tmp_path), "--max-new-tokens", "1")
     assert code == 2 and err.count("\n") == 1 and "holds 2 GGUF models (a-Q4_K_M.gguf, a-Q8_0.gguf); pass the one to load" in err, err
+
+
+def test_tokenize_and_bench_decode_take_a_gguf(capsys, model_path):
+    from tokenizers import Tokenizer
+
+    from engine.formats.gguf import open_gguf
+
+    code, out, err = run_cli(capsys, "tokenize", "--model", str(model_path), "--json", "Привет 1234 🎉")
+    assert code == 0, err
+    ids = Tokenizer.from_str(open_gguf(model_path).tokenizer_json()).encode("Привет 1234 🎉").ids
+    assert json.loads(out)["ids"] == ids
+    code, out, err = run_cli(
+        capsys, "bench", "decode", "--model", str(model_path), "--tokens", "2", "--prompt-tokens", "4", "--repeats", "1", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["same_tokens"] is True

@@ -1,6 +1,7 @@
 """The GGUF reader (engine/formats/gguf.py) against the transformers models the test files were written
 from, and against transformers' own GGUF loader: weights, config, tokenizer, refusals."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -173,6 +174,28 @@ def test_llama3_rope_scaling_is_recovered_from_rope_freqs(theta, head_dim, scali
     np.testing.assert_allclose(reader.llama3_rope_frequency_divisors(recovered, theta, head_dim), divisors, rtol=1e-5)
     if (divisors > 1).sum() - (divisors == scaling["factor"]).sum() >= 2:  # a blended band pins the values down
         assert recovered == scaling
+
+
+@pytest.mark.parametrize(
+    "changes, refusal",
+    [
+        ({"llama.rope.scaling.type": "yarn"}, "uses 'yarn' RoPE scaling, which tfund does not implement"),
+        ({"llama.rope.dimension_count": 8}, "rotates 8 of each head's 16 dimensions"),
+    ],
+)
+def test_rope_tfund_does_not_compute_is_refused(cases, changes, refusal):
+    gguf_file = open_gguf(cases("llama").path)
+    changed = dataclasses.replace(gguf_file, metadata={**gguf_file.metadata, **changes})
+    assert refusal in changed.refusal()
+    with pytest.raises(GGUFError):
+        changed.state_dict()
+
+
+def test_linear_rope_scaling_is_passed_on(cases):
+    gguf_file = open_gguf(cases("llama").path)
+    linear = {"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": 4.0}
+    config = dataclasses.replace(gguf_file, metadata={**gguf_file.metadata, **linear}).config()
+    assert config["rope_scaling"] == {"rope_type": "linear", "factor": 4.0}
 
 
 def test_rope_freqs_off_the_llama3_rule_are_refused():

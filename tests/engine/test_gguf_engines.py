@@ -16,7 +16,7 @@ from engine.formats.gguf import open_gguf
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
 from engine.runtime.loading import load_model
 from engine.runtime.sampler import Sampler
-from engine.tools.gguf_factory import SAMPLE_TEXTS, make_case
+from engine.tools.gguf_factory import SAMPLE_TEXTS, make_case, write_gguf
 
 FAMILIES = ["gpt2", "llama", "llama3", "smollm", "qwen2", "llama2"]
 
@@ -149,3 +149,18 @@ def test_a_folder_of_several_models_names_them(cases, tmp_path):
         (tmp_path / f"m-{file_type}.gguf").write_bytes(cases("llama", file_type).path.read_bytes())
     with pytest.raises(ModelLoadError, match=r"holds 2 GGUF models \(m-Q4_1.gguf, m-Q8_0.gguf\); pass the one to load"):
         load_model(str(tmp_path), device="cpu", engine="numpy")
+
+
+def test_rope_scaling_the_numpy_engine_does_not_compute_runs_on_torch(cases, tmp_path):
+    case = cases("llama")
+    path = write_gguf(
+        case.model,
+        case.tokenizer,
+        tmp_path / "linear.gguf",
+        case.dialect,
+        extra={"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": 2.0},
+    )
+    with pytest.raises(ModelLoadError, match="rope scaling 'linear' is not one tfund computes"):
+        load_model(str(path), device="cpu", engine="numpy")
+    loaded = load_model(str(path), device="cpu", engine="auto")
+    assert loaded.engine == "torch" and loaded.hf_model.config.rope_parameters["rope_type"] == "linear"
