@@ -234,7 +234,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from engine.views.parity import parity_report
 
     model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
-    ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
+    ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.start_id]
     ids = ids[: model.info.n_positions - args.greedy_tokens]
     report = parity_report(model.hf_model, model.tokenizer, ids, n_greedy=args.greedy_tokens, numpy_model=model.numpy_model())
     if args.json:
@@ -366,7 +366,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             ablation.check(info.n_layer, info.n_head)
         except ValueError as error:
             raise UsageError(f"argument --ablate: {error}") from None
-    ids = prompt_ids(model.tokenizer, args.prompt, info.n_positions)
+    ids = prompt_ids(model, args.prompt, info.n_positions)
     report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
     report = {"model": args.model, **report}
     print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))

@@ -10,14 +10,15 @@ from engine.runtime.backends.base import ForwardOutput
 
 
 class NumpyBackend:
-    """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
+    """The project's from-scratch NumPy engine with its own KV cache (CPU), room for max_len positions
+    (default: the model's context)."""
 
-    def __init__(self, net: NumpyLM):
+    def __init__(self, net: NumpyLM, max_len: int | None = None):
         self.net = net
-        self.cache = net.new_cache()
+        self.cache = net.new_cache(max_len)
 
     def reset(self) -> None:
-        self.cache = self.net.new_cache()
+        self.cache.crop(0)
 
     def crop(self, n: int) -> None:
         self.cache.crop(n)
