@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,12 +66,38 @@ def top_candidates(text_of: Callable[[int], str], p_raw: np.ndarray, p: np.ndarr
     return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top_ids(p_raw, n)]
 
 
+class LazyLens(Sequence):
+    """A step's logit lens (LensEntry per layer), computed the first time anything reads it: a run that
+    draws a few of its steps pays for the lens of those steps only."""
+
+    def __init__(self, compute: Callable[[], list[LensEntry]]):
+        self._compute: Callable[[], list[LensEntry]] | None = compute
+        self._entries: list[LensEntry] = []
+
+    def _read(self) -> list[LensEntry]:
+        if self._compute is not None:
+            self._entries, self._compute = self._compute(), None
+        return self._entries
+
+    def __getitem__(self, index):
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return "LazyLens(not computed)" if self._compute is not None else repr(self._entries)
+
+
 @dataclass
 class PositionView:
     """What the UI shows for one context position (kept per token so undo is free)."""
 
     attention: np.ndarray  # [L, H, pos + 1]
-    lens: list[LensEntry]
+    lens: Sequence[LensEntry]  # a LazyLens at the last position of each forward, else empty
     norms: np.ndarray  # [L + 1]
     cosines: np.ndarray  # [L]
 
@@ -172,7 +198,7 @@ class Sampler:
         """The view of position `pos`; lens/norms exist only for the last new position."""
         last = row == out.attention.shape[2] - 1
         norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        lens = self._lens_entries(out) if last else []
+        lens = LazyLens(lambda: self._lens_entries(out)) if last else []
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:

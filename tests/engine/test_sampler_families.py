@@ -102,3 +102,19 @@ def test_a_llama_window_slides_and_goes_on(tmp_path, toy_tokenizer, engine):
     sampler.set_prompt(PROMPT)
     events = [sampler.step() for _ in range(30)]
     assert any(e.slid for e in events) and len(sampler.tokens) <= 24 and sampler.n_generated == 30
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_the_logit_lens_is_computed_only_for_the_steps_that_are_read(llama_dir, engine, monkeypatch):
+    sampler = Sampler(load_model(llama_dir, device="cpu", engine=engine), SamplingConfig(temperature=0.0))
+    calls = []
+    real = sampler.backend.lens_top
+    monkeypatch.setattr(sampler.backend, "lens_top", lambda resid: calls.append(1) or real(resid))
+    sampler.set_prompt(PROMPT)
+    events = list(sampler.run(8))
+    assert calls == []  # a run of 8 steps computed no lens
+    shown = events[4].lens  # the step on screen
+    assert len(shown) == 2 and len(calls) == 1 and len(events[4].lens) == 2 and len(calls) == 1  # once, then kept
+    eager = sampler.prediction_before(sampler.prompt_len + 5).lens  # the same position, read again from scratch
+    assert [e.token_id for e in shown] == [e.token_id for e in eager]
+    np.testing.assert_allclose([e.p for e in shown], [e.p for e in eager], atol=1e-5)

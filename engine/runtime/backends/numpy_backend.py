@@ -29,12 +29,15 @@ class NumpyBackend:
         resid = np.stack(
             [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
         )  # [L + 1, d]
-        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
         attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
         return ForwardOutput(
             logits=logits[-1],
             attention=attention,
             resid=resid,
-            lens_ids=lens_probs.argmax(axis=-1),
-            lens_p=lens_probs.max(axis=-1),
+            lens_of=self.lens_top,
         )
+
+    def lens_top(self, resid):  # [L + 1, d] -> [L] ids, [L] probabilities
+        """The logit lens after each block: its most likely token and that token's probability."""
+        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
+        return lens_probs.argmax(axis=-1), lens_probs.max(axis=-1)
