@@ -35,7 +35,14 @@ from engine.events import DEFAULT_PROMPT, SamplingConfig
 from engine.model.blocklab import N_LAYERS_MAX
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
-BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
+BENCH_CONFIGS = [
+    "tiny",
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "smollm2",
+]  # engine.tools.factories: SHAPES, then a random Llama of SmolLM2-135M's shape
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
@@ -317,15 +324,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("tfund: error: --device cuda: torch sees no CUDA device on this machine (use --device cpu)", file=sys.stderr)
         return 1
+    from engine.model.families import architecture_from_config
     from engine.runtime.loading import load_model
     from engine.tools.bench_decode import bench_decode, format_decode_table, format_fast_table
-    from engine.tools.factories import random_gpt2
+    from engine.tools.factories import random_gpt2, random_llama
 
-    if args.config:
+    if args.config == "smollm2":
+        hf_model, label = random_llama("smollm2", tied=True), "random Llama of SmolLM2-135M's shape"
+    elif args.config:
         hf_model, label = random_gpt2(args.config), f"random {args.config}"
     else:
         hf_model, label = load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
-    n_positions = hf_model.config.n_positions
+    try:
+        n_positions = architecture_from_config(hf_model.config.to_dict()).n_positions
+    except ValueError as error:
+        raise UsageError(f"argument --model: {error}") from None
     if args.prompt_tokens + args.tokens > n_positions:
         raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
     prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]

@@ -40,12 +40,15 @@ class ForwardOutput:
         return self._lens()[1]
 
 
-def greedy_tokens(backend, prompt_ids: list[int], n_tokens: int) -> list[int]:
-    """Greedy decoding through a backend's forward (full capture each token); no end-of-text stop."""
+def greedy_tokens(backend, prompt_ids: list[int], n_tokens: int, lens: bool = True) -> list[int]:
+    """Greedy decoding through a backend's forward (attention and residual stream captured each token,
+    and the logit lens read too unless lens=False); no end-of-text stop."""
     backend.reset()
     out = backend.forward(list(prompt_ids))
     tokens: list[int] = []
     while len(tokens) < n_tokens:
+        if lens:
+            out.lens_ids  # noqa: B018 (reading it computes the lens)
         tokens.append(int(np.argmax(out.logits)))
         if len(tokens) < n_tokens:
             out = backend.forward([tokens[-1]])
