@@ -174,6 +174,12 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
+    ablated = bench_sub.add_parser("ablated", help="ablated decode ms/token before and after the ablated KV cache, NumPy engine")
+    ablated.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
+    ablated.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
+    ablated.add_argument("--lengths", type=positive_tokens_arg, nargs="+", default=[256, 1024], help="context lengths (default 256 1024)")
+    ablated.add_argument("--steps", type=positive_tokens_arg, default=4, help="tokens timed per length (default %(default)s)")
+    ablated.add_argument("--json", action="store_true")
     lens = bench_sub.add_parser(
         "lens", help="logit-lens top-1 agreement with the final prediction per block, on the toy's held-out stories"
     )
@@ -308,6 +314,30 @@ def bench_lens_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_model(args: argparse.Namespace):
+    """The model a decode benchmark runs: a random one of --config's shape, or --model (default toy); and its label."""
+    from engine.runtime.loading import load_model
+    from engine.tools.factories import random_gpt2, random_llama
+
+    if args.config == "smollm2":
+        return random_llama("smollm2", tied=True), "random Llama of SmolLM2-135M's shape"
+    if args.config:
+        return random_gpt2(args.config), f"random {args.config}"
+    return load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
+
+
+def bench_ablated_command(args: argparse.Namespace) -> int:
+    from engine.tools.bench_decode import bench_ablated, format_ablated_table
+
+    hf_model, label = bench_model(args)
+    try:
+        result = bench_ablated(hf_model, tuple(args.lengths), args.steps)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps({"model": label, **result}) if args.json else format_ablated_table(result, label))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command in TUI_BENCHMARKS:
         import subprocess
@@ -317,6 +347,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_lens_command(args)
     if args.config and args.model:
         raise UsageError("give either --model or --config, not both")
+    if args.bench_command == "ablated":
+        return bench_ablated_command(args)
     if args.device == "cpu" and args.dtype != "float32":
         raise UsageError("argument --dtype: the CPU benchmark compares float32 engines; other dtypes need --device cuda")
     import torch
@@ -325,16 +357,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("tfund: error: --device cuda: torch sees no CUDA device on this machine (use --device cpu)", file=sys.stderr)
         return 1
     from engine.model.families import architecture_from_config
-    from engine.runtime.loading import load_model
     from engine.tools.bench_decode import bench_decode, format_decode_table, format_fast_table
-    from engine.tools.factories import random_gpt2, random_llama
 
-    if args.config == "smollm2":
-        hf_model, label = random_llama("smollm2", tied=True), "random Llama of SmolLM2-135M's shape"
-    elif args.config:
-        hf_model, label = random_gpt2(args.config), f"random {args.config}"
-    else:
-        hf_model, label = load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
+    hf_model, label = bench_model(args)
     try:
         n_positions = architecture_from_config(hf_model.config.to_dict()).n_positions
     except ValueError as error:

@@ -18,7 +18,9 @@ def test_generate_on_both_engines_gives_the_same_tokens(llama_dir, capsys):
 
 
 def test_parity_passes(llama_dir, capsys):
-    report = run(capsys, "parity", "--model", llama_dir, "--prompt", "In a small village, there lived an old man who had a cat and a small dog")
+    report = run(
+        capsys, "parity", "--model", llama_dir, "--prompt", "In a small village, there lived an old man who had a cat and a small dog"
+    )
     assert report["ok"] and report["n_prompt_tokens"] >= 16 and report["max_abs_diff"] <= 1e-4
 
 
@@ -42,3 +44,12 @@ def test_compare_and_tokenize(llama_dir, capsys):
 def test_bench_decode(llama_dir, capsys):
     result = run(capsys, "bench", "decode", "--model", llama_dir, "--tokens", "3", "--prompt-tokens", "4", "--repeats", "1")
     assert result["same_tokens"] and result["numpy_run_tok_s"] > 0 and result["generate_tok_s"] > 0
+
+
+def test_bench_ablated_times_both_ways_and_refuses_a_context_too_long(capsys):
+    result = run(capsys, "bench", "ablated", "--config", "tiny", "--lengths", "8", "16", "--steps", "2")
+    assert [row["tokens"] for row in result["rows"]] == [8, 16] and all(
+        row["before_ms"] > 0 and row["after_ms"] > 0 for row in result["rows"]
+    )
+    assert tfund_main(["bench", "ablated", "--config", "tiny", "--lengths", "100"]) == 2
+    assert "must fit in 64 positions" in capsys.readouterr().err
