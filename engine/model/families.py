@@ -274,10 +274,3 @@ def params_from_state(arch: Architecture, state: dict) -> dict:
         return np.ascontiguousarray(state[names[name]], dtype=np.float32)
 
     return ROLES[arch.family](get, arch)
-
-
-def special_ids(config: dict) -> tuple[int | None, tuple[int, ...]]:
-    """(BOS id or None, every EOS id) from a config dict: eos_token_id may be one id or a list."""
-    eos = config.get("eos_token_id")
-    eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
-    return config.get("bos_token_id"), eos_ids

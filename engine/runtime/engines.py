@@ -42,8 +42,9 @@ def on_cuda(hf_model: Any) -> bool:
     return next(hf_model.parameters()).device.type == "cuda"
 
 
-def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
-    """The backend behind a sampler, and a note for the user if the fast path was given up.
+def make_backend(engine: str, model: Any, max_len: int | None = None) -> tuple[Any, str | None]:
+    """The backend behind a sampler, and a note for the user if the fast path was given up. The NumPy
+    engine's KV cache has room for max_len positions (the session's window; default the model's context).
 
     numpy: the from-scratch NumPy engine (CPU), imported without torch. torch on CUDA: static KV cache
     + CUDA graphs for GPT-2, checked against eager decoding on first use; torch otherwise (or for what
@@ -52,7 +53,7 @@ def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
     if engine == "numpy":
         from engine.runtime.backends.numpy_backend import NumpyBackend
 
-        return NumpyBackend(model.numpy_model()), None
+        return NumpyBackend(model.numpy_model(), max_len), None
     hf_model = model.hf_model
     if on_cuda(hf_model):
         from engine.runtime.backends.cuda_graph import UnsupportedModelError, checked_fast_backend
@@ -68,12 +69,12 @@ def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
     return TorchBackend(hf_model), None
 
 
-def scratch_backend(engine: str, model: Any) -> Any:
+def scratch_backend(engine: str, model: Any, max_len: int | None = None) -> Any:
     """A second backend with its own KV cache, for looking at earlier positions without touching the live one."""
     if engine == "numpy":
         from engine.runtime.backends.numpy_backend import NumpyBackend
 
-        return NumpyBackend(model.numpy_model())
+        return NumpyBackend(model.numpy_model(), max_len)
     from engine.runtime.backends.torch_eager import TorchBackend
 
     return TorchBackend(model.hf_model)

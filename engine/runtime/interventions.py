@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from engine.model.families import TORCH_PATHS, architecture_from_config, params_from_state
 from engine.model.interventions import (
     Ablation,
@@ -29,6 +31,7 @@ from engine.model.interventions import (
     ablated_mlps,
     check_mode,
     direct_logit_attribution,
+    intervention_hooks,
     run_numpy,
 )
 from engine.model.transformer import NumpyLM
@@ -119,6 +122,30 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
         ablations=ablations,
         mode=mode,
     )
+
+
+class AblatedDecoder:
+    """The NumPy engine under zero ablations with its own KV cache: `logits(tokens)` reads in only the
+    tokens its cache does not hold yet (all of them the first time; one per step after that; after an
+    undo it rolls back, after a new prompt or a window slide it starts over)."""
+
+    def __init__(self, net: NumpyLM, ablations: Iterable[Ablation], max_len: int | None = None):
+        self.net = net
+        self.hooks = intervention_hooks(tuple(ablations), net.n_layer, net.n_head, "zero")
+        self.cache = net.new_cache(max_len)
+        self.tokens: list[int] = []  # what the cache holds
+
+    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+        same = 0  # the longest common prefix of what the cache holds and the context
+        for held, wanted in zip(self.tokens, tokens):
+            if held != wanted:
+                break
+            same += 1
+        same = min(same, len(tokens) - 1)  # the last token is read again for its logits
+        self.cache.crop(same)
+        logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
+        self.tokens = list(tokens)
+        return logits[-1]
 
 
 def numpy_view(hf_model: Any) -> NumpyLM:

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.events import ModelInfo
@@ -23,7 +24,7 @@ from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_thr
 from engine.runtime.engines import choose_engine
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
 from engine.runtime.sources import check_model_dir, light_loadable, locate_model, read_config
-from engine.runtime.tokenizer import TextTokenizer
+from engine.runtime.tokenizer import TextTokenizer, read_json
 
 
 @dataclass
@@ -40,8 +41,16 @@ class LoadedModel:
     net: NumpyLM | None = None  # the NumPy weights, once read or converted
     threads: int | None = None  # the engine's CPU threads, torch's intra-op or NumPy's BLAS (--threads), None: thread_policy
     allow_pickle: bool = False
+    bos_id: int | None = None  # the tokenizer's start token, if it has one
+    eos_ids: tuple[int, ...] = ()  # every id that ends a generation (tokenizer, config.json, generation_config.json)
     _hf_model: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def start_id(self) -> int:
+        """What an empty prompt starts from: the start token (BOS) where the tokenizer has one, else the
+        end-of-text token (GPT-2 was trained with <|endoftext|> between documents)."""
+        return self.bos_id if self.bos_id is not None else self.eos_ids[0]
 
     @property
     def torch_loaded(self) -> bool:
@@ -183,7 +192,8 @@ def load_model(
             raise ModelLoadError(f"could not load model '{name_or_path}': {first_line(error)}") from None
         n_params = net.n_params
         set_blas_threads(n_params, threads)
-        return LoadedModel(tokenizer=tokenizer, info=model_info(name_or_path, config, engine, device, n_params), net=net, **common)
+        info = model_info(name_or_path, config, engine, device, n_params)
+        return LoadedModel(tokenizer=tokenizer, info=info, net=net, **special_ids_of(config, location, tokenizer), **common)
     progress("importing torch and transformers")
     hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype)
     if problem := config_problem(hf_model.config.to_dict(), "torch", name=f"'{name_or_path}'"):  # a hub model, read only now
@@ -195,7 +205,18 @@ def load_model(
     except Exception as error:
         raise ModelLoadError(f"could not load the tokenizer of '{name_or_path}': {first_line(error)}") from None
     info = model_info(name_or_path, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
-    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+    special = special_ids_of(hf_model.config.to_dict(), location if is_local else None, tokenizer)
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **special, **common)
+
+
+def special_ids_of(config: dict, location: str | None, tokenizer: Any) -> dict:
+    """{"bos_id", "eos_ids"}: the tokenizer's start token, and every end-of-text id that the tokenizer,
+    config.json and generation_config.json name (an instruction model often has two or three)."""
+    generation = read_json(Path(location) / "generation_config.json") if location else {}
+    eos_ids = [getattr(tokenizer, "eos_token_id", None)]
+    for value in (config.get("eos_token_id"), generation.get("eos_token_id")):
+        eos_ids.extend(value if isinstance(value, list) else [value])
+    return {"bos_id": getattr(tokenizer, "bos_token_id", None), "eos_ids": tuple(dict.fromkeys(i for i in eos_ids if isinstance(i, int)))}
 
 
 # ---- GGUF files: the NumPy engine reads them with engine.formats.gguf, through the conversion tfund keeps ----
@@ -284,5 +305,7 @@ def load_gguf_hf_model(name: str, path: str, device: str, threads: int | None, d
 def loaded_from_hf(hf_model: Any, tokenizer: Any = None, name: str = "in memory", engine: str = "numpy") -> LoadedModel:
     """A LoadedModel around an in-memory transformers model (tests, benchmarks); its NumPy copy is made on first use."""
     device = str(next(hf_model.parameters()).device)
-    info = model_info(name, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
-    return LoadedModel(name=name, path="", engine=engine, device=device, tokenizer=tokenizer, info=info, _hf_model=hf_model)
+    config = hf_model.config.to_dict()
+    info = model_info(name, config, engine, device, hf_model.num_parameters())
+    special = special_ids_of(config, None, tokenizer)
+    return LoadedModel(name=name, path="", engine=engine, device=device, tokenizer=tokenizer, info=info, _hf_model=hf_model, **special)

@@ -34,9 +34,9 @@ def attribution_json(attribution: Attribution, tokenizer: Any) -> dict:
     }
 
 
-def prompt_ids(tokenizer: Any, prompt: str, n_positions: int) -> list[int]:
-    """The prompt's token ids (the end-of-text token for an empty prompt), its last n_positions kept."""
-    ids = tokenizer.encode(prompt, add_special_tokens=False) or [tokenizer.eos_token_id]
+def prompt_ids(model: Any, prompt: str, n_positions: int) -> list[int]:
+    """The prompt's token ids (the model's start token for an empty prompt), its last n_positions kept."""
+    ids = model.tokenizer.encode(prompt, add_special_tokens=False) or [model.start_id]
     return ids[-n_positions:]
 
 

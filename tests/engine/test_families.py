@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.model.architecture import Architecture
-from engine.model.families import architecture_from_config, config_problem, special_ids
+from engine.model.families import architecture_from_config, config_problem
 from engine.model.interventions import parse_ablation
 from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
@@ -113,7 +113,6 @@ def test_architecture_reads_every_family_choice():
     assert llama.qkv_split == (64, 96)  # q | k | v columns: 4 x 16, then 2 x 16 each
     gpt2 = architecture_from_config(random_gpt2("tiny").config.to_dict())
     assert (gpt2.norm, gpt2.positions, gpt2.mlp, gpt2.n_kv_heads, gpt2.tied) == ("layer", "learned", "gelu", gpt2.n_heads, True)
-    assert special_ids({"bos_token_id": 1, "eos_token_id": [2, 7]}) == (1, (2, 7))
 
 
 REFUSED = [

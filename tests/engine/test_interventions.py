@@ -11,14 +11,22 @@ from engine.model.interventions import Ablation, intervention_hooks, logit_direc
 from engine.model.sampling import KL_FLOOR, entropy, kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
 from engine.runtime.loading import load_model, loaded_from_hf
-from engine.tools.factories import random_gpt2
+from engine.tools.factories import random_gpt2, random_llama
 
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", params=["toy", "tiny"])
+MODELS = {
+    "toy": lambda: load_model("toy", device="cpu"),
+    "tiny": lambda: loaded_from_hf(random_gpt2("tiny", seed=3)),
+    "llama-gqa": lambda: loaded_from_hf(random_llama("tiny", seed=3)),  # 4 query heads share 2 KV heads: heads are query heads
+    "qwen2": lambda: loaded_from_hf(random_llama("tiny", seed=4, model_type="qwen2", tied=True)),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
 def inspectors(request):
-    loaded = load_model("toy", device="cpu") if request.param == "toy" else loaded_from_hf(random_gpt2("tiny", seed=3))
+    loaded = MODELS[request.param]()
     ids = [(7 * i + 3) % loaded.info.vocab_size for i in range(10)] + [5, 9, 5]  # a repeat, for the induction rows
     return Inspector(loaded, "numpy"), Inspector(loaded, "torch"), ids
 

@@ -252,8 +252,7 @@ def unpack_step(flat: np.ndarray, layout: StepLayout, n_keys: int) -> ForwardOut
         logits=flat[: layout.vocab_size].copy(),
         attention=np.ascontiguousarray(attention.transpose(1, 2, 0)[:, :, None, :]),  # [L, H, 1, T]
         resid=flat[layout.resid_at : layout.lens_p_at].reshape(L + 1, d).copy(),
-        lens_ids=flat[layout.lens_ids_at : layout.attention_at].astype(np.int64),
-        lens_p=flat[layout.lens_p_at : layout.lens_ids_at].copy(),
+        lens=(flat[layout.lens_ids_at : layout.attention_at].astype(np.int64), flat[layout.lens_p_at : layout.lens_ids_at].copy()),
     )
 
 
@@ -345,8 +344,7 @@ class FastTorchBackend:
             logits=logits.cpu().numpy(),
             attention=torch.stack(patterns).cpu().numpy(),  # [L, H, T, T_total]
             resid=resid.float().cpu().numpy(),
-            lens_ids=lens_ids.cpu().numpy(),
-            lens_p=lens_p.cpu().numpy(),
+            lens=(lens_ids.cpu().numpy(), lens_p.cpu().numpy()),
         )
 
     # ---- decode: one token, captured on CUDA ----

@@ -59,13 +59,18 @@ class TorchBackend:
             self.cache = getattr(out, "cache", None) or out.past_key_values
             hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
             resid = torch.stack([h[0, -1] for h in hidden])  # [L + 1, d]
-            lens_logits = self.unembed(self.norm_f(resid[1:]))  # [L, V]
-            lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
             attention = torch.stack([a[0] for a in out.attentions])  # [L, H, T_new, T_total]
             return ForwardOutput(
                 logits=out.logits[0, -1].float().cpu().numpy(),
                 attention=attention.float().cpu().numpy(),
                 resid=resid.float().cpu().numpy(),
-                lens_ids=lens_ids.cpu().numpy(),
-                lens_p=lens_p.cpu().numpy(),
+                lens_of=self.lens_top,
             )
+
+    def lens_top(self, resid):  # [L + 1, d] -> [L] ids, [L] probabilities (NumPy)
+        """The logit lens after each block: its most likely token and that token's probability."""
+        torch = self.torch
+        with torch.inference_mode():
+            hidden = torch.from_numpy(resid[1:]).to(device=self.device, dtype=next(self.model.parameters()).dtype)  # [L, d]
+            lens_p, lens_ids = torch.softmax(self.unembed(self.norm_f(hidden)).float(), dim=-1).max(dim=-1)  # [L], [L]
+        return lens_ids.cpu().numpy(), lens_p.cpu().numpy()
