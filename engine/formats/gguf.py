@@ -309,7 +309,7 @@ class GGUFFile:
             "vocab_size": int(self.tensors["token_embd.weight"].shape[-1]),  # GGUF lists dims innermost first: [d, vocab]
             "tie_word_embeddings": self._tied(),
             "bos_token_id": self.metadata.get("tokenizer.ggml.bos_token_id"),
-            "eos_token_id": self.metadata.get("tokenizer.ggml.eos_token_id"),
+            "eos_token_id": self._end_of_text_ids(),
         }
         if self.architecture == "gpt2":
             d = int(self.key("embedding_length"))
@@ -348,6 +348,13 @@ class GGUFFile:
         else:
             config["use_sliding_window"] = False
         return config
+
+    def _end_of_text_ids(self) -> int | list[int] | None:
+        """The end-of-text id, and the end-of-turn ones an instruction model also stops at (Llama 3's
+        <|eot_id|>): one id, or a list as config.json writes several."""
+        keys = ("eos_token_id", "eot_token_id", "eom_token_id")
+        ids = list(dict.fromkeys(int(i) for key in keys if (i := self.metadata.get(f"tokenizer.ggml.{key}")) is not None))
+        return ids[0] if len(ids) == 1 else ids or None
 
     def _tied(self) -> bool:
         """The output layer is the embedding: no output.weight, or (gpt2 files) an identical copy of it."""

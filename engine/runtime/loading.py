@@ -24,7 +24,7 @@ from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_thr
 from engine.runtime.engines import choose_engine
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
 from engine.runtime.sources import check_model_dir, light_loadable, locate_model, read_config
-from engine.runtime.tokenizer import TextTokenizer, read_json
+from engine.runtime.tokenizer import TextTokenizer, first_id, read_json
 
 
 @dataclass
@@ -246,18 +246,23 @@ def load_gguf_model(
                 raise ModelLoadError(problem)
             converted = model_file.converted(progress)
             net = NumpyLM.from_config_and_state(converted.config, converted.state)
-            tokenizer = TextTokenizer(Tokenizer.from_str(converted.tokenizer_json), converted.config.get("eos_token_id"))
+            tokenizer = TextTokenizer(
+                Tokenizer.from_str(converted.tokenizer_json), first_id(config.get("eos_token_id")), config.get("bos_token_id")
+            )
             set_blas_threads(net.n_params, threads)
-            return LoadedModel(tokenizer=tokenizer, info=model_info(name, config, engine, device, net.n_params), net=net, **common)
+            info = model_info(name, config, engine, device, net.n_params)
+            return LoadedModel(tokenizer=tokenizer, info=info, net=net, **special_ids_of(config, None, tokenizer), **common)
         progress("importing torch and transformers")
         hf_model = load_gguf_hf_model(name, str(model_file.path), device, threads, dtype)
-        tokenizer = TextTokenizer(Tokenizer.from_str(model_file.tokenizer_json()), config.get("eos_token_id"))
+        tokenizer = TextTokenizer(
+            Tokenizer.from_str(model_file.tokenizer_json()), first_id(config.get("eos_token_id")), config.get("bos_token_id")
+        )
     except GGUFMemoryError as error:
         raise ModelUnavailableError(str(error)) from None
     except GGUFError as error:
         raise ModelLoadError(str(error)) from None
     info = model_info(name, config, engine, device, hf_model.num_parameters())
-    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **special_ids_of(config, None, tokenizer), **common)
 
 
 def load_gguf_hf_model(name: str, path: str, device: str, threads: int | None, dtype: Any = None) -> Any:

@@ -1,11 +1,8 @@
-"""A GGUF model (SmolLM2 in docs/BENCHMARKS.md) on this machine: decode speed, load to ready, agreement.
+"""A GGUF model (SmolLM2 in docs/BENCHMARKS.md) on this machine: load to ready, and agreement with
+transformers. (Decode speed: `tfund bench decode --model PATH.gguf`.)
 
-    python -m engine.tools.bench_gguf PATH.gguf [--tokens 64] [--repeats 5]
+    python -m engine.tools.bench_gguf PATH.gguf [--repeats 5]
 
-- decode: the NumPy engine (KV cache, the app's full capture: attention, residual stream, lens) against
-  transformers' `generate` (greedy, its KV cache, no capture) and against tfund's torch backend (full
-  capture), same prompt, interleaved, medians; and the bandwidth floor: one pass over the float32 weights
-  per token at the memory bandwidth a large NumPy copy reaches here.
 - load to ready: a fresh process from start to its first sampled token, for the NumPy and torch engines,
   with an empty conversion cache ("first") and with the conversion kept ("cached"); the toy alongside.
 - agreement: max |logit difference| NumPy vs transformers' own reading of the file on a 20-token prompt,
@@ -21,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -59,63 +55,6 @@ def bench_load(path: Path, repeats: int) -> dict:
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
-def bandwidth_bytes_per_s(n_bytes: int = 512 * 2**20, repeats: int = 5) -> float:
-    """Bytes a second one large float32 copy moves here (read + write), best of `repeats`."""
-    source = np.ones(n_bytes // 4, dtype=np.float32)
-    target = np.empty_like(source)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(target, source)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n_bytes / best
-
-
-def bench_decode(path: Path, n_tokens: int, repeats: int) -> dict:
-    import torch
-
-    from engine.runtime.backends.base import greedy_tokens
-    from engine.runtime.backends.numpy_backend import NumpyBackend
-    from engine.runtime.backends.torch_eager import TorchBackend
-    from engine.runtime.loading import load_model
-
-    loaded = load_model(str(path), device="cpu", engine="numpy")
-    net, tokenizer, hf_model = loaded.numpy_model(), loaded.tokenizer, loaded.hf_model
-    prompt = tokenizer.encode(AGREEMENT_PROMPT * 2)[:32]
-
-    def generate() -> list[int]:
-        with torch.no_grad():
-            out = hf_model.generate(torch.tensor([prompt]), max_new_tokens=n_tokens, min_new_tokens=n_tokens, do_sample=False)
-        return out[0, len(prompt) :].tolist()
-
-    runners = {
-        "numpy": lambda: greedy_tokens(NumpyBackend(net), prompt, n_tokens),
-        "transformers generate": generate,
-        "torch backend": lambda: greedy_tokens(TorchBackend(hf_model), prompt, n_tokens),
-    }
-    for run in runners.values():  # warm-up
-        run()
-    seconds: dict[str, list[float]] = {name: [] for name in runners}
-    tokens = {}
-    for repeat in range(repeats):
-        for name in list(runners) if repeat % 2 == 0 else list(reversed(runners)):
-            start = time.perf_counter()
-            tokens[name] = runners[name]()
-            seconds[name].append(time.perf_counter() - start)
-    tok_s = {name: n_tokens / statistics.median(values) for name, values in seconds.items()}
-    weight_bytes = 4 * net.n_params
-    floor = bandwidth_bytes_per_s() / weight_bytes  # tok/s if each token read every weight once at copy speed
-    return {
-        "prompt_tokens": len(prompt),
-        "n_tokens": n_tokens,
-        "tok_s": tok_s,
-        "ratio_numpy_generate": tok_s["numpy"] / tok_s["transformers generate"],
-        "floor_tok_s": floor,
-        "numpy_fraction_of_floor": tok_s["numpy"] / floor,
-        "same_tokens": len({tuple(t) for t in tokens.values()}) == 1,
-    }
-
-
 def agreement(path: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
@@ -148,12 +87,10 @@ def agreement(path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path)
-    parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     result = {
         "agreement": agreement(args.path),
-        "decode": bench_decode(args.path, args.tokens, args.repeats),
         "load_seconds": bench_load(args.path, args.repeats),
         "load_average": os.getloadavg(),
     }

@@ -191,6 +191,14 @@ def test_rope_tfund_does_not_compute_is_refused(cases, changes, refusal):
         changed.state_dict()
 
 
+def test_end_of_turn_ids_join_the_end_of_text_id(cases):
+    gguf_file = open_gguf(cases("llama").path)
+    eos = gguf_file.config()["eos_token_id"]
+    assert isinstance(eos, int)
+    with_eot = dataclasses.replace(gguf_file, metadata={**gguf_file.metadata, "tokenizer.ggml.eot_token_id": 7})
+    assert with_eot.config()["eos_token_id"] == [eos, 7]
+
+
 def test_linear_rope_scaling_is_passed_on(cases):
     gguf_file = open_gguf(cases("llama").path)
     linear = {"llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": 4.0}
