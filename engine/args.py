@@ -65,8 +65,8 @@ threads_arg = ranged(integer, lambda v: 1 <= v <= 1024, "an integer in [1, 1024]
 def model_arg(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a model: 'toy', a local directory or a cached hub name (got an empty string)")
-    # a path (as engine.runtime.loading.locate_model tells one from a hub name) must be a directory: said before any UI
-    if (text.startswith(("/", ".", "~")) or os.path.exists(text)) and not os.path.isdir(os.path.expanduser(text)):
+    # a path (as engine.runtime.sources.locate_model tells one from a hub name) must be a directory or a (GGUF) file: said before any UI
+    if (text.startswith(("/", ".", "~")) or os.path.exists(text)) and not os.path.exists(os.path.expanduser(text)):
         raise argparse.ArgumentTypeError(f"no model directory at '{text}'; use 'toy', a local directory or a cached hub name")
     return text
 

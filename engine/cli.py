@@ -36,7 +36,14 @@ from engine.events import DEFAULT_PROMPT, SamplingConfig, dropped_prompt_note
 from engine.model.blocklab import N_LAYERS_MAX, SEED_MAX
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
-BENCH_CONFIGS = ["tiny", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"]  # engine.tools.factories.SHAPES
+BENCH_CONFIGS = [
+    "tiny",
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "smollm2",
+]  # engine.tools.factories: SHAPES, then a random Llama of SmolLM2-135M's shape
 TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench NAME` (the engine never imports textual)
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
@@ -123,8 +130,8 @@ def build_parser() -> OneLineParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="knock out L.H (head H's output z before c_proj), L.attn (every head of layer L: the layer then adds only "
-        "its c_proj bias) or L.mlp (its neurons: it adds only its c_proj bias); 0-based, repeatable",
+        help="knock out L.H (query head H's output z before the output projection), L.attn (every head of layer L: the layer "
+        "then adds only its output bias, if any) or L.mlp (its hidden activations: it adds only its down bias); 0-based, repeatable",
     )
     insp.add_argument(
         "--ablate-mode",
@@ -132,7 +139,12 @@ def build_parser() -> OneLineParser:
         default="zero",
         help="zeros, or the mean over every position of the prompt (position 0 and the last included)",
     )
-    insp.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto", help="auto: torch on a GPU, NumPy on the CPU")
+    insp.add_argument(
+        "--engine",
+        choices=["auto", "numpy", "torch"],
+        default="auto",
+        help="auto: torch on a GPU, NumPy on the CPU (engine.runtime.engines)",
+    )
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")
 
@@ -193,6 +205,12 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
+    ablated = bench_sub.add_parser("ablated", help="ablated decode ms/token before and after the ablated KV cache, NumPy engine")
+    ablated.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
+    ablated.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
+    ablated.add_argument("--lengths", type=positive_tokens_arg, nargs="+", default=[256, 1024], help="context lengths (default 256 1024)")
+    ablated.add_argument("--steps", type=positive_tokens_arg, default=4, help="tokens timed per length (default %(default)s)")
+    ablated.add_argument("--json", action="store_true")
     lens = bench_sub.add_parser(
         "lens", help="logit-lens top-1 agreement with the final prediction per block, on the toy's held-out stories"
     )
@@ -205,13 +223,14 @@ def build_parser() -> OneLineParser:
 
 # ---- commands ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.runtime.engines import engine_device_problem
     from engine.runtime.loading import load_model
     from engine.runtime.sampler import Sampler
     from engine.views.trace import TraceWriter
 
     config = sampling_config(args)
-    if args.engine == "numpy" and args.device not in ("auto", "cpu"):
-        raise UsageError(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
+    if problem := engine_device_problem(args.engine, args.device):
+        raise UsageError(f"argument --device: {problem}")
     if args.device_map and (args.engine == "numpy" or args.device != "auto"):
         raise UsageError("argument --device-map: it places the model for the torch engine itself; drop --device and --engine numpy")
     trace = TraceWriter(args.trace) if args.trace else None
@@ -273,7 +292,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             f"argument --greedy-tokens: the model has {n_positions} positions and the prompt needs at least one: "
             f"at most {n_positions - 1} (got {args.greedy_tokens})"
         )
-    ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.tokenizer.eos_token_id]
+    ids = model.tokenizer.encode(args.prompt, add_special_tokens=False) or [model.start_id]
     room = n_positions - args.greedy_tokens  # the prompt and the greedy tokens share the window
     dropped = max(0, len(ids) - room)
     if dropped:
@@ -347,6 +366,30 @@ def bench_lens_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_model(args: argparse.Namespace):
+    """The model a decode benchmark runs: a random one of --config's shape, or --model (default toy); and its label."""
+    from engine.runtime.loading import load_model
+    from engine.tools.factories import random_gpt2, random_llama
+
+    if args.config == "smollm2":
+        return random_llama("smollm2", tied=True), "random Llama of SmolLM2-135M's shape"
+    if args.config:
+        return random_gpt2(args.config), f"random {args.config}"
+    return load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
+
+
+def bench_ablated_command(args: argparse.Namespace) -> int:
+    from engine.tools.bench_decode import bench_ablated, format_ablated_table
+
+    hf_model, label = bench_model(args)
+    try:
+        result = bench_ablated(hf_model, tuple(args.lengths), args.steps)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps({"model": label, **result}) if args.json else format_ablated_table(result, label))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command in TUI_BENCHMARKS:
         import subprocess
@@ -356,6 +399,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_lens_command(args)
     if args.config and args.model:
         raise UsageError("give either --model or --config, not both")
+    if args.bench_command == "ablated":
+        return bench_ablated_command(args)
     if args.device == "cpu" and args.dtype != "float32":
         raise UsageError("argument --dtype: the CPU benchmark compares float32 engines; other dtypes need --device cuda")
     import torch
@@ -363,15 +408,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("tfund: error: --device cuda: torch sees no CUDA device on this machine (use --device cpu)", file=sys.stderr)
         return 1
-    from engine.runtime.loading import load_model
+    from engine.model.families import architecture_from_config
     from engine.tools.bench_decode import bench_decode, format_decode_table, format_fast_table
-    from engine.tools.factories import random_gpt2
 
-    if args.config:
-        hf_model, label = random_gpt2(args.config), f"random {args.config}"
-    else:
-        hf_model, label = load_model(args.model or "toy", device="cpu").hf_model, args.model or "toy"
-    n_positions = hf_model.config.n_positions
+    hf_model, label = bench_model(args)
+    try:
+        n_positions = architecture_from_config(hf_model.config.to_dict()).n_positions
+    except ValueError as error:
+        raise UsageError(f"argument --model: {error}") from None
     if args.prompt_tokens + args.tokens > n_positions:
         raise UsageError(f"--prompt-tokens + --tokens must be <= n_positions ({n_positions}) for this model")
     prompt_ids = [(7 * i + 3) % hf_model.config.vocab_size for i in range(args.prompt_tokens)]
@@ -393,16 +437,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from engine.runtime.engines import engine_device_problem
     from engine.runtime.interventions import Inspector
-    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model, resolve_device
+    from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model
     from engine.views.inspect import format_inspect, inspect_context, prompt_ids
 
-    device = resolve_device(args.device)
-    engine = args.engine if args.engine != "auto" else ("numpy" if device == "cpu" else "torch")
-    if engine == "numpy" and device != "cpu":
-        raise UsageError("argument --engine: the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
+    if problem := engine_device_problem(args.engine, args.device):
+        raise UsageError(f"argument --engine: {problem}")
     try:
-        model = load_model(args.model, device=device, allow_pickle=args.allow_pickle)
+        model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine)
     except ModelUnavailableError:
         raise
     except ModelLoadError as error:
@@ -413,8 +456,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             ablation.check(info.n_layer, info.n_head)
         except ValueError as error:
             raise UsageError(f"argument --ablate: {error}") from None
-    ids = prompt_ids(model.tokenizer, args.prompt, info.n_positions)
-    report = inspect_context(Inspector(model.hf_model, engine), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
+    ids = prompt_ids(model, args.prompt, info.n_positions)
+    report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
     report = {"model": args.model, **report}
     print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))
     return 0

@@ -11,9 +11,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, BertTokenizerFast, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from engine.model.gpt2 import GPT2Numpy
-from engine.runtime.loading import BLAS_THREAD_ENV, load_model
-from engine.tools.factories import random_gpt2
+from engine.model.transformer import NumpyLM
+from engine.runtime.devices import BLAS_THREAD_ENV
+from engine.runtime.loading import load_model
+from engine.tools.factories import random_gpt2, random_llama
 from engine.views.tokenization import EXAMPLES, load_tokenizer
 
 WAIT_TIMEOUT_S = 60  # a guard against hangs, not a timing assertion
@@ -83,6 +84,25 @@ def random_gpt2_dir(path, tokenizer, seed):
     return str(path)
 
 
+def random_llama_dir(path, tokenizer, seed=0, model_type="llama", tied=False, **overrides):
+    """A random tiny Llama-family model (4 query / 2 KV heads) sized to `tokenizer`, saved with it; its
+    end-of-text id is the tokenizer's."""
+    eos = tokenizer.eos_token_id
+    model = random_llama(
+        "tiny", seed=seed, model_type=model_type, tied=tied, vocab_size=len(tokenizer), bos_token_id=eos, eos_token_id=eos, **overrides
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def llama_dir(request, toy_tokenizer, tmp_path_factory):
+    """A random tiny Llama (untied) or Qwen2 (q/k/v biases, tied) with the toy's tokenizer, saved as a user would."""
+    path = tmp_path_factory.mktemp(request.param)
+    return random_llama_dir(path, toy_tokenizer, seed=11, model_type=request.param, tied=request.param == "qwen2")
+
+
 @pytest.fixture
 def anyio_backend():
     """Pilot tests run on asyncio."""
@@ -109,7 +129,7 @@ def tiny_hf():
 
 @pytest.fixture(scope="session")
 def tiny_numpy(tiny_hf):
-    return GPT2Numpy.from_hf(tiny_hf)
+    return NumpyLM.from_hf(tiny_hf)
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +163,7 @@ def gpt2_small_hf():
 
 @pytest.fixture(scope="session")
 def gpt2_small_numpy(gpt2_small_hf):
-    return GPT2Numpy.from_hf(gpt2_small_hf)
+    return NumpyLM.from_hf(gpt2_small_hf)
 
 
 @pytest.fixture(scope="session")

@@ -67,18 +67,18 @@ class BlockLabResult:
     metrics: dict[str, np.ndarray]  # resid_norm, layer_cosine, token_cosine, attn_entropy
 
 
-def notebook_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named like GPT-2
+def notebook_block_params(rng, d_model, d_ff, scale):  # -> one block's params, named by role (engine.model.families)
     """W_Q, W_K, W_V, W_O, W1, W2 drawn in the notebook's order from its legacy generator; zero biases."""
     w_q, w_k, w_v, w_o = (rng.randn(d_model, d_model) * scale for _ in range(4))  # [d, d] each
     w_1, w_2 = rng.randn(d_model, d_ff) * scale, rng.randn(d_ff, d_model) * scale  # [d, d_ff], [d_ff, d]
     return {
-        "ln_1": {},  # the notebook's LN has no learned gain or bias
+        "norm1": {},  # the notebook's LN has no learned gain or bias
         "attn": {
-            "c_attn": {"w": np.concatenate([w_q, w_k, w_v], axis=1), "b": np.zeros(3 * d_model)},  # [d, 3d]
-            "c_proj": {"w": w_o, "b": np.zeros(d_model)},
+            "qkv": {"w": np.concatenate([w_q, w_k, w_v], axis=1), "b": np.zeros(3 * d_model)},  # [d, 3d]
+            "o": {"w": w_o, "b": np.zeros(d_model)},
         },
-        "ln_2": {},
-        "mlp": {"c_fc": {"w": w_1, "b": np.zeros(d_ff)}, "c_proj": {"w": w_2, "b": np.zeros(d_model)}},
+        "norm2": {},
+        "mlp": {"up": {"w": w_1, "b": np.zeros(d_ff)}, "down": {"w": w_2, "b": np.zeros(d_model)}},
     }
 
 

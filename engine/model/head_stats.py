@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.model.sampling import entropy
+
 STATISTICS = ("entropy", "sink", "prev_token", "duplicate", "induction")
 
 
@@ -25,9 +27,7 @@ def query_rows(T: int) -> slice:  # the rows the statistics average over
 
 
 def attention_entropy(pattern):  # [L, H, T, T] -> [L, H] nats
-    p = np.asarray(pattern, dtype=np.float64)[..., query_rows(pattern.shape[-2]), :]  # [L, H, T', T]
-    logs = np.log(np.where(p > 0, p, 1.0))
-    return -(p * logs).sum(axis=-1).mean(axis=-1)
+    return entropy(pattern[..., query_rows(pattern.shape[-2]), :]).mean(axis=-1)  # [L, H, T'] -> [L, H]
 
 
 def sink_score(pattern):  # [L, H, T, T] -> [L, H]
@@ -70,6 +70,16 @@ def duplicate_score(pattern, ids):  # [L, H, T, T], [T] -> [L, H]
 
 def induction_score(pattern, ids):  # [L, H, T, T], [T] -> [L, H]
     return masked_row_score(pattern, induction_mask(ids), duplicate_mask(ids).any(axis=-1))
+
+
+def attention_matrix(rows):  # T x [L, H, i + 1] -> [L, H, T, T]
+    """Per-token attention rows (token i's over keys 0..i) as full matrices, zeros above the diagonal."""
+    T = len(rows)
+    L, H = rows[0].shape[:2] if rows else (0, 0)
+    matrix = np.zeros((L, H, T, T), dtype=np.float32)  # [L, H, T, T]
+    for i, row in enumerate(rows):
+        matrix[:, :, i, : i + 1] = row
+    return matrix
 
 
 def head_stats(pattern, ids) -> dict[str, np.ndarray]:  # [L, H, T, T], [T] -> {name: [L, H]}

@@ -1,25 +1,30 @@
-"""Intervene and attribute on the NumPy GPT-2: ablate heads, attention layers and MLPs; direct logit attribution.
+"""Intervene and attribute on the NumPy engine: ablate heads, attention layers and MLPs; direct logit attribution.
 
-Definitions (the torch side, engine.runtime.interventions, implements the same ones):
+Definitions (the torch side, engine.runtime.interventions, implements the same ones), for every family:
 
-- **Head ablation** `L.H`: head H of layer L writes nothing of its own. Its output z (its [T, d_head]
-  slice of the merged heads, before `attn.c_proj`; TransformerLens's `blocks.L.attn.hook_z`) is
-  replaced by zeros (zero ablation) or by its mean over the context's positions (mean ablation).
-- **Attention-layer ablation** `L.attn`: every head of layer L ablated, so `L.attn` equals ablating
-  `L.0` … `L.{H-1}` exactly. Zero-ablated, the attention sublayer then adds only c_proj's bias.
-- **MLP ablation** `L.mlp`: the MLP's neurons (`mlp.hook_post`, after the nonlinearity) are replaced
-  the same way; zero-ablated, the MLP then adds only its c_proj's bias.
+- **Head ablation** `L.H`: query head H of layer L writes nothing of its own. Its output z (its
+  [T, d_head] slice of the merged heads, before the output projection `attn.o`; TransformerLens's
+  `blocks.L.attn.hook_z`) is replaced by zeros (zero ablation) or by its mean over the context's
+  positions (mean ablation). Under grouped-query attention a head is a query head: the key/value head
+  it shares with its group is untouched, so its neighbours are not ablated with it.
+- **Attention-layer ablation** `L.attn`: every query head of layer L ablated, so `L.attn` equals ablating
+  `L.0` … `L.{H-1}` exactly. Zero-ablated, the attention sublayer then adds only attn.o's bias (if any).
+- **MLP ablation** `L.mlp`: the MLP's hidden activations (`mlp.hook_post`, what mlp.down reads: after
+  the nonlinearity, or SwiGLU's gated product) are replaced the same way; zero-ablated, the MLP then
+  adds only mlp.down's bias (if any).
   Both keep the sublayer's output bias: an ablation switches off what a component computes from its
   input, not the constant it adds whatever the input. Mean-ablated, a sublayer adds its mean output
-  over the context at every position (c_proj is linear, so the mean of z or of the neurons gives it).
+  over the context at every position (the output projection is linear, so the mean of z or of the
+  hidden activations gives it).
 - **Mean ablation** averages over the positions of the forward pass: the whole context when run
   without a KV cache, as `run_numpy` does. With a cache the hook sees only the new positions.
 - **Direct logit attribution** of token t at the last position: the final residual stream is the sum
-  embed + Σ_L (attn_L + mlp_L), and attn_L = Σ_H z_H @ W_O[H] + b_O. Each part c goes through ln_f
-  with its scale frozen at the full residual's value, then onto t's unembedding u:
-  (c - mean(c)) / σ(resid) * g · u. Centring is linear, so the parts sum to ln_f(resid) · u minus
-  ln_f's bias term b · u, which is `bias` (nothing else is left over). A layer's `attn` is the sum of
-  its heads plus its c_proj bias term (b_O through the same frozen ln_f); heads break `attn` down.
+  embed + Σ_L (attn_L + mlp_L), and attn_L = Σ_H z_H @ W_O[H] + b_O. Each part c goes through the
+  model's own final norm with its scale frozen at the full residual's value, then onto t's unembedding
+  u (the real one: untied models have their own): LayerNorm gives (c - mean(c)) / σ(resid) * g · u,
+  RMSNorm (no centring) c / rms(resid) * g · u. Both are linear in c, so the parts sum to
+  norm_f(resid) · u minus the norm's bias term b · u, which is `bias` (0 for RMSNorm; nothing else is
+  left over). A layer's `attn` is the sum of its heads plus its b_O term; heads break `attn` down.
 """
 
 from __future__ import annotations
@@ -145,14 +150,14 @@ class InterventionRun:
     embed: np.ndarray  # [d] token + position embedding at the last position
     z: np.ndarray  # [L, H, d_head] each head's output at the last position, after ablation
     mlp_out: np.ndarray  # [L, d] each MLP's output at the last position, after ablation
-    resid_final: np.ndarray  # [d] the residual stream entering ln_f at the last position
+    resid_final: np.ndarray  # [d] the residual stream entering the final norm at the last position
     attention: np.ndarray  # [L, H, T, T] every head's attention over the context
     ablations: tuple[Ablation, ...] = ()
     mode: str = "zero"
 
 
 def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
-    """The NumPy GPT-2 (engine.model.gpt2.GPT2Numpy) over the whole context `ids` [T], no KV cache."""
+    """The NumPy engine (engine.model.transformer.NumpyLM) over the whole context `ids` [T], no KV cache."""
     ablations = tuple(ablations)
     record: dict = {}
     hooks = intervention_hooks(ablations, net.n_layer, net.n_head, mode, record=record)
@@ -180,13 +185,13 @@ class Attribution:
     token_id: int
     logit: float  # the model's logit for the token
     embed: float  # token + position embedding
-    heads: np.ndarray  # [L, H] each head's z through its slice of c_proj
-    attn_bias: np.ndarray  # [L] each attention c_proj's bias, counted in that layer's `attn`
-    mlp: np.ndarray  # [L] each MLP's output (its c_proj bias included)
-    bias: float  # ln_f's bias · the token's unembedding
+    heads: np.ndarray  # [L, H] each head's z through its slice of attn.o
+    attn_bias: np.ndarray  # [L] each attn.o bias (0 without one), counted in that layer's `attn`
+    mlp: np.ndarray  # [L] each MLP's output (its down bias included)
+    bias: float  # the final norm's bias · the token's unembedding (0 for RMSNorm)
 
     @property
-    def attn(self) -> np.ndarray:  # [L] each attention layer: its heads plus its c_proj bias term
+    def attn(self) -> np.ndarray:  # [L] each attention layer: its heads plus its attn.o bias term
         return self.heads.sum(axis=1) + self.attn_bias
 
     def total(self) -> float:
@@ -204,28 +209,35 @@ class Attribution:
         return parts
 
 
-def logit_direction(resid, ln_f, u, eps):  # [d], {"g": [d], "b": [d]}, [d] -> [d]
+def logit_direction(resid, norm_f, u, eps, norm="layer"):  # [d], {"g": [d], "b"}, [d] -> [d]
     """The vector whose dot product with a residual-stream part is that part's share of the logit:
-    ln_f's gain times the unembedding over the full residual's std (frozen), centred because ln_f
-    subtracts each vector's mean: (c - mean(c)) · w == c · (w - mean(w))."""
-    centred = resid - resid.mean()  # [d]
-    sigma = np.sqrt((centred * centred).mean() + eps)  # the full residual's scale, frozen
-    w = ln_f["g"] * u / sigma  # [d]
-    return w - w.mean()  # [d]
+    the final norm's gain times the unembedding over the full residual's scale (frozen). LayerNorm
+    subtracts each vector's mean, so its direction is centred: (c - mean(c)) · w == c · (w - mean(w));
+    RMSNorm does not centre, so its direction is not."""
+    if norm == "layer":
+        centred = resid - resid.mean()  # [d]
+        scale = np.sqrt((centred * centred).mean() + eps)  # the full residual's std, frozen
+    else:
+        scale = np.sqrt((resid * resid).mean() + eps)  # the full residual's root mean square, frozen
+    w = norm_f["g"] * u / scale  # [d]
+    return w - w.mean() if norm == "layer" else w  # [d]
 
 
-def direct_logit_attribution(run: InterventionRun, params: dict, token_id: int, eps: float = 1e-5) -> Attribution:
+def direct_logit_attribution(run: InterventionRun, net, token_id: int) -> Attribution:
     """Attribute `token_id`'s logit at the last position of `run` to the embedding, each head (and its
-    layer's c_proj bias), each MLP, and ln_f's bias. `params` are GPT-2 params (engine.model.gpt2);
-    only wte, ln_f and each block's attn.c_proj are read. Computed in float64."""
+    layer's output-projection bias), each MLP, and the final norm's bias. `net` is the NumpyLM (its
+    norm kind and epsilon, unembedding, norm_f and each block's attn.o are read). Computed in float64."""
     L, H, d_head = run.z.shape
+    params, arch = net.params, net.arch
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    u = f64(params["wte"][token_id])  # [d] the token's unembedding (tied to its embedding)
-    ln_f = {"g": f64(params["ln_f"]["g"]), "b": f64(params["ln_f"]["b"])}
-    direction = logit_direction(f64(run.resid_final), ln_f, u, eps)  # [d]
-    w_o = np.stack([f64(block["attn"]["c_proj"]["w"]) for block in params["blocks"]])  # [L, H * d_head, d]
+    u = f64(params["unembed"][:, token_id])  # [d] the token's unembedding (tied or not)
+    norm_f = {"g": f64(params["norm_f"]["g"]), "b": None if params["norm_f"]["b"] is None else f64(params["norm_f"]["b"])}
+    direction = logit_direction(f64(run.resid_final), norm_f, u, arch.norm_eps, arch.norm)  # [d]
+    w_o = np.stack([f64(block["attn"]["o"]["w"]) for block in params["blocks"]])  # [L, H * d_head, d]
     head_dirs = (w_o @ direction).reshape(L, H, d_head)  # [L, H, d_head] each head's slice of W_O, onto the direction
-    b_o = np.stack([f64(block["attn"]["c_proj"]["b"]) for block in params["blocks"]])  # [L, d]
+    b_o = np.stack(
+        [np.zeros(arch.d_model) if b["attn"]["o"]["b"] is None else f64(b["attn"]["o"]["b"]) for b in params["blocks"]]
+    )  # [L, d]
     return Attribution(
         token_id=int(token_id),
         logit=float(run.logits[token_id]),
@@ -233,32 +245,5 @@ def direct_logit_attribution(run: InterventionRun, params: dict, token_id: int, 
         heads=(f64(run.z) * head_dirs).sum(axis=-1),  # [L, H]
         attn_bias=b_o @ direction,  # [L]
         mlp=f64(run.mlp_out) @ direction,  # [L]
-        bias=float(ln_f["b"] @ u),
+        bias=0.0 if norm_f["b"] is None else float(norm_f["b"] @ u),
     )
-
-
-# ---- comparing distributions ---------------------------------------------------------------------
-
-
-def entropy(p, axis=-1):  # [..., V] probabilities -> [...] nats
-    """Shannon entropy in nats; zero-probability entries contribute nothing."""
-    p = np.asarray(p, dtype=np.float64)
-    logs = np.log(np.where(p > 0, p, 1.0))  # log 1 = 0 where p = 0
-    return -(p * logs).sum(axis=axis)
-
-
-def kl_divergence(p, q) -> float:  # [V], [V] probabilities -> KL(p‖q) in nats
-    """KL(p‖q) = Σ p log(p / q); terms with p = 0 are 0; q is floored at the smallest float64 to stay finite."""
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    support = p > 0
-    return float(max(0.0, (p[support] * (np.log(p[support]) - np.log(np.maximum(q[support], np.finfo(np.float64).tiny)))).sum()))
-
-
-def log_softmax(logits):  # [..., V] -> [..., V] float64
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def probabilities(logits):  # [..., V] -> [..., V] float64
-    return np.exp(log_softmax(logits))

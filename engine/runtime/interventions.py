@@ -1,13 +1,14 @@
-"""Ablation and attribution on either engine: the NumPy GPT-2, or transformers' GPT2LMHeadModel with hooks.
+"""Ablation and attribution on either engine: the NumPy engine, or transformers' *ForCausalLM with hooks.
 
 The definitions are engine.model.interventions' (read its docstring). On the torch side the same
-activations are reached with hooks on the model's own modules:
+activations are reached with hooks on the model's own modules (engine.model.families.TORCH_PATHS names
+them per family: GPT-2's `transformer.h[i].attn.c_proj`, Llama's `model.layers[i].self_attn.o_proj`, ...):
 
-    head z        forward pre-hook on transformer.h[i].attn.c_proj: its input is the merged heads
-                  [B, T, H * d_head]; head h is the slice h * d_head : (h + 1) * d_head
-    MLP neurons   forward pre-hook on transformer.h[i].mlp.c_proj (its input is mlp.hook_post)
-    MLP output    forward hook on transformer.h[i].mlp
-    ln_f's input  forward pre-hook on transformer.ln_f; the embedding is hidden_states[0]
+    head z        forward pre-hook on the attention's output projection: its input is the merged heads
+                  [B, T, H * d_head]; query head h is the slice h * d_head : (h + 1) * d_head
+    MLP hidden    forward pre-hook on the MLP's down projection (its input is mlp.hook_post)
+    MLP output    forward hook on the MLP
+    norm input    forward pre-hook on the final norm; the embedding is hidden_states[0]
 
 Hooks fire only on the thread that registered them (two samplers may share one model) and are
 removed before `run_torch` returns. torch is imported only when the torch engine is used.
@@ -19,7 +20,9 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from engine.model.gpt2 import GPT2Numpy, gpt2_params
+import numpy as np
+
+from engine.model.families import TORCH_PATHS, architecture_from_config, params_from_state
 from engine.model.interventions import (
     Ablation,
     Attribution,
@@ -28,23 +31,25 @@ from engine.model.interventions import (
     ablated_mlps,
     check_mode,
     direct_logit_attribution,
+    intervention_hooks,
     run_numpy,
 )
+from engine.model.transformer import NumpyLM
 
 ENGINES = ("numpy", "torch")
 
 
 def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
-    """transformers' GPT2LMHeadModel over the whole context `ids` [T] (no cache), ablated by hooks."""
+    """transformers' *ForCausalLM over the whole context `ids` [T] (no cache), ablated by hooks."""
     import torch
 
     check_mode(mode)
     ablations = tuple(ablations)
-    config = hf_model.config
-    L, H = config.n_layer, config.n_head
+    arch = architecture_from_config(hf_model.config.to_dict())
+    paths = TORCH_PATHS[arch.family]
+    L, H, d_head = arch.n_layers, arch.n_heads, arch.d_head
     heads, mlps = ablated_heads(ablations, L, H), ablated_mlps(ablations, L)
-    d_head = config.n_embd // H
-    blocks = hf_model.transformer.h
+    blocks = hf_model.get_submodule(paths["blocks"])
     owner = threading.get_ident()
     z_last: list[Any] = [None] * L  # [H, d_head] per layer
     mlp_last: list[Any] = [None] * L  # [d] per layer
@@ -85,12 +90,12 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
         if threading.get_ident() == owner:
             final.append(args[0][0, -1])  # [d]
 
-    handles = [hf_model.transformer.ln_f.register_forward_pre_hook(on_ln_f)]
+    handles = [hf_model.get_submodule(paths["norm_f"]).register_forward_pre_hook(on_ln_f)]
     for i, block in enumerate(blocks):
-        handles.append(block.attn.c_proj.register_forward_pre_hook(on_z(i)))
-        handles.append(block.mlp.register_forward_hook(on_mlp_out(i)))
+        handles.append(block.get_submodule(paths["attn_o"]).register_forward_pre_hook(on_z(i)))
+        handles.append(block.get_submodule(paths["mlp"]).register_forward_hook(on_mlp_out(i)))
         if mlps[i]:
-            handles.append(block.mlp.c_proj.register_forward_pre_hook(on_neurons))
+            handles.append(block.get_submodule(paths["mlp_down"]).register_forward_pre_hook(on_neurons))
     device = next(hf_model.parameters()).device
     try:
         with torch.inference_mode():
@@ -119,33 +124,56 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
     )
 
 
-def numpy_params(hf_model: Any) -> dict:
-    """The GPT-2 params attribution reads, as NumPy views of the model's weights (copies off the CPU)."""
-    weights = dict(hf_model.transformer.named_parameters())
-    return gpt2_params(lambda name: weights[name].detach().float().cpu().numpy(), hf_model.config.n_layer)
+class AblatedDecoder:
+    """The NumPy engine under zero ablations with its own KV cache: `logits(tokens)` reads in only the
+    tokens its cache does not hold yet (all of them the first time; one per step after that; after an
+    undo it rolls back, after a new prompt or a window slide it starts over)."""
+
+    def __init__(self, net: NumpyLM, ablations: Iterable[Ablation], max_len: int | None = None):
+        self.net = net
+        self.hooks = intervention_hooks(tuple(ablations), net.n_layer, net.n_head, "zero")
+        self.cache = net.new_cache(max_len)
+        self.tokens: list[int] = []  # what the cache holds
+
+    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+        same = 0  # the longest common prefix of what the cache holds and the context
+        for held, wanted in zip(self.tokens, tokens):
+            if held != wanted:
+                break
+            same += 1
+        same = min(same, len(tokens) - 1)  # the last token is read again for its logits
+        self.cache.crop(same)
+        logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
+        self.tokens = list(tokens)
+        return logits[-1]
+
+
+def numpy_view(hf_model: Any) -> NumpyLM:
+    """A NumpyLM on an in-memory transformers model's weights: NumPy views where the layout already is
+    [in, out] on the CPU, copies where it must be transposed or fused (what attribution reads)."""
+    config = hf_model.config.to_dict()
+    arch = architecture_from_config(config)
+    state = {name: tensor.detach().float().cpu().numpy() for name, tensor in hf_model.state_dict().items()}
+    return NumpyLM(arch, params_from_state(arch, state))
 
 
 class Inspector:
-    """Ablated forwards and direct logit attribution over whole contexts, on one engine.
+    """Ablated forwards and direct logit attribution over whole contexts, on the loaded model's engine.
 
-    Build once per loaded model (the NumPy engine copies the weights once); `run` and `attribution`
-    are then pure in their arguments.
+    A NumPy session inspects the NumpyLM it already holds (torch is never imported); a torch session
+    runs transformers' model with hooks and attributes with the same weights read as NumPy.
+    `run` and `attribution` are pure in their arguments.
     """
 
-    def __init__(self, hf_model: Any, engine: str = "numpy"):
+    def __init__(self, loaded: Any, engine: str | None = None):
+        """`loaded`: an engine.runtime.loading.LoadedModel; `engine` defaults to the one it was loaded for."""
+        engine = engine or loaded.engine
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
         self.engine = engine
-        self.hf_model = hf_model
-        config = hf_model.config
-        self.n_layer, self.n_head, self.n_positions = config.n_layer, config.n_head, config.n_positions
-        self.eps = float(config.layer_norm_epsilon)
-        if engine == "numpy":
-            self.net = GPT2Numpy.from_hf(hf_model)
-            self.params = self.net.params
-        else:
-            self.net = None
-            self.params = numpy_params(hf_model)
+        self.loaded = loaded
+        self.net = loaded.numpy_model() if engine == "numpy" else numpy_view(loaded.hf_model)
+        self.n_layer, self.n_head, self.n_positions = self.net.n_layer, self.net.n_head, self.net.n_positions
 
     def run(self, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
         """One forward over `ids` with `ablations` (checked against this model's sizes)."""
@@ -156,9 +184,9 @@ class Inspector:
             raise ValueError("inspect needs at least one token of context")
         if len(ids) > self.n_positions:
             raise ValueError(f"the context holds {len(ids)} tokens; this model reads at most {self.n_positions}")
-        if self.net is not None:
+        if self.engine == "numpy":
             return run_numpy(self.net, ids, ablations, mode)
-        return run_torch(self.hf_model, ids, ablations, mode)
+        return run_torch(self.loaded.hf_model, ids, ablations, mode)
 
     def attribution(self, run: InterventionRun, token_id: int) -> Attribution:
-        return direct_logit_attribution(run, self.params, token_id, self.eps)
+        return direct_logit_attribution(run, self.net, token_id)

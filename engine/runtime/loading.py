@@ -1,17 +1,13 @@
-"""Load a GPT-2-architecture causal LM: the embedded toy model, a local directory or a cached hub name.
+"""Load a model for an engine: its weights (NumPy straight from safetensors, or transformers' model) and tokenizer.
 
-Every failure becomes a ModelLoadError carrying one clear sentence. Safetensors only unless the caller
-opts into pickle; never trust_remote_code; no network unless the user names a hub model and is online.
+Where the files come from is engine.runtime.sources'; which engine and device, engine.runtime.engines and
+devices'. Every failure becomes a ModelLoadError carrying one clear sentence. Safetensors only unless the
+caller opts into pickle; never trust_remote_code.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import platform
-import re
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -20,23 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import ModelInfo
-from engine.model.gpt2 import GPT2Numpy, config_problem
-from engine.runtime.tokenizer import TextTokenizer, light_tokenizer_problem
-
-TOY_MODEL_DIR = Path(__file__).resolve().parent.parent / "toy" / "model"
-HUB_HOST = "huggingface.co"
-ENGINES = ("auto", "numpy", "torch")
-SMALL_MODEL_PARAMS = 50_000_000  # below this the engine runs one thread on the CPU (thread_policy)
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: torch follows them instead
-BLAS_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # NumPy's BLAS read them at import
-
-
-class ModelLoadError(Exception):
-    """A model could not be loaded because of what was asked for; str(error) is one sentence."""
-
-
-class ModelUnavailableError(ModelLoadError):
-    """A valid request that cannot be served here and now (offline, out of memory)."""
+from engine.formats.gguf import GGUFError, GGUFMemoryError
+from engine.model.families import FAMILY_OF, SIZE_KEYS, config_problem
+from engine.model.transformer import NumpyLM
+from engine.runtime.conversions import GGUFModelFile
+from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_threads
+from engine.runtime.engines import choose_engine
+from engine.runtime.errors import ModelLoadError, ModelUnavailableError
+from engine.runtime.sources import check_model_dir, light_loadable, locate_model, read_config
+from engine.runtime.tokenizer import TextTokenizer, first_id, read_json
 
 
 @dataclass
@@ -50,11 +38,19 @@ class LoadedModel:
     device: str  # "cpu", "cuda", "mps"
     tokenizer: Any  # TextTokenizer, or transformers' PreTrainedTokenizerFast on the torch path
     info: ModelInfo
-    net: GPT2Numpy | None = None  # the NumPy weights, once read or converted
+    net: NumpyLM | None = None  # the NumPy weights, once read or converted
     threads: int | None = None  # the engine's CPU threads, torch's intra-op or NumPy's BLAS (--threads), None: thread_policy
     allow_pickle: bool = False
+    bos_id: int | None = None  # the tokenizer's start token, if it has one
+    eos_ids: tuple[int, ...] = ()  # every id that ends a generation (tokenizer, config.json, generation_config.json)
     _hf_model: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def start_id(self) -> int:
+        """What an empty prompt starts from: the start token (BOS) where the tokenizer has one, else the
+        end-of-text token (GPT-2 was trained with <|endoftext|> between documents)."""
+        return self.bos_id if self.bos_id is not None else self.eos_ids[0]
 
     @property
     def torch_loaded(self) -> bool:
@@ -62,7 +58,7 @@ class LoadedModel:
 
     @property
     def hf_model(self) -> Any:
-        """transformers' GPT2LMHeadModel (eval mode, eager attention), loaded on first use: seconds."""
+        """transformers' *ForCausalLM (eval mode, eager attention), loaded on first use: seconds."""
         with self._lock:
             if self._hf_model is None:
                 self._hf_model = load_hf_model(self.name, self.path, self.device, self.allow_pickle, self.threads)
@@ -78,11 +74,11 @@ class LoadedModel:
         """The CPU threads computing this model's steps: torch's (once loaded), or NumPy's BLAS threads."""
         return self.torch_threads if self.engine == "torch" else blas_threads()
 
-    def numpy_model(self) -> GPT2Numpy:
-        """The from-scratch NumPy GPT-2 on these weights (read once, shared by every sampler)."""
+    def numpy_model(self) -> NumpyLM:
+        """The from-scratch NumPy engine on these weights (read once, shared by every sampler)."""
         if self.net is None:
-            self.net = GPT2Numpy.from_hf(self.hf_model)
-            set_blas_threads(count_params(self.net.params), self.threads)
+            self.net = NumpyLM.from_hf(self.hf_model)
+            set_blas_threads(self.net.n_params, self.threads)
         return self.net
 
 
@@ -115,216 +111,19 @@ def out_of_memory_sentence(device: str) -> str:
     )
 
 
-def resolve_device(device: str = "auto") -> str:
-    """auto → cuda > mps > cpu; an explicit device that is not available raises ModelLoadError."""
-    if device == "cpu":
-        return "cpu"
-    if device not in ("auto", "mps") and not device.startswith("cuda"):
-        raise ModelLoadError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelUnavailableError(f"device '{device}' was asked for but this machine has no usable CUDA GPU; use --device cpu")
-        return device
-    if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():  # device == "mps"
-        raise ModelUnavailableError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device cpu")
-    return "mps"
-
-
-def _looks_like_path(name: str) -> bool:
-    """A filesystem path, not a hub id like "openai-community/gpt2": it exists or starts like a path."""
-    return name.startswith(("/", ".", "~")) or os.path.exists(name)
-
-
-def _hub_reachable(timeout_s: float = 2.0) -> bool:
-    """True when the hub answers a TCP connect within timeout_s (DNS included, bounded by a thread)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    reachable = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((HUB_HOST, 443), timeout=timeout_s).close()
-            reachable.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return bool(reachable)
-
-
-def _cached_hub_dir(name: str) -> str | None:
-    """The local snapshot directory of a hub model in the HF cache, or None."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        config_path = try_to_load_from_cache(name, "config.json")
-    except Exception:  # an invalid repo id is simply "not cached"
-        return None
-    return os.path.dirname(config_path) if isinstance(config_path, str) else None
-
-
-def locate_model(name: str) -> tuple[str, bool]:
-    """Map a model name to (directory or hub id, is_local). Raises ModelLoadError when not found."""
-    if not name or not name.strip():
-        raise ModelLoadError("the model name or path is empty; use 'toy', a local directory or a cached hub name")
-    if name == "toy":
-        if not (TOY_MODEL_DIR / "config.json").is_file():
-            raise ModelLoadError(f"the embedded toy model is missing; rebuild it with `tfund train-toy --out {TOY_MODEL_DIR}`")
-        return str(TOY_MODEL_DIR), True
-    if _looks_like_path(name):
-        path = os.path.expanduser(name)
-        if not os.path.isdir(path):
-            raise ModelLoadError(f"no model directory at '{name}'")
-        return path, True
-    cached = _cached_hub_dir(name)
-    if cached:
-        return cached, True
-    if not _hub_reachable():
-        raise ModelUnavailableError(
-            f"model '{name}' is not in the Hugging Face cache and the hub is unreachable (offline); "
-            f"download it once while online (e.g. `hf download {name}`) or pass a local directory"
-        )
-    return name, False
-
-
-def check_model_dir(path: str, allow_pickle: bool) -> None:
-    """Refuse directories that are not GPT-2 checkpoints we can load safely, with one sentence."""
-    config_file = os.path.join(path, "config.json")
-    if not os.path.isfile(config_file):
-        raise ModelLoadError(f"'{path}' has no config.json, so it is not a transformers model directory")
-    try:
-        with open(config_file, encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"'{config_file}' is not valid JSON ({error.__class__.__name__})") from None
-    if problem := config_problem(config if isinstance(config, dict) else {}, "transformers", name=f"'{path}'"):
-        raise ModelLoadError(problem)
-    files = set(os.listdir(path))
-    has_safetensors = any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files)
-    has_pickle = any(f.endswith((".bin", ".pt", ".pth", ".ckpt")) for f in files)
-    if not has_safetensors:
-        if has_pickle and not allow_pickle:
-            raise ModelLoadError(
-                f"'{path}' has only pickle weights (unsafe to load); convert them to safetensors or pass --allow-pickle if you trust them"
-            )
-        if not has_pickle:
-            raise ModelLoadError(f"'{path}' has no weights file (model.safetensors)")
-    if not any(f in files for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
-        raise ModelLoadError(f"'{path}' has no tokenizer files (tokenizer.json or vocab.json + merges.txt)")
-
-
-def accelerator_likely() -> bool:
-    """Whether torch may see a GPU, judged without importing torch (that costs seconds): torch already
-    imported and seeing one, or a CUDA/ROCm build of torch with a GPU device node, or Apple silicon."""
-    if "torch" in sys.modules:
-        return resolve_device("auto") != "cpu"
-    spec = importlib.util.find_spec("torch")
-    if spec is None or spec.origin is None:
-        return False
-    if sys.platform == "darwin":
-        return platform.machine() == "arm64"
-    build = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
-    gpu_build = re.search(r"^(cuda|hip)\b.*=\s*'", build, re.MULTILINE) is not None  # cuda: Optional[str] = '12.4'
-    return gpu_build and any(os.path.exists(node) for node in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd"))
-
-
-def choose_engine(engine: str, device: str, config: dict) -> tuple[str, str]:
-    """(engine, device) for `--engine` and `--device`: auto is torch on CUDA/MPS and, on the CPU, the
-    NumPy engine for the GPT-2s it runs (faster there), torch for the rest."""
-    if engine not in ENGINES:
-        raise ModelLoadError(f"unknown engine '{engine}'; use auto, numpy or torch")
-    if engine == "numpy":
-        if device not in ("auto", "cpu"):
-            raise ModelLoadError(f"the NumPy engine runs on the CPU only; use --device cpu or --engine torch (got --device {device})")
-        return "numpy", "cpu"
-    if engine == "torch" or device not in ("auto", "cpu"):
-        return "torch", resolve_device(device)
-    if device == "auto" and accelerator_likely() and (accelerator := resolve_device("auto")) != "cpu":
-        return "torch", accelerator
-    return ("numpy" if config_problem(config, "numpy") is None else "torch"), "cpu"
-
-
-def thread_policy(n_params: int, cores: int) -> int:
-    """The engine's threads on the CPU (torch's intra-op, NumPy's BLAS): one for small models (threads
-    waiting on each other cost more than they share, and collapse when other processes want the cores),
-    half the cores above that."""
-    return 1 if n_params < SMALL_MODEL_PARAMS else max(1, cores // 2)
-
-
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def threads_to_set(n_params: int, threads: int | None, environment: tuple[str, ...]) -> int | None:
-    """--threads, else None when the user set one of `environment` (the library read it), else thread_policy."""
-    if threads is None and not any(os.environ.get(name) for name in environment):
-        return thread_policy(n_params, cpu_cores())
-    return threads
-
-
-def set_torch_threads(torch: Any, n_params: int, threads: int | None) -> int:
-    """Apply --threads, else the environment's OMP/MKL_NUM_THREADS (torch read them), else thread_policy."""
-    threads = threads_to_set(n_params, threads, THREAD_ENV)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
-
-
-def set_blas_threads(n_params: int, threads: int | None) -> None:
-    """The same policy for NumPy's BLAS (process-wide): --threads, else OPENBLAS/OMP/MKL_NUM_THREADS, else
-    thread_policy. A toy step's second BLAS thread only waited: 2.5 ms a step alone, 9-17 ms while the
-    app drew on the other core. (OpenBLAS 0.3.31 here took a count set from any thread, the app's engine
-    thread included, until the main thread set one; after that it kept the main thread's.)"""
-    from threadpoolctl import threadpool_limits
-
-    threads = threads_to_set(n_params, threads, BLAS_THREAD_ENV)
-    if threads is not None:
-        threadpool_limits(threads, user_api="blas")
-
-
-def blas_threads() -> int | None:
-    """NumPy's BLAS threads in force (None if NumPy runs without a BLAS library threadpoolctl knows)."""
-    from threadpoolctl import threadpool_info
-
-    counts = [library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"]
-    return max(counts) if counts else None
-
-
 def model_info(name: str, config: dict, engine: str, device: str, n_params: int) -> ModelInfo:
+    n_layer, n_head, d_model, n_positions = (config[key] for key in SIZE_KEYS[FAMILY_OF[config["model_type"]]])
     return ModelInfo(
         name=name,
         device=device,
         engine=engine,
-        n_layer=config["n_layer"],
-        n_head=config["n_head"],
-        d_model=config["n_embd"],
-        n_positions=config["n_positions"],
+        n_layer=n_layer,
+        n_head=n_head,
+        d_model=d_model,
+        n_positions=n_positions,
         vocab_size=config["vocab_size"],
         n_params=n_params,
     )
-
-
-def read_config(location: str, is_local: bool) -> dict:
-    """config.json of a local directory (check_model_dir read it already); {} for a hub id."""
-    if not is_local:
-        return {}
-    with open(os.path.join(location, "config.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def light_loadable(location: str, is_local: bool) -> bool:
-    """The NumPy path can read this directory itself: one safetensors file and a tokenizer.json."""
-    return is_local and os.path.isfile(os.path.join(location, "model.safetensors")) and light_tokenizer_problem(Path(location)) is None
 
 
 def load_hf_model(
@@ -337,16 +136,18 @@ def load_hf_model(
     device_map: str | None = None,
     max_memory: dict | None = None,
 ) -> Any:
-    """transformers' GPT2LMHeadModel from `location` on `device` (or spread by `device_map`, capped by
-    `max_memory`: engine.runtime.placement), eval mode, eager attention."""
+    """transformers' *ForCausalLM from `location` (a directory, hub id or GGUF file) on `device` (or spread by
+    `device_map`, capped by `max_memory`: engine.runtime.placement), eval mode, eager attention."""
     import torch
-    from transformers import GPT2LMHeadModel
+    from transformers import AutoModelForCausalLM
 
     from engine.runtime.placement import placement_kwargs
 
     quiet_transformers()
+    if os.path.isfile(location):
+        return load_gguf_hf_model(name, location, device, threads, dtype)
     try:
-        hf_model = GPT2LMHeadModel.from_pretrained(
+        hf_model = AutoModelForCausalLM.from_pretrained(
             location,
             attn_implementation="eager",  # sdpa returns no attention weights
             use_safetensors=None if allow_pickle else True,
@@ -393,8 +194,10 @@ def load_model(
     transformers: the weights go straight into NumPy, the tokenizer through `tokenizers`.
     `progress(text)` hears what is being done (the slow step is importing torch and transformers).
     """
+    location, is_local = (source := locate_model(name_or_path, progress)).path, source.is_local  # no progress: pip's own bar
     progress = progress or (lambda text: None)
-    location, is_local = locate_model(name_or_path)
+    if source.kind == "gguf":
+        return load_gguf_model(name_or_path, location, device, dtype, engine, threads, progress)
     if is_local:
         check_model_dir(location, allow_pickle)
     config = read_config(location, is_local)
@@ -409,19 +212,22 @@ def load_model(
     if engine == "numpy" and light_loadable(location, is_local) and dtype is None:
         progress(f"reading {name_or_path} into NumPy")
         try:
-            net = GPT2Numpy.from_dir(location)
+            net = NumpyLM.from_dir(location)
             tokenizer = TextTokenizer.from_dir(location)
         except Exception as error:  # a damaged file: one sentence
             raise ModelLoadError(f"could not load model '{name_or_path}': {first_line(error)}") from None
-        n_params = count_params(net.params)
+        n_params = net.n_params
         set_blas_threads(n_params, threads)
-        return LoadedModel(tokenizer=tokenizer, info=model_info(name_or_path, config, engine, device, n_params), net=net, **common)
+        info = model_info(name_or_path, config, engine, device, n_params)
+        return LoadedModel(tokenizer=tokenizer, info=info, net=net, **special_ids_of(config, location, tokenizer), **common)
     progress("importing torch and transformers")
     hf_model = load_hf_model(name_or_path, location, device, allow_pickle, threads, dtype, device_map, max_memory)
     if device_map is not None:
         from engine.runtime.placement import input_device, placement_label
 
         common["device"], device = str(input_device(hf_model)), placement_label(hf_model)
+    if problem := config_problem(hf_model.config.to_dict(), "torch", name=f"'{name_or_path}'"):  # a hub model, read only now
+        raise ModelLoadError(problem)
     from transformers import AutoTokenizer
 
     try:
@@ -429,13 +235,112 @@ def load_model(
     except Exception as error:
         raise ModelLoadError(f"could not load the tokenizer of '{name_or_path}': {first_line(error)}") from None
     info = model_info(name_or_path, hf_model.config.to_dict(), engine, device, hf_model.num_parameters())
-    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **common)
+    special = special_ids_of(hf_model.config.to_dict(), location if is_local else None, tokenizer)
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **special, **common)
 
 
-def count_params(params: Any) -> int:
-    """Numbers in nested params (dicts and lists of arrays)."""
-    if isinstance(params, dict):
-        return sum(count_params(value) for value in params.values())
-    if isinstance(params, list):
-        return sum(count_params(value) for value in params)
-    return params.size
+def special_ids_of(config: dict, location: str | None, tokenizer: Any) -> dict:
+    """{"bos_id", "eos_ids"}: the tokenizer's start token, and every end-of-text id that the tokenizer,
+    config.json and generation_config.json name (an instruction model often has two or three)."""
+    generation = read_json(Path(location) / "generation_config.json") if location else {}
+    eos_ids = [getattr(tokenizer, "eos_token_id", None)]
+    for value in (config.get("eos_token_id"), generation.get("eos_token_id")):
+        eos_ids.extend(value if isinstance(value, list) else [value])
+    return {"bos_id": getattr(tokenizer, "bos_token_id", None), "eos_ids": tuple(dict.fromkeys(i for i in eos_ids if isinstance(i, int)))}
+
+
+# ---- GGUF files: the NumPy engine reads them with engine.formats.gguf, through the conversion tfund keeps ----
+
+
+def gguf_model_file(name: str, path: str) -> GGUFModelFile:
+    try:
+        return GGUFModelFile(path)
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+
+
+def load_gguf_model(
+    name: str, path: str, device: str, dtype: Any, engine: str, threads: int | None, progress: Callable[[str], None]
+) -> LoadedModel:
+    """A GGUF model (a file, or a folder holding one model) for `engine`; its tokenizer is rebuilt from the
+    file's metadata on both engines. GGUFError becomes ModelLoadError, GGUFMemoryError ModelUnavailableError."""
+    from tokenizers import Tokenizer
+
+    model_file = gguf_model_file(name, path)
+    try:
+        config = model_file.config()  # the kept conversion's config.json, else the file's header (seconds)
+        engine, device = choose_engine(engine, device, config)
+        common = dict(name=name, path=str(model_file.path), engine=engine, device=device, threads=threads)
+        if engine == "numpy" and dtype is None:
+            if problem := config_problem(config, "numpy", name=f"'{model_file.path.name}'"):
+                raise ModelLoadError(problem)
+            converted = model_file.converted(progress)
+            net = NumpyLM.from_config_and_state(converted.config, converted.state)
+            tokenizer = TextTokenizer(
+                Tokenizer.from_str(converted.tokenizer_json), first_id(config.get("eos_token_id")), config.get("bos_token_id")
+            )
+            set_blas_threads(net.n_params, threads)
+            info = model_info(name, config, engine, device, net.n_params)
+            return LoadedModel(tokenizer=tokenizer, info=info, net=net, **special_ids_of(config, None, tokenizer), **common)
+        progress("importing torch and transformers")
+        hf_model = load_gguf_hf_model(name, str(model_file.path), device, threads, dtype)
+        tokenizer = TextTokenizer(
+            Tokenizer.from_str(model_file.tokenizer_json()), first_id(config.get("eos_token_id")), config.get("bos_token_id")
+        )
+    except GGUFMemoryError as error:
+        raise ModelUnavailableError(str(error)) from None
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    info = model_info(name, config, engine, device, hf_model.num_parameters())
+    return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **special_ids_of(config, None, tokenizer), **common)
+
+
+def load_gguf_hf_model(name: str, path: str, device: str, threads: int | None, dtype: Any = None) -> Any:
+    """transformers' model of a GGUF: from the conversion tfund keeps (made now if missing), or, for a model
+    too big to keep, transformers' own GGUF loader (gguf_file=) given the config tfund read from the file
+    (transformers ignores a llama file's rope_freqs)."""
+    model_file = gguf_model_file(name, path)
+    try:
+        model_file.check_memory()
+        if model_file.keepable() and (directory := model_file.keep()) is not None:
+            return load_hf_model(name, str(directory), device, False, threads, dtype)
+        if len(model_file.shards) > 1:
+            raise GGUFError(
+                f"'{model_file.path.name}' is split into {len(model_file.shards)} files, which transformers' GGUF loader "
+                "does not read; merge them with `llama-gguf-split --merge` or run it on the NumPy engine"
+            )
+        config = model_file.config()
+    except GGUFMemoryError as error:
+        raise ModelUnavailableError(str(error)) from None
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(model_file.path.parent),
+            gguf_file=model_file.path.name,
+            config=AutoConfig.for_model(**config),
+            attn_implementation="eager",
+            dtype=dtype or torch.float32,
+            local_files_only=True,
+        )
+    except Exception as error:  # transformers raises many types; the user gets one sentence
+        raise ModelLoadError(f"could not load model '{name}': {first_line(error)}") from None
+    if device == "cpu":
+        set_torch_threads(torch, hf_model.num_parameters(), threads)
+    try:
+        hf_model.to(device)
+    except torch.OutOfMemoryError:
+        raise ModelUnavailableError(f"not enough memory on {device} for '{name}'; use --device cpu or a smaller model") from None
+    return hf_model.eval()
+
+
+def loaded_from_hf(hf_model: Any, tokenizer: Any = None, name: str = "in memory", engine: str = "numpy") -> LoadedModel:
+    """A LoadedModel around an in-memory transformers model (tests, benchmarks); its NumPy copy is made on first use."""
+    device = str(next(hf_model.parameters()).device)
+    config = hf_model.config.to_dict()
+    info = model_info(name, config, engine, device, hf_model.num_parameters())
+    special = special_ids_of(config, None, tokenizer)
+    return LoadedModel(name=name, path="", engine=engine, device=device, tokenizer=tokenizer, info=info, _hf_model=hf_model, **special)

@@ -7,28 +7,47 @@
     s.force(token_id)
 
 Two engines sit behind the same API: transformers on torch (cpu/cuda/mps) and the from-scratch NumPy
-GPT-2 (cpu). Sampling itself happens on the host in NumPy, so the probabilities shown are exactly the
+engine (cpu), for GPT-2 and the Llama family. Sampling happens on the host in NumPy, so the probabilities shown are exactly the
 ones sampled from.
+
+The session's window (`n_positions`) is the model's context capped by ATTENTION_BUDGET (session_window).
+When it is full it slides: the oldest tokens are dropped (a quarter of the window) and the rest are read
+in again from position 0. A learned-position model (GPT-2) then sees the kept tokens at new absolute
+positions; a rotary model (Llama) scores only the distance between a query and a key, so the kept
+tokens relate to each other exactly as before and only the dropped ones are missing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from engine.events import AblationView, Candidate, LensEntry, ModelInfo, SamplingConfig, StepView, TokenEvent
-from engine.model.interventions import entropy
-from engine.model.sampling import raw_probs, sample, warp_probs
+from engine.model.head_stats import attention_matrix
+from engine.model.sampling import entropy, kl_divergence, raw_probs, sample, top_ids, warp_probs
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.decoding import next_piece, pieces_for, valid_utf8
-from engine.runtime.placement import device_map_of, placement_label
+from engine.runtime.engines import engine_device_problem, make_backend, scratch_backend
+from engine.runtime.placement import placement_label
 
-SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of n_positions stays in context
+SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of the window stays in context
+ATTENTION_BUDGET = 512 * 2**20  # bytes of captured attention a session keeps (rows of every head, float32)
+
+
+def session_window(n_positions: int, n_layer: int, n_head: int, budget: int = ATTENTION_BUDGET) -> int:
+    """The session's window: the model's context, capped so that the attention rows kept for time travel
+    (L x H x T(T + 1)/2 float32s) stay within `budget`. GPT-2 small keeps its 1,024 (302 MB); a 30 x 9
+    model (SmolLM2-135M, context 8,192) gets 996 tokens instead of 8,192 (36 GB)."""
+    pairs = 2 * budget // (4 * n_layer * n_head)  # T (T + 1) may be this large: L * H * T (T + 1) / 2 * 4 bytes <= budget
+    largest = int(((1 + 4 * pairs) ** 0.5 - 1) / 2)
+    return max(2, min(n_positions, largest))
+
+
 OnChosen = Callable[[int, str, float], None]  # (token_id, its text, its p at temperature 1): drawn, not read in yet
 
 
@@ -45,10 +64,33 @@ def norms_and_cosines(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L
 
 def top_candidates(text_of: Callable[[int], str], p_raw: np.ndarray, p: np.ndarray, n: int) -> list[Candidate]:
     """The n most likely tokens before warping, with their probability after warping; text_of(id) labels them."""
-    n = min(n, p_raw.shape[0])
-    top = np.argpartition(-p_raw, n - 1)[:n]
-    top = top[np.lexsort((top, -p_raw[top]))]  # by p_raw descending, ties by id
-    return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top]
+    return [Candidate(int(i), text_of(int(i)), float(p_raw[i]), float(p[i])) for i in top_ids(p_raw, n)]
+
+
+class LazyLens(Sequence):
+    """A step's logit lens (LensEntry per layer), computed the first time anything reads it: a run that
+    draws a few of its steps pays for the lens of those steps only."""
+
+    def __init__(self, compute: Callable[[], list[LensEntry]]):
+        self._compute: Callable[[], list[LensEntry]] | None = compute
+        self._entries: list[LensEntry] = []
+
+    def _read(self) -> list[LensEntry]:
+        if self._compute is not None:
+            self._entries, self._compute = self._compute(), None
+        return self._entries
+
+    def __getitem__(self, index):
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return "LazyLens(not computed)" if self._compute is not None else repr(self._entries)
 
 
 @dataclass
@@ -56,48 +98,9 @@ class PositionView:
     """What the UI shows for one context position (kept per token so undo is free)."""
 
     attention: np.ndarray  # [L, H, pos + 1]
-    lens: list[LensEntry]
+    lens: Sequence[LensEntry]  # a LazyLens at the last position of each forward, else empty
     norms: np.ndarray  # [L + 1]
     cosines: np.ndarray  # [L]
-
-
-def on_cuda(hf_model: Any) -> bool:
-    return next(hf_model.parameters()).device.type == "cuda"
-
-
-def make_backend(engine: str, model: Any) -> tuple[Any, str | None]:
-    """The backend behind the sampler, and a note for the user if the fast path was given up.
-
-    numpy: the from-scratch NumPy GPT-2 (CPU), imported without torch. torch on CUDA: static KV cache
-    + CUDA graphs for GPT-2, checked against eager decoding on first use; torch otherwise (or for what
-    the CUDA-graph path does not implement): transformers' own forward.
-    """
-    if engine == "numpy":
-        from engine.runtime.backends.numpy_backend import NumpyBackend
-
-        return NumpyBackend(model.numpy_model()), None
-    hf_model = model.hf_model
-    if on_cuda(hf_model) and device_map_of(hf_model) is None:  # the CUDA-graph path needs the whole model on one GPU
-        from engine.runtime.backends.cuda_graph import UnsupportedModelError, checked_fast_backend
-
-        try:
-            return checked_fast_backend(hf_model)
-        except UnsupportedModelError:
-            pass
-    from engine.runtime.backends.torch_eager import TorchBackend
-
-    return TorchBackend(hf_model), None
-
-
-def scratch_backend(engine: str, model: Any) -> Any:
-    """A second backend with its own KV cache, for looking at earlier positions without touching the live one."""
-    if engine == "numpy":
-        from engine.runtime.backends.numpy_backend import NumpyBackend
-
-        return NumpyBackend(model.numpy_model())
-    from engine.runtime.backends.torch_eager import TorchBackend
-
-    return TorchBackend(model.hf_model)
 
 
 class Sampler:
@@ -114,21 +117,22 @@ class Sampler:
         self.tokenizer = model.tokenizer
         self.config = replace(config) if config else SamplingConfig()
         self.config.validate()
-        if engine not in ("auto", "torch", "numpy"):
-            raise ValueError(f"engine must be 'auto', 'torch' or 'numpy' (got {engine!r})")
+        if problem := engine_device_problem(engine, device):
+            raise ValueError(problem)
         engine = model.engine if engine == "auto" else engine
-        if engine == "numpy" and device not in (None, "cpu"):
-            raise ValueError("the NumPy engine runs on the CPU only; use --device cpu or --engine torch")
         if device is not None and engine == "torch":
             model.hf_model.to(device)
         self.engine = engine
         self.top_n = top_n
-        self.backend, self.note = make_backend(engine, model)  # note: why a fast path was given up, said once
+        self.n_positions = session_window(
+            model.info.n_positions, model.info.n_layer, model.info.n_head
+        )  # the window; the model's own is info.n_positions
+        self.backend, self.note = make_backend(engine, model, self.n_positions)  # note: why a fast path was given up, said once
         run_device = "cpu" if engine == "numpy" else placement_label(model.hf_model)
         self.info: ModelInfo = replace(model.info, device=run_device, engine=engine)
         self.texts: dict[int, str] = {}  # token id -> its text alone (candidates and lens labels), decoded once
-        self.n_positions = self.info.n_positions
-        self.eos_id = self.tokenizer.eos_token_id
+        self.start_id = model.start_id  # what an empty prompt starts from
+        self.eos_ids = frozenset(model.eos_ids)  # a generation stops at any of them
         self.rng = np.random.default_rng(self.config.seed)
         self.prompt = ""
         self.tokens: list[int] = []  # the context window: prompt (what remains of it) + generated
@@ -144,6 +148,7 @@ class Sampler:
         self.ablations: tuple = ()  # engine.model.interventions.Ablation: knocked out until cleared
         self.ablation_mode = "zero"
         self._ablated: np.ndarray | None = None  # [V] the next token's logits under the ablations, once computed
+        self._ablated_decoder: Any = None  # the ablated model's own KV cache (engine.runtime.interventions.AblatedDecoder)
         self._scratch: Any = None  # scratch_backend(), made on the first prediction_before()
         self._lock = threading.Lock()  # one sampler call at a time
 
@@ -159,12 +164,12 @@ class Sampler:
 
     # ---- prompt and state --------------------------------------------------------------------
     def set_prompt(self, text: str) -> None:
-        """Start over from `text` (an empty prompt starts from the end-of-text token)."""
+        """Start over from `text` (an empty prompt starts from the start token, or GPT-2's end-of-text)."""
         with self._lock:
             text = valid_utf8(text)
             ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
             if not ids:
-                ids = [self.eos_id]
+                ids = [self.start_id]
             room = self.n_positions - 1  # leave room for at least one new token
             self.prompt_dropped = max(0, len(ids) - room)  # tokens cut from the start of a too-long prompt
             ids = ids[-room:]
@@ -194,7 +199,7 @@ class Sampler:
         """The view of position `pos`; lens/norms exist only for the last new position."""
         last = row == out.attention.shape[2] - 1
         norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        lens = self._lens_entries(out) if last else []
+        lens = LazyLens(lambda: self._lens_entries(out)) if last else []
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:
@@ -233,12 +238,7 @@ class Sampler:
 
     def attention_matrix(self) -> np.ndarray:
         """[L, H, T, T] attention over the current context; row i is token i's, zeros above the diagonal."""
-        T = len(self.tokens)
-        L, H = self.info.n_layer, self.info.n_head
-        matrix = np.zeros((L, H, T, T), dtype=np.float32)
-        for i, view in enumerate(self.views):
-            matrix[:, :, i, : i + 1] = view.attention
-        return matrix
+        return attention_matrix([view.attention for view in self.views])
 
     # ---- the next token ----------------------------------------------------------------------
     def next_distributions(self) -> tuple[np.ndarray, np.ndarray]:
@@ -256,23 +256,32 @@ class Sampler:
             ablation.check(self.info.n_layer, self.info.n_head)
         with self._lock:
             self.ablations, self.ablation_mode, self._ablated = tuple(sorted(set(ablations))), mode, None
+            self._ablated_decoder = None  # a new ablation fills its own cache once, at its first token
 
     def _set_next_logits(self, logits: np.ndarray) -> None:  # [V] the intact model's, after the context changed
         self._next_logits = logits
         self._ablated = None  # computed again for the new context when asked
 
     def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
-        """A whole-context forward without the KV cache (ablating a head changes every later position's keys)."""
+        """The ablated model keeps its own KV cache (ablating a head changes every later position's keys, so
+        the live one cannot serve): filled once when the ablation starts, then a token at a time. A mean
+        ablation's mean moves with every token, and the torch engine has no ablated cache: both run the
+        whole context again."""
         if self._ablated is None:
-            if self.engine == "numpy":
+            if self.engine == "numpy" and self.ablation_mode == "zero":
+                from engine.runtime.interventions import AblatedDecoder
+
+                if self._ablated_decoder is None:
+                    self._ablated_decoder = AblatedDecoder(self.backend.net, self.ablations, max_len=self.n_positions)
+                self._ablated = self._ablated_decoder.logits(self.tokens)
+            elif self.engine == "numpy":
                 from engine.model.interventions import run_numpy
 
-                run = run_numpy(self.backend.net, self.tokens, self.ablations, self.ablation_mode)
+                self._ablated = run_numpy(self.backend.net, self.tokens, self.ablations, self.ablation_mode).logits
             else:
                 from engine.runtime.interventions import run_torch
 
-                run = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode)
-            self._ablated = run.logits
+                self._ablated = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode).logits
         return self._ablated
 
     def _logits(self) -> np.ndarray:  # -> [V] what the next token is drawn from
@@ -283,8 +292,6 @@ class Sampler:
         with self._lock:
             if not self.ablations:
                 return None
-            from engine.model.interventions import kl_divergence
-
             intact, ablated = raw_probs(self._next_logits), raw_probs(self._ablated_logits())  # [V], [V]
             return AblationView(
                 labels=tuple(a.label for a in self.ablations),
@@ -357,7 +364,7 @@ class Sampler:
             forwarded = time.perf_counter()
             self.n_generated += 1
             self.generated_text.append(self.pieces[-1])
-            self.done = token_id == self.eos_id
+            self.done = token_id in self.eos_ids
             view = self.views[-1]
             return TokenEvent(
                 token_id=token_id,
@@ -393,7 +400,7 @@ class Sampler:
             if not 1 <= index < len(self.tokens):
                 raise ValueError(f"position must be in [1, {len(self.tokens) - 1}] (got {index})")
             if self._scratch is None:
-                self._scratch = scratch_backend(self.engine, self.model)
+                self._scratch = scratch_backend(self.engine, self.model, self.n_positions)
             self._scratch.reset()
             out = self._scratch.forward(self.tokens[:index])
             cfg = self.config

@@ -1,8 +1,9 @@
 """A model directory's tokenizer through the `tokenizers` library alone: milliseconds, no transformers.
 
 TextTokenizer has the part of transformers' PreTrainedTokenizerFast that the sampler and the views
-use (encode, decode, eos_token_id, get_vocab, len, backend_tokenizer), with the same ids and text.
-It reads tokenizer.json; the end-of-text token comes from tokenizer_config.json (or config.json).
+use (encode, decode, eos_token_id, bos_token_id, get_vocab, len, backend_tokenizer), with the same ids
+and text. It reads tokenizer.json; the end-of-text and start tokens come from tokenizer_config.json
+(the end-of-text token else from config.json).
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ def token_content(token: Any) -> str | None:
     return token.get("content") if isinstance(token, dict) else token
 
 
+def first_id(value: Any) -> int | None:  # config.json's eos_token_id: an id, a list of ids, or absent
+    return value[0] if isinstance(value, list) and value else value if isinstance(value, int) else None
+
+
 class TextTokenizer:
-    def __init__(self, backend: Any, eos_token_id: int | None):
+    def __init__(self, backend: Any, eos_token_id: int | None, bos_token_id: int | None = None):
         self.backend_tokenizer = backend  # tokenizers.Tokenizer
         self.eos_token_id = eos_token_id
+        self.bos_token_id = bos_token_id
 
     @classmethod
     def from_dir(cls, path) -> TextTokenizer:
@@ -45,9 +51,11 @@ class TextTokenizer:
 
         path = Path(path)
         backend = Tokenizer.from_file(str(path / "tokenizer.json"))
-        eos = token_content(read_json(path / "tokenizer_config.json").get("eos_token"))
-        eos_id = backend.token_to_id(eos) if eos else read_json(path / "config.json").get("eos_token_id")
-        return cls(backend, eos_id)
+        settings, config = read_json(path / "tokenizer_config.json"), read_json(path / "config.json")
+        eos, bos = token_content(settings.get("eos_token")), token_content(settings.get("bos_token"))
+        eos_id = backend.token_to_id(eos) if eos else first_id(config.get("eos_token_id"))
+        bos_id = backend.token_to_id(bos) if bos else None
+        return cls(backend, eos_id, bos_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids

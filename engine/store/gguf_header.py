@@ -35,13 +35,6 @@ class GGUFHeader:
         """The weights once dequantized to float32."""
         return self.n_params * BYTES_PER_PARAMETER
 
-    def config(self) -> dict:
-        """The header as an HF-style config dict (model_type and sizes) for engine checks."""
-        sizes = {"num_hidden_layers": self.n_layer, "num_attention_heads": self.n_head, "num_key_value_heads": self.n_head_kv}
-        if self.architecture == "gpt2":
-            sizes = {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.d_model, "n_positions": self.context_length}
-        return {"model_type": self.architecture, **sizes}
-
 
 @dataclass(frozen=True)
 class ModelSource:

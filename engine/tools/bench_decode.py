@@ -1,8 +1,9 @@
 """Decode speed: the NumPy KV-cache engine vs transformers on CPU, same weights, same run.
 
-Both decode greedily through their backend (backends.base.greedy_tokens), with the full capture the
-app uses (attention, residual stream, logit lens). Each repeat runs both engines back to back (alternating which goes first) on the same prompt, so
-machine noise hits both alike; the figures are medians. Times include the prompt's prefill.
+Both decode greedily through their backend (backends.base.greedy_tokens): the NumPy engine with what a
+run draws (attention rows, residual stream) and with the logit lens too, transformers with all of it and
+through `generate` (no captures). Each repeat runs all four back to back (rotating which goes first) on
+the same prompt, so machine noise hits them alike; the figures are medians. Times include the prefill.
 On a GPU `tfund bench decode --device cuda` runs bench_fast below instead; the
 tables for both are formatted here.
 """
@@ -13,68 +14,107 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.families import architecture_from_config
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.cuda_graph import FastTorchBackend
 from engine.runtime.backends.numpy_backend import NumpyBackend
 from engine.runtime.backends.torch_eager import TorchBackend
 
 
-def timed(backend, prompt_ids: list[int], n_tokens: int) -> tuple[float, list[int]]:  # -> seconds, generated ids
-    start = time.perf_counter()
-    tokens = greedy_tokens(backend, prompt_ids, n_tokens)
-    return time.perf_counter() - start, tokens
+def copy_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5) -> float:
+    """This machine's memory bandwidth as NumPy sees it: bytes read plus bytes written per second by
+    the fastest of `repeats` copies of an n_bytes array (too large for any cache)."""
+    source = np.ones(n_bytes // 4, np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n_bytes / best
+
+
+def weight_bytes_per_token(model: NumpyLM) -> int:
+    """Bytes of weights one decode step reads: every block, the final norm and the unembedding (of the
+    embedding table only one row)."""
+    params = model.params
+    arrays = [params["unembed"], *params["norm_f"].values()]
+    for block in params["blocks"]:
+        arrays += [v for part in block.values() for sub in part.values() for v in (sub.values() if isinstance(sub, dict) else [sub])]
+    return sum(a.nbytes for a in arrays if a is not None)
 
 
 def bench_decode(hf_model, prompt_ids: list[int], n_tokens: int, repeats: int = 5) -> dict:
-    """Greedy-decode n_tokens with both engines `repeats` times; tok/s medians and their ratio."""
+    """Greedy-decode n_tokens `repeats` times four ways, on the same weights: the NumPy engine with what a
+    run draws (attention rows, residual stream; the lens only when shown), the NumPy engine with the
+    lens too, transformers with all of it (TorchBackend) and transformers generate (no captures).
+    Medians of tok/s, their ratios, and the NumPy run's fraction of the bandwidth floor."""
     hf_model.eval()
-    model = GPT2Numpy.from_hf(hf_model)
+    model = NumpyLM.from_hf(hf_model)
     prompt_ids = [int(t) for t in prompt_ids]
     if n_tokens < 1 or repeats < 1:
         raise ValueError(f"tokens and repeats must be >= 1 (got tokens={n_tokens}, repeats={repeats})")
     if not prompt_ids or len(prompt_ids) + n_tokens > model.n_positions:
         raise ValueError(f"prompt + tokens must fit in 1..{model.n_positions} positions")
 
-    engines = {"numpy": NumpyBackend(model), "torch": TorchBackend(hf_model)}
-    for backend in engines.values():  # warm-up: first calls allocate and fill caches
-        greedy_tokens(backend, prompt_ids, 2)
-    seconds = {name: [] for name in engines}
+    numpy_backend, torch_backend = NumpyBackend(model, len(prompt_ids) + n_tokens), TorchBackend(hf_model)
+    runs = {
+        "numpy_run": lambda: greedy_tokens(numpy_backend, prompt_ids, n_tokens, lens=False),
+        "numpy": lambda: greedy_tokens(numpy_backend, prompt_ids, n_tokens),
+        "torch": lambda: greedy_tokens(torch_backend, prompt_ids, n_tokens),
+        "generate": lambda: generate_tokens(hf_model, prompt_ids, n_tokens),
+    }
+    for run in runs.values():  # warm-up: first calls allocate and fill caches
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
     tokens = {}
+    names = list(runs)
     for repeat in range(repeats):
-        order = list(engines) if repeat % 2 == 0 else list(reversed(engines))
-        for name in order:
-            elapsed, tokens[name] = timed(engines[name], prompt_ids, n_tokens)
-            seconds[name].append(elapsed)
-
-    numpy_tok_s = n_tokens / statistics.median(seconds["numpy"])
-    torch_tok_s = n_tokens / statistics.median(seconds["torch"])
+        for name in names[repeat % 4 :] + names[: repeat % 4]:  # rotate which goes first: machine noise hits all alike
+            start = time.perf_counter()
+            tokens[name] = runs[name]()
+            seconds[name].append(time.perf_counter() - start)
+    tok_s = {name: n_tokens / statistics.median(seconds[name]) for name in runs}
+    bandwidth, weights = copy_bandwidth(), weight_bytes_per_token(model)
     return {
         "prompt_tokens": len(prompt_ids),
         "n_tokens": n_tokens,
         "repeats": repeats,
-        "numpy_tok_s": numpy_tok_s,
-        "torch_tok_s": torch_tok_s,
-        "ratio": numpy_tok_s / torch_tok_s,
-        "same_tokens": tokens["numpy"] == tokens["torch"],
+        "numpy_run_tok_s": tok_s["numpy_run"],
+        "numpy_tok_s": tok_s["numpy"],
+        "torch_tok_s": tok_s["torch"],
+        "generate_tok_s": tok_s["generate"],
+        "ratio": tok_s["numpy"] / tok_s["torch"],
+        "run_vs_generate": tok_s["numpy_run"] / tok_s["generate"],
+        "weight_bytes_per_token": weights,
+        "copy_bandwidth": bandwidth,
+        "bandwidth_floor_fraction": tok_s["numpy_run"] / (bandwidth / weights),
+        "same_tokens": tokens["numpy"] == tokens["torch"] == tokens["numpy_run"] == tokens["generate"],
         "torch_threads": torch.get_num_threads(),
-        "numpy_seconds": seconds["numpy"],
-        "torch_seconds": seconds["torch"],
+        "seconds": seconds,
     }
 
 
 def format_decode_table(result: dict, label: str) -> str:
-    """The CPU table: NumPy KV-cache engine vs transformers, tok/s and their ratio."""
+    """The CPU table: the NumPy engine (what a run draws; everything) vs transformers (everything; generate)."""
+    floor = result["copy_bandwidth"] / result["weight_bytes_per_token"]
     return "\n".join(
         [
             f"decode benchmark: {label}, cpu, {result['prompt_tokens']} prompt + {result['n_tokens']} new tokens, "
             f"median of {result['repeats']}, {result['torch_threads']} torch threads",
-            f"{'engine':<32}{'tok/s':>10}",
-            f"{'numpy (KV cache, full capture)':<32}{result['numpy_tok_s']:>10.1f}",
-            f"{'transformers (full capture)':<32}{result['torch_tok_s']:>10.1f}",
-            f"ratio numpy/transformers {result['ratio']:.2f}x; same tokens: {'yes' if result['same_tokens'] else 'NO'}",
+            f"{'engine':<48}{'tok/s':>10}",
+            f"{'numpy, what a run draws (no lens)':<48}{result['numpy_run_tok_s']:>10.1f}",
+            f"{'numpy, full capture (lens too)':<48}{result['numpy_tok_s']:>10.1f}",
+            f"{'transformers, full capture':<48}{result['torch_tok_s']:>10.1f}",
+            f"{'transformers generate, no capture':<48}{result['generate_tok_s']:>10.1f}",
+            f"numpy run/generate {result['run_vs_generate']:.2f}x; full capture numpy/transformers {result['ratio']:.2f}x; "
+            f"same tokens: {'yes' if result['same_tokens'] else 'NO'}",
+            f"bandwidth floor: {result['weight_bytes_per_token'] / 1e6:.0f} MB of weights per token at "
+            f"{result['copy_bandwidth'] / 1e9:.1f} GB/s copy = {floor:.1f} tok/s; the numpy run reaches {result['bandwidth_floor_fraction']:.0%}",
         ]
     )
 
@@ -96,6 +136,45 @@ def format_fast_table(result: dict, label: str) -> str:
     )
 
 
+def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int = 4, spec: str = "0.1") -> dict:
+    """Per-token time of a zero-ablated generation on the NumPy engine at each context length, before the
+    ablated model had its own KV cache (the whole context read again per token: run_numpy) and after
+    (AblatedDecoder: filled once, then one token per step). Medians over `steps` tokens."""
+    from engine.model.interventions import parse_ablation, run_numpy
+    from engine.runtime.interventions import AblatedDecoder
+
+    model = NumpyLM.from_hf(hf_model.eval())
+    ablations = [parse_ablation(spec, model.n_layer, model.n_head)]
+    if max(lengths) + steps > model.n_positions:
+        raise ValueError(f"lengths + steps must fit in {model.n_positions} positions")
+    rows = []
+    for length in lengths:
+        ids = [(7 * i + 3) % model.vocab_size for i in range(length + steps)]
+        before, after = [], []
+        decoder = AblatedDecoder(model, ablations, max_len=length + steps)
+        decoder.logits(ids[:length])  # filled once, when the ablation starts
+        for step in range(steps):
+            context = ids[: length + step + 1]
+            start = time.perf_counter()
+            run_numpy(model, context, ablations)
+            before.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            decoder.logits(context)
+            after.append(time.perf_counter() - start)
+        rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": statistics.median(after) * 1e3})
+    return {"ablation": spec, "steps": steps, "rows": rows}
+
+
+def format_ablated_table(result: dict, label: str) -> str:
+    lines = [
+        f"ablated decode ({result['ablation']}, zero), NumPy engine: {label}, median of {result['steps']} tokens",
+        f"{'context':>8}{'before ms/token':>18}{'after ms/token':>17}{'speed-up':>10}",
+    ]
+    for row in result["rows"]:
+        lines.append(f"{row['tokens']:>8}{row['before_ms']:>18.1f}{row['after_ms']:>17.1f}{row['before_ms'] / row['after_ms']:>9.1f}x")
+    return "\n".join(lines)
+
+
 # ---- CUDA: our step loop with full capture vs eager vs transformers generate ----------------
 
 
@@ -115,7 +194,7 @@ def generate_tokens(hf_model: Any, prompt_ids: list[int], n_tokens: int) -> list
             do_sample=False,
             max_new_tokens=n_tokens,
             min_new_tokens=n_tokens,
-            pad_token_id=hf_model.config.eos_token_id,
+            pad_token_id=hf_model.config.eos_token_id if isinstance(hf_model.config.eos_token_id, int) else 0,
         )
     return out[0, len(prompt_ids) :].tolist()
 
@@ -129,7 +208,7 @@ def bench_fast(hf_model: Any, prompt_ids: list[int], n_tokens: int, device: str 
     """
     if n_tokens < 1 or repeats < 1:
         raise ValueError(f"tokens and repeats must be >= 1 (got tokens={n_tokens}, repeats={repeats})")
-    n_positions = hf_model.config.n_positions
+    n_positions = architecture_from_config(hf_model.config.to_dict()).n_positions
     prompt_ids = [int(t) for t in prompt_ids]
     if not prompt_ids or len(prompt_ids) + n_tokens > n_positions:
         raise ValueError(f"prompt + tokens must fit in 1..{n_positions} positions")

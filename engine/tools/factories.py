@@ -1,4 +1,5 @@
-"""Models for tests and benchmarks, built here: random GPT-2s of known shapes (no hub, no download)."""
+"""Models for tests and benchmarks, built here: random GPT-2s and Llama-family models of known shapes
+(no hub, no download)."""
 
 from __future__ import annotations
 
@@ -31,4 +32,59 @@ def random_gpt2(config_name: str = "gpt2", seed: int = 0, **overrides):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
+    return model.eval()
+
+
+# name -> (n_layer, n_head, n_kv_heads, hidden_size, intermediate_size, vocab_size, max_position_embeddings)
+LLAMA_SHAPES = {
+    "tiny": (2, 4, 2, 64, 96, 256, 128),  # for tests: grouped-query attention, 4 query heads share 2 KV heads
+    "smollm2": (30, 9, 3, 576, 1536, 49152, 2048),  # SmolLM2-135M's shape (its own context is 8,192)
+}
+LLAMA_FAMILY = ("llama", "mistral", "qwen2")  # model types built by random_llama
+
+
+def random_llama(config_name: str = "tiny", seed: int = 0, model_type: str = "llama", tied: bool = False, **overrides):
+    """A random-init Llama-family *ForCausalLM of a known shape (no hub), fp32, eager attention, eval mode.
+
+    model_type "qwen2" has q/k/v biases; "mistral" is built without a sliding window. Every norm gain
+    and bias is drawn too (transformers starts them at 1 and 0, which would hide a misplaced one), and
+    the weights are drawn with std 0.1 so that the logits spread. `overrides` go to the config
+    (e.g. rope_scaling, head_dim). The seed is applied inside a forked torch RNG.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if config_name not in LLAMA_SHAPES:
+        raise ValueError(f"config name must be one of {sorted(LLAMA_SHAPES)} (got {config_name!r})")
+    if model_type not in LLAMA_FAMILY:
+        raise ValueError(f"model_type must be one of {', '.join(LLAMA_FAMILY)} (got {model_type!r})")
+    n_layer, n_head, n_kv, d, d_ff, vocab_size, n_positions = LLAMA_SHAPES[config_name]
+    settings = dict(
+        num_hidden_layers=n_layer,
+        num_attention_heads=n_head,
+        num_key_value_heads=n_kv,
+        hidden_size=d,
+        intermediate_size=d_ff,
+        vocab_size=vocab_size,
+        max_position_embeddings=n_positions,
+        rope_theta=100_000.0,
+        tie_word_embeddings=tied,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.1,
+        attn_implementation="eager",
+    )
+    if model_type == "mistral":
+        settings["sliding_window"] = None
+    settings.update(overrides)
+    config = AutoConfig.for_model(model_type, **settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if name.endswith("norm.weight") or "layernorm" in name:
+                    parameter.copy_(1.0 + 0.1 * torch.randn_like(parameter))
+                elif name.endswith(".bias"):
+                    parameter.copy_(0.1 * torch.randn_like(parameter))
     return model.eval()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.transformer import NumpyLM
 from engine.toy.corpus import generate_corpus
 
 
@@ -31,7 +31,7 @@ def heldout_stories(model_dir: Path) -> tuple[list[str], int]:
     return stories[n_train:], config["block_size"]
 
 
-def lens_agreement(net: GPT2Numpy, stories_ids: list[list[int]]) -> dict:
+def lens_agreement(net: NumpyLM, stories_ids: list[list[int]]) -> dict:
     """Per block (1…L): the lens top-1's agreement with the final prediction and its next-token accuracy."""
     agree = np.zeros(net.n_layer)  # [L]
     correct = np.zeros(net.n_layer)  # [L]
@@ -55,7 +55,7 @@ def bench_lens(model_dir: Path, tokenizer) -> dict:
     stories, block_size = heldout_stories(model_dir)
     eot = tokenizer.eos_token_id
     stories_ids = [(tokenizer.encode(story, add_special_tokens=False) + [eot])[:block_size] for story in stories]
-    net = GPT2Numpy.from_dir(model_dir)
+    net = NumpyLM.from_dir(model_dir)
     return {"stories": len(stories), **lens_agreement(net, stories_ids)}
 
 

@@ -30,28 +30,18 @@ from typing import Any
 import numpy as np
 
 from engine.events import Candidate, SamplingConfig, TokenEvent
+from engine.model.sampling import kl_divergence
 from engine.runtime.sampler import Sampler, top_candidates
 from engine.views.pieces import TOKEN_MARKERS, visible
 
-KL_EPS = 1e-10  # probabilities of b below this are floored to it, so KL(a||b) stays finite
 TEXT_TOP_N = 50  # candidates per side kept in text mode; the rest of the mass goes to "other"
 SHOWN_CANDIDATES = 10  # candidates per side carried in each CompareStep
 
 
 def compare_step(p_a: np.ndarray, p_b: np.ndarray) -> tuple[float, bool]:  # [V], [V] -> KL(a||b) nats, top-1 agree
-    """KL(a || b) = Σ p_a log(p_a / p_b) in nats, and whether both put their maximum on the same token.
-
-    Zeros: terms with p_a = 0 contribute 0 (the limit of p log p); p_b is floored at KL_EPS where p_a > 0,
-    so a token that b rules out (greedy, top-k, top-p) costs p_a · log(p_a / 1e-10) ≈ p_a · 23 nats
-    instead of infinity. Rounding can give -1e-16 for equal inputs; the result is clipped at 0.
-    """
-    p_a = np.asarray(p_a, dtype=np.float64)
-    p_b = np.asarray(p_b, dtype=np.float64)
-    if p_a.shape != p_b.shape:
-        raise ValueError(f"distributions must cover the same vocabulary (got {p_a.shape} and {p_b.shape})")
-    support = p_a > 0  # [V]
-    kl = np.sum(p_a[support] * (np.log(p_a[support]) - np.log(np.maximum(p_b[support], KL_EPS))))
-    return max(float(kl), 0.0), int(np.argmax(p_a)) == int(np.argmax(p_b))
+    """KL(a || b) in nats (engine.model.sampling.kl_divergence: b floored at 1e-10 where a > 0), and
+    whether both put their maximum on the same token."""
+    return kl_divergence(p_a, p_b), int(np.argmax(p_a)) == int(np.argmax(p_b))
 
 
 def text_distributions(cands_a: list[Candidate], cands_b: list[Candidate], warped: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.model.interventions import Ablation, Attribution, kl_divergence, probabilities
+from engine.model.interventions import Ablation, Attribution
+from engine.model.sampling import kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
 
 BAR_WIDTH = 12  # characters on each side of the attribution chart's zero line
@@ -20,10 +21,7 @@ BAR_WIDTH = 12  # characters on each side of the attribution chart's zero line
 
 def top_entries(probs: np.ndarray, tokenizer: Any, n: int) -> list[dict]:  # [V] -> [{"id", "text", "p"}]
     """The n most likely tokens, by probability then id."""
-    n = min(n, probs.shape[0])
-    top = np.argpartition(-probs, n - 1)[:n]
-    top = top[np.lexsort((top, -probs[top]))]
-    return [{"id": int(i), "text": tokenizer.decode([int(i)]), "p": float(probs[i])} for i in top]
+    return [{"id": int(i), "text": tokenizer.decode([int(i)]), "p": float(probs[i])} for i in top_ids(probs, n)]
 
 
 def attribution_json(attribution: Attribution, tokenizer: Any) -> dict:
@@ -36,9 +34,9 @@ def attribution_json(attribution: Attribution, tokenizer: Any) -> dict:
     }
 
 
-def prompt_ids(tokenizer: Any, prompt: str, n_positions: int) -> list[int]:
-    """The prompt's token ids (the end-of-text token for an empty prompt), its last n_positions kept."""
-    ids = tokenizer.encode(prompt, add_special_tokens=False) or [tokenizer.eos_token_id]
+def prompt_ids(model: Any, prompt: str, n_positions: int) -> list[int]:
+    """The prompt's token ids (the model's start token for an empty prompt), its last n_positions kept."""
+    ids = model.tokenizer.encode(prompt, add_special_tokens=False) or [model.start_id]
     return ids[-n_positions:]
 
 
@@ -53,7 +51,7 @@ def inspect_context(
     ablations = tuple(dict.fromkeys(ablations))  # each component once, in the order given
     intact = inspector.run(ids)
     ablated = inspector.run(ids, ablations, mode) if ablations else intact
-    p, q = probabilities(intact.logits), probabilities(ablated.logits)  # [V], [V]
+    p, q = raw_probs(intact.logits), raw_probs(ablated.logits)  # [V], [V]
     top_id = int(np.argmax(intact.logits))
     report = {
         "engine": inspector.engine,

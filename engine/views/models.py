@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.model.gpt2 import config_problem
-from engine.runtime.loading import TOY_MODEL_DIR
+from engine.model.families import config_problem, model_type_problem
+from engine.runtime.sources import TOY_MODEL_DIR
 from engine.store import StoreError, ollama, smollm2
 from engine.store.cache import cache_dir
 from engine.store.gguf_header import BYTES_PER_PARAMETER, GGUFHeader, read_header
@@ -27,10 +27,17 @@ ENGINES = ("numpy", "torch")
 def engine_support(config: dict, name: str = "this model") -> dict[str, str | None]:
     """Engine → None if it runs a model with this HF-style config (model_type and sizes), else why not.
 
-    The engines' own refusal function decides (engine.model.gpt2.config_problem): the torch engine
+    The engines' own refusal function decides (engine.model.families.config_problem): the torch engine
     runs what transformers loads for it, the NumPy engine what it implements itself.
     """
-    return {"numpy": config_problem(config, "numpy", name=name), "torch": config_problem(config, "transformers", name=name)}
+    return {"numpy": config_problem(config, "numpy", name=name), "torch": config_problem(config, "torch", name=name)}
+
+
+def architecture_support(architecture: str, name: str = "this model") -> dict[str, str | None]:
+    """Engine → None if it runs GGUF files of this architecture, else why not. A header scan reads the
+    architecture and sizes, not every setting: a file's rope scaling or tokenizer is checked when it loads."""
+    problem = model_type_problem({"model_type": architecture}, name=name)
+    return dict.fromkeys(ENGINES, problem)
 
 
 @dataclass
@@ -136,7 +143,7 @@ def header_entry(name: str, source: str, header: GGUFHeader, path: Path | None, 
         family=header.architecture,
         n_params=header.n_params,
         file_type=header.file_type,
-        engines=engine_support(header.config(), name=f"'{name}'"),
+        engines=architecture_support(header.architecture, name=f"'{name}'"),
         path=None if path is None else str(path),
         note=note,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.numpy_backend import NumpyBackend
 from engine.runtime.backends.torch_eager import TorchBackend
@@ -18,7 +18,7 @@ def torch_logits(hf_model, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V]
     return hf_model(torch.tensor([token_ids])).logits[0].float().numpy()
 
 
-def incremental_logits(model: GPT2Numpy, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V]
+def incremental_logits(model: NumpyLM, token_ids: list[int]) -> np.ndarray:  # [T] -> [T, V]
     """Logits from a half-prompt prefill followed by one token at a time through the KV cache."""
     cache = model.new_cache()
     split = max(1, len(token_ids) // 2)
@@ -27,7 +27,7 @@ def incremental_logits(model: GPT2Numpy, token_ids: list[int]) -> np.ndarray:  #
     return np.concatenate(rows)
 
 
-def parity_report(hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: int = 20, numpy_model: GPT2Numpy | None = None) -> dict:
+def parity_report(hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: int = 20, numpy_model: NumpyLM | None = None) -> dict:
     """Compare the NumPy engine with transformers (fp32, eager attention) on the same ids.
 
     Pass an fp32 model; it is switched to eval mode (no dropout). The greedy continuation is shortened
@@ -36,7 +36,7 @@ def parity_report(hf_model, tokenizer_or_none, token_ids: list[int], n_greedy: i
     """
     token_ids = [int(t) for t in token_ids]
     hf_model.eval()
-    model = GPT2Numpy.from_hf(hf_model) if numpy_model is None else numpy_model
+    model = NumpyLM.from_hf(hf_model) if numpy_model is None else numpy_model
     if not 1 <= len(token_ids) <= model.n_positions:
         raise ValueError(f"the prompt must have 1 to {model.n_positions} tokens (got {len(token_ids)})")
     n_greedy = max(0, min(n_greedy, model.n_positions - len(token_ids)))

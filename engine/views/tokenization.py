@@ -23,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.runtime.loading import ModelLoadError, locate_model, quiet_transformers
+from engine.formats.gguf import GGUFError
+from engine.runtime.conversions import GGUFModelFile
+from engine.runtime.loading import ModelLoadError, quiet_transformers
+from engine.runtime.sources import locate_model
 from engine.views.pieces import TOKEN_MARKERS, visible
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
@@ -85,8 +88,10 @@ class EncoderAttention:
 # ---- loading -----------------------------------------------------------------------------------
 def load_tokenizer(name_or_path: str) -> Any:
     """A fast tokenizer from "toy", a local directory or a cached hub name. Raises ModelLoadError."""
-    location, is_local = locate_model(name_or_path)
-    if not is_local:
+    location = (source := locate_model(name_or_path)).path
+    if source.kind == "gguf":
+        return gguf_fast_tokenizer(location)
+    if not source.is_local:
         raise ModelLoadError(
             f"tokenizer '{name_or_path}' is not in the Hugging Face cache; download it once while online "
             f"(e.g. `hf download {name_or_path}`) or pass a local directory"
@@ -236,11 +241,25 @@ def format_tokenization(view: TokenizationView) -> str:
     return "\n".join(lines)
 
 
+def gguf_fast_tokenizer(path: str) -> Any:
+    """transformers' fast tokenizer around the tokenizer.json tfund builds from a GGUF's metadata."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        model_file = GGUFModelFile(path)
+        tokenizer_json, settings = model_file.tokenizer_json(), model_file.tokenizer_config()
+    except GGUFError as error:
+        raise ModelLoadError(str(error)) from None
+    special = {name: settings[name] for name in ("bos_token", "eos_token") if settings.get(name)}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json), clean_up_tokenization_spaces=False, **special)
+
+
 # ---- encoder attention -------------------------------------------------------------------------
 def encoder_attention(model_dir: str, text: str, allow_pickle: bool = False) -> EncoderAttention:
     """All layers' and heads' attention of a BERT-like encoder on `text`. Raises ModelLoadError."""
-    location, is_local = locate_model(model_dir)
-    if not is_local:
+    location = (source := locate_model(model_dir)).path
+    if not source.is_local:
         raise ModelLoadError(
             f"model '{model_dir}' is not in the Hugging Face cache; download it once while online or pass a local directory"
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.runtime.loading import cpu_cores
+from engine.runtime.devices import cpu_cores
 
 PROMPT = "In a small village,"
 
@@ -121,7 +121,7 @@ def test_a_prompt_longer_than_the_window_says_its_oldest_tokens_were_dropped():
 def test_bench_lens_without_training_metrics_is_one_line_exit_2(tmp_path):
     import shutil
 
-    from engine.runtime.loading import TOY_MODEL_DIR
+    from engine.runtime.sources import TOY_MODEL_DIR
 
     model = tmp_path / "model"
     shutil.copytree(TOY_MODEL_DIR, model, ignore=shutil.ignore_patterns("training_metrics.json"))
@@ -215,7 +215,7 @@ def test_train_toy_out_that_names_no_folder_is_refused_before_writing_anything(c
 
 
 def test_train_toy_writes_a_new_folder_in_the_working_directory_not_the_package(capsys, tmp_path, monkeypatch, fake_training):
-    from engine.runtime.loading import TOY_MODEL_DIR
+    from engine.runtime.sources import TOY_MODEL_DIR
 
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "train-toy", "--steps", "1")

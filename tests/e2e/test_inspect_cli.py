@@ -5,7 +5,7 @@ import json
 import pytest
 
 from engine.cli import main
-from engine.runtime.loading import TOY_MODEL_DIR
+from engine.runtime.sources import TOY_MODEL_DIR
 
 PROMPT = "In a small village,"
 TOY = json.loads((TOY_MODEL_DIR / "config.json").read_text())

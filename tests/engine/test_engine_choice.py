@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 from engine.events import SamplingConfig
-from engine.runtime import loading
 from engine.runtime.backends import cuda_graph
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.cuda_graph import FastTorchBackend, checked_fast_backend
 from engine.runtime.backends.torch_eager import TorchBackend
-from engine.runtime.loading import ModelLoadError, choose_engine, load_model, thread_policy
+from engine.runtime.devices import thread_policy
+from engine.runtime.engines import choose_engine
+from engine.runtime.loading import ModelLoadError, load_model
 from engine.runtime.sampler import Sampler
 from engine.runtime.tokenizer import TextTokenizer
+from engine.tools.factories import random_llama
 from tests.conftest import random_gpt2_dir
 
 PROMPT = "In a small village,"
@@ -86,9 +88,12 @@ def test_what_the_light_tokenizer_does_not_do_loads_through_transformers(tmp_pat
 
 
 def test_choose_engine():
-    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_positions": 64}
+    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64, "vocab_size": 100}
     assert choose_engine("auto", "cpu", gpt2) == ("numpy", "cpu")
     assert choose_engine("auto", "cpu", {**gpt2, "activation_function": "silu"}) == ("torch", "cpu")
+    llama = random_llama("tiny", model_type="mistral").config.to_dict()
+    assert choose_engine("auto", "cpu", llama) == ("numpy", "cpu")  # the NumPy engine runs the Llama family
+    assert choose_engine("auto", "cpu", {**llama, "sliding_window": 32}) == ("torch", "cpu")  # what it does not compute: transformers
     assert choose_engine("torch", "cpu", gpt2) == ("torch", "cpu")
     with pytest.raises(ModelLoadError, match="CPU only"):
         choose_engine("numpy", "cuda", gpt2)
@@ -115,7 +120,7 @@ def test_threads_flag_sets_torch_threads(monkeypatch):
 def test_numpy_engine_runs_the_thread_policy_on_blas_unless_told(monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    from engine.runtime.loading import blas_threads, cpu_cores
+    from engine.runtime.devices import blas_threads, cpu_cores
 
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
@@ -140,8 +145,8 @@ def test_fast_backend_passes_its_self_check_on_cpu(toy):
 def test_fast_backend_that_disagrees_falls_back_to_eager(toy, monkeypatch):
     real_lens = cuda_graph.lens
 
-    def wrong_lens(resid, ln_f, lm_head, eps):  # the fast path's logits, off by 0.1
-        probs, logits = real_lens(resid, ln_f, lm_head, eps)
+    def wrong_lens(resid, norm_f, unembed, eps):  # the fast path's logits, off by 0.1
+        probs, logits = real_lens(resid, norm_f, unembed, eps)
         return probs, logits + 0.1
 
     monkeypatch.setattr(cuda_graph, "lens", wrong_lens)
@@ -151,7 +156,7 @@ def test_fast_backend_that_disagrees_falls_back_to_eager(toy, monkeypatch):
 
 
 def test_sampler_on_cuda_says_once_that_it_fell_back(toy, monkeypatch):
-    monkeypatch.setattr("engine.runtime.sampler.on_cuda", lambda hf_model: True)
+    monkeypatch.setattr("engine.runtime.engines.on_cuda", lambda hf_model: True)
     monkeypatch.setattr(cuda_graph, "self_check_problem", lambda report, dtype: "its logits differ by 1.0e+00 (tolerance 1e-03)")
     sampler = Sampler(toy, SamplingConfig(temperature=0.0), engine="torch")
     assert isinstance(sampler.backend, TorchBackend) and "decoding eagerly" in sampler.note
@@ -164,5 +169,5 @@ def test_sampler_on_cuda_says_once_that_it_fell_back(toy, monkeypatch):
 def test_light_path_reads_the_same_weights_as_transformers(toy):
     net = toy.numpy_model()
     hf = toy.hf_model
-    np.testing.assert_array_equal(net.params["wte"], hf.transformer.wte.weight.detach().numpy())
-    assert loading.count_params(net.params) == hf.num_parameters() == toy.info.n_params
+    np.testing.assert_array_equal(net.params["embed"], hf.transformer.wte.weight.detach().numpy())
+    assert net.n_params == hf.num_parameters() == toy.info.n_params

@@ -157,8 +157,8 @@ def test_unsupported_activation_is_refused():
 
 def test_weights_are_referenced_not_copied(tiny_hf):
     fast = FastTorchBackend(tiny_hf)
-    assert fast.params["blocks"][1]["mlp"]["c_fc"]["w"].data_ptr() == tiny_hf.transformer.h[1].mlp.c_fc.weight.data_ptr()
-    assert fast.params["wte"].data_ptr() == tiny_hf.transformer.wte.weight.data_ptr()
+    assert fast.params["blocks"][1]["mlp"]["up"]["w"].data_ptr() == tiny_hf.transformer.h[1].mlp.c_fc.weight.data_ptr()
+    assert fast.params["embed"].data_ptr() == tiny_hf.transformer.wte.weight.data_ptr()
 
 
 def test_bench_fast_reports_three_rates_on_the_same_tokens(tiny_hf):

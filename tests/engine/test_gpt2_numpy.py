@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
 
-from engine.model.gpt2 import GPT2Numpy
 from engine.model.ops import layer_norm
+from engine.model.transformer import NumpyLM
 from engine.tools.factories import random_gpt2
 from engine.views.parity import incremental_logits, torch_logits
 
@@ -100,7 +100,7 @@ def test_logit_lens_of_the_last_stream_is_the_logits(tiny_numpy):
 
 
 def test_context_end_positions_match_transformers(short_context_hf):
-    model = GPT2Numpy.from_hf(short_context_hf)
+    model = NumpyLM.from_hf(short_context_hf)
     n_positions = model.n_positions
     assert n_positions < 64  # the short-context fixture, so every position is cheap to reach
     ids = random_ids(6, n_positions, model.vocab_size)
@@ -137,9 +137,9 @@ def test_bad_token_ids_are_rejected(tiny_numpy):
 
 
 def test_from_dir_equals_from_hf(tiny_dir, tiny_numpy):
-    loaded = GPT2Numpy.from_dir(tiny_dir)
+    loaded = NumpyLM.from_dir(tiny_dir)
     assert (loaded.n_layer, loaded.n_head, loaded.d_model, loaded.n_positions) == (2, 4, 64, 64)
-    assert loaded.layer_norm_epsilon == tiny_numpy.layer_norm_epsilon
+    assert loaded.arch == tiny_numpy.arch
     ids = random_ids(9, 16, 256)
     np.testing.assert_array_equal(loaded.forward(ids)[0], tiny_numpy.forward(ids)[0])
 
@@ -156,51 +156,54 @@ def test_from_dir_reads_hub_style_names_and_half_precision(tiny_dir, tiny_numpy,
     state = {k.removeprefix("transformer."): v for k, v in load_file(str(tiny_dir / "model.safetensors")).items()}
     state["h.0.attn.bias"] = np.tril(np.ones((1, 1, 64, 64), dtype=np.float32))
     write_checkpoint(tmp_path / "hub", config, state)
-    hub = GPT2Numpy.from_dir(tmp_path / "hub")
+    hub = NumpyLM.from_dir(tmp_path / "hub")
     ids = random_ids(10, 8, 256)
     np.testing.assert_array_equal(hub.forward(ids)[0], tiny_numpy.forward(ids)[0])
     write_checkpoint(tmp_path / "half", config, {k: v.astype(np.float16) for k, v in state.items()})
-    half = GPT2Numpy.from_dir(tmp_path / "half")
-    assert half.params["wte"].dtype == np.float32
+    half = NumpyLM.from_dir(tmp_path / "half")
+    assert half.params["embed"].dtype == np.float32
     assert max_diff(half.forward(ids)[0], tiny_numpy.forward(ids)[0]) < 0.05
 
 
 def test_from_dir_reads_bfloat16(tmp_path):
     hf = random_gpt2("tiny", seed=3).to(torch.bfloat16)
     hf.save_pretrained(tmp_path)
-    weight = GPT2Numpy.from_dir(tmp_path).params["blocks"][0]["attn"]["c_attn"]["w"]
+    weight = NumpyLM.from_dir(tmp_path).params["blocks"][0]["attn"]["qkv"]["w"]
     assert weight.dtype == np.float32
     np.testing.assert_array_equal(weight, hf.transformer.h[0].attn.c_attn.weight.detach().float().numpy())
 
 
 def test_missing_directory_and_files_raise_file_not_found(tmp_path, tiny_dir):
     with pytest.raises(FileNotFoundError, match="not found"):
-        GPT2Numpy.from_dir(tmp_path / "nope")
+        NumpyLM.from_dir(tmp_path / "nope")
     (tmp_path / "only_config").mkdir()
     (tmp_path / "only_config" / "config.json").write_text((tiny_dir / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        GPT2Numpy.from_dir(tmp_path / "only_config")
+        NumpyLM.from_dir(tmp_path / "only_config")
 
 
-def test_non_gpt2_checkpoints_raise_value_error(tiny_dir, tmp_path):
+def test_checkpoints_not_computed_raise_value_error(tiny_dir, tmp_path):
     config = json.loads((tiny_dir / "config.json").read_text())
     tensors = load_file(str(tiny_dir / "model.safetensors"))
+    write_checkpoint(tmp_path / "bert", {**config, "model_type": "bert"}, tensors)
+    with pytest.raises(ValueError, match="'bert' model, which tfund does not run"):
+        NumpyLM.from_dir(tmp_path / "bert")
     write_checkpoint(tmp_path / "llama", {**config, "model_type": "llama"}, tensors)
-    with pytest.raises(ValueError, match="not a GPT-2 checkpoint"):
-        GPT2Numpy.from_dir(tmp_path / "llama")
+    with pytest.raises(ValueError, match="no integer hidden_size"):  # a GPT-2 config called llama
+        NumpyLM.from_dir(tmp_path / "llama")
     del tensors["transformer.h.1.mlp.c_fc.weight"]
     write_checkpoint(tmp_path / "missing", config, tensors)
     with pytest.raises(ValueError, match="h.1.mlp.c_fc.weight"):
-        GPT2Numpy.from_dir(tmp_path / "missing")
+        NumpyLM.from_dir(tmp_path / "missing")
     write_checkpoint(tmp_path / "erf", {**config, "activation_function": "gelu"}, {})
     with pytest.raises(ValueError, match="activation_function"):
-        GPT2Numpy.from_dir(tmp_path / "erf")
+        NumpyLM.from_dir(tmp_path / "erf")
 
 
 def test_from_hf_copies_weights(tiny_hf):
-    model = GPT2Numpy.from_hf(tiny_hf)
-    assert not np.shares_memory(model.params["wte"], tiny_hf.transformer.wte.weight.detach().numpy())
-    assert model.params["wte"].flags["C_CONTIGUOUS"] and model.unembedding.flags["C_CONTIGUOUS"]
+    model = NumpyLM.from_hf(tiny_hf)
+    assert not np.shares_memory(model.params["embed"], tiny_hf.transformer.wte.weight.detach().numpy())
+    assert model.params["embed"].flags["C_CONTIGUOUS"] and model.unembedding.flags["C_CONTIGUOUS"]
 
 
 def test_new_cache_preallocates_float32_buffers(tiny_numpy):
@@ -227,6 +230,6 @@ def test_gpt2_numpy_is_causal(tiny_numpy, ids, t, data):
 
 def test_ln_final_capture_is_the_final_layer_norm_of_the_last_stream(tiny_numpy):
     _, captures = tiny_numpy.forward(random_ids(11, 7, 256))
-    eps = tiny_numpy.layer_norm_epsilon
-    expected = layer_norm(captures["blocks.1.hook_resid_post"], **tiny_numpy.params["ln_f"], eps=eps)
+    eps = tiny_numpy.arch.norm_eps
+    expected = layer_norm(captures["blocks.1.hook_resid_post"], **tiny_numpy.params["norm_f"], eps=eps)
     np.testing.assert_array_equal(captures["ln_final.hook_normalized"], expected)

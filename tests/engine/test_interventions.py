@@ -7,27 +7,28 @@ import numpy as np
 import pytest
 
 from engine.model.head_stats import head_stats, induction_mask
-from engine.model.interventions import (
-    Ablation,
-    entropy,
-    intervention_hooks,
-    kl_divergence,
-    logit_direction,
-    parse_ablation,
-    probabilities,
-)
+from engine.model.interventions import Ablation, intervention_hooks, logit_direction, parse_ablation
+from engine.model.sampling import KL_FLOOR, entropy, kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
-from engine.runtime.loading import load_model
-from engine.tools.factories import random_gpt2
+from engine.runtime.loading import load_model, loaded_from_hf
+from engine.tools.factories import random_gpt2, random_llama
 
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", params=["toy", "tiny"])
+MODELS = {
+    "toy": lambda: load_model("toy", device="cpu"),
+    "tiny": lambda: loaded_from_hf(random_gpt2("tiny", seed=3)),
+    "llama-gqa": lambda: loaded_from_hf(random_llama("tiny", seed=3)),  # 4 query heads share 2 KV heads: heads are query heads
+    "qwen2": lambda: loaded_from_hf(random_llama("tiny", seed=4, model_type="qwen2", tied=True)),
+}
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
 def inspectors(request):
-    hf = load_model("toy", device="cpu").hf_model if request.param == "toy" else random_gpt2("tiny", seed=3)
-    ids = [(7 * i + 3) % hf.config.vocab_size for i in range(10)] + [5, 9, 5]  # a repeat, for the induction rows
-    return Inspector(hf, "numpy"), Inspector(hf, "torch"), ids
+    loaded = MODELS[request.param]()
+    ids = [(7 * i + 3) % loaded.info.vocab_size for i in range(10)] + [5, 9, 5]  # a repeat, for the induction rows
+    return Inspector(loaded, "numpy"), Inspector(loaded, "torch"), ids
 
 
 def specs(*texts):
@@ -81,18 +82,18 @@ def test_ablating_every_head_of_a_layer_equals_ablating_the_layer_attention(insp
         assert np.abs(numpy_side.run(ids, specs(f"{layer}.attn"), mode).logits - intact.logits).max() > 1e-6  # it does something
 
 
-def test_zero_ablation_leaves_only_c_proj_bias_and_mean_ablation_the_mean_output():
-    net = Inspector(load_model("toy", device="cpu").hf_model, "numpy").net
+def test_zero_ablation_leaves_only_the_output_bias_and_mean_ablation_the_mean_output():
+    net = Inspector(load_model("toy", device="cpu"), "numpy").net
     ids = list(range(3, 15))
     _, intact = net.forward(ids)
     for layer in range(net.n_layer):
         block = net.params["blocks"][layer]
         _, zero = net.forward(ids, hooks=intervention_hooks(specs(f"{layer}.attn", f"{layer}.mlp"), net.n_layer, net.n_head))
         np.testing.assert_allclose(
-            zero[f"blocks.{layer}.hook_attn_out"], np.broadcast_to(block["attn"]["c_proj"]["b"], (len(ids), net.d_model)), atol=1e-6
+            zero[f"blocks.{layer}.hook_attn_out"], np.broadcast_to(block["attn"]["o"]["b"], (len(ids), net.d_model)), atol=1e-6
         )
         np.testing.assert_allclose(
-            zero[f"blocks.{layer}.hook_mlp_out"], np.broadcast_to(block["mlp"]["c_proj"]["b"], (len(ids), net.d_model)), atol=1e-6
+            zero[f"blocks.{layer}.hook_mlp_out"], np.broadcast_to(block["mlp"]["down"]["b"], (len(ids), net.d_model)), atol=1e-6
         )
     _, mean = net.forward(ids, hooks=intervention_hooks(specs("0.attn"), net.n_layer, net.n_head, mode="mean"))
     expected = intact["blocks.0.hook_attn_out"].mean(axis=0)  # layer 0's input is untouched, so its mean output is the intact one's
@@ -135,19 +136,19 @@ def test_attribution_sums_to_the_logit(inspectors, ablations):
 
 
 def test_head_parts_add_up_to_the_layer_attention_output():
-    inspector = Inspector(load_model("toy", device="cpu").hf_model, "numpy")
+    inspector = Inspector(load_model("toy", device="cpu"), "numpy")
     net, ids = inspector.net, list(range(4, 16))
     run = inspector.run(ids)
     _, captures = net.forward(ids)
     token = int(np.argmax(run.logits))
     attribution = inspector.attribution(run, token)
     direction = logit_direction(
-        run.resid_final.astype(np.float64), net.params["ln_f"], net.params["wte"][token].astype(np.float64), inspector.eps
+        run.resid_final.astype(np.float64), net.params["norm_f"], net.params["unembed"][:, token].astype(np.float64), net.arch.norm_eps
     )
     for layer in range(net.n_layer):  # the whole sublayer's output, through the same frozen ln_f, independently of the per-head split
         assert attribution.attn[layer] == pytest.approx(float(captures[f"blocks.{layer}.hook_attn_out"][-1] @ direction), abs=TOL)
         assert attribution.mlp[layer] == pytest.approx(float(captures[f"blocks.{layer}.hook_mlp_out"][-1] @ direction), abs=TOL)
-    assert attribution.bias == pytest.approx(float(net.params["ln_f"]["b"] @ net.params["wte"][token]), abs=1e-5)
+    assert attribution.bias == pytest.approx(float(net.params["norm_f"]["b"] @ net.params["unembed"][:, token]), abs=1e-5)
 
 
 def test_kl_and_entropy():
@@ -155,8 +156,10 @@ def test_kl_and_entropy():
     assert kl_divergence(p, p) == 0.0
     assert kl_divergence(p, np.array([0.25, 0.25, 0.5])) == pytest.approx(math.log(2))
     assert entropy(p) == pytest.approx(math.log(2)) and entropy(np.array([0.0, 1.0])) == 0.0
-    logits = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    np.testing.assert_allclose(probabilities(logits).sum(), 1.0)
+    assert kl_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(-math.log(KL_FLOOR))  # q floored, not infinite
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(raw_probs(logits).sum(axis=-1), 1.0)  # row by row
+    assert top_ids(np.array([0.1, 0.4, 0.1, 0.4]), 3).tolist() == [1, 3, 0]  # most likely first, ties by id
 
 
 # ---- per-head statistics -------------------------------------------------------------------------
@@ -207,7 +210,7 @@ def test_head_statistics_of_a_model_context(inspectors):
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 def test_token_events_carry_the_entropy_of_their_distributions(toy, engine):
     from engine.events import SamplingConfig
-    from engine.model.sampling import raw_probs, warp_probs
+    from engine.model.sampling import warp_probs
     from engine.runtime.sampler import Sampler
 
     sampler = Sampler(toy, SamplingConfig(temperature=0.7, top_k=5, seed=0), engine=engine)
@@ -225,7 +228,8 @@ def test_token_events_carry_the_entropy_of_their_distributions(toy, engine):
 
 
 def test_gpt2_small_shape_agrees_across_engines_and_attribution_sums(gpt2_small_hf):
-    numpy_side, torch_side = Inspector(gpt2_small_hf, "numpy"), Inspector(gpt2_small_hf, "torch")
+    loaded = loaded_from_hf(gpt2_small_hf)
+    numpy_side, torch_side = Inspector(loaded, "numpy"), Inspector(loaded, "torch")
     ids = [(31 * i + 7) % 50257 for i in range(24)]
     ablations = specs("3.5", "7.attn", "10.mlp")
     a, b = numpy_side.run(ids, ablations, "mean"), torch_side.run(ids, ablations, "mean")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
-from engine.runtime import loading as models
+from engine.runtime import devices, sources
 from engine.runtime.loading import ModelLoadError, ModelUnavailableError, load_model
 
 
@@ -45,10 +45,10 @@ def test_local_directory_loads(tiny_dir):
 
 
 def test_auto_device_is_cpu_without_accelerators():
-    assert models.resolve_device("auto") in ("cpu", "cuda", "mps")
+    assert devices.resolve_device("auto") in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
         with pytest.raises(ModelUnavailableError, match="no usable CUDA"):
-            models.resolve_device("cuda")
+            devices.resolve_device("cuda")
 
 
 @pytest.mark.parametrize(
@@ -95,19 +95,19 @@ def test_non_gpt2_architecture_is_refused(tmp_path):
 
 def test_uncached_hub_name_offline_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(models, "_cached_hub_dir", lambda name: None)
+    monkeypatch.setattr(sources, "_cached_hub_dir", lambda name: None)
     with pytest.raises(ModelUnavailableError, match="not in the Hugging Face cache.*hf download gpt2"):
         load_model("gpt2")
 
 
 def test_cached_hub_name_loads_from_the_cache_without_network(monkeypatch, tiny_dir):
-    monkeypatch.setattr(models, "_cached_hub_dir", lambda name: str(tiny_dir) if name == "someone/tiny" else None)
-    monkeypatch.setattr(models, "_hub_reachable", lambda: pytest.fail("the network must not be probed for a cached model"))
+    monkeypatch.setattr(sources, "_cached_hub_dir", lambda name: str(tiny_dir) if name == "someone/tiny" else None)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: pytest.fail("the network must not be probed for a cached model"))
     model = load_model("someone/tiny", device="cpu")
     assert model.path == str(tiny_dir)
 
 
 def test_config_json_model_type_is_checked_before_any_weights_load(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(ModelLoadError, match="'llama' model"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma"}))
+    with pytest.raises(ModelLoadError, match="'gemma' model"):
         load_model(str(tmp_path), device="cpu")

@@ -27,10 +27,10 @@ def random_params(rng, d, d_ff, scale=0.1):  # one block's params, zero biases, 
         return {"w": rng.standard_normal((n_in, n_out)) * scale, "b": np.zeros(n_out)}
 
     return {
-        "ln_1": {},
-        "attn": {"c_attn": dense(d, 3 * d), "c_proj": dense(d, d)},
-        "ln_2": {},
-        "mlp": {"c_fc": dense(d, d_ff), "c_proj": dense(d_ff, d)},
+        "norm1": {},
+        "attn": {"qkv": dense(d, 3 * d), "o": dense(d, d)},
+        "norm2": {},
+        "mlp": {"up": dense(d, d_ff), "down": dense(d_ff, d)},
     }
 
 
@@ -100,10 +100,10 @@ def test_mha_matches_torch_scaled_dot_product_attention():
     params = random_params(rng, d, 32)["attn"]
     x = rng.standard_normal((T, d))
     out, weights = mha(x, **params, n_head=n_head)
-    qkv = torch.from_numpy(x @ params["c_attn"]["w"])
+    qkv = torch.from_numpy(x @ params["qkv"]["w"])
     q, k, v = (t.reshape(T, n_head, d // n_head).transpose(0, 1) for t in qkv.split(d, dim=-1))
     heads = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)  # [H, T, d_head]
-    expected = heads.transpose(0, 1).reshape(T, d).numpy() @ params["c_proj"]["w"]
+    expected = heads.transpose(0, 1).reshape(T, d).numpy() @ params["o"]["w"]
     np.testing.assert_allclose(out, expected, atol=1e-10)
     assert weights.shape == (n_head, T, T)
 
@@ -134,13 +134,13 @@ def test_block_matches_the_seed_notebook_block():
     z = y + np.maximum(0, layer_norm(y) @ W1 + b1) @ W2 + b2
 
     params = {
-        "ln_1": {},
+        "norm1": {},
         "attn": {
-            "c_attn": {"w": np.concatenate([W_Q, W_K, W_V], axis=1), "b": np.zeros(3 * d_model)},
-            "c_proj": {"w": W_O, "b": np.zeros(d_model)},
+            "qkv": {"w": np.concatenate([W_Q, W_K, W_V], axis=1), "b": np.zeros(3 * d_model)},
+            "o": {"w": W_O, "b": np.zeros(d_model)},
         },
-        "ln_2": {},
-        "mlp": {"c_fc": {"w": W1, "b": b1}, "c_proj": {"w": W2, "b": b2}},
+        "norm2": {},
+        "mlp": {"up": {"w": W1, "b": b1}, "down": {"w": W2, "b": b2}},
     }
     out, captures = block(X, **params, n_head=nheads, activation="relu")
     np.testing.assert_allclose(out, z, atol=1e-12)

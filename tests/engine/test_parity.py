@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import engine.views.parity
-from engine.model.gpt2 import GPT2Numpy
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.numpy_backend import NumpyBackend
 from engine.runtime.backends.torch_eager import TorchBackend
@@ -59,9 +59,9 @@ def test_greedy_decoders_agree_token_for_token(tiny_hf, tiny_numpy):
 
 def test_parity_report_fails_when_the_engines_disagree(tiny_hf, monkeypatch):
     """A report is only meaningful if it can fail: give the NumPy side a perturbed copy of the weights."""
-    perturbed = GPT2Numpy.from_hf(tiny_hf)
-    perturbed.params["blocks"][1]["mlp"]["c_proj"]["b"][0] += 0.5  # one direction: LN cannot cancel it
-    monkeypatch.setattr(engine.views.parity.GPT2Numpy, "from_hf", classmethod(lambda cls, model: perturbed))
+    perturbed = NumpyLM.from_hf(tiny_hf)
+    perturbed.params["blocks"][1]["mlp"]["down"]["b"][0] += 0.5  # one direction: LN cannot cancel it
+    monkeypatch.setattr(engine.views.parity.NumpyLM, "from_hf", classmethod(lambda cls, model: perturbed))
     report = parity_report(tiny_hf, None, [1, 2, 3, 4], n_greedy=5)
     assert report["max_abs_diff"] > TOLERANCE
     assert not report["ok"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
-from engine.runtime.loading import TOY_MODEL_DIR
+from engine.runtime.sources import TOY_MODEL_DIR
 from engine.tools.lens_agreement import bench_lens
 from engine.toy.corpus import END_OF_TEXT, NUMBER_WORDS, corpus_text, generate_corpus
 from engine.toy.train import ToyConfig, train_toy

@@ -35,9 +35,15 @@ DECODE_RESULT = {
     "prompt_tokens": 16,
     "n_tokens": 32,
     "repeats": 5,
+    "numpy_run_tok_s": 50.0,
     "numpy_tok_s": 40.2,
     "torch_tok_s": 22.9,
+    "generate_tok_s": 25.0,
     "ratio": 1.755,
+    "run_vs_generate": 2.0,
+    "weight_bytes_per_token": 500_000_000,
+    "copy_bandwidth": 10e9,
+    "bandwidth_floor_fraction": 2.5,
     "same_tokens": True,
     "torch_threads": 2,
 }
@@ -66,9 +72,15 @@ FAST_RESULT = {
 def test_decode_table_names_both_engines_and_the_ratio():
     lines = format_decode_table(DECODE_RESULT, "random gpt2").splitlines()
     assert lines[0].startswith("decode benchmark: random gpt2, cpu, 16 prompt + 32 new tokens, median of 5")
-    assert lines[2].split() == ["numpy", "(KV", "cache,", "full", "capture)", "40.2"]
-    assert lines[3].split()[-1] == "22.9"
-    assert lines[4] == "ratio numpy/transformers 1.75x; same tokens: yes"
+    rows = {line[:48].strip(): line[48:].strip() for line in lines[2:6]}
+    assert rows == {
+        "numpy, what a run draws (no lens)": "50.0",
+        "numpy, full capture (lens too)": "40.2",
+        "transformers, full capture": "22.9",
+        "transformers generate, no capture": "25.0",
+    }
+    assert lines[6] == "numpy run/generate 2.00x; full capture numpy/transformers 1.75x; same tokens: yes"
+    assert lines[7] == "bandwidth floor: 500 MB of weights per token at 10.0 GB/s copy = 20.0 tok/s; the numpy run reaches 250%"
 
 
 def test_fast_table_compares_the_step_loop_with_generate():
@@ -91,6 +103,8 @@ def test_bench_decode_json_on_cpu(capsys):
     assert result["model"] == "random tiny" and result["n_tokens"] == 3 and result["prompt_tokens"] == 2
     assert result["same_tokens"] is True
     assert result["ratio"] == pytest.approx(result["numpy_tok_s"] / result["torch_tok_s"])
+    assert result["run_vs_generate"] == pytest.approx(result["numpy_run_tok_s"] / result["generate_tok_s"])
+    assert 0 < result["bandwidth_floor_fraction"] and result["weight_bytes_per_token"] > 4 * 64 * 256  # at least the unembedding
 
 
 def test_bench_decode_cuda_without_cuda_exits_1_with_one_sentence(monkeypatch, capsys):

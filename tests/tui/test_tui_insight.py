@@ -176,14 +176,14 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
         screen = await open_screen(pilot, "a", AttributionScreen)
         await attribution_ready(pilot, screen)
         assert_quit_help_save_shown(screen, size[0])
-        inspector = Inspector(toy.hf_model, "numpy")
+        inspector = Inspector(toy, "numpy")
         run = inspector.run(ids)
         for chosen in range(3):
             if chosen:
                 await pilot.press("down")
                 await wait_until(pilot, lambda c=chosen: screen.attribution.token_id == candidates[c].token_id, "the next candidate's bars")
                 await pilot.pause()
-            expected = direct_logit_attribution(run, inspector.params, candidates[chosen].token_id, inspector.eps)
+            expected = direct_logit_attribution(run, inspector.net, candidates[chosen].token_id)
             shown = screen.attribution
             assert shown.token_id == candidates[chosen].token_id
             assert shown.components() == pytest.approx(expected.components(), abs=1e-6)

@@ -752,10 +752,10 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.app.push_screen(AttributionScreen(self.get_inspector, ids, self.transcript.candidates))
 
     def get_inspector(self):
-        """The loaded model's NumPy Inspector, built on first use (on the attribution screen's worker) and kept."""
+        """The loaded model's Inspector on its own engine, built on first use (on the attribution screen's worker) and kept."""
         from engine.runtime.interventions import Inspector
 
         loaded = self.loaded
         if self.inspector is None or self.inspector[0] is not loaded:
-            self.inspector = (loaded, Inspector(loaded.hf_model, "numpy"))
+            self.inspector = (loaded, Inspector(loaded))
         return self.inspector[1]

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.model.gpt2 import ACTIVATIONS, config_problem, gpt2_params
+from engine.model.families import architecture_from_config, gpt2_roles
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.backends.torch_eager import TorchBackend
 
@@ -86,34 +86,36 @@ def merge_heads(x):  # [H, T, Dh] -> [T, d]
     return x.transpose(0, 1).reshape(T, H * d_head)
 
 
-def mha(x, c_attn, c_proj, n_head, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
+def mha(x, qkv, o, n_head, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
     """Causal self-attention: this step's keys/values are written into the cache at `positions`,
     then the T queries attend over the first S = mask.shape[-1] slots (graph-capturable: no slicing by length)."""
-    q, k, v = (split_heads(part, n_head) for part in linear(x, **c_attn).chunk(3, dim=-1))  # 3 x [H, T, Dh]
+    q, k, v = (split_heads(part, n_head) for part in linear(x, **qkv).chunk(3, dim=-1))  # 3 x [H, T, Dh]
     k_cache, v_cache = cache  # [H, P, Dh] x2, this layer's
     k_cache.index_copy_(1, positions, k)
     v_cache.index_copy_(1, positions, v)
     span = mask.shape[-1]
     heads, weights = attention(q, k_cache[:, :span], v_cache[:, :span], mask, scale)  # [H, T, Dh], [H, T, S]
-    return linear(merge_heads(heads), **c_proj), weights
+    return linear(merge_heads(heads), **o), weights
 
 
-def ffn(x, c_fc, c_proj, activation):  # [T, d] -> [T, d]
-    return linear(activation(linear(x, **c_fc)), **c_proj)
+def ffn(x, up, gate, down, activation):  # [T, d] -> [T, d]  (gate: None, GPT-2 has no SwiGLU)
+    return linear(activation(linear(x, **up)), **down)
 
 
-def block(x, ln_1, attn, ln_2, mlp, n_head, *, activation, eps, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
+def block(x, norm1, attn, norm2, mlp, n_head, *, activation, eps, cache, positions, mask, scale):  # [T, d] -> [T, d], [H, T, S]
     """GPT-2's pre-LN block: x = x + MHA(LN(x)); x = x + FFN(LN(x))."""
-    attn_out, pattern = mha(layer_norm(x, **ln_1, eps=eps), **attn, n_head=n_head, cache=cache, positions=positions, mask=mask, scale=scale)
+    attn_out, pattern = mha(
+        layer_norm(x, **norm1, eps=eps), **attn, n_head=n_head, cache=cache, positions=positions, mask=mask, scale=scale
+    )
     x = x + attn_out  # [T, d]
-    x = x + ffn(layer_norm(x, **ln_2, eps=eps), **mlp, activation=activation)  # [T, d]
+    x = x + ffn(layer_norm(x, **norm2, eps=eps), **mlp, activation=activation)  # [T, d]
     return x, pattern
 
 
 def gpt2_forward(params, ids, positions, cache, key_positions, settings):
     # [T], [T], StaticCache, [S] -> [L + 1, d] resid at the last position, L x [H, T, S] attention
     """Embed new tokens at `positions` and run the blocks, attending over the first S cache slots."""
-    x = params["wte"][ids] + params["wpe"][positions]  # [T, d]
+    x = params["embed"][ids] + params["pos_embed"][positions]  # [T, d]
     mask = causal_mask(positions, key_positions, x.dtype)  # [T, S]
     resid, patterns = [x[-1]], []
     for i, layer in enumerate(params["blocks"]):
@@ -133,28 +135,33 @@ def gpt2_forward(params, ids, positions, cache, key_positions, settings):
     return torch.stack(resid), patterns
 
 
-def lens(resid, ln_f, lm_head, eps):  # [L + 1, d] -> [L, V] fp32 probs, [V] logits
+def lens(resid, norm_f, unembed, eps):  # [L + 1, d] -> [L, V] fp32 probs, [V] logits
     """Final LN + unembedding on each block's output; the last block's row is the model's logits."""
-    layer_logits = (layer_norm(resid[1:], **ln_f, eps=eps) @ lm_head.T).float()  # [L, V]
+    layer_logits = (layer_norm(resid[1:], **norm_f, eps=eps) @ unembed).float()  # [L, V]
     return torch.softmax(layer_logits, dim=-1), layer_logits[-1]
 
 
-# ---- the weights and the config check (engine.model.gpt2's, shared with the NumPy engine) ---------
+# ---- the weights and the config check (engine.model.families', shared with the NumPy engine) ------
 
 
 def check_supported(hf_model: Any) -> None:
-    """Raise UnsupportedModelError unless this is a GPT2LMHeadModel whose config this path runs."""
-    if not hasattr(hf_model, "transformer") or not hasattr(hf_model, "lm_head"):
-        raise UnsupportedModelError("the fast decode path implements GPT-2 (GPT2LMHeadModel) only")
-    if problem := config_problem(hf_model.config.to_dict(), "torch"):
-        raise UnsupportedModelError(problem)
+    """Raise UnsupportedModelError, in one sentence, unless this is a GPT-2 the NumPy engine computes too."""
+    config = hf_model.config.to_dict()
+    try:
+        arch = architecture_from_config(config)
+    except ValueError as error:
+        raise UnsupportedModelError(str(error)) from None
+    if arch.family != "gpt2":
+        raise UnsupportedModelError(
+            f"the CUDA-graph decode path runs GPT-2 only, not this {config['model_type']} model (untested without a GPU)"
+        )
 
 
 def torch_params(hf_model: Any) -> dict:
-    """References to a GPT2LMHeadModel's weights, nested like the checkpoint (no copies)."""
-    weights = dict(hf_model.transformer.named_parameters())
-    params = gpt2_params(lambda name: weights[name].detach(), hf_model.config.n_layer)
-    return {**params, "lm_head": hf_model.lm_head.weight.detach()}  # [V, d] (tied to wte in GPT-2)
+    """References to a GPT2LMHeadModel's weights, named by role as engine.model.families lays them out (no copies)."""
+    weights = dict(hf_model.named_parameters())
+    arch = architecture_from_config(hf_model.config.to_dict())
+    return gpt2_roles(lambda name: weights[f"transformer.{name}" if f"transformer.{name}" in weights else name].detach(), arch)
 
 
 def static_span(n_keys: int, max_len: int) -> int:
@@ -186,22 +193,20 @@ class ModelSettings:
     d_model: int
     vocab_size: int
     eps: float  # layer-norm epsilon
-    scales: list[float]  # attention score scale per layer (1/sqrt(Dh), optionally / (layer + 1))
+    scales: list[float]  # attention score scale per layer (1/sqrt(Dh))
     activation: Any  # the MLP activation function (torch)
 
     @classmethod
     def from_config(cls, config: Any) -> ModelSettings:
-        d_head = config.n_embd // config.n_head
-        base = d_head**-0.5 if config.scale_attn_weights else 1.0
-        by_layer = config.scale_attn_by_inverse_layer_idx
+        arch = architecture_from_config(config.to_dict())  # GPT-2's standard variant: 1/sqrt(d_head) in every layer
         return cls(
-            n_layer=config.n_layer,
-            n_head=config.n_head,
-            d_model=config.n_embd,
-            vocab_size=config.vocab_size,
-            eps=config.layer_norm_epsilon,
-            scales=[base / (i + 1) if by_layer else base for i in range(config.n_layer)],
-            activation=TORCH_ACTIVATIONS[ACTIVATIONS[config.activation_function]],
+            n_layer=arch.n_layers,
+            n_head=arch.n_heads,
+            d_model=arch.d_model,
+            vocab_size=arch.vocab_size,
+            eps=arch.norm_eps,
+            scales=[arch.d_head**-0.5] * arch.n_layers,
+            activation=TORCH_ACTIVATIONS[arch.mlp],
         )
 
 
@@ -247,8 +252,7 @@ def unpack_step(flat: np.ndarray, layout: StepLayout, n_keys: int) -> ForwardOut
         logits=flat[: layout.vocab_size].copy(),
         attention=np.ascontiguousarray(attention.transpose(1, 2, 0)[:, :, None, :]),  # [L, H, 1, T]
         resid=flat[layout.resid_at : layout.lens_p_at].reshape(L + 1, d).copy(),
-        lens_ids=flat[layout.lens_ids_at : layout.attention_at].astype(np.int64),
-        lens_p=flat[layout.lens_p_at : layout.lens_ids_at].copy(),
+        lens=(flat[layout.lens_ids_at : layout.attention_at].astype(np.int64), flat[layout.lens_p_at : layout.lens_ids_at].copy()),
     )
 
 
@@ -273,8 +277,8 @@ class FastTorchBackend:
         self.model = hf_model
         self.params = torch_params(hf_model)
         self.settings = ModelSettings.from_config(config)
-        self.device = self.params["wte"].device
-        self.dtype = self.params["wte"].dtype
+        self.device = self.params["embed"].device
+        self.dtype = self.params["embed"].dtype
         self.max_len = config.n_positions if max_len is None else max_len
         if not 1 <= self.max_len <= config.n_positions:
             raise ValueError(f"max_len must be in [1, {config.n_positions}] (got {max_len})")
@@ -334,14 +338,13 @@ class FastTorchBackend:
         ids_t = torch.tensor(ids, dtype=torch.long, device=self.device)  # [T]
         positions = torch.arange(start, n_keys, device=self.device)  # [T]
         resid, patterns = gpt2_forward(self.params, ids_t, positions, self.cache, self.key_positions[:n_keys], self.settings)
-        lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)  # [L, V], [V]
+        lens_probs, logits = lens(resid, self.params["norm_f"], self.params["unembed"], self.settings.eps)  # [L, V], [V]
         lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
         return ForwardOutput(
             logits=logits.cpu().numpy(),
             attention=torch.stack(patterns).cpu().numpy(),  # [L, H, T, T_total]
             resid=resid.float().cpu().numpy(),
-            lens_ids=lens_ids.cpu().numpy(),
-            lens_p=lens_p.cpu().numpy(),
+            lens=(lens_ids.cpu().numpy(), lens_p.cpu().numpy()),
         )
 
     # ---- decode: one token, captured on CUDA ----
@@ -349,7 +352,7 @@ class FastTorchBackend:
         """The decode step over `span` slots: reads token_in/position_in, fills self.flat; no host syncs."""
         layout, flat = self.layout, self.flat
         resid, patterns = gpt2_forward(self.params, self.token_in, self.position_in, self.cache, self.key_positions[:span], self.settings)
-        lens_probs, logits = lens(resid, self.params["ln_f"], self.params["lm_head"], self.settings.eps)
+        lens_probs, logits = lens(resid, self.params["norm_f"], self.params["unembed"], self.settings.eps)
         lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
         flat[: layout.vocab_size].copy_(logits)
         flat[layout.resid_at : layout.lens_p_at].view(-1, layout.d_model).copy_(resid)

@@ -1,23 +1,24 @@
-"""The NumPy backend: the project's from-scratch GPT-2 (engine.model.gpt2) with its own KV cache, on the CPU."""
+"""The NumPy backend: the project's from-scratch engine (engine.model.transformer) with its own KV cache, on the CPU."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.model.gpt2 import GPT2Numpy
 from engine.model.ops import softmax
+from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import ForwardOutput
 
 
 class NumpyBackend:
-    """The project's from-scratch NumPy GPT-2 with its own KV cache (CPU)."""
+    """The project's from-scratch NumPy engine with its own KV cache (CPU), room for max_len positions
+    (default: the model's context)."""
 
-    def __init__(self, net: GPT2Numpy):
+    def __init__(self, net: NumpyLM, max_len: int | None = None):
         self.net = net
-        self.cache = net.new_cache()
+        self.cache = net.new_cache(max_len)
 
     def reset(self) -> None:
-        self.cache = self.net.new_cache()
+        self.cache.crop(0)
 
     def crop(self, n: int) -> None:
         self.cache.crop(n)
@@ -28,12 +29,15 @@ class NumpyBackend:
         resid = np.stack(
             [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
         )  # [L + 1, d]
-        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
         attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
         return ForwardOutput(
             logits=logits[-1],
             attention=attention,
             resid=resid,
-            lens_ids=lens_probs.argmax(axis=-1),
-            lens_p=lens_probs.max(axis=-1),
+            lens_of=self.lens_top,
         )
+
+    def lens_top(self, resid):  # [L + 1, d] -> [L] ids, [L] probabilities
+        """The logit lens after each block: its most likely token and that token's probability."""
+        lens_probs = softmax(self.net.lens(resid[1:]))  # [L, V]
+        return lens_probs.argmax(axis=-1), lens_probs.max(axis=-1)

@@ -1,4 +1,4 @@
-"""The eager torch backend: transformers' GPT2LMHeadModel forward with a DynamicCache, on any device."""
+"""The eager torch backend: transformers' *ForCausalLM forward (GPT-2 or the Llama family) with a DynamicCache, on any device."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import inspect
 import threading
 from typing import Any
 
+from engine.model.families import FAMILY_OF, TORCH_PATHS
 from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.placement import input_device
 
 
 class TorchBackend:
-    """transformers GPT2LMHeadModel with a DynamicCache (any device)."""
+    """transformers' *ForCausalLM with a DynamicCache (any device), eager attention so its weights are returned."""
 
     def __init__(self, hf_model: Any):
         import torch
@@ -19,6 +20,8 @@ class TorchBackend:
         self.torch = torch
         self.model = hf_model
         self.device = input_device(hf_model)  # a model spread by --device-map takes its inputs where its embedding runs
+        paths = TORCH_PATHS[FAMILY_OF[hf_model.config.model_type]]
+        self.norm_f, self.unembed = hf_model.get_submodule(paths["norm_f"]), hf_model.get_submodule(paths["unembed"])
         self.cache = None
         self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
 
@@ -33,8 +36,7 @@ class TorchBackend:
 
     def forward(self, ids: list[int]) -> ForwardOutput:
         torch = self.torch
-        transformer = self.model.transformer
-        # the residual stream after the last block is ln_f's input (hidden_states[-1] is after ln_f)
+        # the residual stream after the last block is the final norm's input (hidden_states[-1] is after it)
         final_resid = []
         owner = threading.get_ident()  # two samplers may share one model from two threads
 
@@ -42,7 +44,7 @@ class TorchBackend:
             if threading.get_ident() == owner:
                 final_resid.append(args[0])
 
-        hook = transformer.ln_f.register_forward_pre_hook(capture)
+        hook = self.norm_f.register_forward_pre_hook(capture)
         with torch.inference_mode():
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T_new]
             try:
@@ -58,13 +60,18 @@ class TorchBackend:
             self.cache = getattr(out, "cache", None) or out.past_key_values
             hidden = out.hidden_states[:-1] + (final_resid[0],)  # L + 1 x [1, T_new, d]
             resid = torch.stack([h[0, -1].to(self.device) for h in hidden])  # [L + 1, d] (blocks may sit on several devices)
-            lens_logits = self.model.lm_head(transformer.ln_f(resid[1:]))  # [L, V]
-            lens_p, lens_ids = torch.softmax(lens_logits.float(), dim=-1).max(dim=-1)  # [L], [L]
             attention = torch.stack([a[0].to(self.device) for a in out.attentions])  # [L, H, T_new, T_total]
             return ForwardOutput(
                 logits=out.logits[0, -1].float().cpu().numpy(),
                 attention=attention.float().cpu().numpy(),
                 resid=resid.float().cpu().numpy(),
-                lens_ids=lens_ids.cpu().numpy(),
-                lens_p=lens_p.cpu().numpy(),
+                lens_of=self.lens_top,
             )
+
+    def lens_top(self, resid):  # [L + 1, d] -> [L] ids, [L] probabilities (NumPy)
+        """The logit lens after each block: its most likely token and that token's probability."""
+        torch = self.torch
+        with torch.inference_mode():
+            hidden = torch.from_numpy(resid[1:]).to(device=self.device, dtype=next(self.model.parameters()).dtype)  # [L, d]
+            lens_p, lens_ids = torch.softmax(self.unembed(self.norm_f(hidden)).float(), dim=-1).max(dim=-1)  # [L], [L]
+        return lens_ids.cpu().numpy(), lens_p.cpu().numpy()
