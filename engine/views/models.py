@@ -91,7 +91,7 @@ def directory_entry(name: str, source: str, path: Path) -> CatalogEntry:
         file_type=dtype,
         engines=engine_support(config, name=f"'{name}'"),
         path=str(path),
-        note=None if n_params is not None else "no safetensors weights",
+        note=None if n_params is not None else "no readable safetensors weights: size unknown",
     )
 
 
@@ -103,11 +103,11 @@ def safetensors_size(folder: Path) -> tuple[int | None, str | None]:
             with open(file, "rb") as f:
                 (length,) = struct.unpack("<Q", f.read(8))  # the header: 8 bytes of length, then JSON
                 header = json.loads(f.read(length))
-        except (OSError, ValueError, struct.error):
+            for key, tensor in header.items():
+                if key != "__metadata__":
+                    counts[tensor["dtype"]] += math.prod(tensor["shape"])
+        except (OSError, ValueError, struct.error, AttributeError, KeyError, TypeError):  # a damaged header: size unknown
             return None, None
-        for key, tensor in header.items():
-            if key != "__metadata__":
-                counts[tensor["dtype"]] += math.prod(tensor["shape"])
     if not counts:
         return None, None
     return sum(counts.values()), counts.most_common(1)[0][0]

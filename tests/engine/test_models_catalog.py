@@ -30,6 +30,10 @@ def places(tmp_path, monkeypatch, toy_tokenizer):
     )
     LlamaForCausalLM(config).save_pretrained(llama)
     (hub / "models--org--half-downloaded" / "snapshots" / "0").mkdir(parents=True)
+    damaged = hub / "models--org--damaged" / "snapshots" / "1"
+    damaged.mkdir(parents=True)
+    (damaged / "config.json").write_text('{"model_type": "gpt2"}')
+    (damaged / "model.safetensors").write_bytes((8).to_bytes(8, "little") + b"[1, 2]  ")  # a header that is JSON, not a table
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
     write_tiny_gguf(tmp_path / "tiny.gguf", n_layer=3)
     add_model(tmp_path / "ollama", "registry.ollama.ai/library/tinyllama/latest", (tmp_path / "tiny.gguf").read_bytes())
@@ -63,6 +67,7 @@ def test_every_source_is_listed_with_its_figures(places, tmp_path):
     assert llama.family == "llama" and llama.n_params == LlamaForCausalLM(places["config"]).num_parameters()
     assert llama.engines == {"numpy": None, "torch": None}  # the Llama family runs on both engines
     assert "no readable config.json" in entries["org/half-downloaded"].note
+    assert (entries["org/damaged"].n_params, entries["org/damaged"].note) == (None, "no readable safetensors weights: size unknown")
 
     ollama = entries["ollama:tinyllama:latest"]
     assert (ollama.source, ollama.family, ollama.file_type) == ("ollama", "llama", "F32")
