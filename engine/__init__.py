@@ -1,4 +1,4 @@
-"""tfund engine: the from-scratch NumPy transformer and the step-by-step GPT-2 sampler.
+"""tfund engine: the from-scratch NumPy transformer (GPT-2 and the Llama family) and the step-by-step sampler.
 
 Importing `engine` is cheap: torch and transformers load only when a model is loaded.
 """

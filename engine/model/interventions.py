@@ -117,7 +117,7 @@ def ablate_neurons(post, mode="zero"):  # [T, d_ff] -> [T, d_ff]
 def intervention_hooks(
     ablations: Iterable[Ablation], n_layer: int, n_head: int, mode: str = "zero", record: dict | None = None
 ) -> dict[str, Callable]:
-    """Hooks for GPT2Numpy.forward / ops.stack: ablate what `ablations` name; with `record` (a dict),
+    """Hooks for NumpyLM.forward / ops.stack: ablate what `ablations` name; with `record` (a dict),
     also store every layer's (ablated) z under its name, `blocks.{i}.attn.hook_z` [H, T, d_head]."""
     check_mode(mode)
     ablations = list(ablations)

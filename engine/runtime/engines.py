@@ -27,7 +27,7 @@ def engine_device_problem(engine: str, device: str | None) -> str | None:
 
 def choose_engine(engine: str, device: str, config: dict) -> tuple[str, str]:
     """(engine, device) for `--engine` and `--device`: auto is torch on CUDA/MPS and, on the CPU, the
-    NumPy engine for the GPT-2s it runs (faster there), torch for the rest."""
+    NumPy engine for every architecture it computes (faster there), torch for the rest."""
     if problem := engine_device_problem(engine, device):
         raise ModelLoadError(problem)
     if engine == "numpy":

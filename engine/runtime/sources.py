@@ -121,7 +121,7 @@ def _stored_gguf(name: str, progress: Callable[[str], None] | None) -> ModelSour
 
 
 def check_model_dir(path: str, allow_pickle: bool) -> None:
-    """Refuse directories that are not GPT-2 checkpoints we can load safely, with one sentence."""
+    """Refuse, in one sentence, directories that are not checkpoints of a family tfund runs or that cannot be loaded safely."""
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise ModelLoadError(f"'{path}' has no config.json, so it is not a transformers model directory")

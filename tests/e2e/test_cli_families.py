@@ -53,3 +53,18 @@ def test_bench_ablated_times_both_ways_and_refuses_a_context_too_long(capsys):
     )
     assert tfund_main(["bench", "ablated", "--config", "tiny", "--lengths", "100"]) == 2
     assert "must fit in 64 positions" in capsys.readouterr().err
+
+
+def test_a_config_the_numpy_engine_does_not_compute_is_said_in_one_sentence_and_runs_on_torch(llama_dir, tmp_path, capsys):
+    import shutil
+
+    path = tmp_path / "yarn"
+    shutil.copytree(llama_dir, path)
+    config = json.loads((path / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "yarn", "factor": 2.0, "rope_theta": 100000.0, "original_max_position_embeddings": 64}
+    (path / "config.json").write_text(json.dumps(config))
+    args = ["generate", "--model", str(path), "--max-new-tokens", "2", "--temperature", "0"]
+    assert tfund_main([*args, "--engine", "numpy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rope scaling 'yarn' is not one tfund computes" in err and len(err.splitlines()) == 1
+    assert run(capsys, *args)["engine"] == "torch"  # auto: transformers runs it

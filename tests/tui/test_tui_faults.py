@@ -8,7 +8,6 @@ import torch
 from textual import events
 from transformers import GPT2LMHeadModel
 
-import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.runtime.loading import ModelUnavailableError, load_model
 from engine.views.replay import read_trace
@@ -130,7 +129,7 @@ def test_out_of_memory_while_loading_is_one_sentence(monkeypatch):
     def no_room(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(models, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr("engine.runtime.engines.resolve_device", lambda device: "cuda")
     monkeypatch.setattr(GPT2LMHeadModel, "to", no_room)
     with pytest.raises(ModelUnavailableError, match=r"^not enough memory on cuda for 'toy'; use --device cpu"):
         load_model("toy", device="cuda")

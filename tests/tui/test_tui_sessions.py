@@ -15,7 +15,6 @@ from transformers import GPT2LMHeadModel
 from transformers.utils import logging as hf_logging
 
 import engine.cli as cli
-import engine.runtime.loading as models
 from engine.events import SamplingConfig
 from engine.views.replay import read_trace
 from tests.conftest import sampler_of
@@ -123,7 +122,7 @@ def cuda_without_room(monkeypatch):
             out_of_memory()
         return to(model, *args, **kwargs)
 
-    monkeypatch.setattr(models, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr("engine.runtime.engines.resolve_device", lambda device: "cuda")
     monkeypatch.setattr(GPT2LMHeadModel, "to", to_device)
 
 
