@@ -1,4 +1,5 @@
-"""The main screen's keys that send the session its commands (tui/session.py); the bindings are the screen's.
+"""The main screen's keys that send the session its commands (tui/session.py), the prompt line's among
+them; the bindings are the screen's.
 
 A mixin, like tui.keys.LayerHeadKeys: the screen has `session`, and draws (`redraw`, `show_progress`).
 The Attention pane's block and head (LayerHeadKeys' choice) are the session's, so the all-heads screen
@@ -7,8 +8,11 @@ can set them too.
 
 from __future__ import annotations
 
+from textual.widgets import Input
+
 from tui.controls import nudge_setting
-from tui.widgets.generation import TokenLines
+from tui.widgets.generation import GenerationView, TokenLines
+from tui.widgets.prompt_line import PromptLine
 
 
 class SessionKeys:
@@ -75,3 +79,28 @@ class SessionKeys:
 
     def action_reset(self) -> None:
         self.session.reset()
+
+    # ---- the prompt line (i): enter sets the prompt, escape cancels ----------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """While an input has the keys, i is a letter to type, not the prompt key."""
+        return not (action == "edit_prompt" and isinstance(self.focused, Input))
+
+    def action_edit_prompt(self) -> None:
+        """i: the prompt line opens and takes the keys at once, so a paste or fast typing lands in it.
+
+        The app hands each key to the focused widget as it reads it; `i` is a priority binding, so this
+        runs before the keys after it are handed on, and the focus moves now (Widget.focus() would wait).
+        """
+        self.query_one(PromptLine).open()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.session.set_prompt(event.value):  # else empty: the line stays open
+            self.close_prompt()
+
+    def key_escape(self) -> None:
+        if isinstance(self.focused, Input):
+            self.close_prompt()  # cancelled: the prompt stays as it was
+
+    def close_prompt(self) -> None:
+        self.query_one(PromptLine).close(self.session.prompt)
+        self.set_focus(self.query_one(GenerationView))

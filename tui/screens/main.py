@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 from tui import messages
 from tui.captions import ablation_lines, candidates_subtitle, travel_heading
@@ -323,27 +323,3 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             self.set_status("no model: see the error")
         title = "Could not load the model" if message.loading else "The engine stopped"
         self.app.show_error(title, self.session.error_text(message.error))
-
-    def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """While an input has the keys, i is a letter to type, not the prompt key."""
-        return not (action == "edit_prompt" and isinstance(self.focused, Input))
-
-    def action_edit_prompt(self) -> None:
-        """i: the prompt line opens and takes the keys at once, so a paste or fast typing lands in it.
-
-        The app hands each key to the focused widget as it reads it; `i` is a priority binding, so this
-        runs before the keys after it are handed on, and the focus moves now (Widget.focus() would wait).
-        """
-        self.query_one(PromptLine).open()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if self.session.set_prompt(event.value):  # else empty: the line stays open
-            self.close_prompt()
-
-    def key_escape(self) -> None:
-        if isinstance(self.focused, Input):
-            self.close_prompt()  # cancelled: the prompt stays as it was
-
-    def close_prompt(self) -> None:
-        self.query_one(PromptLine).close(self.session.prompt)
-        self.set_focus(self.query_one(GenerationView))
