@@ -2,8 +2,10 @@
 residuals, layer norm, stacking, the generation loop, sampling, comparing, tokenization, reflection.
 
 Each lesson names the screen it happens on and the state it starts from, asks the learner to do one
-thing with keys, and observes the live state: `observe(app)` is one line computed from what is on
-screen now (and, in the block lab, from the same block with the switch the lesson is about flipped).
+thing with keys, and observes the live state: `observe(app)` is one line computed from the session's
+public state (`app.session`) and what the shown screen publishes for lessons (`lesson_facts()`, named
+by its `LESSON_NAME`), and, in the block lab, from the same block with the switch flipped. Lessons
+import no screen: the app opens a lesson's screen by name (`app.open_screen`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ import numpy as np
 
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
 from engine.views.tokenization import EXAMPLES, tokenize
+from tui.captions import settings_phrase
 from tui.pieces import label_text
-from tui.screens.block_lab import BlockLabScreen
-from tui.screens.compare import CompareScreen
-from tui.screens.main import settings_phrase
-from tui.screens.tokenize import TokenizeScreen
 
 DEEP_LAB = BlockLabConfig(n_layers=6)  # the notebook's block, stacked six deep
 
@@ -30,7 +29,7 @@ class Lesson:
     title: str
     text: str  # what to notice, in a sentence or two
     task: str  # the one thing to do, with keys
-    screen: type | None  # the screen it happens on (None: the main screen)
+    screen: str | None  # the screen it happens on, as tui.app.TfundApp.open_screen names it (None: the main screen)
     observe: Callable[[Any], str]  # app -> one line computed from the current state
     lab: BlockLabConfig | None = None  # the block lab's starting settings
 
@@ -49,13 +48,15 @@ def lab_run(config: BlockLabConfig) -> BlockLabResult:
     return _lab_runs[key]
 
 
-def on_screen(app: Any, kind: type) -> Any:
-    return app.screen if isinstance(app.screen, kind) else None
+def shown_facts(app: Any, name: str) -> dict | None:
+    """What the shown screen publishes for lessons (its `lesson_facts()`) if it is the one named, else None."""
+    screen = app.screen
+    return screen.lesson_facts() if getattr(screen, "LESSON_NAME", None) == name else None
 
 
 def lab_config(app: Any) -> BlockLabConfig | None:
-    lab = on_screen(app, BlockLabScreen)
-    return None if lab is None else lab.lab_config
+    facts = shown_facts(app, "block_lab")
+    return None if facts is None else facts["config"]
 
 
 LAB_MISSING = "Open the block lab (b) to see this change."
@@ -120,7 +121,7 @@ def observe_pre_post(app: Any) -> str:
 
 # ---- the main screen ---------------------------------------------------------------------------------
 def observe_lens(app: Any) -> str:
-    lens = app.main_screen.transcript.lens
+    lens = app.session.transcript.lens
     if not lens:
         return "Waiting for the model…"
     final = lens[-1].token_id
@@ -132,12 +133,12 @@ def observe_lens(app: Any) -> str:
 
 
 def observe_generation_loop(app: Any) -> str:
-    main = app.main_screen
-    if main.info is None:
+    session = app.session
+    if session.model_info is None:
         return "Waiting for the model…"
-    n_tokens, info = len(main.transcript.positions), main.info
-    step = main.transcript.last_ms
-    took = "no token generated yet" if step is None else f"{main.transcript.n_generated} generated, the last in {step:.1f} ms"
+    n_tokens, info = len(session.transcript.positions), session.model_info
+    step = session.transcript.last_ms
+    took = "no token generated yet" if step is None else f"{session.transcript.n_generated} generated, the last in {step:.1f} ms"
     return (
         f"context {n_tokens} tokens · {took} · the KV cache keeps {n_tokens} keys and values in each of "
         f"{info.n_layer}×{info.n_head} heads, so a step reads 1 new token, not {n_tokens}"
@@ -145,11 +146,11 @@ def observe_generation_loop(app: Any) -> str:
 
 
 def observe_sampling(app: Any) -> str:
-    main = app.main_screen
-    candidates = main.transcript.candidates
+    session = app.session
+    candidates = session.transcript.candidates
     if not candidates:
         return "Waiting for the model…"
-    config = main.transcript.candidates_config or main.settings
+    config = session.transcript.candidates_config or session.settings
     top = candidates[0]
     kept = sum(c.p > 0 for c in candidates)
     return (
@@ -159,17 +160,15 @@ def observe_sampling(app: Any) -> str:
 
 
 def observe_compare(app: Any) -> str:
-    screen = on_screen(app, CompareScreen)
-    if screen is None:
+    facts = shown_facts(app, "compare")
+    if facts is None:
         return "Open compare (c) to see this."
-    a, b = screen.settings.a.temperature, screen.settings.b.temperature
-    if not screen.steps:
+    (a, b), steps = facts["temperatures"], facts["steps"]
+    if not steps:
         return f"A at T {a:.2f}, B at T {b:.2f}: no step yet (n steps both)"
-    last = screen.steps[-1]
-    agree = sum(step.top1_agree for step in screen.steps)
+    agree = sum(step.top1_agree for step in steps)
     return (
-        f"A at T {a:.2f}, B at T {b:.2f}: step {len(screen.steps)} KL(A‖B) {last.kl:.3f} nats · "
-        f"top-1 agrees in {agree} of {len(screen.steps)} steps"
+        f"A at T {a:.2f}, B at T {b:.2f}: step {len(steps)} KL(A‖B) {steps[-1].kl:.3f} nats · top-1 agrees in {agree} of {len(steps)} steps"
     )
 
 
@@ -177,21 +176,21 @@ _english: dict[str, float] = {}  # tokenizer source name -> its characters per t
 
 
 def observe_tokenization(app: Any) -> str:
-    screen = on_screen(app, TokenizeScreen)
-    if screen is None or screen.view is None:
+    facts = shown_facts(app, "tokenize")
+    if facts is None or facts["tokenization"] is None:
         return "Open tokenization (w) to see this."
-    view = screen.view
-    if screen.source_name not in _english:
-        _english[screen.source_name] = tokenize(screen.tokenizer, EXAMPLES[0].text).chars_per_token
+    shown, source = facts["tokenization"], facts["source"]
+    if source not in _english:
+        _english[source] = tokenize(facts["tokenizer"], EXAMPLES[0].text).chars_per_token
     return (
-        f"this sentence: {view.n_chars} characters in {view.n_tokens} tokens = {view.chars_per_token:.1f} "
-        f"per token · the English example: {_english[screen.source_name]:.1f}"
+        f"this sentence: {shown.n_chars} characters in {shown.n_tokens} tokens = {shown.chars_per_token:.1f} "
+        f"per token · the English example: {_english[source]:.1f}"
     )
 
 
 def observe_reflection(app: Any) -> str:
     saved = app.figures_saved
-    where = app.options.export_dir
+    where = app.session.options.export_dir
     return f"figures saved this session: {saved} files in {where}" if saved else f"nothing saved yet: e writes this screen into {where}"
 
 
@@ -201,7 +200,7 @@ LESSONS = (
         "One block: layer norm → causal attention → add back (residual) → layer norm → feed-forward → add back. "
         "Here: the notebook's block on its random X, bit for bit.",
         "l / L: one block fewer or more; watch the Representations pane",
-        BlockLabScreen,
+        "block_lab",
         observe_anatomy,
         lab=BlockLabConfig(),
     ),
@@ -210,7 +209,7 @@ LESSONS = (
         "A decoder may not look ahead: the mask zeroes the attention to later tokens, so the map is a triangle. "
         "An encoder (BERT) has no mask.",
         "u: switch the causal mask off, and on again",
-        BlockLabScreen,
+        "block_lab",
         observe_masking,
         lab=BlockLabConfig(),
     ),
@@ -219,7 +218,7 @@ LESSONS = (
         "Each sublayer adds its output to its input (x + f(x)). Without that, every block rewrites the tokens, "
         "and deep down they all look alike.",
         "R: switch the residual connections off and on",
-        BlockLabScreen,
+        "block_lab",
         observe_residual,
         lab=DEEP_LAB,
     ),
@@ -228,7 +227,7 @@ LESSONS = (
         "Layer norm rescales each token's vector (mean 0, variance 1) before a sublayer reads it, "
         "so what the blocks add cannot blow up or die out.",
         "N: switch the layer norm off and on; watch the norm line",
-        BlockLabScreen,
+        "block_lab",
         observe_layer_norm,
         lab=DEEP_LAB,
     ),
@@ -237,7 +236,7 @@ LESSONS = (
         "GPT-2 normalises before each sublayer (pre-LN); the 2017 Transformer did it after the residual add "
         "(post-LN), which fixes the stream's size.",
         "o: switch between pre-LN and post-LN",
-        BlockLabScreen,
+        "block_lab",
         observe_pre_post,
         lab=DEEP_LAB,
     ),
@@ -270,7 +269,7 @@ LESSONS = (
         "One model at two temperatures reads the same text (B takes A's token); "
         "KL measures how far apart their next-token distributions are.",
         "n: step both · t / T: A's temperature · f: independent texts",
-        CompareScreen,
+        "compare",
         observe_compare,
     ),
     Lesson(
@@ -278,7 +277,7 @@ LESSONS = (
         "A tokenizer trained on English cuts other scripts into more, smaller pieces: "
         "the same sentence costs more tokens and fills more of the context.",
         "ctrl+n: the next example sentence (Russian, Chinese, Arabic, Hindi, …)",
-        TokenizeScreen,
+        "tokenize",
         observe_tokenization,
     ),
     Lesson(
@@ -296,10 +295,5 @@ def open_lesson(app: Any, lesson: Lesson) -> None:
     """Back to the main screen, then the lesson's screen with its starting state."""
     while len(app.screen_stack) > 1:
         app.pop_screen()
-    main = app.main_screen
-    if lesson.screen is BlockLabScreen:
-        main.open_block_lab(lesson.lab)
-    elif lesson.screen is CompareScreen:
-        main.action_compare()
-    elif lesson.screen is TokenizeScreen:
-        main.action_tokenize()
+    if lesson.screen is not None:
+        app.open_screen(lesson.screen, lab=lesson.lab)

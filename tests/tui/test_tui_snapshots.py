@@ -50,7 +50,7 @@ async def block_lab_with_parity(pilot) -> None:
     await pilot.pause()
     lab = pilot.app.screen
     assert isinstance(lab, BlockLabScreen)
-    await wait_until(pilot, lambda: lab.result is not None and pilot.app.main_screen.parity != (None, None), "the block lab and parity")
+    await wait_until(pilot, lambda: lab.result is not None and pilot.app.session.parity != (None, None), "the block lab and parity")
     await settle(pilot)
     await pilot.pause()
 
@@ -76,7 +76,9 @@ async def tokenization_of_the_first_example(pilot) -> None:
     await pilot.press("w")
     screen = pilot.app.screen
     assert isinstance(screen, TokenizeScreen)
-    await wait_until(pilot, lambda: screen.view is not None and "computing" not in screen.encoder_note, "the tokens and the attention note")
+    await wait_until(
+        pilot, lambda: screen.tokenization is not None and "computing" not in screen.encoder_note, "the tokens and the attention note"
+    )
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -96,9 +98,9 @@ async def the_load_error(pilot) -> None:
 
 async def replay_at_step_three(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: replay_of(app) is not None and app.main_screen.engine.idle, "the replay")
+    await wait_until(pilot, lambda: replay_of(app) is not None and app.session.engine.idle, "the replay")
     await pilot.press("n", "n", "n")
-    await wait_until(pilot, lambda: app.main_screen.transcript.n_generated == 3 and app.main_screen.engine.idle, "three replayed tokens")
+    await wait_until(pilot, lambda: app.session.transcript.n_generated == 3 and app.session.engine.idle, "three replayed tokens")
     await pilot.pause()
 
 
