@@ -31,6 +31,7 @@ from tui.screens.compare import CompareScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.lesson_box import LessonBox
 from tui.widgets.pane import ExplainsPanes
@@ -42,6 +43,7 @@ SCREENS_WITH_KEYS = (
     TokenizeScreen,
     HeadsScreen,
     AttributionScreen,
+    RepresentationsScreen,
 )  # each declares HELP_TITLE and BINDINGS
 
 

@@ -49,6 +49,7 @@ from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen, error_sentence
 from tui.screens.heads import HeadsScreen
+from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.transcript import Position, Transcript
 from tui.widgets.attention_map import AttentionMap
@@ -154,6 +155,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("X", "ablate('mlp')", "Knock out the shown layer's MLP; again: restore", show=False),
         Binding("0", "clear_ablations", "Restore every knocked-out component", show=False),
         Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
+        Binding("v", "representations", "Representations: each token's vector per layer in 2-D; where each token was decided", show=False),
     ]
     EXPLANATIONS = {
         "parameters-pane": (
@@ -196,6 +198,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
         ("Attribution", "Each layer's and head's share of the next token's logit (a)", "attribution"),
         ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "all_heads"),
+        ("Representations", "Each token's residual vector per layer in 2-D; where each token was decided (v)", "representations"),
     ]
 
     def __init__(self, options: SessionOptions) -> None:
@@ -738,6 +741,14 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
             return
         ids = [p.token_id for p in self.transcript.positions]
         self.app.push_screen(AttributionScreen(self.get_inspector, ids, self.transcript.candidates))
+
+    def action_representations(self) -> None:
+        if self.needs_model() or isinstance(self.app.screen, RepresentationsScreen):
+            return
+        positions = self.transcript.positions
+        first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
+        ids = [p.token_id for p in positions]
+        self.app.push_screen(RepresentationsScreen(self.loaded.numpy_model, ids, self.transcript.pieces, first_generated, self.app.shade))
 
     def get_inspector(self):
         """The loaded model's NumPy Inspector, built on first use (on the attribution screen's worker) and kept."""
