@@ -136,7 +136,7 @@ class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             yield ProjectionPlot(id="repr-plot")
         yield Static(id="repr-excluded")
         with pane("Where each token was decided", "decided-pane", DECIDED_LEGEND) as strip_pane:
-            strip_pane.styles.height, strip_pane.styles.min_height = "30%", 6  # the app's .pane is 1fr: the plot takes the rest
+            strip_pane.styles.height, strip_pane.styles.min_height, strip_pane.styles.max_height = "30%", 6, 12  # the plot: the rest
             yield DecidedStrip(id="decided-strip")
         yield Footer(compact=True, show_command_palette=False)
 

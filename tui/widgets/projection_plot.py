@@ -26,7 +26,7 @@ LABEL_WIDTH = 8  # characters of a token's label at most
 BRAILLE_BASE = 0x2800
 BRAILLE_BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))  # [column][row] of a cell's 2 × 4 dots
 TRAIL_STYLE = Style(color="#8a8a8a")
-LABEL_STYLE = Style()
+LABEL_STYLE = Style(bold=False)  # not PLAIN: a label kept apart from the blank cells before it (an SVG export keeps its place)
 SHADE_POINT_STYLE = Style(bold=True)
 
 
