@@ -95,3 +95,19 @@ def test_a_missing_model_directory_is_one_line_and_exit_2():
     result = tfund("project", "--model", "/nonexistent/tfund-model", "--prompt", PROMPT, "--json")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "--model" in result.stderr and "/nonexistent/tfund-model" in result.stderr
+
+
+def test_a_model_the_numpy_engine_does_not_run_is_one_line_and_exit_2(tmp_path, toy_tokenizer, bert_dir):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=32, vocab_size=len(toy_tokenizer), scale_attn_by_inverse_layer_idx=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    toy_tokenizer.save_pretrained(tmp_path)
+    variant = tfund("project", "--model", str(tmp_path), "--prompt", PROMPT)
+    assert variant.returncode == 2 and variant.stdout == "" and variant.stderr.count("\n") == 1
+    assert "argument --model: GPT-2 variant with scale_attn_by_inverse_layer_idx=True is not supported" in variant.stderr
+    bert = tfund("project", "--model", str(bert_dir), "--prompt", PROMPT)
+    assert bert.returncode == 2 and bert.stderr.count("\n") == 1 and "not a GPT-2 checkpoint" in bert.stderr
