@@ -57,8 +57,8 @@ def residual_stream(captures: dict[str, np.ndarray]) -> np.ndarray:  # -> [L + 1
 
 
 def context_residuals(net: Any, ids: list[int]) -> np.ndarray:  # [T] -> [L + 1, T, d]
-    """One forward over `ids` from position 0 (no cache) with captures; `net.forward(ids) -> (logits, captures)`."""
-    _, captures = net.forward(ids, capture=True, logits_to_keep=1)
+    """One forward over `ids` from position 0 (no cache): `net.forward(ids) -> (logits, TransformerLens-named captures)`."""
+    _, captures = net.forward(ids)  # captures are on by default
     return residual_stream(captures)
 
 

@@ -31,7 +31,7 @@ SCREENS = [
     ("w", TokenizeScreen),
     ("h", HeadsScreen),
     ("a", AttributionScreen),
-    ("v", RepresentationsScreen),
+    ("V", RepresentationsScreen),
 ]
 
 

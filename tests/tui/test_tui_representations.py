@@ -1,4 +1,4 @@
-"""The representations screen (v): the 2-D plot moving through the layers, playing them, outliers left out and put
+"""The representations screen (V): the 2-D plot moving through the layers, playing them, outliers left out and put
 back, and the strip of where each generated token was decided; reached by key and palette; snapshots."""
 
 import numpy as np
@@ -29,7 +29,7 @@ async def open_representations(pilot, steps=("n", "n", "n")) -> RepresentationsS
     for key in steps:
         await pilot.press(key)
         await settle(pilot)
-    await pilot.press("v")
+    await pilot.press("V")
     await wait_until(pilot, lambda: isinstance(app.screen, RepresentationsScreen) and app.screen.computed is not None, "the projection")
     await pilot.pause()
     return app.screen
@@ -65,7 +65,7 @@ async def test_v_shows_every_token_on_the_shared_axes_and_the_layer_keys_move_th
         assert screen.view_layer == n_layer
         await pilot.press("home", "left")
         assert screen.view_layer == 0 and plot.before is None
-        await pilot.press("v")  # the key that opened it closes it
+        await pilot.press("V")  # the key that opened it closes it
         await pilot.pause()
         assert app.screen is main
 
@@ -142,7 +142,7 @@ async def test_the_palette_opens_it_help_lists_its_keys_and_its_figures_hold_the
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
         text = str(app.screen.query_one("#help-here").render())
-        assert text.startswith("Representations (v) · this screen") and "Play the layers" in text and "outliers back" in text
+        assert text.startswith("Representations (V) · this screen") and "Play the layers" in text and "outliers back" in text
 
 
 # ---- snapshots -------------------------------------------------------------------------------------

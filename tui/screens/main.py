@@ -155,7 +155,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("X", "ablate('mlp')", "Knock out the shown layer's MLP; again: restore", show=False),
         Binding("0", "clear_ablations", "Restore every knocked-out component", show=False),
         Binding("h", "all_heads", "Every layer × head of the context at a glance, with its statistics", show=False),
-        Binding("v", "representations", "Representations: each token's vector per layer in 2-D; where each token was decided", show=False),
+        Binding("V", "representations", "Representations: each token's vector per layer in 2-D; where each token was decided", show=False),
     ]
     EXPLANATIONS = {
         "parameters-pane": (
@@ -198,7 +198,7 @@ class MainScreen(ExplainsPanes, LayerHeadKeys, Screen):
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "tokenize"),
         ("Attribution", "Each layer's and head's share of the next token's logit (a)", "attribution"),
         ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "all_heads"),
-        ("Representations", "Each token's residual vector per layer in 2-D; where each token was decided (v)", "representations"),
+        ("Representations", "Each token's residual vector per layer in 2-D; where each token was decided (V)", "representations"),
     ]
 
     def __init__(self, options: SessionOptions) -> None:

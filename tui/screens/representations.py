@@ -1,4 +1,4 @@
-"""Representations (v): every token's residual vector at each layer in 2-D, and where each generated token was decided.
+"""Representations (V): every token's residual vector at each layer in 2-D, and where each generated token was decided.
 
 One forward over the context (prompt and generated tokens) on a thread worker, with the NumPy engine's
 captures (engine.views.representations): the residual stream before the final norm at emb and after
@@ -88,7 +88,7 @@ def decided_summary(decided: list[int | None], n_layer: int) -> str:
 
 class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     WORKER_ERROR_TITLE = "Representations failed"
-    HELP_TITLE = "Representations (v)"
+    HELP_TITLE = "Representations (V)"
     EXPLANATIONS = {
         "repr-pane": (
             f"Each token's residual vector (before the final norm) at one layer: emb, then after block 1…L. One PCA "
@@ -100,12 +100,12 @@ class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "Over each generated token: the block from which the logit lens (ln_f and the unembedding applied after a "
             f"block), at the position before it, already had this token as its top-1 and kept it to the last block. "
             f"1 = decided early, L = only at the end. {NEVER} never: not the top-1 even after the last block (drawn "
-            "below the top at T > 0, forced with 1–9, or chosen with a part knocked out). Grey: the prompt."
+            "below the top at T > 0, forced with 1–9, or chosen with a part knocked out). The prompt: grey, unmarked."
         ),
     }
     BINDINGS = [
         *QUIT_HELP_SAVE,
-        *back_keys("v"),
+        *back_keys("V"),
         *key_pair("left_square_bracket", "right_square_bracket", "layer({})", "The layer before", "The next layer", "Layer", "[/]"),
         *key_pair("left", "right", "layer({})", "The layer before", "The next layer"),
         Binding("space", "play", "Play", tooltip="Play the layers from emb to the last block, one every 0.7 s; again: pause"),
