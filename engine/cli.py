@@ -148,6 +148,22 @@ def build_parser() -> OneLineParser:
     insp.add_argument("--top", type=positive_tokens_arg, default=5, help="candidates to list (default %(default)s)")
     insp.add_argument("--json", action="store_true")
 
+    proj = sub.add_parser(
+        "project",
+        help="every token's residual vector per layer on two principal components shared by all layers",
+        description="The residual stream before the final norm (emb, then after each block) at the prompt's positions, "
+        "projected by one PCA fitted on every layer's vectors together; positions whose norm passes 10x the median "
+        "(e.g. a real model's first token) are left out unless --include-outliers.",
+    )
+    add_model_args(proj, devices=False)
+    proj.add_argument("--prompt", default=DEFAULT_PROMPT)
+    proj.add_argument("--include-outliers", action="store_true", help="project every position, outliers too")
+    proj.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object: "tokens", "positions", "excluded", "explained_variance_ratio", "layers" (each {"name", "coords"})',
+    )
+
     lab = sub.add_parser(
         "blocklab",
         help="the notebook's NumPy block stack: its output and how representations evolve layer by layer",
@@ -463,6 +479,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    from engine.runtime.loading import load_model
+    from engine.views.inspect import prompt_ids
+    from engine.views.representations import format_projection, project_prompt
+
+    model = load_model(args.model, device="cpu", allow_pickle=args.allow_pickle)
+    try:
+        net = model.numpy_model()
+    except ValueError as error:  # not a model the NumPy engine runs
+        raise UsageError(f"argument --model: {error}") from None
+    report, ratios = project_prompt(net, model.tokenizer, prompt_ids(model, args.prompt, model.info.n_positions), args.include_outliers)
+    print(json.dumps(report, ensure_ascii=False) if args.json else format_projection(report, ratios))
+    return 0
+
+
 def cmd_blocklab(args: argparse.Namespace) -> int:
     from engine.model.blocklab import BlockLabConfig, block_lab_json, format_block_lab, run_block_lab
 
@@ -532,6 +563,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "fetch": cmd_fetch,
     "models": cmd_models,
+    "project": cmd_project,
 }
 
 

@@ -34,6 +34,7 @@ from tui.screens.error import ErrorScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.session import Session
 from tui.svg_export import portable_svg
@@ -46,6 +47,7 @@ SCREENS = {  # open_screen's names
     "tokenize": TokenizeScreen,
     "all_heads": HeadsScreen,
     "attribution": AttributionScreen,
+    "representations": RepresentationsScreen,
 }
 SCREENS_WITH_KEYS = (
     MainScreen,
@@ -54,6 +56,7 @@ SCREENS_WITH_KEYS = (
     TokenizeScreen,
     HeadsScreen,
     AttributionScreen,
+    RepresentationsScreen,
 )  # each declares HELP_TITLE and BINDINGS
 
 
@@ -125,7 +128,7 @@ class TfundApp(App):
 
     # ---- opening screens: every key, palette entry and lesson that opens one comes here ---------
     def open_screen(self, name: str, lab: BlockLabConfig | None = None) -> None:
-        """`name`: block_lab (from `lab`, else the notebook's block), compare, tokenize, all_heads or attribution.
+        """`name`: block_lab (from `lab`, else the notebook's block), compare, tokenize, all_heads, representations or attribution.
 
         Each screen is given what it reads (the session, or plain data); it asks the session for results.
         Nothing opens while that screen is shown already, or while what it needs is missing (said once).
@@ -150,6 +153,11 @@ class TfundApp(App):
             self.push_screen(CompareScreen(session.model, session.prompt, session.settings, self.shade, self.options.allow_pickle))
         elif name == "tokenize":
             self.push_screen(TokenizeScreen(session.model.tokenizer, self.options.model_name, None))  # a decoder: no encoder attention
+        elif name == "representations":
+            positions = session.transcript.positions
+            first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
+            ids = [p.token_id for p in positions]
+            self.push_screen(RepresentationsScreen(session.model.numpy_model, ids, session.transcript.pieces, first_generated, self.shade))
         elif not session.transcript.candidates:
             session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
         else:

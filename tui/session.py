@@ -21,6 +21,7 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
+from engine.events import dropped_prompt_note
 from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
 from tui.captions import error_sentence
@@ -264,6 +265,10 @@ class Session:
 
     def take_context(self, message: ContextReady) -> None:
         self.transcript.reset_to(message)
+        if message.prompt_dropped:  # a prompt longer than the window: the learner is told what was cut
+            room = len(message.token_ids)
+            note = dropped_prompt_note(room + message.prompt_dropped, message.prompt_dropped, room)
+            self.engine.say(f"{note[0].upper()}{note[1:]}.")
         self.selected_token = None  # a new context: its tokens are not those selected
         self.replay_at = message.replay_at
         if self.replay_steps is not None:
@@ -277,6 +282,8 @@ class Session:
             self.run_clock = (started, time.perf_counter(), n_tokens + len(message.events))
         if message.rows is not None:
             self.transcript.replace_rows(message.rows)
+            slid_out = sum(event.dropped for event in message.events)
+            self.engine.say(f"The window is full: the oldest {slid_out} tokens slid out; the model now sees the last {len(message.rows)}.")
         self.transcript.set_candidates(message.candidates, message.config, message.ablation)
 
     def take_undo(self, message: TokenUndone) -> None:

@@ -15,6 +15,7 @@ from tui.screens.compare import CANDIDATE_COLUMNS, CompareScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import GLOSSARY, HelpScreen
 from tui.screens.main import LAYERS_LEGEND, MainScreen, candidates_subtitle
+from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.head_tiles import STAT_ABBREVIATIONS
 from tui.widgets.layers import chart_strips, lens_strips
@@ -30,6 +31,7 @@ SCREENS = [
     ("w", TokenizeScreen),
     ("h", HeadsScreen),
     ("a", AttributionScreen),
+    ("V", RepresentationsScreen),
 ]
 
 

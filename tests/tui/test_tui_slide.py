@@ -46,4 +46,4 @@ async def test_the_app_says_when_the_prompt_was_cut_and_when_the_window_slides(s
         await pilot.press("n")  # the window is full: this step slides it
         await wait_until(pilot, lambda: any(n.startswith("The window is full") for n in notifications(app)), "the slide notice")
         said = next(n for n in notifications(app) if n.startswith("The window is full"))
-        assert f"the model now sees the last {len(app.main_screen.transcript.positions)}" in said
+        assert f"the model now sees the last {len(app.session.transcript.positions)}" in said

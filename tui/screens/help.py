@@ -70,6 +70,11 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("dup / ind / –", "stripe scores: on copies, induction; undefined"),
     ("▶ / ▸ ▾", "the selected head / a folded, unfolded block"),
     ("round trip", "decoding the ids gives the text back"),
+    ("● / ⠂ (2-D plot)", "a token at this layer / the layer before"),
+    ("PC1 / PC2", "the two principal axes; % = share of variance"),
+    ("left out / outliers", "a norm over 10× the median: o puts it back"),
+    ("decided / 1…L", "first block whose lens top-1 stays the token"),
+    ("✗ (decided)", "never the lens's top-1, even at the last block"),
     ("\\xNN / ##", "a loose byte / glued to the piece before"),
 )
 

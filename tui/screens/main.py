@@ -15,7 +15,6 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from engine.events import dropped_prompt_note
 from tui import messages
 from tui.captions import ablation_lines, candidates_subtitle, travel_heading
 from tui.commands import Run
@@ -95,6 +94,12 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         Binding("X", "ablate('mlp')", "Knock out the shown layer's MLP; again: restore", show=False),
         Binding("0", "clear_ablations", "Restore every knocked-out component", show=False),
         Binding("h", "app.open_screen('all_heads')", "Every layer × head of the context at a glance, with its statistics", show=False),
+        Binding(
+            "V",
+            "app.open_screen('representations')",
+            "Representations: each token's vector per layer in 2-D; where each token was decided",
+            show=False,
+        ),
     ]
     EXPLANATIONS = {
         "parameters-pane": (
@@ -141,6 +146,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "app.open_screen('tokenize')"),
         ("Attribution", "Each layer's and head's share of the next token's logit (a)", "app.open_screen('attribution')"),
         ("All heads", "Every layer × head of the context at a glance, with its statistics (h)", "app.open_screen('all_heads')"),
+        (
+            "Representations",
+            "Each token's residual vector per layer in 2-D; where each token was decided (V)",
+            "app.open_screen('representations')",
+        ),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -282,10 +292,6 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
 
     def on_context_ready(self, message: messages.ContextReady) -> None:
         self.session.take_context(message)
-        if message.prompt_dropped:
-            room = len(message.token_ids)
-            note = dropped_prompt_note(room + message.prompt_dropped, message.prompt_dropped, room)
-            self.notify(f"{note[0].upper()}{note[1:]}.", timeout=8)
         self.context_changed()
 
     def context_changed(self) -> None:
@@ -299,9 +305,6 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
 
     def on_tokens_generated(self, message: messages.TokensGenerated) -> None:
         self.session.take_tokens(message)
-        if message.rows is not None:
-            slid_out = sum(event.dropped for event in message.events)
-            self.notify(f"The window is full: the oldest {slid_out} tokens slid out; the model now sees the last {len(message.rows)}.")
         self.pacing.text_changed()
 
     def on_token_undone(self, message: messages.TokenUndone) -> None:
