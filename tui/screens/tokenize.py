@@ -34,18 +34,22 @@ from tui.widgets.pane import ExplainsPanes, pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
+TRANSLATIONS = {example.text for example in EXAMPLES[:6]}  # English, Russian, Chinese, Arabic, Hindi, Japanese: one sentence
 
 
-def summary_text(view: TokenizationView) -> Text:
+def summary_text(view: TokenizationView, english_tokens: int | None = None) -> Text:
     """Counts, characters per token, the round trip, and tokens per word where words are space-separated.
 
     Chinese or Japanese text has no spaces between words: there, "words" would be the whole sentence,
-    so only characters per token is shown.
+    so only characters per token is shown. `english_tokens`: the English example's token count, for a
+    translation of it (× English: the cost of the same sentence, comparable across scripts).
     """
     spaced = len(view.words) > 1
     text = Text()
     words = f" · words {len(view.words)}" if spaced else ""
     text.append(f"characters {view.n_chars} · bytes {view.n_bytes}{words} · tokens {view.n_tokens}\n", style="bold")
+    if english_tokens:
+        text.append(f"× English {view.n_tokens / english_tokens:.1f} (the same sentence) · ", style="bold")
     text.append(f"characters per token {view.chars_per_token:.2f} · ")
     if spaced:
         text.append(f"tokens per word {view.n_tokens / len(view.words):.2f} · ")
@@ -85,8 +89,9 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "before), text the characters it covers, bytes their UTF-8 bytes in hex."
         ),
         "tok-summary-pane": (
-            "Counts: characters, UTF-8 bytes, words, tokens. More characters per token: the tokenizer knows the "
-            "language better. Round trip: decoding the ids gives the text back (byte-level BPE always does). "
+            "Counts: characters, UTF-8 bytes, words, tokens. × English: tokens for the same sentence as the English "
+            "example (characters per token compare only within one script). Round trip: decoding the ids gives the "
+            "text back (byte-level BPE always does). "
             "per word: the tokens of each word."
         ),
         "tok-attention-pane": (
@@ -193,8 +198,14 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         table = self.query_one("#tok-table", DataTable)
         table.clear()
         table.add_rows(table_rows(self.view))
-        self.query_one("#tok-summary", Static).update(summary_text(self.view))
+        self.query_one("#tok-summary", Static).update(summary_text(self.view, self.english_tokens()))
         self.query_one("#tok-inputs").border_title = f"Tokenize · {self.source_name}"
+
+    def english_tokens(self) -> int | None:
+        """The English example's token count with this tokenizer, when the sentence shown is a translation of it."""
+        if self.view is None or self.view.text not in TRANSLATIONS:
+            return None
+        return tokenize(self.tokenizer, EXAMPLES[0].text).n_tokens
 
     def set_status(self, text: str) -> None:
         self.query_one("#tok-status", Static).update(text)
