@@ -65,12 +65,12 @@ async def wait_until_async(condition, what: str, timeout: float = WAIT_TIMEOUT_S
 
 def sampler_of(app):
     """The main screen's live sampler (on the engine thread's handler), or None before it loaded."""
-    return getattr(app.main_screen.engine.handler, "sampler", None)
+    return getattr(app.session.engine.handler, "sampler", None)
 
 
 def replay_of(app):
     """The main screen's replay session (engine.views.replay.ReplaySession), or None."""
-    return getattr(app.main_screen.engine.handler, "replay", None)
+    return getattr(app.session.engine.handler, "replay", None)
 
 
 def random_gpt2_dir(path, tokenizer, seed):

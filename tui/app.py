@@ -1,8 +1,9 @@
-"""The tfund-tui app: start-up, the screens, and the keys that work everywhere (quit, help, save).
+"""The tfund-tui app: start-up, the session, opening the screens, and the keys that work everywhere.
 
-The main screen (tui/screens/main.py) owns the session: its settings, its copy of the context and
-the engine controller whose thread runs the sampler. The app only starts it once the first frame is
-on screen, so torch and transformers never delay that frame.
+The app owns the session (tui/session.py: the settings, the UI's copy of the context, the engine
+controller whose thread runs the sampler) and hands it to the screens. It starts loading once the
+first frame is on screen, so torch and transformers never delay that frame. Every screen is opened
+here (`open_screen`, `show_error`, help): the keys, the palette and the lessons come to one place.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
 from engine.events import SamplingConfig
+from engine.model.blocklab import BlockLabConfig
 from engine.views.export import ExportError, export_bundle
 from tui.keys import QUIT_HELP_SAVE
 from tui.lessons import LESSON_PENDING, LESSONS, open_lesson
@@ -29,13 +31,22 @@ from tui.options import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, SessionOptions
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
+from tui.screens.error import ErrorScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.session import Session
 from tui.widgets.lesson_box import COMPACT_HEIGHT, LessonBox, LessonCard, WayIn, card_place, card_texts
 from tui.widgets.pane import ExplainsPanes
 
+SCREENS = {  # open_screen's names
+    "block_lab": BlockLabScreen,
+    "compare": CompareScreen,
+    "tokenize": TokenizeScreen,
+    "all_heads": HeadsScreen,
+    "attribution": AttributionScreen,
+}
 SCREENS_WITH_KEYS = (
     MainScreen,
     BlockLabScreen,
@@ -66,7 +77,8 @@ class TfundApp(App):
         super().__init__()
         self.options = options
         self.palette = palette
-        self.main_screen = MainScreen(options)
+        self.session = Session(options, post=self.deliver, notify=self.notify)
+        self.main_screen = MainScreen(self.session)  # the engine's messages go to it (deliver)
         self.lesson: int | None = None  # the open lesson's index in LESSONS
         self.last_lesson = 0  # G opens this one again
         self.lesson_start: str | None = None  # the open lesson's first observation: done once it changed
@@ -76,6 +88,10 @@ class TfundApp(App):
 
     def get_default_screen(self) -> Screen:
         return self.main_screen
+
+    def deliver(self, message) -> None:
+        """The engine thread's messages: to the main screen, which hands each one to the session and draws it."""
+        self.main_screen.post_message(message)
 
     @property
     def shade(self) -> bool:
@@ -96,7 +112,7 @@ class TfundApp(App):
     def on_ready(self) -> None:
         """The first frame is on screen (the main screen shows its loading state): now load. Until a lesson is
         opened, the main screen says how to start learning (go_to_lesson removes it)."""
-        self.main_screen.start_loading()
+        self.session.start_loading()
         if self.lesson is None:
             self.main_screen.mount(WayIn(), before=self.main_screen.query_one(Footer))
         self.set_interval(self.LESSON_REFRESH_S, self.show_lesson)
@@ -113,6 +129,45 @@ class TfundApp(App):
             termios.tcgetattr(sys.__stdin__.fileno())
         except (OSError, termios.error):
             self.exit()
+
+    # ---- opening screens: every key, palette entry and lesson that opens one comes here ---------
+    def open_screen(self, name: str, lab: BlockLabConfig | None = None) -> None:
+        """`name`: block_lab (from `lab`, else the notebook's block), compare, tokenize, all_heads or attribution.
+
+        Each screen is given what it reads (the session, or plain data); it asks the session for results.
+        Nothing opens while that screen is shown already, or while what it needs is missing (said once).
+        """
+        if isinstance(self.screen, SCREENS[name]):
+            return
+        session = self.session
+        if name == "block_lab":
+            self.push_screen(BlockLabScreen(session, lab))
+        elif name == "all_heads":
+            if session.model_info is None or not session.transcript.positions:
+                session.engine.say("All heads needs the context's attention: the model is not loaded yet.", "warning")
+                return
+            transcript = session.transcript
+            ids = [p.token_id for p in transcript.positions]
+            self.push_screen(HeadsScreen(transcript.rows, transcript.pieces, ids, self.shade, session, (session.layer, session.head or 0)))
+        elif session.needs_model():
+            return
+        elif name == "compare":
+            self.push_screen(CompareScreen(session.model, session.prompt, session.settings, self.shade, self.options.allow_pickle))
+        elif name == "tokenize":
+            self.push_screen(TokenizeScreen(session.model.tokenizer, self.options.model_name, None))  # a decoder: no encoder view
+        elif not session.transcript.candidates:
+            session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
+        else:
+            ids = [p.token_id for p in session.transcript.positions]
+            self.push_screen(AttributionScreen(session, ids, session.transcript.candidates))
+
+    def action_open_screen(self, name: str) -> None:
+        """A key or palette entry that opens a screen ("app.open_screen('compare')")."""
+        self.open_screen(name)
+
+    def show_error(self, title: str, text: str) -> None:
+        """The error modal over whatever is shown; the app stays up."""
+        self.push_screen(ErrorScreen(title, text))
 
     # ---- guided lessons ----------------------------------------------------------------------
     def action_lessons(self) -> None:
@@ -151,7 +206,8 @@ class TfundApp(App):
             screen.mount(box)
         lesson = LESSONS[self.lesson]
         observation = lesson.observe(self)
-        if self.lesson_start is None and isinstance(screen, lesson.screen or MainScreen) and not observation.startswith(LESSON_PENDING):
+        on_its_screen = isinstance(screen, SCREENS[lesson.screen] if lesson.screen else MainScreen)
+        if self.lesson_start is None and on_its_screen and not observation.startswith(LESSON_PENDING):
             self.lesson_start = observation
         done = self.lesson_start is not None and observation != self.lesson_start
         box.show(self.lesson, len(LESSONS) - 1, lesson, observation, done, self.size.height < COMPACT_HEIGHT)

@@ -81,3 +81,18 @@ def toggle_lab(cfg: BlockLabConfig, switch: str) -> BlockLabConfig:
     if switch == "changed_token":  # the middle row of X, or none
         return replace(cfg, changed_token=cfg.T // 2 if cfg.changed_token is None else None)
     return replace(cfg, **{switch: not getattr(cfg, switch)})
+
+
+def nudge_setting(name: str, value, direction: int):
+    """One key press on a sampling setting of the main screen: temperature, top_k, top_p, max_new_tokens or seed."""
+    if name == "temperature":
+        return nudge_temperature(value, direction)
+    if name == "top_k":
+        return ladder_step(value, TOP_K_LADDER, direction)
+    if name == "top_p":
+        return nudge_top_p(value, direction)
+    if name == "max_new_tokens":
+        return ladder_step(value, MAX_NEW_TOKENS_LADDER, direction)
+    if name == "seed":
+        return max(0, value + direction)
+    raise ValueError(f"unknown sampling setting {name!r}")

@@ -9,6 +9,10 @@ once the observation has changed, why it behaves so (`why`, five to eight lines 
 one question to check understanding (`check`, answered by `answer` on a key). `pane` names the pane the
 lesson talks about: it stays in sight while the lesson is open.
 
+Observations read the session's public state (`app.session`) and what the shown screen publishes for lessons
+(`lesson_facts()`, named by its `LESSON_NAME`). Lessons import no screen: the app opens a lesson's screen by
+name (`app.open_screen`).
+
 Every fact these texts state was checked against the tool's own numbers (the block lab and the toy model).
 """
 
@@ -22,15 +26,12 @@ import numpy as np
 
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, run_block_lab
 from engine.model.head_stats import head_stats, near_uniform, uniform_stats
-from engine.views.tokenization import EXAMPLES, tokenize
+from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
+from tui.captions import settings_phrase
 from tui.heatmap import head_grid
 from tui.numbering import block_head_text
 from tui.pieces import label_text
 from tui.references import angle, chance_text, kl_word
-from tui.screens.block_lab import BlockLabScreen
-from tui.screens.compare import CompareScreen
-from tui.screens.main import settings_phrase
-from tui.screens.tokenize import TRANSLATIONS, TokenizeScreen
 from tui.widgets.pane import Pane
 
 DEEP_LAB = BlockLabConfig(n_layers=6)  # the notebook's block, stacked six deep
@@ -47,7 +48,7 @@ class Lesson:
     why: str  # why it behaves so, tied to what is on screen: shown once the observation changed (W)
     check: str  # one question to check understanding (C), answered by `answer` (C again)
     answer: str
-    screen: type | None  # the screen it happens on (None: the main screen)
+    screen: str | None  # the screen it happens on, as tui.app.TfundApp.open_screen names it (None: the main screen)
     pane: str  # the id of the pane the lesson talks about
     observe: Callable[[Any], str]  # app -> one line computed from the current state
     lab: BlockLabConfig | None = None  # the block lab's starting settings
@@ -67,13 +68,15 @@ def lab_run(config: BlockLabConfig) -> BlockLabResult:
     return _lab_runs[key]
 
 
-def on_screen(app: Any, kind: type) -> Any:
-    return app.screen if isinstance(app.screen, kind) else None
+def shown_facts(app: Any, name: str) -> dict | None:
+    """What the shown screen publishes for lessons (its `lesson_facts()`) if it is the one named, else None."""
+    screen = app.screen
+    return screen.lesson_facts() if getattr(screen, "LESSON_NAME", None) == name else None
 
 
 def lab_config(app: Any) -> BlockLabConfig | None:
-    lab = on_screen(app, BlockLabScreen)
-    return None if lab is None else lab.lab_config
+    facts = shown_facts(app, "block_lab")
+    return None if facts is None else facts["config"]
 
 
 LAB_MISSING = "Open the block lab (b) to see this change."
@@ -192,9 +195,9 @@ def observe_feed_forward(app: Any) -> str:
 
 # ---- the main screen ---------------------------------------------------------------------------------
 def observe_lens(app: Any) -> str:
-    main = app.main_screen
-    lens = main.transcript.lens
-    if not lens or main.info is None:
+    session = app.session
+    lens = session.transcript.lens
+    if not lens or session.model_info is None:
         return WAITING
     final = lens[-1].token_id
     settled = len(lens)  # the first block from which every lens row agrees with the final guess (1-based)
@@ -202,18 +205,18 @@ def observe_lens(app: Any) -> str:
         settled -= 1
     earlier = ", ".join(label_text(e.text, 10) for e in lens[: settled - 1]) or "nothing else"
     return (
-        f"{len(main.transcript.positions)} tokens: the lens settles on '{label_text(lens[-1].text, 12)}' ({lens[-1].p:.0%}; "
-        f"chance {chance_text(main.info.vocab_size)}) at block {settled} of {len(lens)}; before: {earlier}"
+        f"{len(session.transcript.positions)} tokens: the lens settles on '{label_text(lens[-1].text, 12)}' ({lens[-1].p:.0%}; "
+        f"chance {chance_text(session.model_info.vocab_size)}) at block {settled} of {len(lens)}; before: {earlier}"
     )
 
 
 def observe_generation_loop(app: Any) -> str:
-    main = app.main_screen
-    if main.info is None:
+    session = app.session
+    if session.model_info is None:
         return WAITING
-    n_tokens, info = len(main.transcript.positions), main.info
-    step = main.transcript.last_ms
-    took = "none generated yet" if step is None else f"{main.transcript.n_generated} generated, the last in {step:.1f} ms"
+    n_tokens, info = len(session.transcript.positions), session.model_info
+    step = session.transcript.last_ms
+    took = "none generated yet" if step is None else f"{session.transcript.n_generated} generated, the last in {step:.1f} ms"
     return (
         f"context {n_tokens} tokens · {took} · a step runs 1 token through the MLPs, its attention reads all "
         f"{n_tokens} cached keys · cache {2 * info.n_layer * info.d_model:,} numbers per token"
@@ -221,45 +224,45 @@ def observe_generation_loop(app: Any) -> str:
 
 
 def observe_sampling(app: Any) -> str:
-    main = app.main_screen
-    candidates = main.transcript.candidates
-    if not candidates or main.info is None:
+    session = app.session
+    candidates = session.transcript.candidates
+    if not candidates or session.model_info is None:
         return WAITING
-    config = main.transcript.candidates_config or main.settings
+    config = session.transcript.candidates_config or session.settings
     top = candidates[0]
     kept = sum(c.p > 0 for c in candidates)
     return (
         f"{settings_phrase(config)}: the top candidate has {top.p:.0%} after warping ({top.p_raw:.0%} before); "
-        f"{kept} of the top {len(candidates)} can be drawn · chance {chance_text(main.info.vocab_size)}"
+        f"{kept} of the top {len(candidates)} can be drawn · chance {chance_text(session.model_info.vocab_size)}"
     )
 
 
 def observe_compare(app: Any) -> str:
-    screen = on_screen(app, CompareScreen)
-    if screen is None:
+    facts = shown_facts(app, "compare")
+    if facts is None:
         return "Open compare (c) to see this."
-    a, b = screen.settings.a.temperature, screen.settings.b.temperature
-    if not screen.steps:
+    (a, b), steps = facts["temperatures"], facts["steps"]
+    if not steps:
         return f"A at T {a:.2f}, B at T {b:.2f}: no step yet (n steps both)"
-    last = screen.steps[-1]
-    agree = sum(step.top1_agree for step in screen.steps)
+    last = steps[-1]
+    agree = sum(step.top1_agree for step in steps)
     return (
-        f"A at T {a:.2f}, B at T {b:.2f}: step {len(screen.steps)} KL(A‖B) {last.kl:.3f} nats ({kl_word(last.kl)}) · "
-        f"top-1 agrees in {agree} of {len(screen.steps)} steps"
+        f"A at T {a:.2f}, B at T {b:.2f}: step {len(steps)} KL(A‖B) {last.kl:.3f} nats ({kl_word(last.kl)}) · "
+        f"top-1 agrees in {agree} of {len(steps)} steps"
     )
 
 
 def observe_attention(app: Any) -> str:
-    main = app.main_screen
-    rows, ids = main.transcript.rows, [p.token_id for p in main.transcript.positions]
-    if main.info is None or not rows:
+    session = app.session
+    rows, ids = session.transcript.rows, [p.token_id for p in session.transcript.positions]
+    if session.model_info is None or not rows:
         return WAITING
-    pattern = head_grid(rows, main.view_layer, main.view_head)  # [T, T] the head (or mean) the Attention pane shows
+    pattern = head_grid(rows, session.layer, session.head)  # [T, T] the head (or mean) the Attention pane shows
     stats = {name: float(values[0, 0]) for name, values in head_stats(pattern[None, None], ids).items()}
     uniform = uniform_stats(ids)
     closeness = "≈ uniform" if near_uniform(stats["entropy"], uniform["entropy"]) else f"{uniform['entropy'] - stats['entropy']:.2f} below"
     return (
-        f"{block_head_text(main.view_layer, main.view_head)} on {len(ids)} tokens: entropy {stats['entropy']:.2f} "
+        f"{block_head_text(session.layer, session.head)} on {len(ids)} tokens: entropy {stats['entropy']:.2f} "
         f"(uniform {uniform['entropy']:.2f}, {closeness}) · sink {stats['sink']:.2f} ({uniform['sink']:.2f}) · "
         f"prev {stats['prev_token']:.2f} ({uniform['prev_token']:.2f})"
     )
@@ -269,13 +272,13 @@ _english: dict[str, int] = {}  # tokenizer source name -> its token count for th
 
 
 def observe_tokenization(app: Any) -> str:
-    screen = on_screen(app, TokenizeScreen)
-    if screen is None or screen.view is None:
+    facts = shown_facts(app, "tokenize")
+    if facts is None or facts["tokenization"] is None:
         return "Open tokenization (w) to see this."
-    view = screen.view
-    if screen.source_name not in _english:
-        _english[screen.source_name] = tokenize(screen.tokenizer, EXAMPLES[0].text).n_tokens
-    english = _english[screen.source_name]
+    view, source = facts["tokenization"], facts["source"]
+    if source not in _english:
+        _english[source] = tokenize(facts["tokenizer"], EXAMPLES[0].text).n_tokens
+    english = _english[source]
     if view.text not in TRANSLATIONS:
         return f"this text: {view.n_tokens} tokens for {view.n_chars} characters ({view.n_bytes} bytes) · not a translation of the English"
     return (
@@ -286,7 +289,7 @@ def observe_tokenization(app: Any) -> str:
 
 def observe_reflection(app: Any) -> str:
     saved = app.figures_saved
-    where = app.options.export_dir
+    where = app.session.options.export_dir
     return f"figures saved this session: {saved} files in {where}" if saved else f"nothing saved yet: e writes this screen into {where}"
 
 
@@ -338,7 +341,7 @@ LESSONS = (
         check="Why does the token cosine rise although the residual keeps each token's own X?",
         answer="X is small next to what the sublayers add, and near-uniform attention adds nearly the same average to "
         "every token: the shared part dominates.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-plot-pane",
         observe=observe_anatomy,
         lab=BlockLabConfig(),
@@ -358,7 +361,7 @@ LESSONS = (
         check="Why does a decoder need the mask when it is trained?",
         answer="Training predicts every position's next token in one parallel pass: without the mask, position i "
         "could read token i+1, the very answer it is asked for.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-attention-pane",
         observe=observe_masking,
         lab=BlockLabConfig(),
@@ -377,7 +380,7 @@ LESSONS = (
         "only has to learn a change (He et al., 2016).",
         check="With residuals off, how much does block 6's output still follow X?",
         answer="Hardly at all: each block rewrote its input (cos(l, l-1) near 0 in the chart), and all tokens ended up nearly alike.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-plot-pane",
         observe=observe_residual,
         lab=DEEP_LAB,
@@ -396,7 +399,7 @@ LESSONS = (
         "sublayers read a tiny input and add little (0.55 → 0.86).",
         check="In pre-LN, what does layer norm keep constant: the stream's size, or what each sublayer reads?",
         answer="What each sublayer reads (norm √d_model before the gain); the stream keeps growing with depth.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-plot-pane",
         observe=observe_layer_norm,
         lab=BLOWN_UP_LAB,
@@ -415,7 +418,7 @@ LESSONS = (
         "centring and no bias.",
         check="Why exactly 5.66?",
         answer="After LN a vector's 32 numbers have mean 0 and variance 1: their squares add up to 32, so its length is √32 = 5.66.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-plot-pane",
         observe=observe_pre_post,
         lab=DEEP_LAB,
@@ -435,7 +438,7 @@ LESSONS = (
         check="Double d_ff: which weights double, and can the MLP now mix tokens?",
         answer="W1 and W2 (2·d_model·d_ff); attention's stay. No: each row is still transformed alone; only "
         "attention moves information between positions.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-config-pane",
         observe=observe_feed_forward,
         lab=FFN_LAB,
@@ -508,7 +511,7 @@ LESSONS = (
         "notebook asks, i loads another as B (gpt2, if it is in your cache).",
         check="KL(A‖B) is 0.000 at some step: what does that say about A and B there?",
         answer="Their next-token distributions are the same at that step: KL is 0 only when they agree on every token.",
-        screen=CompareScreen,
+        screen="compare",
         pane="cmp-strip",
         observe=observe_compare,
     ),
@@ -546,7 +549,7 @@ LESSONS = (
         check="Chinese has fewer characters per token than Russian here; why does it still cost fewer tokens?",
         answer="Its 22 characters hold the whole sentence (66 tokens), while Russian needs 58 characters, mostly "
         "2-byte letters (107 tokens): per sentence, Chinese is cheaper.",
-        screen=TokenizeScreen,
+        screen="tokenize",
         pane="tok-summary-pane",
         observe=observe_tokenization,
     ),
@@ -584,7 +587,7 @@ LESSONS = (
         check="Why can an encoder not generate text as cheaply as a decoder?",
         answer="Each new token changes what every earlier token sees (they attend to it), so every position must be "
         "recomputed at each step: no KV cache.",
-        screen=BlockLabScreen,
+        screen="block_lab",
         pane="lab-attention-pane",
         observe=observe_encoder_decoder,
         lab=BlockLabConfig(),
@@ -596,10 +599,5 @@ def open_lesson(app: Any, lesson: Lesson) -> None:
     """Back to the main screen, then the lesson's screen with its starting state."""
     while len(app.screen_stack) > 1:
         app.pop_screen()
-    main = app.main_screen
-    if lesson.screen is BlockLabScreen:
-        main.open_block_lab(lesson.lab)
-    elif lesson.screen is CompareScreen:
-        main.action_compare()
-    elif lesson.screen is TokenizeScreen:
-        main.action_tokenize()
+    if lesson.screen is not None:
+        app.open_screen(lesson.screen, lab=lesson.lab)

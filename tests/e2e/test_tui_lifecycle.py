@@ -28,7 +28,7 @@ QUIT_WHILE_LOADING = textwrap.dedent(
             if started.is_set():
                 break
             await pilot.pause(0.01)
-        assert started.is_set() and pilot.app.main_screen.info is None
+        assert started.is_set() and pilot.app.session.model_info is None
         await pilot.press("q")
 
     app = make_app(model="toy")

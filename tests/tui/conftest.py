@@ -13,7 +13,7 @@ async def wait_until(pilot, condition, what: str) -> None:
 async def settle(pilot) -> None:
     """Wait until the model is ready and no engine job runs or waits."""
     app = pilot.app
-    await wait_until(pilot, lambda: sampler_of(app) is not None and app.main_screen.engine.idle, "the engine")
+    await wait_until(pilot, lambda: sampler_of(app) is not None and app.session.engine.idle, "the engine")
     await pilot.pause()  # the process is idle now: let the last redraw happen
 
 

@@ -26,25 +26,25 @@ async def test_x_shows_the_ablated_distribution_beside_the_intact_one_generation
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         main = app.main_screen
-        intact = [c.token_id for c in main.transcript.candidates]
+        intact = [c.token_id for c in main.session.transcript.candidates]
         await pilot.press("x", "X")  # the mean of heads is shown: layer 0's attention, then its MLP
         await settle(pilot)
-        assert main.ablations == (Ablation(0, "attn"), Ablation(0, "mlp"))
+        assert main.session.ablations == (Ablation(0, "attn"), Ablation(0, "mlp"))
         assert "ablated B1.attn" in parameters_text(app)  # block 1 on screen; the rest may be cut with "…" in a narrow pane
         view = main.query_one(CandidatesView).ablation
         assert view is not None and view.kl > 0 and "KL" in str(main.query_one("#candidates-pane").border_subtitle)
         sampler = sampler_of(app)
-        expected = run_numpy(sampler.backend.net, sampler.tokens, main.ablations).logits  # [V]
-        assert main.transcript.candidates[0].token_id == int(np.argmax(expected))  # the ablated model's candidates
-        assert [c.token_id for c in main.transcript.candidates] != intact
+        expected = run_numpy(sampler.backend.net, sampler.tokens, main.session.ablations).logits  # [V]
+        assert main.session.transcript.candidates[0].token_id == int(np.argmax(expected))  # the ablated model's candidates
+        assert [c.token_id for c in main.session.transcript.candidates] != intact
         await pilot.press("n")
         await settle(pilot)
-        event = [line for line in main.trace.lines() if isinstance(line, dict) and "id" in line][-1]
+        event = [line for line in main.session.trace.lines() if isinstance(line, dict) and "id" in line][-1]
         assert event["ablated"] == ["L0.attn", "L0.mlp"] and event["id"] == int(np.argmax(expected))  # greedy, ablated
-        assert {"ablations": ["L0.attn", "L0.mlp"], "mode": "zero"} in main.trace.lines()
+        assert {"ablations": ["L0.attn", "L0.mlp"], "mode": "zero"} in main.session.trace.lines()
         await pilot.press("0")
         await settle(pilot)
-        assert main.ablations == () and "ablated" not in parameters_text(app)
+        assert main.session.ablations == () and "ablated" not in parameters_text(app)
         assert main.query_one(CandidatesView).ablation is None
         assert "p before" in str(main.query_one("#candidates-pane").border_subtitle)
 
@@ -68,11 +68,11 @@ async def test_x_on_a_head_knocks_out_that_head_and_mean_ablation_is_a_palette_s
         main = app.main_screen
         await pilot.press("right_curly_bracket", "right_curly_bracket", "x")  # head 1 of layer 0: "B1.H2" on screen
         await settle(pilot)
-        assert main.ablations == (Ablation(0, "head", 1),) and "ablated B1.H2" in parameters_text(app)
+        assert main.session.ablations == (Ablation(0, "head", 1),) and "ablated B1.H2" in parameters_text(app)
         await main.run_action("ablation_mode")  # what the palette entry "Mean ablation on/off" runs
         await settle(pilot)
-        assert main.ablation_mode == "mean" and "mean-ablated B1.H2" in parameters_text(app)
+        assert main.session.ablation_mode == "mean" and "mean-ablated B1.H2" in parameters_text(app)
         assert sampler_of(app).ablation_mode == "mean"
         await pilot.press("x")  # again: restored
         await settle(pilot)
-        assert main.ablations == () and main.query_one(CandidatesView).ablation is None
+        assert main.session.ablations == () and main.query_one(CandidatesView).ablation is None

@@ -9,14 +9,14 @@ from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.torch_eager import TorchBackend
 from engine.runtime.loading import load_model
 from engine.views.compare import CompareStep
-from engine.views.tokenization import EXAMPLES, tokenize
+from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
 from tests.conftest import random_gpt2_dir, sampler_of
 from tests.tui.conftest import notifications, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.references import kl_word
 from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature, summary_line
 from tui.screens.error import ErrorScreen
-from tui.screens.tokenize import TRANSLATIONS, TokenizeScreen, summary_text
+from tui.screens.tokenize import TokenizeScreen, summary_text
 
 SIZE = (100, 30)
 
@@ -258,10 +258,10 @@ async def test_example_keys_load_examples_and_the_toy_table_round_trips(toy, lab
         assert screen.query_one("#sentence", Input).value == text
         assert table_bytes(screen).decode("utf-8") == text
         table = screen.query_one("#tok-table", DataTable)
-        assert table.row_count == len(toy.tokenizer.encode(text)) == screen.view.n_tokens
+        assert table.row_count == len(toy.tokenizer.encode(text)) == screen.tokenization.n_tokens
         assert [int(i) for i in table.get_column_at(1)] == toy.tokenizer.encode(text)
         summary = str(screen.query_one("#tok-summary", Static).render())
-        assert "round trip exact" in summary and f"tokens {screen.view.n_tokens}" in summary
+        assert "round trip exact" in summary and f"tokens {screen.tokenization.n_tokens}" in summary
 
 
 @pytest.mark.anyio
@@ -273,13 +273,13 @@ async def test_digits_go_into_a_focused_input_and_ctrl_n_cycles(toy):
         assert sentence.value == EXAMPLES[0].text
         await pilot.press("i", "end", "2")
         assert sentence.value == EXAMPLES[0].text + "2"  # typed, not example 2
-        assert screen.view.text == EXAMPLES[0].text  # not tokenized before enter
+        assert screen.tokenization.text == EXAMPLES[0].text  # not tokenized before enter
         await pilot.press("enter")
-        assert screen.view.text == EXAMPLES[0].text + "2" and not isinstance(screen.focused, Input)
+        assert screen.tokenization.text == EXAMPLES[0].text + "2" and not isinstance(screen.focused, Input)
         await pilot.press("i", "ctrl+n")  # works while typing
-        assert sentence.value == EXAMPLES[1].text == screen.view.text and screen.focused is sentence
+        assert sentence.value == EXAMPLES[1].text == screen.tokenization.text and screen.focused is sentence
         await pilot.press("escape", "3")  # escape leaves the input: digits load examples again
-        assert sentence.value == EXAMPLES[2].text == screen.view.text
+        assert sentence.value == EXAMPLES[2].text == screen.tokenization.text
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.main_screen
@@ -312,7 +312,7 @@ async def test_a_bert_directory_shows_wordpiece_tokens_and_encoder_attention(toy
         await pilot.press(str(example_number("Russian")))
         await settle_tokenize(pilot)
         assert str(screen.query_one("#tok-inputs").border_title) == f"Tokenize · {bert_dir}"
-        assert not screen.view.byte_level and any(piece.startswith("##") for piece in screen.view.pieces)
+        assert not screen.tokenization.byte_level and any(piece.startswith("##") for piece in screen.tokenization.pieces)
         encoder = screen.encoder
         assert encoder is not None and encoder.model_type == "bert"
         assert encoder.tokens[0] == "[CLS]" and encoder.tokens[-1] == "[SEP]"
@@ -329,7 +329,7 @@ async def test_a_bert_directory_shows_wordpiece_tokens_and_encoder_attention(toy
 async def test_c_and_w_open_the_screens_with_the_current_model_and_help_lists_their_keys(toy):
     app = make_app(model=toy, config=SamplingConfig(temperature=0.0), deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: sampler_of(app) is not None and app.main_screen.engine.idle, "the model")
+        await wait_until(pilot, lambda: sampler_of(app) is not None and app.session.engine.idle, "the model")
         await pilot.press("c")
         assert isinstance(app.screen, CompareScreen)
         await settle_compare(pilot, app.screen)

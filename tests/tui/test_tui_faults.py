@@ -33,8 +33,8 @@ KEYS = {
 async def drain(pilot) -> None:
     """Pause any run (queued ones included) until the engine has nothing left to do."""
     app = pilot.app
-    while not app.main_screen.engine.idle:
-        if app.main_screen.engine.running:
+    while not app.session.engine.idle:
+        if app.session.engine.running:
             app.main_screen.action_run_pause()
         await pilot.pause(0.05)
     await settle(pilot)
@@ -57,23 +57,23 @@ async def test_ten_thousand_random_keys_during_runs_leave_the_trace_equal_to_the
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         for _ in range(MASHED_KEYS // 50):
-            if not app.main_screen.engine.running:  # start a run (it ends at max new tokens or end-of-text) and let it begin
+            if not app.session.engine.running:  # start a run (it ends at max new tokens or end-of-text) and let it begin
                 send_keys(app, ["g"])
                 for _ in range(20):
                     await pilot.pause(0.01)
-                    if app.main_screen.engine.running:
+                    if app.session.engine.running:
                         break
-            runs_seen += app.main_screen.engine.running
+            runs_seen += app.session.engine.running
             send_keys(app, [rng.choice(names) for _ in range(50)])
             await pilot.pause(0.005)
-        if app.main_screen.engine.running:
+        if app.session.engine.running:
             send_keys(app, ["g"])
         await drain(pilot)
         assert app.is_running and not isinstance(app.screen, ErrorScreen)
         assert runs_seen > MASHED_KEYS // 50 // 4  # a run was going on for a good share of the presses
         on_screen = app.main_screen.query_one("#generation #tokens", TokenLines).plain
-        generated = [p for p in app.main_screen.transcript.positions if p.generated]  # the window may have slid past older ones
-        n_generated = app.main_screen.transcript.n_generated
+        generated = [p for p in app.session.transcript.positions if p.generated]  # the window may have slid past older ones
+        n_generated = app.session.transcript.n_generated
     recorded = read_trace(trace)
     assert not recorded.truncated and len(recorded.steps) == n_generated > len(generated) // 2 > 0
     newest = recorded.steps[len(recorded.steps) - len(generated) :]
@@ -87,18 +87,18 @@ async def test_resizing_to_20x8_and_back_during_a_run_keeps_generating(toy):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("g")
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated >= 2, "the run to start")
+        await wait_until(pilot, lambda: app.session.transcript.n_generated >= 2, "the run to start")
         await pilot.resize_terminal(20, 8)
-        before = app.main_screen.transcript.n_generated
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated > before + 2 or sampler_of(app).done, "tokens at 20×8")
-        during = app.main_screen.transcript.n_generated
+        before = app.session.transcript.n_generated
+        await wait_until(pilot, lambda: app.session.transcript.n_generated > before + 2 or sampler_of(app).done, "tokens at 20×8")
+        during = app.session.transcript.n_generated
         await pilot.resize_terminal(*SIZE)
         # the run goes on, unless the story ended (end-of-text) meanwhile
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated > during + 2 or sampler_of(app).done, "more tokens")
+        await wait_until(pilot, lambda: app.session.transcript.n_generated > during + 2 or sampler_of(app).done, "more tokens")
         await drain(pilot)
         await pilot.press("r", "n")  # and the engine still steps after it
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 1 and not isinstance(app.screen, ErrorScreen)
+        assert app.session.transcript.n_generated == 1 and not isinstance(app.screen, ErrorScreen)
         for pane in app.main_screen.query(".pane"):
             assert pane.region.width >= 20 and pane.region.height >= 8 and pane.region.right <= SIZE[0]
 
@@ -120,10 +120,10 @@ async def test_run_and_step_pressed_while_the_model_loads_say_so_then_work(toy, 
         messages = notifications(app)
         assert messages.count("The model is not loaded yet.") == 1  # said once, not once per key
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 0  # nothing was queued behind the load
+        assert app.session.transcript.n_generated == 0  # nothing was queued behind the load
         await pilot.press("n")
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 1
+        assert app.session.transcript.n_generated == 1
 
 
 def test_out_of_memory_while_loading_is_one_sentence(monkeypatch):
@@ -155,7 +155,7 @@ async def test_out_of_memory_mid_generation_is_one_sentence_and_the_app_stays(to
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 1
+        assert app.session.transcript.n_generated == 1
 
 
 def test_out_of_memory_mid_generation_in_tfund_generate_is_one_line_and_exit_1(monkeypatch, capsys):

@@ -82,11 +82,11 @@ async def test_keys_bunched_after_i_all_go_into_the_prompt(toy):
     app = toy_app(toy)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        before = app.main_screen.settings
+        before = app.session.settings
         post_keys(app, "iThe cat te")  # without the fix: t lowers the temperature, e saves, n steps, c compares
         await wait_until(pilot, lambda: app.main_screen.query_one("#prompt", Input).value.endswith("The cat te"), "the typed prompt")
-        assert app.screen is app.main_screen and app.main_screen.settings == before
-        assert app.main_screen.transcript.n_generated == 0
+        assert app.screen is app.main_screen and app.session.settings == before
+        assert app.session.transcript.n_generated == 0
         await pilot.press("enter")
         await settle(pilot)
         assert sampler_of(app).prompt.endswith("The cat te")

@@ -57,7 +57,7 @@ async def test_all_heads_opens_at_80x24_with_the_toy_model_and_matches_head_stat
         screen = await open_screen(pilot, "h", HeadsScreen)
         await stats_ready(pilot, screen)
         main = app.main_screen
-        expected = head_stats(full_pattern(main.transcript.rows), [p.token_id for p in main.transcript.positions])
+        expected = head_stats(full_pattern(main.session.transcript.rows), [p.token_id for p in main.session.transcript.positions])
         for name in STATISTICS:
             np.testing.assert_allclose(screen.stats[name], expected[name], atol=1e-9, equal_nan=True)
         assert len(screen.order) == toy.info.n_layer * toy.info.n_head
@@ -75,7 +75,12 @@ async def test_all_heads_with_the_gpt2_small_shape_pages_sorts_and_opens_a_head(
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         opened = []
-        screen = HeadsScreen(rows, pieces, ids, open_head=lambda layer, head: opened.append((layer, head)))
+
+        class Session:  # the app's session is the toy's: this context's heads are not in it
+            def show_head(self, layer, head):
+                opened.append((layer, head))
+
+        screen = HeadsScreen(rows, pieces, ids, session=Session())
         app.push_screen(screen)
         await stats_ready(pilot, screen)
         expected = head_stats(full_pattern(rows), ids)
@@ -139,7 +144,7 @@ async def test_the_timeline_shows_one_point_per_generated_token_and_follows_undo
             await settle(pilot)
         await pilot.pause()
         timeline = main.query_one(Timeline)
-        generated = [p for p in main.transcript.positions if p.generated]
+        generated = [p for p in main.session.transcript.positions if p.generated]
         assert timeline.probabilities == [p.p_raw for p in generated] and len(generated) == 4
         assert all(e is not None and e > 0 for e in timeline.entropies)  # sampled at T=1: entropy of what it was drawn from
         p_row, entropy_row = timeline_rows(app)
@@ -196,8 +201,8 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
         await pilot.press("n", "n")
         await settle(pilot)
         main = app.main_screen
-        ids = [p.token_id for p in main.transcript.positions]
-        candidates = main.transcript.candidates
+        ids = [p.token_id for p in main.session.transcript.positions]
+        candidates = main.session.transcript.candidates
         screen = await open_screen(pilot, "a", AttributionScreen)
         await attribution_ready(pilot, screen)
         assert_quit_help_save_shown(screen, size[0])
@@ -240,7 +245,7 @@ async def test_d_shows_the_logit_difference_from_the_likeliest_other_candidate(t
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
         main = app.main_screen
-        ids, candidates = [p.token_id for p in main.transcript.positions], main.transcript.candidates
+        ids, candidates = [p.token_id for p in main.session.transcript.positions], main.session.transcript.candidates
         screen = await open_screen(pilot, "a", AttributionScreen)
         await attribution_ready(pilot, screen)
         inspector = Inspector(toy.hf_model, "numpy")

@@ -55,9 +55,13 @@ def app_box_says(app, text: str) -> bool:
 
 
 def screen_ready(screen) -> bool:
-    """Its engine (main, compare) has nothing left to do, its block or sentence is computed."""
-    engine = getattr(screen, "engine", None)
-    return (engine is None or engine.idle) and getattr(screen, "result", True) is not None and getattr(screen, "view", True) is not None
+    """Its engine (the session's, compare's) has nothing left to do, its block or sentence is computed."""
+    engine = screen.session.engine if isinstance(screen, MainScreen) else getattr(screen, "engine", None)
+    return (
+        (engine is None or engine.idle)
+        and getattr(screen, "result", True) is not None
+        and getattr(screen, "tokenization", True) is not None
+    )
 
 
 def test_every_lesson_has_a_task_here_a_prediction_a_why_and_a_check_that_fit():

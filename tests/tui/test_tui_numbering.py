@@ -37,4 +37,4 @@ async def test_the_toys_blocks_read_1_to_l_in_the_lens_the_chart_attention_and_p
         await pilot.press("right_square_bracket", "right_curly_bracket", "x")  # block 2, its first head: knocked out
         await settle(pilot)
         assert main.query_one("#attention-pane").border_subtitle == "block 2 · head 1"
-        assert main.ablations == (Ablation(1, "head", 0),) and "ablated B2.H1" in main.query_one(ParametersView).render().plain
+        assert main.session.ablations == (Ablation(1, "head", 0),) and "ablated B2.H1" in main.query_one(ParametersView).render().plain

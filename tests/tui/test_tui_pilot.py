@@ -35,7 +35,7 @@ def parameters_text(app) -> str:
 
 
 def generated_ids(app) -> list[int]:
-    return [p.token_id for p in app.main_screen.transcript.positions if p.generated]
+    return [p.token_id for p in app.session.transcript.positions if p.generated]
 
 
 def prompt_ids(toy) -> list[int]:
@@ -66,8 +66,8 @@ async def test_all_panes_and_parameters_are_shown(toy):
             assert line in text
         threads = toy.engine_threads
         assert app.main_screen.query_one("#parameters-pane").border_subtitle == f"{toy.engine} · {threads} thread{'s' * (threads > 1)}"
-        assert len(app.main_screen.transcript.positions) == len(prompt_ids(toy))
-        assert len(app.main_screen.transcript.candidates) == 10
+        assert len(app.session.transcript.positions) == len(prompt_ids(toy))
+        assert len(app.session.transcript.candidates) == 10
 
 
 @pytest.mark.anyio
@@ -110,20 +110,20 @@ async def test_temperature_keys_change_the_value_and_the_next_token_probabilitie
     app = toy_app(toy, temperature=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        before = app.main_screen.transcript.candidates
+        before = app.session.transcript.candidates
         assert all(c.p == pytest.approx(c.p_raw, abs=1e-6) for c in before)  # T = 1 leaves the distribution as is
         await pilot.press("t")
         await settle(pilot)
         assert "temperature 0.90" in parameters_text(app)
-        after = app.main_screen.transcript.candidates
-        assert app.main_screen.transcript.candidates_config.temperature == 0.9
+        after = app.session.transcript.candidates
+        assert app.session.transcript.candidates_config.temperature == 0.9
         assert [c.token_id for c in after] == [c.token_id for c in before]
         assert after[0].p > before[0].p  # a lower temperature sharpens the distribution
         assert f"{after[0].p * 100:5.1f}%" in app.main_screen.query_one(CandidatesView).text
         await pilot.press("T", "T")
         await settle(pilot)
         assert "temperature 1.10" in parameters_text(app)
-        assert app.main_screen.transcript.candidates[0].p < before[0].p
+        assert app.session.transcript.candidates[0].p < before[0].p
         await pilot.press("n")
         await settle(pilot)
         assert sampler_of(app).config.temperature == 1.1  # the next token used the new setting
@@ -137,7 +137,7 @@ async def test_temperature_floors_at_zero_which_is_greedy(toy):
         await pilot.press("t", "t")
         await settle(pilot)
         assert "temperature 0.00" in parameters_text(app)
-        candidates = app.main_screen.transcript.candidates
+        candidates = app.session.transcript.candidates
         assert candidates[0].p == 1.0 and all(c.p == 0 for c in candidates[1:])
 
 
@@ -149,18 +149,18 @@ async def test_top_k_and_top_p_keys(toy):
         await pilot.press("K")
         await settle(pilot)
         assert "top-k 1" in parameters_text(app)
-        assert [c.p > 0 for c in app.main_screen.transcript.candidates].count(True) == 1
+        assert [c.p > 0 for c in app.session.transcript.candidates].count(True) == 1
         await pilot.press("K", "K")
         await settle(pilot)
         assert "top-k 3" in parameters_text(app)
-        assert [c.p > 0 for c in app.main_screen.transcript.candidates].count(True) == 3
+        assert [c.p > 0 for c in app.session.transcript.candidates].count(True) == 3
         await pilot.press("k", "k", "k")
         await settle(pilot)
         assert "top-k 0" in parameters_text(app)
         await pilot.press("p")
         await settle(pilot)
         assert "top-p 0.95" in parameters_text(app)
-        assert app.main_screen.transcript.candidates_config.top_p == 0.95
+        assert app.session.transcript.candidates_config.top_p == 0.95
         await pilot.press("P", "P")
         await settle(pilot)
         assert "top-p 1.00" in parameters_text(app)
@@ -195,10 +195,10 @@ async def test_digit_forces_that_candidate(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        second = app.main_screen.transcript.candidates[1]
+        second = app.session.transcript.candidates[1]
         await pilot.press("2")
         await settle(pilot)
-        last = app.main_screen.transcript.positions[-1]
+        last = app.session.transcript.positions[-1]
         assert last.generated and last.forced and last.token_id == second.token_id
         assert generated_ids(app) == [second.token_id]
         assert second.token_id != greedy_tokens(TorchBackend(toy.hf_model), prompt_ids(toy), 1)[0]
@@ -219,18 +219,18 @@ async def test_run_then_pause(toy, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press_while_generating(pilot, "g")
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated >= 3, "a few tokens")
-        assert app.main_screen.engine.running
+        await wait_until(pilot, lambda: app.session.transcript.n_generated >= 3, "a few tokens")
+        assert app.session.engine.running
         await press_while_generating(pilot, "n")  # refused while running: never two sampler calls at once
         await press_while_generating(pilot, "T")  # a setting changed mid-run applies to the next token
         await wait_until(pilot, lambda: "temperature 0.90" in parameters_text(app), "the new temperature")
-        changed_at = app.main_screen.transcript.n_generated
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated >= changed_at + 3, "tokens after the change")
+        changed_at = app.session.transcript.n_generated
+        await wait_until(pilot, lambda: app.session.transcript.n_generated >= changed_at + 3, "tokens after the change")
         await press_while_generating(pilot, "g")
         await settle(pilot)
-        assert not app.main_screen.engine.running
+        assert not app.session.engine.running
         stopped_at = sampler_of(app).n_generated
-        assert app.main_screen.transcript.n_generated == stopped_at < 100_000
+        assert app.session.transcript.n_generated == stopped_at < 100_000
         await pilot.pause(0.2)
         assert sampler_of(app).n_generated == stopped_at  # paused: nothing more arrives
         assert "ready" in str(app.main_screen.query_one("#generation-pane").border_subtitle)
@@ -250,7 +250,7 @@ async def test_reset_goes_back_to_the_prompt(toy):
         await pilot.press("n", "n", "r")
         await settle(pilot)
         assert generated_ids(app) == [] and sampler_of(app).n_generated == 0
-        assert [p.token_id for p in app.main_screen.transcript.positions] == prompt_ids(toy)
+        assert [p.token_id for p in app.session.transcript.positions] == prompt_ids(toy)
 
 
 @pytest.mark.anyio
@@ -262,7 +262,7 @@ async def test_editing_the_prompt_sets_it_and_resets(toy):
         await pilot.press(*"Once", "enter")
         await settle(pilot)
         ids = toy.tokenizer.encode(f"Once{DEFAULT_PROMPT}", add_special_tokens=False)
-        assert [p.token_id for p in app.main_screen.transcript.positions] == ids
+        assert [p.token_id for p in app.session.transcript.positions] == ids
         assert sampler_of(app).n_generated == 0
         assert app.focused is app.main_screen.query_one("#generation")  # keys drive generation again
         await pilot.press("n")
@@ -275,7 +275,7 @@ async def test_layer_and_head_keys(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        n_layer, n_head = app.main_screen.info.n_layer, app.main_screen.info.n_head
+        n_layer, n_head = app.session.model_info.n_layer, app.session.model_info.n_head
         await pilot.press("right_square_bracket")  # blocks and heads count from 1 on screen
         assert f"block {1 % n_layer + 1}" in parameters_text(app)
         await pilot.press("left_square_bracket", "left_square_bracket")
@@ -294,14 +294,14 @@ async def test_selecting_a_token_moves_the_heatmap_highlight(toy):
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        newest = len(app.main_screen.transcript.positions) - 1
-        assert app.main_screen.highlighted_token() == newest
+        newest = len(app.session.transcript.positions) - 1
+        assert app.session.highlighted_token() == newest
         await pilot.press("left", "left")
-        assert app.main_screen.highlighted_token() == newest - 2
+        assert app.session.highlighted_token() == newest - 2
         attention = app.main_screen.query_one("#attention")
         assert attention.highlight == newest - 2
         await pilot.press("end")
-        assert app.main_screen.highlighted_token() == newest
+        assert app.session.highlighted_token() == newest
 
 
 @pytest.mark.anyio
@@ -356,8 +356,8 @@ async def test_block_lab_opens_and_a_switch_changes_its_metrics(toy):
         await pilot.press("L")
         await wait_until(pilot, lambda: lab.result.config.n_layers == 2, "a second layer")
         assert lab.result.attention.shape[0] == 2
-        await wait_until(pilot, lambda: app.main_screen.parity != (None, None), "the parity check")
-        report, error = app.main_screen.parity
+        await wait_until(pilot, lambda: app.session.parity != (None, None), "the parity check")
+        report, error = app.session.parity
         assert error is None and report["ok"]
         assert "ok" in str(lab.query_one("#parity").render())
         await pilot.press("escape")
@@ -470,7 +470,7 @@ async def test_a_step_draws_its_token_in_a_frame_of_its_own_then_the_other_panes
             frames.append((len(main.query_one("#tokens").pieces), main.query_one(CandidatesView).text, status))
 
         app.post_display_hook = record_frame
-        n_before, candidates_before = len(main.transcript.positions), main.query_one(CandidatesView).text
+        n_before, candidates_before = len(main.session.transcript.positions), main.query_one(CandidatesView).text
         await pilot.press("n")
         await settle(pilot)
     with_token = [frame for frame in frames if frame[0] == n_before + 1]
@@ -495,7 +495,7 @@ async def test_a_run_is_drawn_once_per_batch_of_tokens_not_per_token(toy, monkey
         on_tokens(screen, message)
 
     def count_redraw(screen):
-        counts["redraws"] += screen.engine.running
+        counts["redraws"] += screen.session.engine.running
         redraw(screen)
 
     async with app.run_test(size=SIZE) as pilot:
@@ -504,7 +504,7 @@ async def test_a_run_is_drawn_once_per_batch_of_tokens_not_per_token(toy, monkey
         monkeypatch.setattr(MainScreen, "redraw", count_redraw)
         await pilot.press("g")
         await settle(pilot)
-    assert counts["tokens"] == app.main_screen.transcript.n_generated > 0
+    assert counts["tokens"] == app.session.transcript.n_generated > 0
     assert counts["batches"] < counts["tokens"]  # the engine posts its tokens in batches (~60 each here)
     assert counts["redraws"] <= counts["batches"]  # the status and panes follow the batches, never each token
 

@@ -39,7 +39,7 @@ def recording(toy, tmp_path_factory):
 
 async def settle_replay(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: replay_of(app) is not None and app.main_screen.engine.idle, "the replay")
+    await wait_until(pilot, lambda: replay_of(app) is not None and app.session.engine.idle, "the replay")
     await pilot.pause()
 
 
@@ -55,8 +55,8 @@ async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_pa
         await pilot.press("e")
         await wait_until(pilot, lambda: any("Saved" in n for n in notifications(app)), "the export notification")
         assert str(export_dir) in " ".join(notifications(app))
-        pieces = app.main_screen.transcript.pieces
-        generated = [p.token_id for p in app.main_screen.transcript.positions if p.generated]
+        pieces = app.session.transcript.pieces
+        generated = [p.token_id for p in app.session.transcript.positions if p.generated]
     files = {path.name.split("-2")[0]: path for path in export_dir.iterdir()}  # stem before the timestamp
     assert set(files) == {"screen", "attention-l1-mean", "candidates", "trace"}
     assert len({path.suffix for path in export_dir.iterdir()}) == 4  # .svg .json .txt .jsonl; no temp files left
@@ -70,7 +70,7 @@ async def test_e_saves_svg_attention_candidates_and_trace_that_parse(toy, tmp_pa
     )
     trace = read_trace(files["trace"])
     assert [step.token_id for step in trace.steps] == generated and trace.prompt == DEFAULT_PROMPT
-    assert app.main_screen.transcript.candidates[0].text.strip() in files["candidates"].read_text()
+    assert app.session.transcript.candidates[0].text.strip() in files["candidates"].read_text()
 
 
 @pytest.mark.anyio
@@ -84,7 +84,7 @@ async def test_export_into_an_unwritable_place_says_so_and_the_app_stays(toy, tm
         await wait_until(pilot, lambda: any("Could not save" in n for n in notifications(app)), "the error notification")
         await pilot.press("n")
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 1 and app.is_running
+        assert app.session.transcript.n_generated == 1 and app.is_running
     assert a_file.read_text() == ""
 
 
@@ -95,34 +95,34 @@ async def test_replay_steps_forward_and_back_through_the_recorded_tokens(toy, re
     app = make_app(model=toy, replay=recording, deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle_replay(pilot)
-        assert app.main_screen.transcript.n_generated == 0 and "replay 0/6" in app.main_screen.query_one("#generation-pane").border_subtitle
+        assert app.session.transcript.n_generated == 0 and "replay 0/6" in app.main_screen.query_one("#generation-pane").border_subtitle
         await pilot.press("n", "n", "n")
         await settle_replay(pilot)
-        generated = [p for p in app.main_screen.transcript.positions if p.generated]
+        generated = [p for p in app.session.transcript.positions if p.generated]
         assert [p.token_id for p in generated] == [step.token_id for step in recorded[:3]]
-        assert "".join(app.main_screen.transcript.pieces) == DEFAULT_PROMPT + "".join(step.text for step in recorded[:3])
+        assert "".join(app.session.transcript.pieces) == DEFAULT_PROMPT + "".join(step.text for step in recorded[:3])
         assert recorded[0].p_raw is not None and generated[0].p_raw == pytest.approx(recorded[0].p_raw, abs=1e-6)
         assert f"{RECORDED_TEMPERATURE}" in app.main_screen.query_one(ParametersView).render().plain
-        assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.main_screen.transcript.positions),) * 2
+        assert app.main_screen.query_one(AttentionMap).matrix.shape == (len(app.session.transcript.positions),) * 2
         # the candidates are the model's for the next recorded token, and that token is among them
-        assert recorded[3].token_id in [c.token_id for c in app.main_screen.transcript.candidates]
+        assert recorded[3].token_id in [c.token_id for c in app.session.transcript.candidates]
         app.main_screen.select_token(1)  # time travel to a prompt token: the model recomputes its prediction
-        await wait_until(pilot, lambda: app.main_screen.transcript.positions[1].step is not None, "the prompt token's step")
+        await wait_until(pilot, lambda: app.session.transcript.positions[1].step is not None, "the prompt token's step")
         assert (
             app.main_screen.query_one(CandidatesView).candidates[0].token_id
             == replay_of(app).sampler.prediction_before(1).candidates[0].token_id
         )
         await pilot.press("backspace")
         await settle_replay(pilot)
-        assert app.main_screen.transcript.n_generated == 2
+        assert app.session.transcript.n_generated == 2
         await pilot.press("g")  # plays to the end
-        await wait_until(pilot, lambda: app.main_screen.transcript.n_generated == len(recorded) and app.main_screen.engine.idle, "the end")
-        assert [p.token_id for p in app.main_screen.transcript.positions if p.generated] == [s.token_id for s in recorded]
+        await wait_until(pilot, lambda: app.session.transcript.n_generated == len(recorded) and app.session.engine.idle, "the end")
+        assert [p.token_id for p in app.session.transcript.positions if p.generated] == [s.token_id for s in recorded]
         await pilot.press("n")
         await wait_until(pilot, lambda: any("end of the recording" in n for n in notifications(app)), "the end note")
         await pilot.press("r")
         await settle_replay(pilot)
-        assert app.main_screen.transcript.n_generated == 0
+        assert app.session.transcript.n_generated == 0
 
 
 @pytest.mark.anyio
@@ -133,7 +133,7 @@ async def test_replay_refuses_settings_and_forced_tokens_with_a_sentence(toy, re
         await pilot.press("T", "1")
         await settle_replay(pilot)
         assert sum("This is a replay" in n for n in notifications(app)) == 1  # said once, not once per key
-        assert app.main_screen.settings.temperature == RECORDED_TEMPERATURE and app.main_screen.transcript.n_generated == 0
+        assert app.session.settings.temperature == RECORDED_TEMPERATURE and app.session.transcript.n_generated == 0
 
 
 @pytest.mark.anyio
@@ -151,9 +151,9 @@ async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_p
         assert replay_of(app).recomputes is False
         await pilot.press("n", "n")
         await settle_replay(pilot)
-        assert app.main_screen.transcript.pieces == [DEFAULT_PROMPT, recorded[0].text, recorded[1].text]
-        assert [c.token_id for c in app.main_screen.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
-        assert [e.text for e in app.main_screen.transcript.lens] == [e.text for e in recorded[1].lens]
+        assert app.session.transcript.pieces == [DEFAULT_PROMPT, recorded[0].text, recorded[1].text]
+        assert [c.token_id for c in app.session.transcript.candidates] == [c.token_id for c in recorded[2].candidates]
+        assert [e.text for e in app.session.transcript.lens] == [e.text for e in recorded[1].lens]
         assert "as recorded" in app.main_screen.query_one("#generation-pane").border_subtitle
         await pilot.press("left")  # time travel: the second recorded token's step, as recorded
         await pilot.pause()
@@ -193,7 +193,7 @@ async def test_replay_plays_every_session_in_order_and_says_which(toy, three_ses
 
     def record(screen, message):
         on_context_ready(screen, message)
-        shown.append(screen.replay_at[0] if screen.replay_at else None)
+        shown.append(screen.session.replay_at[0] if screen.session.replay_at else None)
 
     monkeypatch.setattr(MainScreen, "on_context_ready", record)
 
@@ -205,18 +205,18 @@ async def test_replay_plays_every_session_in_order_and_says_which(toy, three_ses
         assert "replay 0/8 · session 1/3" in status()
         await pilot.press("n", "n", "n")
         await settle_replay(pilot)
-        assert "".join(app.main_screen.transcript.pieces) == texts[0] and "replay 3/8 · session 1/3" in status()
+        assert "".join(app.session.transcript.pieces) == texts[0] and "replay 3/8 · session 1/3" in status()
         await pilot.press("n", "n")
         await settle_replay(pilot)
-        assert "".join(app.main_screen.transcript.pieces) == texts[1] and "replay 5/8 · session 2/3" in status()
+        assert "".join(app.session.transcript.pieces) == texts[1] and "replay 5/8 · session 2/3" in status()
         shown.clear()
         await pilot.press("g")  # plays through the last session
-        await wait_until(pilot, lambda: "replay 8/8" in status() and app.main_screen.engine.idle, "the end")
-        assert "".join(app.main_screen.transcript.pieces) == texts[2] and "session 3/3" in status()
+        await wait_until(pilot, lambda: "replay 8/8" in status() and app.session.engine.idle, "the end")
+        assert "".join(app.session.transcript.pieces) == texts[2] and "session 3/3" in status()
         assert shown == [6, 7, 8]  # every step drawn on its way, none skipped
         await pilot.press("backspace", "backspace", "backspace")  # back across the new prompt
         await settle_replay(pilot)
-        assert "".join(app.main_screen.transcript.pieces) == texts[1] and "session 2/3" in status()
+        assert "".join(app.session.transcript.pieces) == texts[1] and "session 2/3" in status()
 
 
 @pytest.mark.parametrize("content", ["", '{"session": {"model": "toy", "prompt": "Hi"}}\n'], ids=["empty", "header only"])

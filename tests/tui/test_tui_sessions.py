@@ -56,15 +56,15 @@ def assert_trace_matches_screen(app, trace_path) -> None:
     lines = trace_path.read_text(encoding="utf-8").splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)  # nothing half-written
     recorded = read_trace(trace_path)
-    positions = app.main_screen.transcript.positions
+    positions = app.session.transcript.positions
     generated = [p for p in positions if p.generated]  # the window may have slid past older ones
-    assert len(recorded.steps) == app.main_screen.transcript.n_generated
+    assert len(recorded.steps) == app.session.transcript.n_generated
     newest = recorded.steps[len(recorded.steps) - len(generated) :]
     assert [step.token_id for step in newest] == [p.token_id for p in generated]
     assert [step.text for step in newest] == [p.piece for p in generated]
     recorded_text = recorded.prompt + "".join(step.text for step in recorded.steps)
     shown_text = "".join(p.piece for p in positions)
-    slid = len(generated) < app.main_screen.transcript.n_generated or sampler_of(app).prompt_dropped > 0
+    slid = len(generated) < app.session.transcript.n_generated or sampler_of(app).prompt_dropped > 0
     assert recorded_text.endswith(shown_text) if slid else recorded_text == shown_text
     assert on_screen(app) == "".join(shown_piece(p.piece) for p in positions)
 
@@ -73,9 +73,9 @@ async def wait_for_idle_engine(pilot) -> None:
     """Pause a run (and drop a queued one) until the engine has nothing left to do: no deadlock."""
     app = pilot.app
     deadline = time.monotonic() + 60
-    while not app.main_screen.engine.idle:
+    while not app.session.engine.idle:
         assert time.monotonic() < deadline, "the engine never went idle"
-        if app.main_screen.engine.running and not app.main_screen.engine.pausing:
+        if app.session.engine.running and not app.session.engine.pausing:
             send_keys(app, ["g"])  # pauses the run, or takes back a queued one
         await pilot.pause(0.05)
     await settle(pilot)
@@ -102,7 +102,7 @@ async def test_the_trace_stays_equal_to_the_screen(toy, tmp_path, scenario):
                 await pilot.press(*["n"] * 5)  # in fives: a slow machine must not fill the 16-key queue
                 await settle(pilot)
             prompt_tokens = len(toy.tokenizer.encode(DEFAULT_PROMPT))
-            assert len(app.main_screen.transcript.positions) < prompt_tokens + app.main_screen.transcript.n_generated  # it slid
+            assert len(app.session.transcript.positions) < prompt_tokens + app.session.transcript.n_generated  # it slid
             await pilot.press("backspace", "n")
         await settle(pilot)
         assert_trace_matches_screen(app, trace)
@@ -184,10 +184,10 @@ async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(t
         monkeypatch.undo()  # memory is free again
         await pilot.press("escape")
         await wait_for_idle_engine(pilot)
-        assert app.main_screen.transcript.n_generated == 5  # the tokens before the failed one are on screen; the failed one nowhere
+        assert app.session.transcript.n_generated == 5  # the tokens before the failed one are on screen; the failed one nowhere
         await pilot.press("n")
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 6 and app.is_running
+        assert app.session.transcript.n_generated == 6 and app.is_running
         assert_trace_matches_screen(app, trace)
 
 
@@ -216,8 +216,8 @@ async def test_a_step_that_fails_after_its_token_was_shown_takes_the_token_off_t
         await pilot.press("escape")
         await wait_for_idle_engine(pilot)
         await pilot.pause()
-        assert app.main_screen.transcript.n_generated == 0
+        assert app.session.transcript.n_generated == 0
         assert app.main_screen.query_one(TokenLines).pieces == shown_before  # the chosen token is gone again
         await pilot.press("n")
         await settle(pilot)
-        assert app.main_screen.transcript.n_generated == 1  # generation goes on
+        assert app.session.transcript.n_generated == 1  # generation goes on

@@ -50,7 +50,7 @@ async def block_lab_with_parity(pilot) -> None:
     await pilot.pause()
     lab = pilot.app.screen
     assert isinstance(lab, BlockLabScreen)
-    await wait_until(pilot, lambda: lab.result is not None and pilot.app.main_screen.parity != (None, None), "the block lab and parity")
+    await wait_until(pilot, lambda: lab.result is not None and pilot.app.session.parity != (None, None), "the block lab and parity")
     await settle(pilot)
     await pilot.pause()
 
@@ -76,7 +76,9 @@ async def tokenization_of_the_first_example(pilot) -> None:
     await pilot.press("w")
     screen = pilot.app.screen
     assert isinstance(screen, TokenizeScreen)
-    await wait_until(pilot, lambda: screen.view is not None and "computing" not in screen.encoder_note, "the tokens and the attention note")
+    await wait_until(
+        pilot, lambda: screen.tokenization is not None and "computing" not in screen.encoder_note, "the tokens and the attention note"
+    )
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -96,9 +98,9 @@ async def the_load_error(pilot) -> None:
 
 async def replay_at_step_three(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: replay_of(app) is not None and app.main_screen.engine.idle, "the replay")
+    await wait_until(pilot, lambda: replay_of(app) is not None and app.session.engine.idle, "the replay")
     await pilot.press("n", "n", "n")
-    await wait_until(pilot, lambda: app.main_screen.transcript.n_generated == 3 and app.main_screen.engine.idle, "three replayed tokens")
+    await wait_until(pilot, lambda: app.session.transcript.n_generated == 3 and app.session.engine.idle, "three replayed tokens")
     await pilot.pause()
 
 
@@ -127,7 +129,7 @@ async def the_layer_norm_lessons_why_after_its_task(pilot) -> None:
     await pilot.press("G", *[")"] * 4)  # lesson 4: layer norm, in the block lab
     app = pilot.app
     await wait_until(pilot, lambda: getattr(app.screen, "result", None) is not None and app.lesson_start is not None, "the lab")
-    await wait_until(pilot, lambda: app.main_screen.parity != (None, None), "the parity check")
+    await wait_until(pilot, lambda: app.session.parity != (None, None), "the parity check")
     await pilot.press("N", "W")
     await wait_until(pilot, lambda: bool(app.screen.query("#lesson-card")) and app.screen.query_one("#lesson-card").shown, "the why")
     await wait_until(pilot, lambda: "Done:" in str(app.screen.query_one("#lesson").render()), "the strip's done")

@@ -29,29 +29,29 @@ async def test_an_earlier_generated_token_shows_its_recorded_candidates_lens_and
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         main = app.main_screen
-        prompt_len = len(main.transcript.positions)
+        prompt_len = len(main.session.transcript.positions)
         live_lens_before_first = list(main.query_one(LensColumn).lens)  # the view the first token was drawn in
         await sampled_tokens(pilot, 4)
-        tokens = [line for line in main.trace.lines() if isinstance(line, dict) and "candidates" in line]
-        n_tokens = len(main.transcript.positions)
+        tokens = [line for line in main.session.trace.lines() if isinstance(line, dict) and "candidates" in line]
+        n_tokens = len(main.session.transcript.positions)
 
         await pilot.press("left", "left", "left", "left")  # the first generated token
         await pilot.pause()
         first = prompt_len
-        assert main.selected_token == first
+        assert main.session.selected_token == first
         view = shown(app)
         recorded = tokens[0]
         assert [c.token_id for c in view.candidates[:5]] == [c["id"] for c in recorded["candidates"]]
         assert [round(c.p, 6) for c in view.candidates[:5]] == [c["p"] for c in recorded["candidates"]]
-        assert view.chosen[0] == recorded["id"] == main.transcript.positions[first].token_id
+        assert view.chosen[0] == recorded["id"] == main.session.transcript.positions[first].token_id
         assert view.heading == f"token {first + 1} of {n_tokens} · generated at T 0.80 · top-k 20"
         assert main.query_one(LensColumn).lens == live_lens_before_first  # the layers' guesses of the chosen token
-        assert main.highlighted_token() == first - 1  # the row of the position that chose it
+        assert main.session.highlighted_token() == first - 1  # the row of the position that chose it
 
         await pilot.press("right")  # the second generated token: its own step
         await pilot.pause()
         assert [c.token_id for c in shown(app).candidates[:5]] == [c["id"] for c in tokens[1]["candidates"]]
-        assert main.query_one(LensColumn).lens == main.transcript.positions[first + 1].step.lens
+        assert main.query_one(LensColumn).lens == main.session.transcript.positions[first + 1].step.lens
 
 
 @pytest.mark.anyio
@@ -60,10 +60,10 @@ async def test_a_prompt_token_gets_the_models_prediction_from_the_tokens_before_
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         main = app.main_screen
-        ids = [p.token_id for p in main.transcript.positions]
+        ids = [p.token_id for p in main.session.transcript.positions]
         assert len(ids) >= 3
         await pilot.press(*["left"] * (len(ids) - 1))  # the second prompt token
-        await wait_until(pilot, lambda: main.transcript.positions[1].step is not None, "the recalled step")
+        await wait_until(pilot, lambda: main.session.transcript.positions[1].step is not None, "the recalled step")
         await pilot.pause()
         net = sampler_of(app).backend.net
         p = raw_probs(net.forward(ids[:1])[0][-1])  # [V] the model reading only the first token
@@ -86,20 +86,20 @@ async def test_stepping_or_end_returns_to_the_live_next_token_and_digits_wait_fo
     async with app.run_test(size=SMALL) as pilot:
         await sampled_tokens(pilot, 2)
         main = app.main_screen
-        live = list(main.transcript.candidates)
+        live = list(main.session.transcript.candidates)
         await pilot.press("left")
         await pilot.pause()
         assert shown(app).heading and shown(app).candidates != live
-        n_before = len(main.transcript.positions)
+        n_before = len(main.session.transcript.positions)
         await pilot.press("end")
         await pilot.pause()
-        assert main.selected_token is None and shown(app).heading == "" and shown(app).candidates == live
+        assert main.session.selected_token is None and shown(app).heading == "" and shown(app).candidates == live
 
         await pilot.press("left", "left")
         await pilot.press("n")
         await settle(pilot)
-        assert main.selected_token is None and shown(app).heading == ""
-        assert len(main.transcript.positions) == n_before + 1
+        assert main.session.selected_token is None and shown(app).heading == ""
+        assert len(main.session.transcript.positions) == n_before + 1
 
 
 @pytest.mark.anyio
@@ -110,12 +110,12 @@ async def test_clicking_a_token_selects_it(toy):
         main = app.main_screen
         lines = main.query_one(TokenLines)
         assert lines.token_at(0, 0) == 0
-        x_second = len(main.transcript.positions[0].piece)  # the first cell of the second token (ASCII prompt)
+        x_second = len(main.session.transcript.positions[0].piece)  # the first cell of the second token (ASCII prompt)
         assert lines.token_at(x_second, 0) == 1
         await pilot.click(TokenLines, offset=(x_second, 0))
         await pilot.pause()
-        assert main.selected_token == 1
-        assert shown(app).heading.startswith(f"token 2 of {len(main.transcript.positions)}")
+        assert main.session.selected_token == 1
+        assert shown(app).heading.startswith(f"token 2 of {len(main.session.transcript.positions)}")
 
 
 @pytest.mark.anyio
@@ -124,23 +124,23 @@ async def test_a_digit_at_an_earlier_step_branches_there_taking_that_candidate_i
     async with app.run_test(size=SMALL) as pilot:
         await sampled_tokens(pilot, 4)
         main = app.main_screen
-        ids = [p.token_id for p in main.transcript.positions]
+        ids = [p.token_id for p in main.session.transcript.positions]
         branch_at = len(ids) - 3  # the second generated token
         await pilot.press("left", "left", "left")
         await pilot.pause()
-        assert main.selected_token == branch_at
+        assert main.session.selected_token == branch_at
         instead = shown(app).candidates[2]  # candidate 3 of that step
         await pilot.press("3")
         await settle(pilot)
-        after = [p.token_id for p in main.transcript.positions]
+        after = [p.token_id for p in main.session.transcript.positions]
         assert after == ids[:branch_at] + [instead.token_id]
-        assert main.selected_token is None and sampler_of(app).tokens == after  # back to live, the sampler agrees
-        assert main.transcript.positions[-1].forced
-        lines = main.trace.lines()
+        assert main.session.selected_token is None and sampler_of(app).tokens == after  # back to live, the sampler agrees
+        assert main.session.transcript.positions[-1].forced
+        lines = main.session.trace.lines()
         assert [line["undo"] for line in lines if isinstance(line, dict) and "undo" in line] == [len(ids) - 1, len(ids) - 2, len(ids) - 3]
 
         await pilot.press(*["left"] * len(after))  # the first token: a prompt token cannot be branched
         await pilot.press("2")
         await pilot.pause()
-        assert [p.token_id for p in main.transcript.positions] == after
+        assert [p.token_id for p in main.session.transcript.positions] == after
         assert any("prompt token" in text for text in notifications(app))

@@ -13,7 +13,6 @@ candidate's attribution comes from that one run, so ↑/↓ switch at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -158,10 +157,10 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         *key_pair("pageup", "pagedown", "scroll({})", "Scroll the chart up", "Scroll the chart down"),
     ]
 
-    def __init__(self, get_inspector: Callable[[], Any], ids: list[int], candidates: list[Candidate], chosen: int = 0) -> None:
-        """`get_inspector()` (called on the worker thread) gives an engine.runtime.interventions.Inspector."""
+    def __init__(self, session: Any, ids: list[int], candidates: list[Candidate], chosen: int = 0) -> None:
+        """`session` (tui.session.Session) gives the loaded model's engine.runtime.interventions.Inspector, on the worker thread."""
         super().__init__()
-        self.get_inspector = get_inspector
+        self.session = session
         self.ids = list(ids)
         self.candidates = list(candidates)
         self.chosen = min(chosen, max(len(self.candidates) - 1, 0))
@@ -189,7 +188,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="attribution")
     def compute(self, ids: list[int], token_ids: list[int], key: tuple) -> None:
-        inspector = self.get_inspector()
+        inspector = self.session.inspector()
         run = inspector.run(ids)
         attributions = [inspector.attribution(run, token_id) for token_id in token_ids]
         if not get_current_worker().is_cancelled:

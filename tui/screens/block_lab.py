@@ -7,8 +7,8 @@ with the previous layer, cosine between tokens), and the NumPy-vs-torch parity o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
@@ -24,13 +24,16 @@ from textual_plotext import PlotextPlot
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
-from tui.messages import BlockLabComputed
+from tui.messages import BlockLabComputed, ParityComputed
 from tui.numbering import block_head_text
 from tui.references import angle
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import ExplainsPanes, pane
 from tui.widgets.parameters import ParametersView
+
+if TYPE_CHECKING:
+    from tui.session import Session
 
 
 def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
@@ -131,6 +134,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
     HELP_TITLE = "Block lab (b)"
+    LESSON_NAME = "block_lab"  # the lessons read lesson_facts() while this screen is shown
     EXPLANATIONS = {
         "lab-config-pane": (
             "The notebook's block stack, random weights (not the loaded model). T: rows of X (< >); d_model (d "
@@ -155,20 +159,13 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         ),
     }
 
-    def __init__(
-        self,
-        model_name: str,
-        request_parity: Callable[[bool], None],
-        parity: tuple[dict | None, str | None],
-        deterministic: bool = False,
-        config: BlockLabConfig | None = None,
-    ) -> None:
-        """`request_parity(recheck)` asks the main screen's engine; the answer comes to show_parity."""
+    def __init__(self, session: Session, config: BlockLabConfig | None = None) -> None:
+        """The parity figure is the session's: asked of it, it comes back as a ParityComputed message."""
         super().__init__()
-        self.model_name = model_name
-        self.request_parity = request_parity
-        self.parity = parity  # (report, error) known so far; (None, None) while unknown
-        self.deterministic = deterministic  # differences against the tolerance, not their digits
+        self.session = session
+        self.model_name = session.options.model_name
+        self.parity = session.parity  # (report, error) known so far; (None, None) while unknown
+        self.deterministic = session.options.deterministic  # differences against the tolerance, not their digits
         self.lab_config = config or BlockLabConfig()  # the settings asked for; results follow
         self.result = None  # engine.model.blocklab.BlockLabResult of lab_config, once computed
 
@@ -189,7 +186,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         self.compute(self.lab_config)
         self.show_parity(*self.parity)
         if self.parity == (None, None):
-            self.request_parity(False)
+            self.session.request_parity(self)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="blocklab")
     def compute(self, config: BlockLabConfig) -> None:
@@ -240,6 +237,13 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
             figures["data"]["block-lab"]["metrics"] = {name: np.asarray(values).tolist() for name, values in result.metrics.items()}
         return figures
 
+    def lesson_facts(self) -> dict:
+        """What the lessons read here: the block's settings asked for (tui/lessons.py)."""
+        return {"config": self.lab_config}
+
+    def on_parity_computed(self, message: ParityComputed) -> None:
+        self.show_parity(message.report, message.error)
+
     def show_parity(self, report: dict | None, error: str | None) -> None:
         self.parity = (report, error)
         self.query_one("#parity", Static).update(parity_text(report, error, self.model_name, exact=not self.deterministic))
@@ -265,4 +269,4 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     def action_parity(self) -> None:
         self.notify(f"Checking {self.model_name} again: the NumPy engine against torch…", timeout=3)
         self.show_parity(None, None)
-        self.request_parity(True)
+        self.session.request_parity(self, recheck=True)

@@ -113,6 +113,7 @@ def step_lines(steps: list[CompareStep], width: int, lines: int) -> Text:
 
 class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     HELP_TITLE = "Compare (c)"
+    LESSON_NAME = "compare"  # the lessons read lesson_facts() while this screen is shown
     AUTO_FOCUS = ""  # nothing focused: the keys act until `i` focuses the model-B input
     EXPLANATIONS = {
         "side-a": (
@@ -211,6 +212,10 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     @property
     def follow(self) -> str | None:
         return self.settings.follow
+
+    def lesson_facts(self) -> dict:
+        """What the lessons read here: both sides' temperatures and the steps so far (tui/lessons.py)."""
+        return {"temperatures": (self.settings.a.temperature, self.settings.b.temperature), "steps": self.steps}
 
     def figures(self) -> dict:
         """What `e` saves here: both sides' settings, text and candidates, and the per-step KL strip."""

@@ -9,16 +9,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from engine.runtime.loading import ModelLoadError
-from engine.views.replay import ReplayError
-from engine.views.trace import TraceError
-
-ONE_SENTENCE_ERRORS = (ModelLoadError, TraceError, ReplayError)  # their text is already a sentence for the user
-
-
-def error_sentence(error: BaseException) -> str:
-    return str(error) if isinstance(error, ONE_SENTENCE_ERRORS) else f"{type(error).__name__}: {error}"
-
 
 class ErrorScreen(ModalScreen[None]):
     BINDINGS = [
@@ -46,4 +36,4 @@ class ShowsWorkerErrors:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.app.push_screen(ErrorScreen(self.WORKER_ERROR_TITLE, f"{type(error).__name__}: {error}"))
+            self.app.show_error(self.WORKER_ERROR_TITLE, f"{type(error).__name__}: {error}")

@@ -9,7 +9,7 @@ the main screen's Attention pane.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from textual import work
@@ -98,15 +98,15 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         pieces: list[str],
         ids: list[int],
         shade: bool = False,
-        open_head: Callable[[int, int], None] | None = None,
+        session: Any = None,
         selected: tuple[int, int] = (0, 0),
     ) -> None:
-        """`open_head(layer, head)` shows a head on the main screen (enter); the screen then closes."""
+        """Enter asks `session` (tui.session.Session) to show the selected head on the main screen, and closes."""
         super().__init__()
         self.rows, self.pieces, self.ids = list(rows), list(pieces), list(ids)
         self.n_layer, self.n_head = (rows[0].shape[0], rows[0].shape[1]) if rows else (0, 0)
         self.shade = shade
-        self.open_head = open_head
+        self.session = session
         self.stats: dict[str, np.ndarray] | None = None
         self.sort_by: str | None = None
         self.order = sorted_heads(None, self.n_layer, self.n_head, None)
@@ -224,6 +224,6 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         if not self.order:
             return
         layer, head = self.order[self.selected]
-        if self.open_head is not None:
-            self.open_head(layer, head)
+        if self.session is not None:
+            self.session.show_head(layer, head)
         self.app.pop_screen()

@@ -26,7 +26,15 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.runtime.loading import ModelLoadError
 from engine.views.pieces import visible
-from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
+from engine.views.tokenization import (
+    EXAMPLES,
+    TRANSLATIONS,
+    EncoderAttention,
+    TokenizationView,
+    encoder_attention,
+    load_tokenizer,
+    tokenize,
+)
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
 from tui.numbering import block_head_text
 from tui.widgets.attention_map import AttentionMap
@@ -34,7 +42,6 @@ from tui.widgets.pane import ExplainsPanes, pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
-TRANSLATIONS = {example.text for example in EXAMPLES[:6]}  # English, Russian, Chinese, Arabic, Hindi, Japanese: one sentence
 
 
 def summary_text(view: TokenizationView, english_tokens: int | None = None) -> Text:
@@ -77,6 +84,7 @@ def table_rows(view: TokenizationView) -> list[tuple[str, str, str, str, str]]:
 
 class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
     HELP_TITLE = "Tokenization (w)"
+    LESSON_NAME = "tokenize"  # the lessons read lesson_facts() while this screen is shown
     AUTO_FOCUS = "#tok-table"  # not an input, so the digit keys load examples
     EXPLANATIONS = {
         "tok-inputs": (
@@ -141,7 +149,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.tokenizer = tokenizer
         self.source_name = source_name
         self.model_dir = model_dir
-        self.view: TokenizationView | None = None
+        self.tokenization: TokenizationView | None = None
         self.encoder: EncoderAttention | None = None  # the encoder's attention over the current sentence
         self.encoder_note = "no model directory: nothing to show attention for"
         self.encoder_possible = model_dir is not None  # False once the source turned out not to be an encoder
@@ -171,18 +179,22 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.query_one("#tok-table", DataTable).add_columns("#", "id", "piece", "text", "bytes")
         self.retokenize()
 
+    def lesson_facts(self) -> dict:
+        """What the lessons read here: the sentence's tokenization, the tokenizer and its name (tui/lessons.py)."""
+        return {"tokenization": self.tokenization, "tokenizer": self.tokenizer, "source": self.source_name}
+
     def figures(self) -> dict:
         """What `e` saves here: the sentence, the tokenizer and the pieces table."""
-        view = self.view
-        rows = [] if view is None else [dict(zip(("#", "id", "piece", "text", "bytes"), row)) for row in table_rows(view)]
-        return {"data": {"tokens": {"tokenizer": self.source_name, "text": view.text if view else "", "rows": rows}}}
+        shown = self.tokenization
+        rows = [] if shown is None else [dict(zip(("#", "id", "piece", "text", "bytes"), row)) for row in table_rows(shown)]
+        return {"data": {"tokens": {"tokenizer": self.source_name, "text": shown.text if shown else "", "rows": rows}}}
 
     # ---- the sentence --------------------------------------------------------------------------
     def retokenize(self) -> None:
         """Tokenize the sentence in the input (fast: on the UI thread); the encoder view follows in a thread."""
         text = self.query_one("#sentence", Input).value
         try:
-            self.view = tokenize(self.tokenizer, text)
+            self.tokenization = tokenize(self.tokenizer, text)
         except Exception as error:  # a tokenizer's own failure: one sentence, the screen stays
             self.set_status(f"Could not tokenize with {self.source_name}: {type(error).__name__}: {error}")
             return
@@ -192,18 +204,18 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.encoder_note = "computing the encoder's attention…"
             self.compute_encoder(self.model_dir, text)
         self.draw_attention()
-        self.set_status(f"{self.source_name} · {self.view.n_tokens} tokens")
+        self.set_status(f"{self.source_name} · {self.tokenization.n_tokens} tokens")
 
     def draw_tokens(self) -> None:
         table = self.query_one("#tok-table", DataTable)
         table.clear()
-        table.add_rows(table_rows(self.view))
-        self.query_one("#tok-summary", Static).update(summary_text(self.view, self.english_tokens()))
+        table.add_rows(table_rows(self.tokenization))
+        self.query_one("#tok-summary", Static).update(summary_text(self.tokenization, self.english_tokens()))
         self.query_one("#tok-inputs").border_title = f"Tokenize · {self.source_name}"
 
     def english_tokens(self) -> int | None:
         """The English example's token count with this tokenizer, when the sentence shown is a translation of it."""
-        if self.view is None or self.view.text not in TRANSLATIONS:
+        if self.tokenization is None or self.tokenization.text not in TRANSLATIONS:
             return None
         return tokenize(self.tokenizer, EXAMPLES[0].text).n_tokens
 
@@ -243,7 +255,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.post_message(self.EncoderComputed(model_dir, text, result, error))
 
     def on_tokenize_screen_encoder_computed(self, message: EncoderComputed) -> None:
-        if message.model_dir != self.model_dir or self.view is None or message.text != self.view.text:
+        if message.model_dir != self.model_dir or self.tokenization is None or message.text != self.tokenization.text:
             return  # a newer sentence or source is on screen
         if message.error is not None:
             self.encoder_possible = False  # not an encoder (or no model): stop trying for this source

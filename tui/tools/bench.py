@@ -225,10 +225,10 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
     results = {}
     async with app.run_test(size=size) as pilot:
         app._display = encode_display  # the headless driver's display writes nothing
-        main = app.main_screen
-        while main.info is None or not main.engine.idle:
+        main, session = app.main_screen, app.session
+        while session.model_info is None or not session.engine.idle:
             await pilot.pause(0.05)
-        sampler = main.engine.handler.sampler  # driven here on the UI thread: the engine thread is idle
+        sampler = session.engine.handler.sampler  # driven here on the UI thread: the engine thread is idle
         for context, prompt in prompts.items():
             sampler.set_prompt(prompt)
             main.on_context_ready(ContextReady.of_sampler(sampler))
@@ -258,7 +258,7 @@ async def ui_update_times(model: str, prompts: dict[int, str], n_tokens: int, si
                 "encoded_bytes": median(update_bytes),
                 "ui_ms_runs": ui_ms,
             }
-        info = main.info
+        info = session.model_info
     return {"n_layer": info.n_layer, "n_head": info.n_head, "n_positions": info.n_positions, "contexts": results}
 
 

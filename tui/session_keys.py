@@ -1,0 +1,77 @@
+"""The main screen's keys that send the session its commands (tui/session.py); the bindings are the screen's.
+
+A mixin, like tui.keys.LayerHeadKeys: the screen has `session`, and draws (`redraw`, `show_progress`).
+The Attention pane's block and head (LayerHeadKeys' choice) are the session's, so the all-heads screen
+can set them too.
+"""
+
+from __future__ import annotations
+
+from tui.controls import nudge_setting
+from tui.widgets.generation import TokenLines
+
+
+class SessionKeys:
+    session: object  # tui.session.Session
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    def show_progress(self) -> None:
+        raise NotImplementedError
+
+    view_layer = property(lambda self: self.session.layer, lambda self, layer: setattr(self.session, "layer", layer))
+    view_head = property(lambda self: self.session.head, lambda self, head: setattr(self.session, "head", head))
+
+    def action_nudge(self, name: str, direction: int) -> None:
+        """A sampling setting one step down or up (tui.controls.nudge_setting), for the next token."""
+        self.session.change_settings(**{name: nudge_setting(name, getattr(self.session.settings, name), direction)})
+
+    def action_ablate(self, kind: str) -> None:
+        """x: the shown head (the layer's attention when the heatmap shows the mean); X: the layer's MLP."""
+        self.session.toggle_ablation(kind)
+
+    def action_ablation_mode(self) -> None:
+        """Zero or mean ablation (the palette's entry)."""
+        self.session.set_ablations(self.session.ablations, "mean" if self.session.ablation_mode == "zero" else "zero")
+
+    def action_clear_ablations(self) -> None:
+        if self.session.ablations:
+            self.session.set_ablations((), self.session.ablation_mode)
+
+    def layer_head_counts(self) -> tuple[int, int] | None:
+        info = self.session.model_info
+        return None if info is None else (info.n_layer, info.n_head)
+
+    def action_select(self, direction: int) -> None:
+        """Left from the live next token selects the newest token; right past the newest returns to live."""
+        n_tokens, selected = len(self.session.transcript.positions), self.session.selected_token
+        if n_tokens:
+            self.select_token(max(0, (n_tokens if selected is None else selected) + direction))
+
+    def select_token(self, index: int) -> None:
+        self.session.select_token(index)
+        self.redraw()
+
+    def on_token_lines_clicked(self, message: TokenLines.Clicked) -> None:
+        self.select_token(message.index)
+
+    def action_select_newest(self) -> None:
+        self.select_token(len(self.session.transcript.positions))
+
+    def action_step(self) -> None:
+        self.session.step()
+
+    def action_run_pause(self) -> None:
+        self.session.run_pause()
+        self.show_progress()
+
+    def action_pick(self, rank: int) -> None:
+        """1–9: force a candidate of the live next token; time travelling, branch: take it instead of the token chosen then."""
+        self.session.pick(rank)
+
+    def action_undo(self) -> None:
+        self.session.undo()
+
+    def action_reset(self) -> None:
+        self.session.reset()
