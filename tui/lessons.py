@@ -317,9 +317,9 @@ LESSONS = (
         why="Candidates lists the next token's likeliest continuations with their probabilities: the model's whole "
         "output is this one distribution over its vocabulary (chance, 1/V, is beside the title). Generation draws "
         "from it and appends the token; the p and ent rows under the text record each step. Attention shows, for "
-        "one block and head, how much each token (row) reads every earlier one (column). Layers follows the newest "
-        "token's vector, the residual stream, through the blocks, with the logit lens's guess after each. n steps "
-        "one token; the lessons after this one take each part in turn.",
+        "one block (one head or their mean), how much each token (row) reads each earlier one (column). Layers "
+        "follows the newest token's vector, the residual stream, through the blocks, with the logit lens's guess "
+        "after each.",
         check="Which pane tells you the model is unsure what comes next?",
         answer="Candidates: several tokens with similar p (and a tall bar in the timeline's ent row: high entropy).",
         screen=None,

@@ -247,7 +247,7 @@ async def test_block_lab_explains_parity_pre_post_without_norm_and_rechecks_visi
         assert "loaded model" in str(lab.query_one("#parity").render())
         await pilot.press("N")  # layer norm off
         await pilot.press("o")
-        await wait_until(pilot, lambda: any("layer norm sits" in n for n in notifications(app)), "why nothing changes")
+        await wait_until(pilot, lambda: any("o changes nothing" in n for n in notifications(app)), "why nothing changes")
         await pilot.press("v")
         await wait_until(pilot, lambda: any("again" in n for n in notifications(app)), "the recheck")
         await wait_until(pilot, lambda: lab.parity != (None, None), "the rechecked parity")

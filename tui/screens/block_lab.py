@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
-    """Eleven lines of at most 20 cells: they fit the pane at 80×24 with a lesson open."""
+    """Eleven lines of at most 19 cells: they fit the pane at 80×24 with a lesson open."""
     return [
         ("T", str(cfg.T)),
         ("d_model", str(cfg.d_model)),
@@ -58,7 +58,7 @@ def representations_line(result: BlockLabResult) -> str:
     token cosine as an angle. Two short lines: the pane is 26 cells wide at 80 columns."""
     metrics, cfg = result.metrics, result.config
     token_cos = float(metrics["token_cosine"][-1])
-    return f"norm {metrics['resid_norm'][-1]:.3g} · √d_model {math.sqrt(cfg.d_model):.3g}\ntoken cos {token_cos:.2f} = {angle(token_cos)}"
+    return f"norm {metrics['resid_norm'][-1]:.3g}, √d_model {math.sqrt(cfg.d_model):.3g}\ntoken cos {token_cos:.2f} = {angle(token_cos)}"
 
 
 def plot_representations(plt, metrics: dict) -> None:

@@ -33,7 +33,7 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("italic", "a token forced with 1–9"),
     ("logit", "a token's score before softmax"),
     ("residual stream", "the vector per token each block reads, adds to"),
-    ("emb", "before block 1: token + position embeddings"),
+    ("emb", "token + learned position embeddings (GPT-2)"),
     ("block / after block", "attention + MLP, 1…L; after block 2: its output"),
     ("B2.H3 / .attn / .mlp", "block 2's head 3, all its heads, its MLP"),
     ("L1.H2 / --ablate 1.2", "trace and command line count from 0: B2.H3"),
