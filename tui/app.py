@@ -148,13 +148,15 @@ class TfundApp(App):
                 return
             transcript = session.transcript
             ids = [p.token_id for p in transcript.positions]
-            self.push_screen(HeadsScreen(transcript.rows, transcript.pieces, ids, self.shade, session, (session.layer, session.head or 0)))
+            self.push_screen(
+                HeadsScreen(transcript.rows, transcript.pieces, ids, self.shade, session, (session.shown_layer, session.shown_head or 0))
+            )
         elif session.needs_model():
             return
         elif name == "compare":
             self.push_screen(CompareScreen(session.model, session.prompt, session.settings, self.shade, self.options.allow_pickle))
         elif name == "tokenize":
-            self.push_screen(TokenizeScreen(session.model.tokenizer, self.options.model_name, None))  # a decoder: no encoder view
+            self.push_screen(TokenizeScreen(session.model.tokenizer, self.options.model_name, None))  # a decoder: no encoder attention
         elif not session.transcript.candidates:
             session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
         else:
@@ -323,7 +325,7 @@ def make_app(
 
         trace = TraceWriter(Path(trace))
     session = SessionOptions(
-        model=model,
+        model_source=model,
         prompt=prompt,
         config=replace(config) if config else SamplingConfig(),
         trace=trace,

@@ -22,7 +22,7 @@ class Command:
 class Load(Command):
     """Load the model and read the prompt (or open a recording to replay)."""
 
-    model: Any  # a name or path for load_model, or an already loaded engine.runtime.loading.LoadedModel
+    source: Any  # a name or path for load_model, or the engine.runtime.loading.LoadedModel itself
     prompt: str
     settings: SamplingConfig
     device: str = "auto"

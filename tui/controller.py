@@ -4,8 +4,8 @@ UI thread (`send`, `toggle_run`, `pause`): a command the handler cannot take, or
 for a run to be paused, is refused with one sentence, said once while it is still on screen; at most
 MAX_QUEUED commands wait; a newer Preview replaces a queued one; during a run a Preview's settings go
 to the run, which applies them before its next token.
-Engine thread: each command goes to the handler (tui/handlers.py), which posts dataclass messages to
-the screen that owns the controller; a Run's items are posted in batches, at most the handler's
+Engine thread: each command goes to the handler (tui/handlers.py), which posts dataclass messages
+through `post` (the session's controller: to the main screen; the compare screen's: to itself); a Run's items are posted in batches, at most the handler's
 `batches_per_second` times a second. Every command ends with CommandDone, so the screen knows when nothing is left to do.
 The thread is a daemon: quitting never waits for a model that is still loading.
 """
@@ -77,7 +77,7 @@ class SaidOnce:
 
 class EngineController:
     def __init__(self, post: Callable[[Message], None], handler: Handler, notify: Callable[..., None]) -> None:
-        """`post`: the owning screen's post_message (thread-safe); `notify`: its notify, for refusals."""
+        """`post`: where messages go (thread-safe: a screen's post_message); `notify`: the app's, for refusals."""
         self.post = post
         self.handler = handler  # replaced by the engine thread after a Load; only that thread calls it
         self.notes = SaidOnce(notify)
@@ -153,7 +153,7 @@ class EngineController:
             self._drop_queued(Run)
 
     def done(self, message: CommandDone) -> None:
-        """The owning screen reports each CommandDone it handles (results before it are already shown)."""
+        """Each CommandDone is reported here once handled (results before it are already shown)."""
         self.outstanding -= 1
 
     def close(self) -> None:

@@ -100,16 +100,16 @@ def apply_settings(sampler: Any, settings: SamplingConfig) -> None:
         sampler.set_config(**asdict(settings))
 
 
-def parity_of(loaded: Any, token_ids: tuple[int, ...]) -> ParityComputed:
+def parity_of(model: Any, token_ids: tuple[int, ...]) -> ParityComputed:
     """The NumPy engine against torch on the loaded model (torch is loaded now if the session ran
     without it: the block lab says it is checking meanwhile); failures are shown in the Parity pane."""
     try:
-        if loaded.device != "cpu":
-            raise ValueError(f"the parity check runs on the CPU; this model is on {loaded.device}")
+        if model.device != "cpu":
+            raise ValueError(f"the parity check runs on the CPU; this model is on {model.device}")
         from engine.views.parity import parity_report
 
         report = parity_report(
-            loaded.hf_model, loaded.tokenizer, list(token_ids), n_greedy=PARITY_GREEDY_TOKENS, numpy_model=loaded.numpy_model()
+            model.hf_model, model.tokenizer, list(token_ids), n_greedy=PARITY_GREEDY_TOKENS, numpy_model=model.numpy_model()
         )
         return ParityComputed(report, None)
     except Exception as error:
@@ -135,16 +135,16 @@ class Loader:
             return None
         if command.replay is not None:
             return self.open_replay(command, post)
-        loaded = self.load(command, post) if isinstance(command.model, str) else command.model
+        model = self.load(command, post) if isinstance(command.source, str) else command.source
         from engine.runtime.sampler import Sampler
 
         post(LoadProgress(3, 4, "building the sampler"))
-        sampler = Sampler(loaded, command.settings, engine=command.engine, top_n=TOP_N)
+        sampler = Sampler(model, command.settings, engine=command.engine, top_n=TOP_N)
         post(LoadProgress(4, 4, "reading the prompt"))
         sampler.set_prompt(command.prompt)
-        handler = GenerationHandler(loaded, sampler, self.trace)
+        handler = GenerationHandler(model, sampler, self.trace)
         handler.trace_session()
-        post(ModelReady(loaded, sampler.info, ContextReady.of_sampler(sampler)))
+        post(ModelReady(model, sampler.info, ContextReady.of_sampler(sampler)))
         if sampler.note:
             post(EngineNote(f"{sampler.note[0].upper()}{sampler.note[1:]}.", "warning"))
         return handler
@@ -155,9 +155,9 @@ class Loader:
         from engine.runtime.loading import load_model, quiet_transformers
 
         quiet_transformers()  # a progress bar on stderr would draw over the UI
-        post(LoadProgress(1, 4, f"finding {command.model}"))
+        post(LoadProgress(1, 4, f"finding {command.source}"))
         return load_model(
-            command.model,
+            command.source,
             device=command.device,
             allow_pickle=command.allow_pickle,
             engine=command.engine,
@@ -170,20 +170,20 @@ class Loader:
         path = Path(command.replay)
         recording = read_trace(path)
         self.trace.replace_with([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()])
-        loaded, note = None, None
+        model, note = None, None
         if any(session.prompt is None for session in recording.sessions):
             note = "the trace has no prompt header, so attention cannot be recomputed"
             replay = ReplaySession.of(recording)
         else:
             try:
-                loaded = self.load(command, post) if isinstance(command.model, str) else command.model
-                replay = ReplaySession.of(recording, model=loaded, engine=command.engine)
+                model = self.load(command, post) if isinstance(command.source, str) else command.source
+                replay = ReplaySession.of(recording, model=model, engine=command.engine)
             except (ModelLoadError, ReplayError) as error:
-                loaded, note = None, str(error)
+                model, note = None, str(error)
                 replay = ReplaySession.of(recording)
         post(LoadProgress(4, 4, "replaying the recording"))
-        post(ReplayReady(loaded, replay_context(replay), len(replay.steps), replay.recomputes, note))
-        return ReplayHandler(replay, loaded)
+        post(ReplayReady(model, replay_context(replay), len(replay.steps), replay.recomputes, note))
+        return ReplayHandler(replay, model)
 
 
 class GenerationHandler:
@@ -191,8 +191,8 @@ class GenerationHandler:
 
     batches_per_second = RUN_BATCHES_PER_SECOND
 
-    def __init__(self, loaded: Any, sampler: Any, trace: TraceLog) -> None:
-        self.loaded = loaded
+    def __init__(self, model: Any, sampler: Any, trace: TraceLog) -> None:
+        self.model = model
         self.sampler = sampler
         self.trace = trace
 
@@ -200,7 +200,7 @@ class GenerationHandler:
         return None
 
     def trace_session(self) -> None:
-        self.trace.write({"session": {"model": self.loaded.name, "prompt": self.sampler.prompt}})
+        self.trace.write({"session": {"model": self.model.name, "prompt": self.sampler.prompt}})
 
     def handle(self, command: Command, post: Post) -> None:
         sampler = self.sampler
@@ -233,7 +233,7 @@ class GenerationHandler:
                 self.trace.write({"ablations": [a.label for a in sampler.ablations], "mode": mode})
                 self.preview(post)
             case Parity(token_ids=token_ids):
-                post(parity_of(self.loaded, token_ids))
+                post(parity_of(self.model, token_ids))
             case Recall():
                 recall(sampler, command, post)
             case Branch(index=index, token_id=token_id):
@@ -363,9 +363,9 @@ class ReplayHandler:
 
     batches_per_second = BATCHES_PER_SECOND  # above REPLAY_STEPS_PER_SECOND: every step is shown
 
-    def __init__(self, replay: ReplaySession, loaded: Any) -> None:
+    def __init__(self, replay: ReplaySession, model: Any) -> None:
         self.replay = replay
-        self.loaded = loaded  # None when the recording is shown as recorded
+        self.model = model  # None when the recording is shown as recorded
 
     def refusal(self, command: Command) -> str | None:
         return None if isinstance(command, (Step, Undo, Reset, Run, Parity, Recall)) else REPLAY_REFUSAL
@@ -385,8 +385,8 @@ class ReplayHandler:
                 return
             case Parity(token_ids=token_ids):
                 post(
-                    parity_of(self.loaded, token_ids)
-                    if self.loaded
+                    parity_of(self.model, token_ids)
+                    if self.model
                     else ParityComputed(None, "no model is loaded: this replay shows what was recorded")
                 )
                 return
@@ -439,9 +439,9 @@ class CompareHandler:
 
     batches_per_second = BATCHES_PER_SECOND
 
-    def __init__(self, loaded_a: Any) -> None:
-        self.loaded_a = loaded_a
-        self.model_b = loaded_a
+    def __init__(self, model_a: Any) -> None:
+        self.model_a = model_a
+        self.model_b = model_a
         self.prompt = ""
         self.session: Any = None  # built by the first LoadModelB
 
@@ -477,20 +477,18 @@ class CompareHandler:
         self.prompt = command.prompt
         name = command.name
         try:
-            if name is None or name == self.loaded_a.name:
-                model = self.loaded_a  # the same weights: nothing to load
+            if name is None or name == self.model_a.name:
+                model = self.model_a  # the same weights: nothing to load
             else:
                 from engine.runtime.loading import load_model
 
                 # the CPU threads are the process's: B keeps A's (its own size would set them anew)
-                model = load_model(
-                    name, device=self.loaded_a.device, allow_pickle=command.allow_pickle, threads=self.loaded_a.engine_threads
-                )
+                model = load_model(name, device=self.model_a.device, allow_pickle=command.allow_pickle, threads=self.model_a.engine_threads)
         except ModelLoadError as error:
             post(EngineNote(f"Model B unchanged: {str(error).rstrip('.')}."))
             return
         settings = command.settings
-        self.start(Sampler(self.loaded_a, settings.a, top_n=TOP_N), Sampler(model, settings.b, top_n=TOP_N), settings.follow, post)
+        self.start(Sampler(self.model_a, settings.a, top_n=TOP_N), Sampler(model, settings.b, top_n=TOP_N), settings.follow, post)
         self.model_b = model
         if name is not None:
             post(CompareModelLoaded(model))

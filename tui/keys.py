@@ -48,11 +48,11 @@ class LayerHeadKeys:
     """A screen's layer/head choice and the keys that change it.
 
     The screen says how many layers and heads there are (`layer_head_counts`, None while unknown)
-    and redraws (`redraw`); view_head None is the mean over heads.
+    and redraws (`redraw`); shown_head None is the mean over heads.
     """
 
-    view_layer: int = 0
-    view_head: int | None = None
+    shown_layer: int = 0
+    shown_head: int | None = None
 
     def layer_head_counts(self) -> tuple[int, int] | None:
         raise NotImplementedError
@@ -63,11 +63,11 @@ class LayerHeadKeys:
     def action_layer(self, direction: int) -> None:
         counts = self.layer_head_counts()
         if counts is not None:
-            self.view_layer = cycle(self.view_layer, counts[0], direction)
+            self.shown_layer = cycle(self.shown_layer, counts[0], direction)
             self.redraw()
 
     def action_head(self, direction: int) -> None:
         counts = self.layer_head_counts()
         if counts is not None:
-            self.view_head = cycle_head(self.view_head, counts[1], direction)
+            self.shown_head = cycle_head(self.shown_head, counts[1], direction)
             self.redraw()

@@ -257,12 +257,12 @@ def observe_attention(app: Any) -> str:
     rows, ids = session.transcript.rows, [p.token_id for p in session.transcript.positions]
     if session.model_info is None or not rows:
         return WAITING
-    pattern = head_grid(rows, session.layer, session.head)  # [T, T] the head (or mean) the Attention pane shows
+    pattern = head_grid(rows, session.shown_layer, session.shown_head)  # [T, T] the head (or mean) the Attention pane shows
     stats = {name: float(values[0, 0]) for name, values in head_stats(pattern[None, None], ids).items()}
     uniform = uniform_stats(ids)
     closeness = "≈ uniform" if near_uniform(stats["entropy"], uniform["entropy"]) else f"{uniform['entropy'] - stats['entropy']:.2f} below"
     return (
-        f"{block_head_text(session.layer, session.head)} on {len(ids)} tokens: entropy {stats['entropy']:.2f} "
+        f"{block_head_text(session.shown_layer, session.shown_head)} on {len(ids)} tokens: entropy {stats['entropy']:.2f} "
         f"(uniform {uniform['entropy']:.2f}, {closeness}) · sink {stats['sink']:.2f} ({uniform['sink']:.2f}) · "
         f"prev {stats['prev_token']:.2f} ({uniform['prev_token']:.2f})"
     )

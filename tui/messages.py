@@ -64,7 +64,7 @@ class ContextReady(Message):
 class ModelReady(Message):
     """The model is loaded and the prompt read (the sampler itself stays on the engine thread)."""
 
-    loaded: Any  # engine.runtime.loading.LoadedModel: compare and tokenization start from it
+    model: Any  # engine.runtime.loading.LoadedModel: compare and tokenization start from it
     info: ModelInfo
     context: ContextReady
 
@@ -73,7 +73,7 @@ class ModelReady(Message):
 class ReplayReady(Message):
     """A recording is open: its first position, how many steps it has, and why attention is not recomputed."""
 
-    loaded: Any  # LoadedModel, or None: the recording is shown as recorded
+    model: Any  # LoadedModel, or None: the recording is shown as recorded
     context: ContextReady
     n_steps: int
     recomputes: bool
@@ -107,7 +107,7 @@ class TokensGenerated(Message):
 
 @dataclass
 class TokenUndone(Message):
-    """The last token was removed; the views of the new last position come with it."""
+    """The last token was removed; the lens, norms and cosines of the new last position come with it."""
 
     lens: list[LensEntry]
     norms: np.ndarray
@@ -195,7 +195,7 @@ class CompareProgress(Message):
 class CompareModelLoaded(Message):
     """Compare: model B is now this LoadedModel."""
 
-    loaded: Any
+    model: Any
 
 
 @dataclass

@@ -13,7 +13,7 @@ DEFAULT_EXPORT_DIR = "tfund-exports"
 
 @dataclass(frozen=True)
 class SessionOptions:
-    model: Any = "toy"  # a name/path for load_model, or an already loaded LoadedModel (tests pass one to skip loading)
+    model_source: Any = "toy"  # a name/path for load_model, or the LoadedModel itself (tests pass one to skip loading)
     prompt: str = DEFAULT_PROMPT
     config: SamplingConfig = field(default_factory=SamplingConfig)  # the settings the first token uses
     device: str = "auto"
@@ -27,4 +27,4 @@ class SessionOptions:
 
     @property
     def model_name(self) -> str:
-        return self.model if isinstance(self.model, str) else self.model.name
+        return self.model_source if isinstance(self.model_source, str) else self.model_source.name

@@ -1,15 +1,16 @@
 """The session: what one tfund-tui run knows, and the commands that change it. The app owns it.
 
 State: the settings the next token uses (one value), the prompt, the UI's copy of the context
-(`transcript`), the trace, the loaded model and its description, the ablations, the token whose
-step is shown (time travel), the block and head the Attention pane shows, the parity check.
-The engine controller (tui/controller.py) runs the sampler on its own thread; its messages go to the
-main screen, which hands each one to the session (`take_*`) before it draws.
+(`transcript`), the trace, the loaded model (`model`) and its description (`model_info`), the
+ablations, the token whose step is shown (time travel), the block and head the Attention pane shows,
+and the parity check. The engine controller (tui/controller.py) runs the sampler on its own thread;
+its messages go to the main screen, which hands each one to the session (`take_*`), then draws.
 
-Screens are given the session: they read its state and call its commands; a command sends the
-engine a command carrying every setting it needs and returns True when it will run. A screen that
-needs a result hears back by a message (the block lab's parity: ParityComputed); the attribution
-screen's worker asks for the model's Inspector here. Nothing here draws or opens a screen.
+Screens are given the session: they read its state and call its commands, which send the engine a
+command carrying every setting it needs (the state changes once the engine took it; `changed` tells
+the main screen to redraw). A screen that needs a result asks here: the block lab's parity comes back
+to it as a ParityComputed message; the attribution screen's worker gets the model's Inspector; the
+all-heads screen's enter sets the head shown. Nothing here draws or opens a screen.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Session:
         self.replay_steps: tuple[int, bool] | None = None  # replay: (steps recorded, recomputed?)
         self.replay_at: tuple[int, int, int] | None = None  # replay: (steps applied, session shown, sessions)
         self.selected_token: int | None = None  # time travel: the token whose step is shown; None: the live next token
-        self.layer, self.head = 0, None  # the block and head (None: the mean) the Attention pane shows
+        self.shown_layer, self.shown_head = 0, None  # the block and head (None: the mean) the Attention pane shows
         self.ablations: tuple = ()  # engine.model.interventions.Ablation knocked out for the next tokens
         self.ablation_mode = "zero"  # or "mean": the component's mean over the context
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check
@@ -67,7 +68,7 @@ class Session:
     # ---- starting and ending -----------------------------------------------------------------
     def start_loading(self) -> None:
         o = self.options
-        self.engine.send(Load(o.model, o.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle, o.replay))
+        self.engine.send(Load(o.model_source, o.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle, o.replay))
 
     def close(self) -> None:
         self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it
@@ -152,14 +153,16 @@ class Session:
         if self.model_info is None:
             return
         if kind == "mlp":
-            component = Ablation(self.layer, "mlp")
+            component = Ablation(self.shown_layer, "mlp")
         else:
-            component = Ablation(self.layer, "attn") if self.head is None else Ablation(self.layer, "head", self.head)
+            component = (
+                Ablation(self.shown_layer, "attn") if self.shown_head is None else Ablation(self.shown_layer, "head", self.shown_head)
+            )
         self.set_ablations(tuple(sorted(set(self.ablations) ^ {component})), self.ablation_mode)  # pressed again: restored
 
     def show_head(self, layer: int, head: int | None) -> None:
         """The Attention pane shows this block and head (the all-heads screen's enter); drawn when the main screen is back."""
-        self.layer, self.head = layer, head
+        self.shown_layer, self.shown_head = layer, head
         self.changed = True
 
     # ---- commands: generation ----------------------------------------------------------------
@@ -249,10 +252,10 @@ class Session:
     # ---- the engine's messages, taken in (the main screen draws after each) ---------------------
     def take_model(self, message: ModelReady | ReplayReady) -> None:
         if isinstance(message, ModelReady):
-            self.model, self.model_info = message.loaded, message.info
+            self.model, self.model_info = message.model, message.info
         else:
-            self.model = message.loaded
-            self.model_info = message.loaded.info if message.loaded else None
+            self.model = message.model
+            self.model_info = message.model.info if message.model else None
             self.replay_steps = (message.n_steps, message.recomputes)
         self.take_context(message.context)
         reader = self.parity_reader

@@ -20,8 +20,8 @@ class SessionKeys:
     def show_progress(self) -> None:
         raise NotImplementedError
 
-    view_layer = property(lambda self: self.session.layer, lambda self, layer: setattr(self.session, "layer", layer))
-    view_head = property(lambda self: self.session.head, lambda self, head: setattr(self.session, "head", head))
+    shown_layer = property(lambda self: self.session.shown_layer, lambda self, layer: setattr(self.session, "shown_layer", layer))
+    shown_head = property(lambda self: self.session.shown_head, lambda self, head: setattr(self.session, "shown_head", head))
 
     def action_nudge(self, name: str, direction: int) -> None:
         """A sampling setting one step down or up (tui.controls.nudge_setting), for the next token."""

@@ -79,7 +79,7 @@ class Transcript:
         """Add a generated token; when the window slid, the oldest positions go first."""
         if event.slid:
             del self.positions[: event.dropped]
-        step = StepView(event.candidates, event.config, self.lens, self.norms, self.cosines, event.ablated)  # the live view it was drawn in
+        step = StepView(event.candidates, event.config, self.lens, self.norms, self.cosines, event.ablated)  # the panes it was drawn under
         self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced, event.entropy, step))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")

@@ -122,7 +122,7 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
         await wait_until(pilot, lambda: app.screen is app.main_screen, "the main screen")
         await pilot.pause()
         main = app.main_screen
-        assert (main.view_layer, main.view_head) == screen.order[screen.selected] == (0, 2)
+        assert (main.shown_layer, main.shown_head) == screen.order[screen.selected] == (0, 2)
         assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3"  # counted from 1 on screen
 
 

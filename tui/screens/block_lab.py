@@ -200,28 +200,28 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
             self.redraw()
 
     def redraw(self) -> None:
-        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
+        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.shown_layer, self.shown_head))
         result = self.result
         if result is None:
             return
         n_layers, n_heads = result.attention.shape[:2]
-        self.view_layer = min(self.view_layer, n_layers - 1)
-        if self.view_head is not None and self.view_head >= n_heads:
-            self.view_head = None
+        self.shown_layer = min(self.shown_layer, n_layers - 1)
+        if self.shown_head is not None and self.shown_head >= n_heads:
+            self.shown_head = None
         labels = [str(i) for i in range(result.config.T)]  # input positions
         attention_map = self.query_one(AttentionMap)
         attention_map.causal = result.config.causal  # without the mask the upper triangle is drawn, not greyed
         attention_map.show(self.shown_grid(), labels, None, self.app.shade)
-        self.query_one("#lab-attention-pane").border_subtitle = block_head_text(self.view_layer, self.view_head)
+        self.query_one("#lab-attention-pane").border_subtitle = block_head_text(self.shown_layer, self.shown_head)
         plot = self.query_one(PlotextPlot)
         plot_representations(plot.plt, result.metrics)
         plot.refresh()
         self.query_one("#lab-numbers", Static).update(representations_line(result))
-        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.view_layer, self.view_head))
+        self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.shown_layer, self.shown_head))
 
     def shown_grid(self) -> np.ndarray:  # -> [T, T] the chosen layer's head, or the mean of its heads
-        layer = self.result.attention[self.view_layer]  # [H, T, T]
-        return layer.mean(axis=0) if self.view_head is None else layer[self.view_head]
+        layer = self.result.attention[self.shown_layer]  # [H, T, T]
+        return layer.mean(axis=0) if self.shown_head is None else layer[self.shown_head]
 
     def figures(self) -> dict:
         """What `e` saves here: the attention shown, the settings, the per-layer metrics and the parity report."""
@@ -231,8 +231,8 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
             figures.update(
                 attention=self.shown_grid(),
                 tokens=[str(i) for i in range(result.config.T)],
-                layer=self.view_layer,
-                head=self.view_head,
+                layer=self.shown_layer,
+                head=self.shown_head,
             )
             figures["data"]["block-lab"]["metrics"] = {name: np.asarray(values).tolist() for name, values in result.metrics.items()}
         return figures

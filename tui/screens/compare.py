@@ -154,15 +154,15 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     ]
 
     def __init__(
-        self, loaded: Any, prompt: str, config: SamplingConfig, shade: bool, allow_pickle: bool = False, temperature_b: float | None = None
+        self, model: Any, prompt: str, config: SamplingConfig, shade: bool, allow_pickle: bool = False, temperature_b: float | None = None
     ) -> None:
-        """`loaded`: the app's engine.runtime.loading.LoadedModel (A, and B until another is loaded).
+        """`model`: the app's engine.runtime.loading.LoadedModel (A, and B until another is loaded).
 
         temperature_b: B's starting temperature (default: default_b_temperature of A's).
         """
         super().__init__()
-        self.loaded_a = loaded
-        self.model_b_name = loaded.name
+        self.model_a = model
+        self.model_b_name = model.name
         self.prompt = prompt
         self.allow_pickle = allow_pickle  # model B may be read from pickle weights the user trusts
         tb = default_b_temperature(config.temperature) if temperature_b is None else temperature_b
@@ -173,14 +173,14 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.steps: list[CompareStep] = []
         self.mode = "vocab"
         self.status = "building both samplers…"
-        self.engine = EngineController(self.post_message, CompareHandler(loaded), self.notify)
+        self.engine = EngineController(self.post_message, CompareHandler(model), self.notify)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="cmp-columns"):
             for side in ("a", "b"):
                 with pane(side.upper(), f"side-{side}", classes="box cmp-side"):
                     if side == "a":
-                        yield Static(f"model A › {self.loaded_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
+                        yield Static(f"model A › {self.model_a.name} (the main screen's)", id="model-a", classes="cmp-settings")
                     else:
                         with Horizontal(classes="cmp-model-row"):
                             yield Static("model B ›", classes="cmp-label")
@@ -251,10 +251,10 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.set_status(message.text)
 
     def on_compare_model_loaded(self, message: CompareModelLoaded) -> None:
-        self.model_b_name = message.loaded.name
-        self.query_one("#model-b", Input).value = message.loaded.name
+        self.model_b_name = message.model.name
+        self.query_one("#model-b", Input).value = message.model.name
         vocabulary = "same vocabulary" if self.mode == "vocab" else "another vocabulary: compared on text"
-        self.set_status(f"model B is {message.loaded.name} · {vocabulary}")
+        self.set_status(f"model B is {message.model.name} · {vocabulary}")
 
     def on_command_done(self, message: CommandDone) -> None:
         self.engine.done(message)
@@ -295,7 +295,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.query_one(f"#text-{name}", Static).update(text)
         self.query_one(f"#text-{name}", Static).parent.scroll_end(animate=False)
         self.query_one(f"#candidates-{name}", CandidatesView).show(side.candidates)
-        layer, head = shown_layer_head(side, self.view_layer, self.view_head)
+        layer, head = shown_layer_head(side, self.shown_layer, self.shown_head)
         grid = head_grid(side.rows, layer, head)  # [T, T]
         self.query_one(f"#attention-{name}", AttentionMap).show(grid, side.pieces, len(side.pieces) - 1, self.shade)
         box.border_subtitle = f"attention: {block_head_text(layer, head)}"

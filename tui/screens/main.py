@@ -214,7 +214,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         session = self.session
         if session.engine.running:
             self.show_progress()  # the token count and tok/s, with the tokens (not on every batch of the engine's)
-        transcript, info, layer, head = session.transcript, session.model_info, session.layer, session.head
+        transcript, info, layer, head = session.transcript, session.model_info, session.shown_layer, session.shown_head
         self.query_one(ParametersView).show(
             parameter_lines(session.options.model_name, info.device if info else "…", session.settings, layer, head)
             + ablation_lines(session.ablations, session.ablation_mode)
@@ -248,10 +248,10 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         session, transcript = self.session, self.session.transcript
         shown = session.model_info is not None and transcript.positions
         return dict(
-            attention=head_grid(transcript.rows, session.layer, session.head) if shown else None,  # [T, T]
+            attention=head_grid(transcript.rows, session.shown_layer, session.shown_head) if shown else None,  # [T, T]
             tokens=transcript.pieces,
-            layer=session.layer,
-            head=session.head,
+            layer=session.shown_layer,
+            head=session.shown_head,
             candidates=list(transcript.candidates),
             trace_lines=session.trace.lines(),
         )

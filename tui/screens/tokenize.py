@@ -44,41 +44,43 @@ N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
 
 
-def summary_text(view: TokenizationView, english_tokens: int | None = None) -> Text:
+def summary_text(tokenization: TokenizationView, english_tokens: int | None = None) -> Text:
     """Counts, characters per token, the round trip, and tokens per word where words are space-separated.
 
     Chinese or Japanese text has no spaces between words: there, "words" would be the whole sentence,
     so only characters per token is shown. `english_tokens`: the English example's token count, for a
     translation of it (× English: the cost of the same sentence, comparable across scripts).
     """
-    spaced = len(view.words) > 1
+    spaced = len(tokenization.words) > 1
     text = Text()
-    words = f" · words {len(view.words)}" if spaced else ""
-    text.append(f"characters {view.n_chars} · bytes {view.n_bytes}{words} · tokens {view.n_tokens}\n", style="bold")
+    words = f" · words {len(tokenization.words)}" if spaced else ""
+    text.append(f"characters {tokenization.n_chars} · bytes {tokenization.n_bytes}{words} · tokens {tokenization.n_tokens}\n", style="bold")
     if english_tokens:
-        text.append(f"× English {view.n_tokens / english_tokens:.1f} (the same sentence) · ", style="bold")
-    text.append(f"characters per token {view.chars_per_token:.2f} · ")
+        text.append(f"× English {tokenization.n_tokens / english_tokens:.1f} (the same sentence) · ", style="bold")
+    text.append(f"characters per token {tokenization.chars_per_token:.2f} · ")
     if spaced:
-        text.append(f"tokens per word {view.n_tokens / len(view.words):.2f} · ")
-    if view.round_trip_ok:
-        text.append("round trip exact" + (" (byte-level: always)" if view.byte_level else ""), style="green")
+        text.append(f"tokens per word {tokenization.n_tokens / len(tokenization.words):.2f} · ")
+    if tokenization.round_trip_ok:
+        text.append("round trip exact" + (" (byte-level: always)" if tokenization.byte_level else ""), style="green")
     else:
-        shown = visible(view.round_trip)
+        shown = visible(tokenization.round_trip)
         shown = shown if len(shown) <= ROUND_TRIP_SHOWN else shown[: ROUND_TRIP_SHOWN - 1] + "…"
         text.append(f"round trip differs: decode gives {shown!r}", style="yellow")
     if spaced:
         text.append("\nper word:", style="bold")
-        for word, count in zip(view.words, view.tokens_per_word):
+        for word, count in zip(tokenization.words, tokenization.tokens_per_word):
             text.append("  " + visible(word), style="dim")
             text.append(f" {count}", style="bold" if count > 1 else "")
     return text
 
 
-def table_rows(view: TokenizationView) -> list[tuple[str, str, str, str, str]]:
+def table_rows(tokenization: TokenizationView) -> list[tuple[str, str, str, str, str]]:
     """One row per token: position, id, piece, the text it covers and its bytes (hex)."""
     return [
-        (str(n), str(token_id), piece, visible(view.text[start:end]), hex_bytes)
-        for n, (token_id, piece, hex_bytes, (start, end)) in enumerate(zip(view.ids, view.pieces, view.token_bytes, view.offsets))
+        (str(n), str(token_id), piece, visible(tokenization.text[start:end]), hex_bytes)
+        for n, (token_id, piece, hex_bytes, (start, end)) in enumerate(
+            zip(tokenization.ids, tokenization.pieces, tokenization.token_bytes, tokenization.offsets)
+        )
     ]
 
 
@@ -144,7 +146,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.error = error
 
     def __init__(self, tokenizer: Any, source_name: str, model_dir: str | None) -> None:
-        """`tokenizer`: a loaded (fast) tokenizer; `model_dir`: where its model lives, for the encoder view."""
+        """`tokenizer`: a loaded (fast) tokenizer; `model_dir`: where its model lives, for the encoder attention."""
         super().__init__()
         self.tokenizer = tokenizer
         self.source_name = source_name
@@ -191,7 +193,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     # ---- the sentence --------------------------------------------------------------------------
     def retokenize(self) -> None:
-        """Tokenize the sentence in the input (fast: on the UI thread); the encoder view follows in a thread."""
+        """Tokenize the sentence in the input (fast: on the UI thread); the encoder attention follows in a thread."""
         text = self.query_one("#sentence", Input).value
         try:
             self.tokenization = tokenize(self.tokenizer, text)
@@ -240,7 +242,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             return
         self.tokenizer, self.source_name, self.model_dir = message.tokenizer, message.name, message.name
         self.encoder_possible = True
-        self.view_layer, self.view_head = 0, None
+        self.shown_layer, self.shown_head = 0, None
         self.retokenize()
 
     # ---- encoder attention ---------------------------------------------------------------------
@@ -276,14 +278,14 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             box.border_subtitle = ""
             return
         n_layers, n_heads = encoder.attention.shape[:2]
-        self.view_layer = min(self.view_layer, n_layers - 1)
-        if self.view_head is not None and self.view_head >= n_heads:
-            self.view_head = None
-        layer = encoder.attention[self.view_layer]  # [H, T, T]
-        grid = layer.mean(axis=0) if self.view_head is None else layer[self.view_head]  # [T, T]
+        self.shown_layer = min(self.shown_layer, n_layers - 1)
+        if self.shown_head is not None and self.shown_head >= n_heads:
+            self.shown_head = None
+        layer = encoder.attention[self.shown_layer]  # [H, T, T]
+        grid = layer.mean(axis=0) if self.shown_head is None else layer[self.shown_head]  # [T, T]
         attention_map.show(np.asarray(grid, dtype=np.float32), encoder.tokens, None, self.app.shade)
         cut = " · sentence cut to the model's length" if encoder.truncated else ""
-        box.border_subtitle = f"{encoder.model_type} · {block_head_text(self.view_layer, self.view_head)}{cut}"
+        box.border_subtitle = f"{encoder.model_type} · {block_head_text(self.shown_layer, self.shown_head)}{cut}"
 
     # ---- keys ----------------------------------------------------------------------------------
     def action_back(self) -> None:
