@@ -19,12 +19,13 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer
 
 from engine.events import SamplingConfig
 from engine.model.blocklab import BlockLabConfig
 from engine.views.export import ExportError, export_bundle
 from tui.keys import QUIT_HELP_SAVE
-from tui.lessons import LESSONS, open_lesson
+from tui.lessons import LESSON_PENDING, LESSONS, open_lesson
 from tui.messages import ExportWritten
 from tui.options import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, SessionOptions
 from tui.screens.attribution import AttributionScreen
@@ -38,7 +39,7 @@ from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.session import Session
 from tui.svg_export import portable_svg
-from tui.widgets.lesson_box import LessonBox
+from tui.widgets.lesson_box import COMPACT_HEIGHT, LessonBox, LessonCard, WayIn, card_place, card_texts
 from tui.widgets.pane import ExplainsPanes
 
 SCREENS = {  # open_screen's names
@@ -69,6 +70,8 @@ class TfundApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),  # what a terminal user expects; the trace is flushed on exit
         Binding("left_parenthesis", "lesson(-1)", "Previous lesson", show=False),
         Binding("right_parenthesis", "lesson(1)", "Next lesson", show=False),
+        Binding("W", "lesson_card('why')", "The open lesson: why it behaves so", show=False),
+        Binding("C", "lesson_card('check')", "The open lesson: a question to check yourself (again: its answer)", show=False),
     ]
     LESSON_REFRESH_S = 0.25  # how often the open lesson's observation is computed again
     HANGUP_CHECK_S = 1.0  # how often the app checks that its terminal is still there
@@ -82,6 +85,8 @@ class TfundApp(App):
         self.main_screen = MainScreen(self.session)  # the engine's messages go to it (deliver)
         self.lesson: int | None = None  # the open lesson's index in LESSONS
         self.last_lesson = 0  # G opens this one again
+        self.lesson_start: str | None = None  # the open lesson's first observation: done once it changed
+        self.lesson_card: str | None = None  # the card W or C opened: "why", "check", "answer" (None: none)
         self.figures_saved = 0  # files e wrote this session (the reflection lesson counts them)
         self.frame_callbacks: list = []  # to call once the next frame has been handed to the terminal
 
@@ -109,8 +114,11 @@ class TfundApp(App):
             self.call_later(callback)
 
     def on_ready(self) -> None:
-        """The first frame is on screen (the main screen shows its loading state): now load."""
+        """The first frame is on screen (the main screen shows its loading state): now load. Until a lesson is
+        opened, the main screen says how to start learning (go_to_lesson removes it)."""
         self.session.start_loading()
+        if self.lesson is None:
+            self.main_screen.mount(WayIn(), before=self.main_screen.query_one(Footer))
         self.set_interval(self.LESSON_REFRESH_S, self.show_lesson)
         if os.name == "posix" and not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
             self.set_interval(self.HANGUP_CHECK_S, self.exit_if_the_terminal_hung_up)
@@ -179,16 +187,19 @@ class TfundApp(App):
             self.go_to_lesson(self.last_lesson)
         else:
             self.lesson = None
+            self.lesson_card = None
             for screen in self.screen_stack:
-                for box in screen.query(LessonBox):
-                    box.remove()
+                screen.query(LessonBox).remove()
+                screen.query(LessonCard).remove()
 
     def action_lesson(self, direction: int) -> None:
         """( and ): the previous or next lesson (the first, when none is open)."""
         self.go_to_lesson(0 if self.lesson is None else max(0, min(len(LESSONS) - 1, self.lesson + direction)))
 
     def go_to_lesson(self, index: int) -> None:
+        self.main_screen.query(WayIn).remove()
         self.lesson = self.last_lesson = index
+        self.lesson_start, self.lesson_card = None, None
         open_lesson(self, LESSONS[index])
         self.call_after_refresh(self.show_lesson)
 
@@ -205,7 +216,50 @@ class TfundApp(App):
             box = LessonBox()
             screen.mount(box)
         lesson = LESSONS[self.lesson]
-        box.show(self.lesson + 1, len(LESSONS), lesson.title, lesson.text, lesson.task, lesson.observe(self))
+        observation = lesson.observe(self)
+        on_its_screen = isinstance(screen, SCREENS[lesson.screen] if lesson.screen else MainScreen)
+        if self.lesson_start is None and on_its_screen and not observation.startswith(LESSON_PENDING):
+            self.lesson_start = observation
+        done = self.lesson_start is not None and observation != self.lesson_start
+        box.show(self.lesson, len(LESSONS) - 1, lesson, observation, done, self.size.height < COMPACT_HEIGHT)
+        self.show_lesson_card(screen)
+
+    def action_lesson_card(self, kind: str) -> None:
+        """W: the open lesson's why (again: hide); C: its check, then the answer, then hide."""
+        if self.lesson is None:
+            self.notify("Open a lesson first (G).", timeout=3)
+            return
+        if kind == "why":
+            self.lesson_card = None if self.lesson_card == "why" else "why"
+        else:
+            self.lesson_card = {"check": "answer", "answer": None}.get(self.lesson_card or "", "check")
+        self.show_lesson()
+
+    def show_lesson_card(self, screen: Screen) -> None:
+        """The card W or C opened, over the panes the lesson does not talk about (lesson_box.card_place)."""
+        cards = screen.query(LessonCard)
+        card = cards.first() if cards else None
+        if self.lesson_card is None:
+            if card is not None:
+                card.remove()
+            return
+        lesson = LESSONS[self.lesson]
+        compact = self.size.height < COMPACT_HEIGHT
+        title, texts, subtitle = card_texts(lesson, self.lesson_card, compact)
+        panes = screen.query(f"#{lesson.pane}")
+        keep = panes.first().region if panes else None
+        footer = screen.query(Footer)
+        bottom = footer.first().region.y if footer else screen.size.height
+        place, text = card_place(screen.size.width, bottom, keep, texts)
+        if card is None:
+            card = LessonCard()
+            screen.mount(card)
+        if card.shown != (title, text, place):
+            card.shown = (title, text, place)
+            card.border_title, card.border_subtitle = title, subtitle
+            card.update(text)
+            card.styles.width, card.styles.max_height = place.width, place.height
+            card.styles.offset = place.offset
 
     # ---- help, explanations and the command palette -----------------------------------------
     def action_help(self) -> None:

@@ -53,7 +53,8 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
     """One key press on a block-lab dimension, kept within the lab's limits (BlockLabConfig.validate);
     n_heads follows d_model so it always divides it."""
     if field == "T":
-        return replace(cfg, T=clamp(cfg.T + direction, 1, SEQ_LEN_MAX))
+        T = clamp(cfg.T + direction, 1, SEQ_LEN_MAX)
+        return replace(cfg, T=T, changed_token=None if cfg.changed_token is None else min(cfg.changed_token, T - 1))
     if field == "n_layers":
         return replace(cfg, n_layers=clamp(cfg.n_layers + direction, 1, N_LAYERS_MAX))
     if field == "seed":
@@ -74,9 +75,12 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
 
 
 def toggle_lab(cfg: BlockLabConfig, switch: str) -> BlockLabConfig:
-    """Flip residual / layer_norm / pre_ln, or swap the activation between ReLU and GELU."""
+    """Flip residual / layer_norm / pre_ln / causal / attention, swap the activation between ReLU and GELU, or flip
+    the middle row of X (changed_token) or restore it."""
     if switch == "activation":
         return replace(cfg, activation="gelu" if cfg.activation == "relu" else "relu")
+    if switch == "changed_token":  # the middle row of X, or none
+        return replace(cfg, changed_token=cfg.T // 2 if cfg.changed_token is None else None)
     return replace(cfg, **{switch: not getattr(cfg, switch)})
 
 

@@ -1,11 +1,19 @@
-"""Guided lessons that follow the seed notebook (Transformer Fundamentals 06): anatomy, masking,
-residuals, layer norm, stacking, the generation loop, sampling, comparing, tokenization, reflection.
+"""Guided lessons that follow the seed notebook (Transformer Fundamentals 06): a tour of the panes, the
+block's anatomy, masking, residuals, layer norm, the feed-forward network, stacking, the generation loop,
+sampling, comparing, where the attention goes, tokenization, reflection, and encoders vs decoders.
 
-Each lesson names the screen it happens on and the state it starts from, asks the learner to do one
-thing with keys, and observes the live state: `observe(app)` is one line computed from the session's
-public state (`app.session`) and what the shown screen publishes for lessons (`lesson_facts()`, named
-by its `LESSON_NAME`), and, in the block lab, from the same block with the switch flipped. Lessons
-import no screen: the app opens a lesson's screen by name (`app.open_screen`).
+Each lesson is taught as predict → observe → explain → check: before the task, a question to predict
+(`predict`); the task with keys (`task`); the live observation (`observe(app)`: one line computed from
+what is on screen now and, in the block lab, from the same block with the lesson's switch flipped);
+once the observation has changed, why it behaves so (`why`, five to eight lines tied to the screen); and
+one question to check understanding (`check`, answered by `answer` on a key). `pane` names the pane the
+lesson talks about: it stays in sight while the lesson is open.
+
+Observations read the session's public state (`app.session`) and what the shown screen publishes for lessons
+(`lesson_facts()`, named by its `LESSON_NAME`). Lessons import no screen: the app opens a lesson's screen by
+name (`app.open_screen`).
+
+Every fact these texts state was checked against the tool's own numbers (the block lab and the toy model).
 """
 
 from __future__ import annotations
@@ -17,19 +25,31 @@ from typing import Any
 import numpy as np
 
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
-from engine.views.tokenization import EXAMPLES, tokenize
+from engine.model.head_stats import head_stats, near_uniform, uniform_stats
+from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
 from tui.captions import settings_phrase
+from tui.heatmap import head_grid
+from tui.numbering import block_head_text
 from tui.pieces import label_text
+from tui.references import angle, chance_text, kl_word
+from tui.widgets.pane import Pane
 
 DEEP_LAB = BlockLabConfig(n_layers=6)  # the notebook's block, stacked six deep
+BLOWN_UP_LAB = BlockLabConfig(n_layers=6, weight_scale=0.2)  # where switching layer norm off shows
+FFN_LAB = BlockLabConfig(attention=False)  # only the position-wise feed-forward networks act
 
 
 @dataclass(frozen=True)
 class Lesson:
     title: str
     text: str  # what to notice, in a sentence or two
-    task: str  # the one thing to do, with keys
+    task: str  # the one thing to do, with keys (one line at 80 columns)
+    predict: str  # the question to answer before doing it (one line at 80 columns)
+    why: str  # why it behaves so, tied to what is on screen: shown once the observation changed (W)
+    check: str  # one question to check understanding (C), answered by `answer` (C again)
+    answer: str
     screen: str | None  # the screen it happens on, as tui.app.TfundApp.open_screen names it (None: the main screen)
+    pane: str  # the id of the pane the lesson talks about
     observe: Callable[[Any], str]  # app -> one line computed from the current state
     lab: BlockLabConfig | None = None  # the block lab's starting settings
 
@@ -60,6 +80,21 @@ def lab_config(app: Any) -> BlockLabConfig | None:
 
 
 LAB_MISSING = "Open the block lab (b) to see this change."
+WAITING = "Waiting for the model…"
+LESSON_PENDING = ("Open ", "Waiting")  # an observation that starts so is not the lesson's starting state yet
+
+
+def norms_text(norms: np.ndarray) -> str:  # the stream's norm after each block, as the learner reads it
+    return " ".join(lab_number(v, 1) if not np.isfinite(v) or v < 100 or v >= 1e5 else f"{v:.0f}" for v in norms[1:])
+
+
+def observe_tour(app: Any) -> str:
+    focused = app.screen.focused
+    panes = [node for node in focused.ancestors_with_self if isinstance(node, Pane)] if focused else []
+    if not panes:
+        return "tab moves the focus from pane to pane"
+    title = str(panes[0].border_title).split(" · ")[0]
+    return f"the focus is on {title}: E explains it, tab moves on"
 
 
 def observe_anatomy(app: Any) -> str:
@@ -68,9 +103,10 @@ def observe_anatomy(app: Any) -> str:
         return LAB_MISSING
     metrics = lab_run(config).metrics
     norms, token_cos = metrics["resid_norm"], metrics["token_cosine"]
+    blocks = f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}"
     return (
-        f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}: residual norm {lab_number(norms[0])} → {lab_number(norms[-1])}, "
-        f"token cosine {lab_number(token_cos[0])} → {lab_number(token_cos[-1])} (input → after block {config.n_layers})"
+        f"{blocks}: norm {lab_number(norms[0])} → {lab_number(norms[-1])} (√d_model {np.sqrt(config.d_model):.2f}), token cosine "
+        f"{lab_number(token_cos[0])} → {lab_number(token_cos[-1])} ({angle(token_cos[0])} → {angle(token_cos[-1])})"
     )
 
 
@@ -84,78 +120,121 @@ def observe_masking(app: Any) -> str:
     if config is None:
         return LAB_MISSING
     now, flipped = lab_run(config), lab_run(replace(config, causal=not config.causal))
-    state = "on" if config.causal else "off"
-    other = "off" if config.causal else "on"
+    state, other = ("on", "off") if config.causal else ("off", "on")
+    last_row = float(np.abs(now.attention[..., -1, :] - flipped.attention[..., -1, :]).max())
     return (
-        f"mask {state} (now): attention to later tokens {lab_number(future_attention(now))}, token 0 on itself "
+        f"mask {state} (now): to later tokens {lab_number(future_attention(now))}, token 0 on itself "
         f"{lab_number(now.attention[..., 0, 0].mean())} — mask {other}: {lab_number(future_attention(flipped))}, "
-        f"{lab_number(flipped.attention[..., 0, 0].mean())}"
+        f"{lab_number(flipped.attention[..., 0, 0].mean())} · last row differs by {lab_number(last_row, 3)}"
     )
 
 
-def flip_observation(app: Any, switch: str, metric: str, name: Callable[[BlockLabConfig], str]) -> str:
-    """The metric after the last block, now and with `switch` flipped."""
+def observe_residual(app: Any) -> str:
     config = lab_config(app)
     if config is None:
         return LAB_MISSING
-    flipped = replace(config, **{switch: not getattr(config, switch)})
-    now, other = lab_run(config).metrics[metric][-1], lab_run(flipped).metrics[metric][-1]
-    what = "token cosine" if metric == "token_cosine" else "residual norm"
-    return f"{what} after block {config.n_layers}: {lab_number(now)} with {name(config)} (now) — {lab_number(other)} with {name(flipped)}"
-
-
-def observe_residual(app: Any) -> str:
-    return flip_observation(app, "residual", "token_cosine", lambda c: f"residual {'on' if c.residual else 'off'}")
+    flipped = replace(config, residual=not config.residual)
+    now, other = lab_run(config).metrics["token_cosine"][-1], lab_run(flipped).metrics["token_cosine"][-1]
+    name = lambda c: f"residual {'on' if c.residual else 'off'}"  # noqa: E731
+    return (
+        f"token cosine after block {config.n_layers}: {lab_number(now)} ({angle(now)}) with {name(config)} (now) — "
+        f"{lab_number(other)} ({angle(other)}) with {name(flipped)}"
+    )
 
 
 def observe_layer_norm(app: Any) -> str:
-    return flip_observation(app, "layer_norm", "resid_norm", lambda c: f"layer norm {'on' if c.layer_norm else 'off'}")
+    config = lab_config(app)
+    if config is None:
+        return LAB_MISSING
+    flipped = replace(config, layer_norm=not config.layer_norm)
+    name = lambda c: f"LN {'on' if c.layer_norm else 'off'}"  # noqa: E731
+    now, other = lab_run(config).metrics["resid_norm"], lab_run(flipped).metrics["resid_norm"]
+    return f"norm after each block, {name(config)} (now): {norms_text(now)} — {name(flipped)}: {norms_text(other)}"
 
 
 def observe_pre_post(app: Any) -> str:
     config = lab_config(app)
-    if config is not None and not config.layer_norm:
+    if config is None:
+        return LAB_MISSING
+    if not config.layer_norm:
         return "The layer norm is off, so pre- and post-LN are the same block: N turns it on."
-    return flip_observation(app, "pre_ln", "resid_norm", lambda c: "pre-LN" if c.pre_ln else "post-LN")
+    flipped = replace(config, pre_ln=not config.pre_ln)
+    name = lambda c: "pre-LN" if c.pre_ln else "post-LN"  # noqa: E731
+    now, other = lab_run(config).metrics["resid_norm"], lab_run(flipped).metrics["resid_norm"]
+    return (
+        f"norm after each block, {name(config)} (now): {norms_text(now)} — {name(flipped)}: {norms_text(other)} "
+        f"(√d_model {np.sqrt(config.d_model):.2f})"
+    )
+
+
+def changed_rows(config: BlockLabConfig) -> list[int]:
+    """The output rows (after the last block) that differ from the same stack with X unchanged."""
+    changed, original = lab_run(config).resid[-1], lab_run(replace(config, changed_token=None)).resid[-1]  # [T, d] each
+    return np.flatnonzero(np.abs(changed - original).max(axis=-1) > 1e-12).tolist()
+
+
+def rows_text(rows: list[int]) -> str:
+    if len(rows) > 2 and rows == list(range(rows[0], rows[-1] + 1)):
+        return f"{rows[0]}–{rows[-1]}"
+    return ", ".join(map(str, rows)) or "none"
+
+
+def observe_feed_forward(app: Any) -> str:
+    config = lab_config(app)
+    if config is None:
+        return LAB_MISSING
+    mlp, attention = 2 * config.d_model * config.d_ff, 4 * config.d_model**2  # weights of one block (no biases)
+    share = f"MLP weights {mlp:,} of the block's {mlp + attention:,} ({mlp / (mlp + attention):.0%})"
+    if config.changed_token is None:
+        return f"X unchanged (I flips row {config.T // 2}) · {share}"
+    attention_state = "on" if config.attention else "off"
+    return (
+        f"row {config.changed_token} of X flipped: output rows changed {rows_text(changed_rows(config))} "
+        f"(attention {attention_state}) · {share}"
+    )
 
 
 # ---- the main screen ---------------------------------------------------------------------------------
 def observe_lens(app: Any) -> str:
-    lens = app.session.transcript.lens
-    if not lens:
-        return "Waiting for the model…"
+    session = app.session
+    lens = session.transcript.lens
+    if not lens or session.model_info is None:
+        return WAITING
     final = lens[-1].token_id
     settled = len(lens)  # the first block from which every lens row agrees with the final guess (1-based)
     while settled > 1 and lens[settled - 2].token_id == final:
         settled -= 1
     earlier = ", ".join(label_text(e.text, 10) for e in lens[: settled - 1]) or "nothing else"
-    return f"the lens settles on '{label_text(lens[-1].text, 12)}' after block {settled} of {len(lens)}; before that it guessed: {earlier}"
+    return (
+        f"{len(session.transcript.positions)} tokens: the lens settles on '{label_text(lens[-1].text, 12)}' ({lens[-1].p:.0%}; "
+        f"chance {chance_text(session.model_info.vocab_size)}) at block {settled} of {len(lens)}; before: {earlier}"
+    )
 
 
 def observe_generation_loop(app: Any) -> str:
     session = app.session
     if session.model_info is None:
-        return "Waiting for the model…"
+        return WAITING
     n_tokens, info = len(session.transcript.positions), session.model_info
     step = session.transcript.last_ms
-    took = "no token generated yet" if step is None else f"{session.transcript.n_generated} generated, the last in {step:.1f} ms"
+    took = "none generated yet" if step is None else f"{session.transcript.n_generated} generated, the last in {step:.1f} ms"
     return (
-        f"context {n_tokens} tokens · {took} · the KV cache keeps {n_tokens} keys and values in each of "
-        f"{info.n_layer}×{info.n_head} heads, so a step reads 1 new token, not {n_tokens}"
+        f"context {n_tokens} tokens · {took} · a step runs 1 token through the MLPs, its attention reads all "
+        f"{n_tokens} cached keys · cache {2 * info.n_layer * info.d_model:,} numbers per token"
     )
 
 
 def observe_sampling(app: Any) -> str:
     session = app.session
     candidates = session.transcript.candidates
-    if not candidates:
-        return "Waiting for the model…"
+    if not candidates or session.model_info is None:
+        return WAITING
     config = session.transcript.candidates_config or session.settings
     top = candidates[0]
     kept = sum(c.p > 0 for c in candidates)
     return (
         f"{settings_phrase(config)}: the top candidate has {top.p:.0%} after warping ({top.p_raw:.0%} before); "
-        f"{kept} of the top {len(candidates)} can still be drawn"
+        f"{kept} of the top {len(candidates)} can be drawn · chance {chance_text(session.model_info.vocab_size)}"
     )
 
 
@@ -166,25 +245,46 @@ def observe_compare(app: Any) -> str:
     (a, b), steps = facts["temperatures"], facts["steps"]
     if not steps:
         return f"A at T {a:.2f}, B at T {b:.2f}: no step yet (n steps both)"
+    last = steps[-1]
     agree = sum(step.top1_agree for step in steps)
     return (
-        f"A at T {a:.2f}, B at T {b:.2f}: step {len(steps)} KL(A‖B) {steps[-1].kl:.3f} nats · top-1 agrees in {agree} of {len(steps)} steps"
+        f"A at T {a:.2f}, B at T {b:.2f}: step {len(steps)} KL(A‖B) {last.kl:.3f} nats ({kl_word(last.kl)}) · "
+        f"top-1 agrees in {agree} of {len(steps)} steps"
     )
 
 
-_english: dict[str, float] = {}  # tokenizer source name -> its characters per token on the English example
+def observe_attention(app: Any) -> str:
+    session = app.session
+    rows, ids = session.transcript.rows, [p.token_id for p in session.transcript.positions]
+    if session.model_info is None or not rows:
+        return WAITING
+    pattern = head_grid(rows, session.shown_layer, session.shown_head)  # [T, T] the head (or mean) the Attention pane shows
+    stats = {name: float(values[0, 0]) for name, values in head_stats(pattern[None, None], ids).items()}
+    uniform = uniform_stats(ids)
+    closeness = "≈ uniform" if near_uniform(stats["entropy"], uniform["entropy"]) else f"{uniform['entropy'] - stats['entropy']:.2f} below"
+    return (
+        f"{block_head_text(session.shown_layer, session.shown_head)} on {len(ids)} tokens: entropy {stats['entropy']:.2f} "
+        f"(uniform {uniform['entropy']:.2f}, {closeness}) · sink {stats['sink']:.2f} ({uniform['sink']:.2f}) · "
+        f"prev {stats['prev_token']:.2f} ({uniform['prev_token']:.2f})"
+    )
+
+
+_english: dict[str, int] = {}  # tokenizer source name -> its token count for the English example
 
 
 def observe_tokenization(app: Any) -> str:
     facts = shown_facts(app, "tokenize")
     if facts is None or facts["tokenization"] is None:
         return "Open tokenization (w) to see this."
-    shown, source = facts["tokenization"], facts["source"]
+    view, source = facts["tokenization"], facts["source"]
     if source not in _english:
-        _english[source] = tokenize(facts["tokenizer"], EXAMPLES[0].text).chars_per_token
+        _english[source] = tokenize(facts["tokenizer"], EXAMPLES[0].text).n_tokens
+    english = _english[source]
+    if view.text not in TRANSLATIONS:
+        return f"this text: {view.n_tokens} tokens for {view.n_chars} characters ({view.n_bytes} bytes) · not a translation of the English"
     return (
-        f"this sentence: {shown.n_chars} characters in {shown.n_tokens} tokens = {shown.chars_per_token:.1f} "
-        f"per token · the English example: {_english[source]:.1f}"
+        f"this sentence: {view.n_tokens} tokens = {view.n_tokens / english:.1f}× the English example's {english} · "
+        f"{view.n_chars} characters, {view.n_bytes} UTF-8 bytes"
     )
 
 
@@ -194,99 +294,304 @@ def observe_reflection(app: Any) -> str:
     return f"figures saved this session: {saved} files in {where}" if saved else f"nothing saved yet: e writes this screen into {where}"
 
 
+def observe_encoder_decoder(app: Any) -> str:
+    config = lab_config(app)
+    if config is None:
+        return LAB_MISSING
+    now, flipped = lab_run(config), lab_run(replace(config, causal=not config.causal))
+    decoder, encoder = (now, flipped) if config.causal else (flipped, now)
+    which = "a decoder's (now)" if config.causal else "an encoder's (now)"
+    last_row = float(np.abs(decoder.attention[..., -1, :] - encoder.attention[..., -1, :]).max())
+    return (
+        f"{which} attention · weight on later tokens: decoder {future_attention(decoder):.2f}, encoder "
+        f"{future_attention(encoder):.2f} · the last row differs by {last_row:.3f}"
+    )
+
+
 LESSONS = (
     Lesson(
-        "The block's anatomy",
-        "One block: layer norm → causal attention → add back (residual) → layer norm → feed-forward → add back. "
+        title="A tour of the panes",
+        text="The toy model continues the prompt one token at a time. Parameters: the settings; Generation: the text; "
+        "Candidates: the next token's likeliest; Attention: who looks at whom; Layers: the stream, block by block.",
+        task="tab: move the focus from pane to pane · E: explain the focused one",
+        predict="Which pane shows what the model writes next? Which, what it read?",
+        why="Candidates lists the next token's likeliest continuations with their probabilities: the model's whole "
+        "output is this one distribution over its vocabulary (chance, 1/V, is beside the title). Generation draws "
+        "from it and appends the token; the p and ent rows under the text record each step. Attention shows, for "
+        "one block (one head or their mean), how much each token (row) reads each earlier one (column). Layers "
+        "follows the newest token's vector, the residual stream, through the blocks, with the logit lens's guess "
+        "after each.",
+        check="Which pane tells you the model is unsure what comes next?",
+        answer="Candidates: several tokens with similar p (and a tall bar in the timeline's ent row: high entropy).",
+        screen=None,
+        pane="generation-pane",
+        observe=observe_tour,
+    ),
+    Lesson(
+        title="The block's anatomy",
+        text="One block: layer norm → causal attention → add back (residual) → layer norm → feed-forward → add back. "
         "Here: the notebook's block on its random X, bit for bit.",
-        "l / L: one block fewer or more; watch the Representations pane",
-        "block_lab",
-        observe_anatomy,
+        task="l / L: one block fewer or more; watch the Representations pane",
+        predict="Stack more blocks: will the tokens grow alike (cosine up) or apart?",
+        why="X is tiny (0.1·randn: norm ≈ 0.1·√32 = 0.57), but each sublayer reads a layer-normed copy of norm "
+        "√d_model = 5.66, so after one block what the sublayers added already dominates the stream. "
+        "With random weights at this scale attention is nearly uniform: each token's attention output is close to "
+        "the average of the tokens before it, and adding that shared average makes the tokens alike (cosine "
+        "−0.02 → 0.50). The feed-forward network then transforms each position on its own. A trained model's "
+        "attention is not uniform: its tokens stay distinct.",
+        check="Why does the token cosine rise although the residual keeps each token's own X?",
+        answer="X is small next to what the sublayers add, and near-uniform attention adds nearly the same average to "
+        "every token: the shared part dominates.",
+        screen="block_lab",
+        pane="lab-plot-pane",
+        observe=observe_anatomy,
         lab=BlockLabConfig(),
     ),
     Lesson(
-        "Causal masking",
-        "A decoder may not look ahead: the mask zeroes the attention to later tokens, so the map is a triangle. "
-        "An encoder (BERT) has no mask.",
-        "u: switch the causal mask off, and on again",
-        "block_lab",
-        observe_masking,
+        title="Causal masking",
+        text="A decoder may not look ahead: the mask sets the scores of later tokens to −∞ before the softmax, so "
+        "their weights are 0 and the map is a triangle. An encoder (BERT) has no mask.",
+        task="u: switch the causal mask off, and on again",
+        predict="Without the mask, which row of the attention map stays the same?",
+        why="Masked scores become −∞, so after the softmax their weights are exactly 0 and each row renormalises "
+        "over its past: row 0 can only look at itself (1.00). Without the mask, each row spreads over all 8 "
+        "positions (at this small scale close to 1/8 each, so 0.43 of a row lands on later tokens on average). "
+        "The last row already sees every position, so it is identical either way (it differs by 0.000). That is "
+        "why a cached decode step, whose one new query is the last row, needs no mask, while the prefill of a "
+        "prompt does.",
+        check="Why does a decoder need the mask when it is trained?",
+        answer="Training predicts every position's next token in one parallel pass: without the mask, position i "
+        "could read token i+1, the very answer it is asked for.",
+        screen="block_lab",
+        pane="lab-attention-pane",
+        observe=observe_masking,
         lab=BlockLabConfig(),
     ),
     Lesson(
-        "Residual connections",
-        "Each sublayer adds its output to its input (x + f(x)). Without that, every block rewrites the tokens, "
+        title="Residual connections",
+        text="Each sublayer adds its output to its input (x + f(x)). Without that, every block rewrites the tokens, "
         "and deep down they all look alike.",
-        "R: switch the residual connections off and on",
-        "block_lab",
-        observe_residual,
+        task="R: switch the residual connections off and on",
+        predict="Without residuals, will the tokens stay distinct after 6 blocks?",
+        why="With residuals each sublayer writes a correction that is added to the stream, so every block's input "
+        "survives. Without them each block replaces its input: near-uniform attention averages the tokens "
+        "together block after block until they point the same way (token cosine 0.99, 8°): rank collapse. Even "
+        "with residuals on the cosine climbs to 0.70 (46°), since that average is added to every token. In "
+        "training the residual path matters still more: an identity path the gradient flows along, so each block "
+        "only has to learn a change (He et al., 2016).",
+        check="With residuals off, how much does block 6's output still follow X?",
+        answer="Hardly at all: each block rewrote its input (cos(l, l-1) near 0 in the chart), and all tokens ended up nearly alike.",
+        screen="block_lab",
+        pane="lab-plot-pane",
+        observe=observe_residual,
         lab=DEEP_LAB,
     ),
     Lesson(
-        "Layer norm",
-        "Layer norm rescales each token's vector (mean 0, variance 1) before a sublayer reads it, "
-        "so what the blocks add cannot blow up or die out.",
-        "N: switch the layer norm off and on; watch the norm line",
-        "block_lab",
-        observe_layer_norm,
+        title="Layer norm",
+        text="Layer norm centres each token's vector and divides it by its standard deviation (GPT-2 then applies a "
+        "learned gain and bias). In pre-LN it fixes the scale of what each sublayer reads; the stream still grows.",
+        task="N: switch the layer norm off and on (this stack starts at scale 0.2)",
+        predict="Scale 0.2, layer norm off: will the norm stay, shrink or explode?",
+        why="Every sublayer reads LN(x): mean 0, variance 1, so its input has norm √d_model = 5.66 however long the "
+        "stream has grown, and what it adds cannot run away with the stream's size. The stream itself still grows "
+        "with LN on (9.7 → 22.5 here; 1.3 → 40.7 in the trained toy's Layers pane), because every block adds to "
+        "it. Without LN a sublayer reads the raw stream: at this scale its output is larger than its input, and "
+        "the norm multiplies block after block (→ 638). At the notebook's scale 0.1 (z) nothing explodes: the "
+        "sublayers read a tiny input and add little (0.55 → 0.86).",
+        check="In pre-LN, what does layer norm keep constant: the stream's size, or what each sublayer reads?",
+        answer="What each sublayer reads (norm √d_model before the gain); the stream keeps growing with depth.",
+        screen="block_lab",
+        pane="lab-plot-pane",
+        observe=observe_layer_norm,
+        lab=BLOWN_UP_LAB,
+    ),
+    Lesson(
+        title="Pre-LN vs post-LN",
+        text="GPT-2 normalises before each sublayer (pre-LN); the 2017 Transformer did it after the residual add, "
+        "LN(x + f(x)) (post-LN), which fixes the stream's own size.",
+        task="o: switch between pre-LN and post-LN",
+        predict="With post-LN, what will the norm be after every block?",
+        why="Post-LN normalises the stream itself after every residual add, so each block's output has norm "
+        "√d_model = √32 = 5.66 (this LN has no gain). Pre-LN normalises only the copy each sublayer reads, so the "
+        "stream grows block by block (2.3 → 5.5 here), and the model needs a final layer norm (ln_f) before the "
+        "unembedding; post-LN has none. Pre-LN trains stably without a learning-rate warm-up (Xiong et al., "
+        "2020), which is why GPT-2 and later models moved the norm. Many recent models use RMSNorm there: no "
+        "centring and no bias.",
+        check="Why exactly 5.66?",
+        answer="After LN a vector's 32 numbers have mean 0 and variance 1: their squares add up to 32, so its length is √32 = 5.66.",
+        screen="block_lab",
+        pane="lab-plot-pane",
+        observe=observe_pre_post,
         lab=DEEP_LAB,
     ),
     Lesson(
-        "Pre-LN vs post-LN",
-        "GPT-2 normalises before each sublayer (pre-LN); the 2017 Transformer did it after the residual add "
-        "(post-LN), which fixes the stream's size.",
-        "o: switch between pre-LN and post-LN",
-        "block_lab",
-        observe_pre_post,
-        lab=DEEP_LAB,
+        title="The feed-forward network",
+        text="Attention moves information between positions; the feed-forward network (MLP) transforms each position "
+        "on its own, with the same weights everywhere: d_model → d_ff, a nonlinearity, back to d_model.",
+        task="I: flip one token's input · A: attention on · y: ReLU/GELU · f F: d_ff",
+        predict="Attention is off. Flip row 4 of X: which rows of the output change?",
+        why="The MLP applies the same W1 and W2 to every row and never reads another row: with attention off only the "
+        "flipped token's output changes; with it on (A) rows 4–7 change too, as later tokens read token 4. Each "
+        "row is expanded to d_ff (notebook 2×, GPT-2 4×), gated by ReLU or GELU (y) and projected back: the first "
+        "layer's columns act like feature detectors, the second writes directions into the stream. Its 2·d_model·"
+        "d_ff weights are half the block here, two thirds at d_ff = 4·d_model (F). On the main screen X knocks "
+        "out an MLP; a shows MLPs write most of a logit (11.0 of ' everyone's 12.8).",
+        check="Double d_ff: which weights double, and can the MLP now mix tokens?",
+        answer="W1 and W2 (2·d_model·d_ff); attention's stay. No: each row is still transformed alone; only "
+        "attention moves information between positions.",
+        screen="block_lab",
+        pane="lab-config-pane",
+        observe=observe_feed_forward,
+        lab=FFN_LAB,
     ),
     Lesson(
-        "Stacking layers: the logit lens",
-        "The logit lens reads the residual stream after each block through the final layer norm and the unembedding: "
-        "the guess if the model stopped there.",
-        "n: generate a token · ← / →: look back at a token's step",
-        None,
-        observe_lens,
+        title="Stacking layers: the logit lens",
+        text="The logit lens reads the residual stream after each block through the final layer norm and the "
+        "unembedding: the guess if the model stopped there.",
+        task="n: generate a token · ← / →: look back at a token's step",
+        predict="At which block will the lens first guess the final token?",
+        why="Every block adds to one shared stream, so the guess can be read after any block by applying what the "
+        "model applies at the end: ln_f and the unembedding. Early blocks give rough guesses (' there' for "
+        "blocks 1–4 on the prompt) that change as later blocks add their part (' everyone' from block 5). The "
+        "last row is exactly the model's own prediction; the lens is compared with the model's likeliest token, "
+        "not the one drawn. Early blocks were not trained to be read this way, so their guesses are biased (a "
+        "tuned lens corrects that); with GPT-2 the plain lens works fairly well.",
+        check="Why is the lens's last row exactly the model's own p?",
+        answer="After the last block, ln_f and the unembedding are what the model itself applies: the lens adds nothing there.",
+        screen=None,
+        pane="layers-pane",
+        observe=observe_lens,
     ),
     Lesson(
-        "The generation loop and the KV cache",
-        "Generation repeats: run the context, draw a token from the last position, append it. "
+        title="The generation loop and the KV cache",
+        text="Generation repeats: run the context, draw a token from the last position, append it. "
         "Earlier tokens' keys and values are kept: the KV cache.",
-        "n a few times, then g to run (g again pauses)",
-        None,
-        observe_generation_loop,
+        task="n a few times, then g to run (g again pauses)",
+        predict="With the KV cache, does a step get slower as the context grows?",
+        why="Without a cache every step would run the whole context through the model again. With it, each layer "
+        "keeps every earlier token's keys and values, so a step runs only the new token through the projections "
+        "and MLPs; but its query still attends over all N cached keys, so attention's work grows with the "
+        "context. The cache costs 2 × layers × d_model numbers per token: 2,304 for the toy, 18,432 for GPT-2 "
+        "small (74 KB in fp32; 75 MB at 1,024 tokens); grouped-query attention exists to shrink it. Learned "
+        "absolute positions cap the context: 256 tokens for the toy, 1,024 for GPT-2.",
+        check="Why does the new token's one query need no causal mask?",
+        answer="It is the last position: every cached key is in its past, so there is nothing to hide.",
+        screen=None,
+        pane="generation-pane",
+        observe=observe_generation_loop,
     ),
     Lesson(
-        "Temperature, top-k and top-p",
-        "Temperature divides the logits (below 1 sharpens, above 1 flattens, 0 is greedy); "
-        "top-k keeps the k likeliest tokens, top-p the fewest that reach p.",
-        "t / T: temperature · k / K: top-k · p / P: top-p",
-        None,
-        observe_sampling,
+        title="Temperature, top-k and top-p",
+        text="Temperature divides the logits (below 1 sharpens, above 1 flattens, 0 is greedy); then top-k keeps the "
+        "k likeliest tokens, and top-p the fewest likeliest whose p add up to at least p.",
+        task="t / T: temperature · k / K: top-k · p / P: top-p",
+        predict="At T 0.5, will the top candidate's p go up or down?",
+        why="Dividing the logits by T < 1 stretches the gaps between them, so after the softmax the likeliest tokens "
+        "take more of the mass; T > 1 squeezes the gaps and flattens; T → 0 puts everything on the top token. "
+        "The order never changes with T. Top-k then drops all but the k likeliest; top-p keeps the fewest "
+        "likeliest whose p add up to at least p; the survivors are renormalised (the after column). Top-p acts "
+        "after temperature, so lowering T also shrinks the nucleus. The notebook samples at T 0.8 with top-p "
+        "0.95; the app starts at top-p 1.00, which is off.",
+        check="Temperature 2 and top-k 1: what is drawn?",
+        answer="Always the likeliest token: top-k 1 leaves one candidate, and temperature cannot change which one is likeliest.",
+        screen=None,
+        pane="candidates-pane",
+        observe=observe_sampling,
     ),
     Lesson(
-        "Comparing two temperatures",
-        "One model at two temperatures reads the same text (B takes A's token); "
-        "KL measures how far apart their next-token distributions are.",
-        "n: step both · t / T: A's temperature · f: independent texts",
-        "compare",
-        observe_compare,
+        title="Comparing two temperatures",
+        text="One model at two temperatures reads the same text (B takes A's token); "
+        "KL(A‖B) measures how differently they predict the next token, in nats.",
+        task="n: step both · t / T: A's temperature · f: independent texts",
+        predict="One model at two temperatures: can their top-1 tokens ever differ?",
+        why="Both sides read the same context. Dividing the logits by a positive T keeps their order, so the "
+        "likeliest token is the same: top-1 agreement is guaranteed here, whatever the KL. Only another model or "
+        "another context (f: independent texts, where KL compares predictions for different texts) can break it. "
+        "KL(A‖B) = Σ p_A ln(p_A/p_B): the extra nats per token of coding A's draws with B's distribution; not "
+        "symmetric, and infinite where B cuts a token A can draw (it is floored). To compare two models, as the "
+        "notebook asks, i loads another as B (gpt2, if it is in your cache).",
+        check="KL(A‖B) is 0.000 at some step: what does that say about A and B there?",
+        answer="Their next-token distributions are the same at that step: KL is 0 only when they agree on every token.",
+        screen="compare",
+        pane="cmp-strip",
+        observe=observe_compare,
     ),
     Lesson(
-        "Multilingual tokenization",
-        "A tokenizer trained on English cuts other scripts into more, smaller pieces: "
-        "the same sentence costs more tokens and fills more of the context.",
-        "ctrl+n: the next example sentence (Russian, Chinese, Arabic, Hindi, …)",
-        "tokenize",
-        observe_tokenization,
+        title="Where did the attention concentrate?",
+        text="The Attention pane shows a block's mean of heads, which blurs what single heads do. Read one head at a "
+        "time, against uniform attention on the same context.",
+        task="{ }: one head at a time · [ ]: blocks · h: all heads, o sorts them",
+        predict="Will any toy head put most of its weight on one token?",
+        why="A focused head has low entropy. The baseline is uniform attention over each row's past: a head within "
+        "0.1 nats of it (that gap is its mean KL from uniform) reads ≈ uniform on the h screen. sink: weight on "
+        "the first token; prev: on the previous one; ind: on the token after an earlier copy of this one (A B … "
+        "A → B), how a model continues a repeat. The toy's heads are diffuse: on its English example typed twice "
+        "(i), entropies 1.86–2.36 against uniform's 2.45, best prev 0.17 and ind 0.08 against 0.11 and 0.05. "
+        "GPT-2 (--model gpt2) has crisp sinks, previous-token and induction heads.",
+        check="Why does the mean of heads look blurrier than any one head?",
+        answer="Averaging patterns that point at different tokens spreads the weight: the mean's entropy is at least "
+        "the heads' average entropy.",
+        screen=None,
+        pane="attention-pane",
+        observe=observe_attention,
     ),
     Lesson(
-        "Reflection",
-        "What changed when you tweaked dimensions, temperatures or prompts? "
+        title="Multilingual tokenization",
+        text="A tokenizer trained on English cuts other scripts into more, smaller pieces: the same sentence costs "
+        "more tokens and fills more of the context.",
+        task="ctrl+n: the next example sentence (Russian, Chinese, Arabic, Hindi, …)",
+        predict="The same sentence: will Chinese or Hindi cost more tokens?",
+        why="A BPE tokenizer learns merges from its training text, so frequent English words are one token. For a "
+        "script it rarely saw it has no merges, and a byte-level tokenizer falls back to one token per UTF-8 "
+        "byte: 2 per Cyrillic or Arabic letter, 3 per Chinese character or Devanagari letter (the bytes column). "
+        "So the same sentence costs 5–11× the English tokens here (Chinese 5.1×, Russian 8.2×, Hindi 10.6×): more "
+        "context, more compute. Compare tokens for the same sentence, not characters per token. Multilingual "
+        "tokenizers (mBERT, XLM-R) share a vocabulary among scripts: s loads one.",
+        check="Chinese has fewer characters per token than Russian here; why does it still cost fewer tokens?",
+        answer="Its 22 characters hold the whole sentence (66 tokens), while Russian needs 58 characters, mostly "
+        "2-byte letters (107 tokens): per sentence, Chinese is cheaper.",
+        screen="tokenize",
+        pane="tok-summary-pane",
+        observe=observe_tokenization,
+    ),
+    Lesson(
+        title="Reflection",
+        text="What changed when you tweaked dimensions, temperatures or prompts? "
         "Where did the attention concentrate, and did it match your intuition?",
-        "e: save the figures that best illustrate your understanding · i: your own text",
-        None,
-        observe_reflection,
+        task="e: save the figures that show your understanding · i: your own text",
+        predict="Which screen would you save to explain one idea to a friend?",
+        why="Each figure is saved as an SVG of the screen plus its numbers as data, so what you claim can be checked "
+        "later. Good figures put a number beside its reference: a candidate's p beside chance (1/V, 0.069% for "
+        "the toy), an entropy beside ln V (7.3), a head's statistics beside uniform attention on the same "
+        "context, a lab norm beside √d_model. In the lab, d D f F j J change the widths and heads; on the main "
+        "screen, t T reshape the candidates but never their order; a prompt repeated twice (i) is where "
+        "induction would show.",
+        check="Name a number on screen and the reference that tells you whether it is large.",
+        answer="For example a candidate's p against 1/V, an entropy against ln V, a head's entropy against uniform "
+        "on its context, a norm against √d_model.",
+        screen=None,
+        pane="generation-pane",
+        observe=observe_reflection,
+    ),
+    Lesson(
+        title="Encoders, decoders, the causal mask",
+        text="Decoders (GPT) mask the future and predict the next token; encoders (BERT) see the whole sentence; "
+        "encoder–decoders (the 2017 Transformer, T5) decode with cross-attention into an encoded input.",
+        task="u: take the mask off (an encoder's self-attention), and on again",
+        predict="Could a model without the mask learn next-token prediction?",
+        why="A decoder learns next-token prediction at every position of a text in one parallel pass; the mask "
+        "keeps that honest: position i must not see token i+1, its answer. Generating, it only appends, so "
+        "earlier positions never change (what the KV cache needs). An encoder has no mask: each token sees both "
+        "sides, good for understanding (BERT fills in masked words), not for cheap generation. An "
+        "encoder–decoder decodes with a mask plus cross-attention into the encoded source. Today's LLMs are "
+        "decoders: GPT-2 plus RMSNorm, rotary positions, gated MLPs, grouped-query attention.",
+        check="Why can an encoder not generate text as cheaply as a decoder?",
+        answer="Each new token changes what every earlier token sees (they attend to it), so every position must be "
+        "recomputed at each step: no KV cache.",
+        screen="block_lab",
+        pane="lab-attention-pane",
+        observe=observe_encoder_decoder,
+        lab=BlockLabConfig(),
     ),
 )
 

@@ -40,6 +40,8 @@ class BlockLabConfig:
     layer_norm: bool = True  # LN before (or after) each sublayer; off shows the norm drift
     pre_ln: bool = True  # pre-LN as in GPT-2; False gives the original post-LN block
     causal: bool = True  # the causal mask; off, every token sees every token (an encoder such as BERT)
+    attention: bool = True  # off, the attention sublayers add nothing: only the position-wise FFNs act
+    changed_token: int | None = None  # this row of X points the other way (-X[i]): which output rows change?
     weight_scale: float = 0.1  # std of the random weights and of X (seed: randn * 0.1)
 
     def validate(self) -> None:
@@ -54,6 +56,8 @@ class BlockLabConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} (got {self.activation!r})")
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= SEED_MAX):
             raise ValueError(f"seed must be an integer in [0, {SEED_MAX}] (got {self.seed!r})")
+        if self.changed_token is not None and not (isinstance(self.changed_token, int) and 0 <= self.changed_token < self.T):
+            raise ValueError(f"changed_token must be a row of X, in [0, {self.T - 1}] (got {self.changed_token!r})")
         if not (isinstance(self.weight_scale, (int, float)) and 0 < self.weight_scale <= 10):
             raise ValueError(f"weight_scale must be in (0, 10] (got {self.weight_scale!r})")
 
@@ -111,6 +115,11 @@ def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
     rng = np.random.RandomState(cfg.seed)  # the notebook's np.random.seed(42) generator, but the lab's own
     x = rng.randn(cfg.T, cfg.d_model) * cfg.weight_scale  # [T, d] the notebook's X
     blocks = [notebook_block_params(rng, cfg.d_model, cfg.d_ff, cfg.weight_scale) for _ in range(cfg.n_layers)]
+    if cfg.changed_token is not None:  # after every draw, so the weights stay the same
+        x = x.copy()
+        x[cfg.changed_token] *= -1
+    layers = range(cfg.n_layers)
+    no_attention = {} if cfg.attention else {f"blocks.{i}.attn.hook_z": np.zeros_like for i in layers}  # its output: the zero bias
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         _, captures = stack(
             x,
@@ -121,8 +130,8 @@ def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
             layer_norm_on=cfg.layer_norm,
             pre_ln=cfg.pre_ln,
             causal=cfg.causal,
+            hooks=no_attention,
         )
-        layers = range(cfg.n_layers)
         resid = np.stack([x] + [captures[f"blocks.{i}.hook_resid_post"] for i in layers])  # [L+1, T, d]
         attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in layers])  # [L, H, T, T]
         metrics = representation_metrics(resid, attention)

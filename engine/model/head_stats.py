@@ -11,6 +11,10 @@ only attend to itself). With a one-token context, row 0 is all there is.
 - induction: Σ a[i, j + 1] over earlier positions j < i holding i's token id, i.e. attention to the
   token that followed an earlier occurrence of the current token (A B … A → B); mean over the rows
   whose token occurred before (NaN when no token repeats). A repeated random sequence shows it best.
+
+The reference for all of them is uniform attention on the same context (`uniform_stats`): each row spread
+evenly over its past. A head's entropy below the uniform one by Δ nats is, row for row on average, Δ nats of
+KL divergence from uniform (KL(a‖u) = ln(i + 1) - H(a)); under NEAR_UNIFORM_NATS it reads "≈ uniform".
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from engine.model.sampling import entropy
 
 STATISTICS = ("entropy", "sink", "prev_token", "duplicate", "induction")
+NEAR_UNIFORM_NATS = 0.1  # a head whose entropy is this close to uniform attention's is within noise of it
 
 
 def query_rows(T: int) -> slice:  # the rows the statistics average over
@@ -94,3 +99,15 @@ def head_stats(pattern, ids) -> dict[str, np.ndarray]:  # [L, H, T, T], [T] -> {
         "duplicate": duplicate_score(pattern, ids),
         "induction": induction_score(pattern, ids),
     }
+
+
+def uniform_stats(ids) -> dict[str, float]:  # [T] -> {name: value}
+    """Every statistic for uniform causal attention over this context: the baseline a head is read against."""
+    T = len(ids)
+    pattern = np.tri(T) / np.arange(1, T + 1)[:, None]  # [T, T] row i: 1/(i + 1) on positions 0..i
+    return {name: float(values[0, 0]) for name, values in head_stats(pattern[None, None], ids).items()}
+
+
+def near_uniform(entropy: float, uniform_entropy: float) -> bool:
+    """Within NEAR_UNIFORM_NATS of uniform: the head's mean KL divergence from uniform attention is that small."""
+    return uniform_entropy - entropy < NEAR_UNIFORM_NATS

@@ -49,6 +49,7 @@ EXAMPLES = [
     Example("German (compounds)", "Die Donaudampfschifffahrtsgesellschaft backt Vollkornbrot."),
     Example("Emoji and code", 'Bread 🍞 costs $3.50 → print(f"{x:>4}")'),
 ]
+TRANSLATIONS = {example.text for example in EXAMPLES[:6]}  # English to Japanese: one sentence, so token counts compare
 
 
 @dataclass

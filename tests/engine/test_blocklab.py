@@ -85,6 +85,8 @@ def test_tfund_blocklab_bad_flags_exit_2_with_one_line(capsys, flags):
         ({"seed": -1}, "seed"),
         ({"seed": 2**32}, "seed"),  # the legacy generator takes no larger seed
         ({"weight_scale": 0.0}, "weight_scale"),
+        ({"changed_token": 8}, "changed_token"),  # T is 8: rows 0…7
+        ({"changed_token": -1}, "changed_token"),
     ],
 )
 def test_validate_names_the_bad_field(changes, field):
@@ -159,3 +161,29 @@ def test_single_token_runs():
     np.testing.assert_array_equal(result.metrics["token_cosine"], 1.0)
     np.testing.assert_allclose(result.attention, 1.0)  # one token attends only to itself
     np.testing.assert_allclose(result.metrics["attn_entropy"], 0.0, atol=1e-9)
+
+
+def changed_output_rows(config: BlockLabConfig) -> list[int]:
+    """The output rows that differ from the same stack with X unchanged."""
+    changed, original = (
+        run_block_lab(config).resid[-1],
+        run_block_lab(BlockLabConfig(**{**config.__dict__, "changed_token": None})).resid[-1],
+    )
+    return np.flatnonzero(np.abs(changed - original).max(axis=-1) > 1e-12).tolist()
+
+
+def test_the_feed_forward_network_is_position_wise_attention_mixes_positions():
+    """Flip row 4 of X: with attention off only output row 4 changes, at any depth; with causal attention, rows 4…7."""
+    assert changed_output_rows(BlockLabConfig(attention=False, changed_token=4)) == [4]
+    assert changed_output_rows(BlockLabConfig(attention=False, changed_token=4, n_layers=6, causal=False)) == [4]
+    assert changed_output_rows(BlockLabConfig(changed_token=4)) == [4, 5, 6, 7]
+    assert changed_output_rows(BlockLabConfig(changed_token=4, causal=False)) == list(range(8))
+
+
+def test_flipping_a_row_changes_x_alone_and_attention_off_adds_nothing():
+    base, flipped = run_block_lab(BlockLabConfig()), run_block_lab(BlockLabConfig(changed_token=2))
+    np.testing.assert_array_equal(flipped.resid[0][2], -base.resid[0][2])  # the weights are drawn as before
+    np.testing.assert_array_equal(np.delete(flipped.resid[0], 2, axis=0), np.delete(base.resid[0], 2, axis=0))
+    off = run_block_lab(BlockLabConfig(attention=False))
+    np.testing.assert_array_equal(off.captures["blocks.0.hook_attn_out"], 0.0)
+    np.testing.assert_array_equal(off.captures["blocks.0.hook_resid_mid"], off.resid[0])  # x + 0

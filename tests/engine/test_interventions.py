@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.model.head_stats import head_stats, induction_mask
+from engine.model.head_stats import NEAR_UNIFORM_NATS, head_stats, induction_mask, near_uniform, uniform_stats
 from engine.model.interventions import Ablation, intervention_hooks, logit_direction, parse_ablation
 from engine.model.sampling import KL_FLOOR, entropy, kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
@@ -192,6 +192,20 @@ def test_head_statistics_on_patterns_with_known_answers():
     no_repeat = head_stats(rows(4, lambda i: one_hot(4, 0)), [1, 2, 3, 4])
     assert math.isnan(no_repeat["induction"][0, 0]) and math.isnan(no_repeat["duplicate"][0, 0])
     assert induction_mask([7, 7])[1, 1]  # "A A": the token after the first A is the second A itself
+
+
+def test_the_uniform_baseline_is_even_attention_on_the_context_and_its_entropy_gap_is_the_kl_from_it():
+    T, ids = 6, [1, 2, 3, 1, 2, 3]
+    uniform = uniform_stats(ids)
+    assert uniform["entropy"] == pytest.approx(np.mean([math.log(i + 1) for i in range(1, T)]))
+    assert uniform["sink"] == pytest.approx(np.mean([1 / (i + 1) for i in range(1, T)])) == uniform["prev_token"]
+    assert uniform["induction"] == pytest.approx(np.mean([1 / 4, 1 / 5, 1 / 6]))  # rows 3..5 each put 1/(i+1) on one key
+    focused = rows(T, lambda i: np.r_[np.full(i + 1, 0.2 / (i + 1)), np.zeros(T - i - 1)] + 0.8 * one_hot(T, i))
+    entropy = head_stats(focused, ids)["entropy"][0, 0]
+    kl = np.mean([np.sum(focused[0, 0, i, : i + 1] * np.log(focused[0, 0, i, : i + 1] * (i + 1))) for i in range(1, T)])
+    assert uniform["entropy"] - entropy == pytest.approx(kl)  # the gap is the mean KL(row ‖ uniform)
+    assert not near_uniform(entropy, uniform["entropy"]) and kl > NEAR_UNIFORM_NATS
+    assert near_uniform(uniform["entropy"] - NEAR_UNIFORM_NATS / 2, uniform["entropy"])
 
 
 def test_head_statistics_of_a_model_context(inspectors):

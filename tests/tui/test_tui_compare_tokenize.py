@@ -8,13 +8,15 @@ from engine.events import SamplingConfig
 from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.torch_eager import TorchBackend
 from engine.runtime.loading import load_model
-from engine.views.tokenization import EXAMPLES
+from engine.views.compare import CompareStep
+from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
 from tests.conftest import random_gpt2_dir, sampler_of
 from tests.tui.conftest import notifications, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
-from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature
+from tui.references import kl_word
+from tui.screens.compare import B_COOL, B_HOT, CompareScreen, default_b_temperature, summary_line
 from tui.screens.error import ErrorScreen
-from tui.screens.tokenize import TokenizeScreen
+from tui.screens.tokenize import TokenizeScreen, summary_text
 
 SIZE = (100, 30)
 
@@ -371,3 +373,27 @@ def test_an_encoder_heatmap_draws_the_upper_triangle_a_decoder_masks_it():
     assert causal_mask.sum() == 15 and not causal_mask[np.tril_indices(6)].any()  # the 15 cells above the diagonal
     pooled_both_ways, no_mask = pool(matrix, axis, axis, causal=False)
     assert not no_mask.any() and np.array_equal(pooled, pooled_both_ways)
+
+
+# ---- reference values: tokens relative to English, a scale for KL ---------------------------------
+def test_the_summary_gives_a_translations_tokens_relative_to_the_english_sentence_and_nothing_for_other_text(toy):
+    english = tokenize(toy.tokenizer, EXAMPLES[0].text).n_tokens
+    for example in EXAMPLES[1:3]:
+        view = tokenize(toy.tokenizer, example.text)
+        assert example.text in TRANSLATIONS
+        assert f"× English {view.n_tokens / english:.1f} (the same sentence)" in summary_text(view, english).plain
+    assert EXAMPLES[-1].text not in TRANSLATIONS  # emoji and code: not the same sentence
+    assert "× English" not in summary_text(tokenize(toy.tokenizer, EXAMPLES[-1].text)).plain
+
+
+def test_the_compare_summary_puts_the_mean_kl_on_a_scale():
+    assert [kl_word(kl) for kl in (0.0, 0.009, 0.01, 0.5, 1.0, 23.0)] == [
+        "negligible",
+        "negligible",
+        "noticeable",
+        "noticeable",
+        "very different",
+        "very different",
+    ]
+    steps = [CompareStep(1, None, None, kl, kl, kl < 0.3, " a", " b", [], []) for kl in (0.2, 0.4)]
+    assert "mean KL(A‖B) 0.3000 nats (noticeable)" in summary_line(steps)

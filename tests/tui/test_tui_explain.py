@@ -1,16 +1,18 @@
 """Explained in place: E explains the focused pane on every screen, tab and clicks move between panes, help
 opens at the calling screen's keys and has a glossary of every symbol on screen."""
 
+import math
+
 import numpy as np
 import pytest
 
 from engine.events import AblationView, LensEntry, SamplingConfig
-from engine.model.blocklab import BlockLabConfig
+from engine.model.blocklab import BlockLabConfig, run_block_lab
 from tests.tui.conftest import settle, wait_until
 from tui.app import make_app
 from tui.heatmap import MASKED_SHADE, ROW_MARKER, render_heatmap
 from tui.screens.attribution import AttributionScreen
-from tui.screens.block_lab import BlockLabScreen, lab_lines
+from tui.screens.block_lab import BlockLabScreen, lab_lines, representations_line
 from tui.screens.compare import CANDIDATE_COLUMNS, CompareScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import GLOSSARY, HelpScreen
@@ -252,7 +254,19 @@ def test_the_glossary_explains_every_legend_and_label_the_panes_draw():
         "tints",  # the Generation pane's token boundaries, colours and forced tokens
         "red → green",
         "italic",
+        "1/V",  # the reference values beside the numbers
+        "√d_model",
+        "≈ uniform",
+        "uniform",
+        "Δ vs",
     ]
     assert "" not in shown, "a legend no longer draws what this test expects"
     missing = [text for text in shown if not in_glossary(text)]
     assert not missing, missing
+
+
+def test_the_lab_shows_its_norm_beside_sqrt_d_model_and_the_token_cosine_as_an_angle():
+    result = run_block_lab(BlockLabConfig(pre_ln=False, n_layers=2))  # post-LN: the norm is √d_model itself
+    token_cos = float(result.metrics["token_cosine"][-1])
+    degrees = round(math.degrees(math.acos(token_cos)))
+    assert representations_line(result) == f"norm 5.66, √d_model 5.66\ntoken cos {token_cos:.2f} = {degrees}°"

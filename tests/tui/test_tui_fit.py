@@ -247,7 +247,7 @@ async def test_block_lab_explains_parity_pre_post_without_norm_and_rechecks_visi
         assert "loaded model" in str(lab.query_one("#parity").render())
         await pilot.press("N")  # layer norm off
         await pilot.press("o")
-        await wait_until(pilot, lambda: any("layer norm sits" in n for n in notifications(app)), "why nothing changes")
+        await wait_until(pilot, lambda: any("o changes nothing" in n for n in notifications(app)), "why nothing changes")
         await pilot.press("v")
         await wait_until(pilot, lambda: any("again" in n for n in notifications(app)), "the recheck")
         await wait_until(pilot, lambda: lab.parity != (None, None), "the rechecked parity")
@@ -263,7 +263,7 @@ async def test_block_lab_opens_on_the_notebook_preset_and_u_takes_the_causal_mas
         assert lab.result.config == BlockLabConfig()  # the notebook's settings: one block
         await pilot.press("u")
         await wait_until(pilot, lambda: lab.result.config.causal is False, "the lab without the mask")
-        assert "causal mask off" in lab.query_one("#lab-config").render().plain
+        assert "attention no mask" in lab.query_one("#lab-config").render().plain
         assert (np.triu(lab.shown_grid(), k=1) > 0).any()  # later tokens are seen now
 
 

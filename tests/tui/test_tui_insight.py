@@ -6,13 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from engine.model.head_stats import STATISTICS, head_stats
+from engine.model.head_stats import NEAR_UNIFORM_NATS, STATISTICS, head_stats, uniform_stats
 from engine.model.interventions import direct_logit_attribution
 from engine.runtime.interventions import Inspector
+from engine.views.pieces import visible
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, footer_keys, open_screen, toy_app
 from tui.screens.attribution import AttributionScreen
-from tui.screens.heads import HeadsScreen, layer_pattern
+from tui.screens.heads import HeadsScreen, detail_line, layer_pattern
 from tui.widgets.head_tiles import stat_text
 from tui.widgets.timeline import LABEL_WIDTH, Timeline, timeline_strips
 
@@ -128,7 +129,7 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
 # ---- the timeline --------------------------------------------------------------------------------
 def timeline_rows(app) -> list[str]:
     timeline = app.main_screen.query_one(Timeline)
-    return [strip.text for strip in timeline_strips(timeline.probabilities, timeline.entropies, timeline.size.width)]
+    return [strip.text for strip in timeline_strips(timeline.probabilities, timeline.entropies, timeline.size.width, timeline.max_entropy)]
 
 
 @pytest.mark.anyio
@@ -159,6 +160,30 @@ def test_timeline_rows_keep_the_newest_tokens_that_fit_and_scale_entropy_to_its_
     p_row, entropy_row = (s.text for s in timeline_strips([0.0, 0.5, 1.0, None], [0.0, 1.0, 2.0, 2.0], LABEL_WIDTH + 3))
     assert p_row == "p".ljust(LABEL_WIDTH) + "▅█ "
     assert entropy_row == "ent≤2.0".ljust(LABEL_WIDTH) + "▅██"
+    with_vocabulary = timeline_strips([0.5], [1.0], LABEL_WIDTH + 1, max_entropy=math.log(1453))[1].text
+    assert with_vocabulary == "ent≤1.0/7.3".ljust(LABEL_WIDTH) + "█"  # ln V beside the row's top
+
+
+@pytest.mark.anyio
+async def test_the_main_screen_shows_chance_and_ln_v_for_the_loaded_vocabulary(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        vocabulary = toy.info.vocab_size
+        assert app.main_screen.query_one("#candidates-pane").border_title == f"Candidates · 1/V {100 / vocabulary:.2g}%"
+        assert timeline_rows(app)[1].startswith("ent≤") and f"/{math.log(vocabulary):.1f}" in timeline_rows(app)[1][:LABEL_WIDTH]
+
+
+def test_a_heads_detail_line_says_uniform_when_its_entropy_is_within_noise_of_uniform_attentions():
+    ids = [1, 2, 3, 4, 5, 6]
+    uniform = uniform_stats(ids)
+    close = {name: np.full((1, 1), value) for name, value in uniform.items()}
+    close["entropy"] = np.full((1, 1), uniform["entropy"] - NEAR_UNIFORM_NATS / 2)
+    focused = {**close, "entropy": np.full((1, 1), uniform["entropy"] - 3 * NEAR_UNIFORM_NATS)}
+    assert detail_line(close, 0, 0, uniform).startswith("B1.H1 ≈ uniform · ")
+    assert detail_line(focused, 0, 0, uniform).startswith("B1.H1 · entropy ")
 
 
 # ---- direct logit attribution --------------------------------------------------------------------
@@ -212,6 +237,35 @@ async def test_attribution_bars_sum_to_the_logit_and_match_direct_logit_attribut
         assert len(heads) == toy.info.n_head and "▾B2.attn" in chart
         for head, row in enumerate(heads):
             assert row.rstrip().endswith(f"{shown.heads[1, head]:+.3f}")
+
+
+@pytest.mark.anyio
+async def test_d_shows_the_logit_difference_from_the_likeliest_other_candidate(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        main = app.main_screen
+        ids, candidates = [p.token_id for p in main.session.transcript.positions], main.session.transcript.candidates
+        screen = await open_screen(pilot, "a", AttributionScreen)
+        await attribution_ready(pilot, screen)
+        inspector = Inspector(toy.hf_model, "numpy")
+        run = inspector.run(ids)
+        own = [direct_logit_attribution(run, inspector.params, c.token_id, inspector.eps) for c in candidates[:2]]
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "Δ vs" in str(screen.query_one("#attr-candidate").render()), "the difference")
+        shown = screen.attribution  # the top candidate minus the runner-up
+        assert shown.logit == pytest.approx(own[0].logit - own[1].logit, abs=1e-6)
+        for name, value in shown.components().items():
+            assert value == pytest.approx(own[0].components()[name] - own[1].components()[name], abs=1e-9), name
+        assert abs(shown.total() - shown.logit) <= 1e-4
+        summed = str(screen.query_one("#attr-sum").render())
+        assert f"Δ logit vs {visible(candidates[1].text)!r} {shown.logit:.4f}" in summed and "sum ok" in summed
+        await pilot.press("down")  # the second candidate: against the likeliest
+        await wait_until(pilot, lambda: screen.chosen == 1, "the second candidate")
+        assert screen.attribution.logit == pytest.approx(own[1].logit - own[0].logit, abs=1e-6)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: "Δ vs" not in str(screen.query_one("#attr-candidate").render()), "one logit again")
+        assert screen.attribution.logit == pytest.approx(own[1].logit, abs=1e-6)
 
 
 @pytest.mark.anyio

@@ -11,7 +11,7 @@ from engine.model.blocklab import BlockLabConfig, first_overflow, lab_number, ru
 from tests.tui.conftest import SIZE, settle, wait_until
 from tests.tui.test_tui_pilot import toy_app
 from tui.controls import nudge_lab, toggle_lab
-from tui.lessons import flip_observation, observe_anatomy
+from tui.lessons import observe_anatomy, observe_layer_norm, observe_residual
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.error import ErrorScreen
 
@@ -71,7 +71,7 @@ async def test_the_block_lab_shows_overflow_and_the_app_stays_up(toy):
             assert ("overflow after block" in subtitle) == (n_layers == 48), subtitle
             observed = observe_anatomy(app)
             assert ("e+" in observed) if n_layers == 16 else ("→ overflow" in observed), observed
-            assert "nan" not in flip_observation(app, "layer_norm", "resid_norm", str).lower()
+            assert not any("nan" in observe(app).lower() for observe in (observe_layer_norm, observe_residual))
         await pilot.press("l")  # the chart redraws from an overflowed stack without raising
         await wait_until(pilot, lambda: lab.result.config.n_layers == 47, "47 blocks")
         await pilot.pause()

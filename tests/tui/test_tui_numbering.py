@@ -16,7 +16,7 @@ from tui.widgets.parameters import ParametersView
 def test_on_screen_labels_count_blocks_and_heads_from_1_and_the_trace_from_0():
     assert ablation_label(Ablation(1, "head", 2)) == "B2.H3" and parse_ablation("1.2").label == "L1.H2"
     assert ablation_label(Ablation(0, "attn")) == "B1.attn" and ablation_label(Ablation(0, "mlp")) == "B1.mlp"
-    assert lab_lines(BlockLabConfig(n_layers=2), 1, 2)[-2:] == [("block", "2"), ("head", "3")]  # the block lab's engine layer 1, head 2
+    assert lab_lines(BlockLabConfig(n_layers=2), 1, 2)[-1] == ("block", "2 head 3")  # the block lab's engine layer 1, head 2
 
 
 @pytest.mark.anyio

@@ -112,15 +112,27 @@ async def time_travelled_to_the_first_generated_token(pilot) -> None:
 
 async def the_lens_lesson_after_two_tokens(pilot) -> None:
     await settle(pilot)
-    await pilot.press("G", *[")"] * 5, "n", "n")  # lesson 6: the logit lens, on the main screen
+    await pilot.press("G", *[")"] * 7, "n", "n")  # lesson 7: the logit lens, on the main screen
     await settle(pilot)
     app = pilot.app
 
     def observed() -> bool:
         boxes = app.screen.query("#lesson")
-        return bool(boxes) and "lesson 6 of" in str(boxes.first().render()) and observe_lens(app) in str(boxes.first().render())
+        return bool(boxes) and "lesson 7/" in str(boxes.first().render()) and observe_lens(app) in str(boxes.first().render())
 
-    await wait_until(pilot, observed, "lesson 6's observation of the newest token")
+    await wait_until(pilot, observed, "lesson 7's observation of the newest token")
+    await pilot.pause()
+
+
+async def the_layer_norm_lessons_why_after_its_task(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("G", *[")"] * 4)  # lesson 4: layer norm, in the block lab
+    app = pilot.app
+    await wait_until(pilot, lambda: getattr(app.screen, "result", None) is not None and app.lesson_start is not None, "the lab")
+    await wait_until(pilot, lambda: app.session.parity != (None, None), "the parity check")
+    await pilot.press("N", "W")
+    await wait_until(pilot, lambda: bool(app.screen.query("#lesson-card")) and app.screen.query_one("#lesson-card").shown, "the why")
+    await wait_until(pilot, lambda: "Done:" in str(app.screen.query_one("#lesson").render()), "the strip's done")
     await pilot.pause()
 
 
@@ -148,6 +160,11 @@ def test_time_travel_to_an_earlier_token(snap_compare, toy, size):
 @sizes
 def test_a_lesson_on_the_main_screen(snap_compare, toy, size):
     assert snap_compare(toy_app(toy), run_before=the_lens_lesson_after_two_tokens, terminal_size=size)
+
+
+@sizes
+def test_a_lessons_why_beside_the_pane_it_talks_about(snap_compare, toy, size):
+    assert snap_compare(toy_app(toy), run_before=the_layer_norm_lessons_why_after_its_task, terminal_size=size)
 
 
 @sizes

@@ -1,6 +1,10 @@
 """Direct logit attribution of the next token: how much the embedding, each attention layer (and its heads)
 and each MLP add to a candidate's logit, as a signed bar chart whose parts sum to the logit.
 
+`d` shows the logit difference instead: the candidate's parts minus those of the likeliest other candidate
+(the runner-up, for the top one). Most of a logit is shared by every plausible candidate; the difference
+keeps only what separates the two.
+
 Definitions: engine.model.interventions (each part through ln_f with its scale frozen at the full
 residual's value, dotted with the candidate's unembedding; ln_f's bias is the one term left). The
 forward runs on a thread worker with an Inspector (NumPy engine) over the context's token ids; every
@@ -33,6 +37,24 @@ SUM_TOLERANCE = 1e-4  # |parts + bias - logit| above this is flagged
 LABEL_WIDTH = 11
 VALUE_WIDTH = 9
 POSITIVE, NEGATIVE = "green", "red"
+
+
+def difference(a: Attribution, b: Attribution) -> Attribution:  # a's decomposition minus b's, part by part
+    """What separates candidate a from candidate b: their parts subtracted (the sum is a's logit minus b's)."""
+    return Attribution(
+        token_id=a.token_id,
+        logit=a.logit - b.logit,
+        embed=a.embed - b.embed,
+        heads=a.heads - b.heads,  # [L, H]
+        attn_bias=a.attn_bias - b.attn_bias,  # [L]
+        mlp=a.mlp - b.mlp,  # [L]
+        bias=a.bias - b.bias,
+    )
+
+
+def rival(chosen: int) -> int:
+    """The candidate a difference is taken against: the likeliest other one (the runner-up, for the top one)."""
+    return 1 if chosen == 0 else 0
 
 
 def chart_rows(attribution: Attribution, expanded: set[int]) -> list[tuple[str, float, int | None]]:
@@ -77,20 +99,27 @@ def chart_text(attribution: Attribution, expanded: set[int], selected_layer: int
     return text
 
 
-def sum_line(attribution: Attribution) -> Text:
-    """The check: the parts plus ln_f's bias against the model's logit."""
+def sum_line(attribution: Attribution, versus: str | None = None) -> Text:
+    """The check: the parts plus ln_f's bias against the model's logit (or the two logits' difference)."""
     total = attribution.total()
     ok = abs(total - attribution.logit) <= SUM_TOLERANCE
-    text = Text(f"embed + attn + mlp + bias = {total:.4f} · logit {attribution.logit:.4f} · ")
+    logit = "logit" if versus is None else f"Δ logit vs {versus}"
+    text = Text(f"embed + attn + mlp + bias = {total:.4f} · {logit} {attribution.logit:.4f} · ")
     text.append("sum ok" if ok else f"MISMATCH ({total - attribution.logit:+.1e})", "bold green" if ok else "bold red")
     return text
 
 
-def candidate_line(candidates: list[Candidate], chosen: int) -> Text:
+def candidate_line(candidates: list[Candidate], chosen: int, versus: int | None = None) -> Text:
     candidate = candidates[chosen]
     text = Text(f"candidate {chosen + 1}/{len(candidates)} ", "dim")
     text.append(repr(visible(candidate.text)), "bold")
     text.append(f" p {candidate.p_raw:.1%}" if candidate.p_raw >= 1e-3 else " p <0.1%", "dim")
+    if versus is not None:
+        text.append(" · Δ vs ", "dim")
+        text.append(repr(visible(candidates[versus].text)), "bold")
+        text.append(" (d: one logit)", "dim")
+    else:
+        text.append(" · d: minus the likeliest other", "dim")
     return text
 
 
@@ -104,9 +133,9 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     EXPLANATIONS = {
         "attr-pane": (
             "Direct logit attribution: the candidate's logit split into what each part writes into the residual "
-            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: the embeddings; "
-            "B1.attn, B1.mlp: block 1's attention and MLP (⏎ splits the attention into its heads and b_O, its "
-            "output bias); ln_f bias: the rest. Right of │ raises the logit, left lowers it; the parts sum to it."
+            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: token + position; "
+            "B1.attn, B1.mlp: block 1's attention and MLP (⏎: its heads and b_O); ln_f bias: exactly ln_f's bias · "
+            "the unembedding. Direct effects only. Most of a logit is shared by every candidate: d shows Δ vs another."
         ),
     }
     BINDINGS = [
@@ -124,6 +153,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "[/]",
         ),
         Binding("x", "expand_all", "Every layer's heads, or none", show=False),
+        Binding("d", "difference", "Logit difference: minus the likeliest other candidate (again: one logit)", show=False),
         *key_pair("pageup", "pagedown", "scroll({})", "Scroll the chart up", "Scroll the chart down"),
     ]
 
@@ -138,6 +168,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.attributions: list[Attribution] | None = None
         self.expanded: set[int] = set()
         self.selected_layer = 0
+        self.differences = False  # d: the chosen candidate's parts minus the likeliest other's
 
     def compose(self) -> ComposeResult:
         yield Static(id="attr-candidate")
@@ -169,8 +200,17 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.redraw()
 
     @property
+    def versus(self) -> int | None:
+        """The candidate the chart is taken against (d), or None for the chosen candidate's own logit."""
+        return rival(self.chosen) if self.differences and len(self.candidates) > 1 else None
+
+    @property
     def attribution(self) -> Attribution | None:
-        return None if self.attributions is None else self.attributions[self.chosen]
+        """The chosen candidate's attribution, or its difference from the `versus` candidate's."""
+        if self.attributions is None:
+            return None
+        own = self.attributions[self.chosen]
+        return own if self.versus is None else difference(own, self.attributions[self.versus])
 
     def redraw(self) -> None:
         if not self.is_mounted:
@@ -178,20 +218,23 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         if not self.candidates:
             self.query_one("#attr-candidate", Static).update("No candidates yet: nothing to attribute.")
             return
-        self.query_one("#attr-candidate", Static).update(candidate_line(self.candidates, self.chosen))
+        versus = self.versus
+        self.query_one("#attr-candidate", Static).update(candidate_line(self.candidates, self.chosen, versus))
         attribution = self.attribution
         if attribution is None:
             self.query_one("#attr-chart", Static).update(Text("computing the forward pass…", "dim"))
             return
         width = self.query_one("#attr-scroll").size.width or self.size.width - 4
         self.query_one("#attr-chart", Static).update(chart_text(attribution, self.expanded, self.selected_layer, width - 1))
-        self.query_one(
-            "#attr-pane"
-        ).border_subtitle = f"logit of {visible(self.candidates[self.chosen].text)!r} · ⏎ heads of block {self.selected_layer + 1}"
-        self.query_one("#attr-sum", Static).update(sum_line(attribution))
+        name = repr(visible(self.candidates[self.chosen].text))
+        other = None if versus is None else repr(visible(self.candidates[versus].text))
+        what = f"logit of {name}" if other is None else f"{name} minus {other}"
+        self.query_one("#attr-pane").border_subtitle = f"{what} · ⏎ heads of block {self.selected_layer + 1}"
+        self.query_one("#attr-sum", Static).update(sum_line(attribution, other))
 
     def figures(self) -> dict:
-        """What `e` saves here: the shown candidate's attribution, as `tfund inspect --json` writes it."""
+        """What `e` saves here: the shown candidate's attribution, as `tfund inspect --json` writes it; with d, the
+        difference from `versus` (the logit and every part are then differences)."""
         attribution = self.attribution
         if attribution is None:
             return {"data": {"attribution": None}}
@@ -204,6 +247,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "bias": attribution.bias,
             "sum": attribution.total(),
             "context_ids": self.ids,
+            "versus": None if self.versus is None else self.candidates[self.versus].text,
         }
         return {"data": {"attribution": data}}
 
@@ -215,6 +259,10 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         if self.candidates:
             self.chosen = max(0, min(len(self.candidates) - 1, self.chosen + direction))
             self.redraw()
+
+    def action_difference(self) -> None:
+        self.differences = not self.differences
+        self.redraw()
 
     def action_layer(self, direction: int) -> None:
         if self.n_layer():

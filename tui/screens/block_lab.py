@@ -6,6 +6,7 @@ with the previous layer, cosine between tokens), and the NumPy-vs-torch parity o
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,12 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from engine.model.blocklab import BlockLabConfig, first_overflow, run_block_lab
+from engine.model.blocklab import BlockLabConfig, BlockLabResult, first_overflow, lab_number, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed, ParityComputed
 from tui.numbering import block_head_text
+from tui.references import angle
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import ExplainsPanes, pane
@@ -35,24 +37,33 @@ if TYPE_CHECKING:
 
 
 def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
+    """Eleven lines of at most 19 cells: they fit the pane at 80×24 with a lesson open."""
     return [
         ("T", str(cfg.T)),
         ("d_model", str(cfg.d_model)),
         ("n_heads", str(cfg.n_heads)),
-        ("d_ff", str(cfg.d_ff)),
+        ("d_ff", f"{cfg.d_ff} · {'ReLU' if cfg.activation == 'relu' else 'GELU'}"),
         ("n_layers", str(cfg.n_layers)),
-        ("seed", str(cfg.seed)),
-        ("scale", f"{cfg.weight_scale:g}"),
+        ("seed", f"{cfg.seed} · scale {cfg.weight_scale:g}"),
         ("residual", "on" if cfg.residual else "off"),
         ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
-        ("activation", cfg.activation.upper()),
-        ("causal mask", "on" if cfg.causal else "off"),
-        ("block", str(layer + 1)),
-        ("head", "mean" if head is None else str(head + 1)),
+        ("attention", ("causal" if cfg.causal else "no mask") if cfg.attention else "off"),
+        ("changed", "none" if cfg.changed_token is None else f"row {cfg.changed_token} of X"),
+        ("block", f"{layer + 1} head {'mean' if head is None else head + 1}"),
     ]
 
 
 NORM_LOG_FROM = 1e4  # larger norms are drawn as log10: plotext cannot lay out an axis over dozens of orders of magnitude
+
+
+def representations_line(result: BlockLabResult) -> str:
+    """The last block's numbers beside their references: √d_model for the norm (an LN'd vector's length), the
+    token cosine as an angle. Two short lines: the pane is 26 cells wide at 80 columns."""
+    metrics, cfg = result.metrics, result.config
+    token_cos = float(metrics["token_cosine"][-1])
+    norm = metrics["resid_norm"][-1]
+    norm_text = f"{norm:.3g}" if np.isfinite(norm) else "overflow"
+    return f"norm {norm_text}, √d_model {math.sqrt(cfg.d_model):.3g}\ntoken cos {lab_number(token_cos)} = {angle(token_cos)}"
 
 
 def plot_representations(plt, metrics: dict) -> str:
@@ -131,6 +142,8 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         ),
         Binding("y", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
         Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
+        Binding("A", "toggle('attention')", "Attention on/off (off: only the feed-forward networks act)", show=False),
+        Binding("I", "toggle('changed_token')", "Flip the middle token's input (a row of X); again: restore", show=False),
         *LAYER_HEAD_BINDINGS,
         Binding("v", "parity", "Verify the loaded model again: NumPy engine vs torch", show=False),
     ]
@@ -138,19 +151,20 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     LESSON_NAME = "block_lab"  # the lessons read lesson_facts() while this screen is shown
     EXPLANATIONS = {
         "lab-config-pane": (
-            "The notebook's block stack, random weights (not the loaded model). T: input tokens, rows of X (< >); "
-            "d_model: vector width (d D); n_heads (j J); d_ff: MLP width (f F); n_layers (l L); scale: of the weights "
-            "(z Z). On/off: R residual, N layer norm, o pre/post-LN, y activation, u causal mask."
+            "The notebook's block stack, random weights (not the loaded model). T: rows of X (< >); d_model (d "
+            "D); n_heads (j J); d_ff: MLP width (f F); n_layers (l L); scale: std of X and weights (z Z). On/off: "
+            "R residual, N layer norm, o pre/post-LN, A attention, y ReLU/GELU, u causal mask; I changes a "
+            "token's input."
         ),
         "lab-attention-pane": (
-            "Attention in one block of the random stack over the input positions 0…T-1: row = the position attending, "
-            "column = the one it looks at. Grey above the diagonal: the causal mask (u removes it: then every "
-            "position sees all). [ ] block, { } head or mean of heads. Random weights: close to uniform."
+            "One block's attention over positions 0…T-1: row = the position attending, column = the one it looks "
+            "at. Grey above the diagonal: the causal mask (u removes it). [ ] block, { } head or mean. Near "
+            "uniform only at small scale: larger weights (Z) make the softmax peak."
         ),
         "lab-plot-pane": (
-            "How the T vectors change through the stack; x: X (the random input), then after block 1…L. norm (left "
-            "axis ◂): their mean length. cos(l,l-1) (right ▸): cosine with the step before, 1 = unchanged. token "
-            "cos (right ▸): mean cosine between different tokens, near 1 = they became alike."
+            "X, then after block 1…L. norm (◂): mean length; √d_model = a layer-normed vector's (trained streams "
+            "grow far past it). cos(l,l-1) (▸): with the step before, 1 = same direction. token cos (▸): mean "
+            "cosine between tokens, random ≈ 0, 1 = all alike."
         ),
         "parity-pane": (
             "The NumPy engine written here against torch on the loaded model: max |Δlogit| is the largest logit "
@@ -177,6 +191,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
                 yield AttentionMap(id="lab-attention")
             with pane("Representations", "lab-plot-pane", "norm ◂ · cos(l, l-1), token cos ▸"):
                 yield PlotextPlot(id="lab-plot")
+                yield Static(id="lab-numbers")
         with pane("Parity: the loaded model, not this random block", "parity-pane", "v checks again"):
             yield Static(id="parity")
         yield Footer(compact=True, show_command_palette=False)
@@ -215,6 +230,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         plot = self.query_one(PlotextPlot)
         self.query_one("#lab-plot-pane").border_subtitle = plot_representations(plot.plt, result.metrics)
         plot.refresh()
+        self.query_one("#lab-numbers", Static).update(representations_line(result))
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.shown_layer, self.shown_head))
 
     def shown_grid(self) -> np.ndarray:  # -> [T, T] the chosen layer's head, or the mean of its heads
@@ -258,9 +274,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
 
     def action_toggle(self, switch: str) -> None:
         if switch == "pre_ln" and not self.lab_config.layer_norm:
-            self.notify(
-                "Pre-LN and post-LN differ only in where the layer norm sits; it is off, so the output does not change (N turns it on)."
-            )
+            self.notify("The layer norm is off, so o changes nothing here until N turns it on.")
         self.apply(toggle_lab(self.lab_config, switch))
 
     def layer_head_counts(self) -> tuple[int, int]:

@@ -38,6 +38,7 @@ from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pai
 from tui.messages import CompareModelLoaded, CompareProgress, EngineFailed, EngineNote
 from tui.numbering import block_head_text
 from tui.pieces import label_text
+from tui.references import kl_word
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.pane import ExplainsPanes, pane
@@ -79,7 +80,7 @@ def summary_line(steps: list[CompareStep]) -> str:
     kls = [st.kl for st in steps]
     agree = sum(st.top1_agree for st in steps)
     return (
-        f"{len(steps)} steps · mean KL(A‖B) {np.mean(kls):.4f} nats · "
+        f"{len(steps)} steps · mean KL(A‖B) {np.mean(kls):.4f} nats ({kl_word(float(np.mean(kls)))}) · "
         f"top-1 agreement {agree}/{len(steps)} ({100 * agree / len(steps):.0f}%)"
     )
 
@@ -126,8 +127,10 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "two guesses for the same text."
         ),
         "cmp-strip": (
-            "Per step: KL(A‖B), how far B's next-token distribution (after T·k·p) is from A's, in nats (0 = the same), "
-            "and ✓ when both put their top on the same token, ✗ (yellow) when not. The first line averages them."
+            "Per step: KL(A‖B) = Σ p_A ln(p_A/p_B) over the distributions after T·k·p, in nats: 0 the same, <0.01 "
+            "negligible, ~0.1 noticeable, >1 very different; not symmetric; a token one side cuts is floored, not "
+            "infinite. ✓ both tops agree, ✗ (yellow) not: one model at two temperatures always agrees. The first "
+            "line averages them."
         ),
     }
     BINDINGS = [

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from engine.model.head_stats import STATISTICS, head_stats
+from engine.model.head_stats import STATISTICS, head_stats, near_uniform, uniform_stats
 from tui.heatmap import head_grid
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
@@ -57,11 +57,18 @@ def sorted_heads(stats: dict[str, np.ndarray] | None, n_layer: int, n_head: int,
     return [heads[i] for i in np.argsort(key, kind="stable")]
 
 
-def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int) -> str:
+def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int, uniform: dict[str, float]) -> str:
+    """The selected head's statistics, "≈ uniform" first when its entropy is within noise of uniform attention's."""
     if stats is None:
         return f"{head_label(layer, head)} · computing the statistics…"
     parts = [f"{STAT_NAMES[name]} {stat_text(float(stats[name][layer, head]))}" for name in STATISTICS]
-    return f"{head_label(layer, head)} · " + " · ".join(parts) + " (entropy in nats)"
+    close = " ≈ uniform" if near_uniform(float(stats["entropy"][layer, head]), uniform["entropy"]) else ""
+    return f"{head_label(layer, head)}{close} · " + " · ".join(parts) + " (entropy in nats)"
+
+
+def uniform_text(uniform: dict[str, float]) -> str:
+    """The baseline on this context, as the pane's subtitle shows it: "uniform ent 1.88 sink 0.18 prev 0.18"."""
+    return "uniform " + " ".join(f"{STAT_ABBREVIATIONS[name]} {stat_text(uniform[name])}" for name in ("entropy", "sink", "prev_token"))
 
 
 class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
@@ -70,9 +77,10 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     EXPLANATIONS = {
         "heads-pane": (
             "Every head of every block over the context, one small heatmap each (rows attend to columns). B2.H3: block "
-            "2, head 3. o sorts by a statistic, highest first: ent entropy (nats; low = focused), sink weight on the "
-            "first token, prev on the previous token, dup on earlier copies of the token, ind on the token after an "
-            "earlier copy (induction; dup, ind: Olsson et al.'s stripe score); – undefined. ▶ selected (arrows); ⏎ shows it on the main screen."
+            "2, head 3. o sorts, highest first: ent entropy (nats; low = focused), sink weight on the first token, prev on "
+            "the previous token, dup on earlier copies, ind on the token after an earlier copy (induction: try a repeated "
+            "sequence; dup, ind: Olsson et al.'s stripe score); – undefined. uniform: the same on this context with even "
+            "weights; ≈ uniform: within 0.1 nats."
         ),
     }
     BINDINGS = [
@@ -106,6 +114,7 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.selected = self.order.index(selected) if selected in self.order else 0
         self.grids: dict[tuple[int, int], np.ndarray] = {}  # (layer, head) -> [T, T], built when first shown
         self.key = (len(self.rows), tuple(self.ids))
+        self.uniform = uniform_stats(self.ids) if self.ids else {}  # the statistics of even attention on this context
 
     def compose(self) -> ComposeResult:
         with pane(f"All heads · {len(self.rows)} tokens", "heads-pane"):
@@ -165,8 +174,8 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         )
         page, n_pages, _ = tiles.page()
         sort = "layer order" if self.sort_by is None else f"sorted by {STAT_NAMES[self.sort_by]} ↓"
-        self.query_one("#heads-pane").border_subtitle = f"page {page + 1}/{n_pages} · {sort}"
-        self.query_one("#heads-detail", Static).update(detail_line(self.stats, *order[self.selected]))
+        self.query_one("#heads-pane").border_subtitle = f"page {page + 1}/{n_pages} · {sort} · {uniform_text(self.uniform)}"
+        self.query_one("#heads-detail", Static).update(detail_line(self.stats, *order[self.selected], self.uniform))
 
     def figures(self) -> dict:
         """What `e` saves here: every head's statistics (null where undefined), the order shown, the selected head's map."""

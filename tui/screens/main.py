@@ -23,6 +23,7 @@ from tui.heatmap import head_grid
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.numbering import block_head_text
 from tui.pacing import REDRAW_CHECKS_PER_SECOND, FramePacing
+from tui.references import chance_text, max_entropy
 from tui.session import Session
 from tui.session_keys import SessionKeys
 from tui.transcript import Position
@@ -103,29 +104,30 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
     ]
     EXPLANATIONS = {
         "parameters-pane": (
-            "The next token's settings. temperature (t/T) divides the logits: below 1 sharper, above 1 flatter, "
-            "0 = always the top token. top-k (k/K) keeps the k likeliest; top-p (p/P) the likeliest up to p in total. "
-            "block, head: what Attention shows; ablated: knocked out (x, X; 0 restores). Below: the engine."
+            "Next token's settings. temperature (t/T) divides the logits: <1 sharper, >1 flatter, 0 = greedy. "
+            "top-k (k/K): the k likeliest; top-p (p/P): the fewest likeliest whose p add up to ≥ p, after "
+            "temperature. block, head: what Attention shows; ablated: knocked out (x X; 0 restores)."
         ),
         "generation-pane": (
-            "The prompt (grey) and the new tokens. The tints alternate, so each token shows where it ends. Colour: "
-            "the model's p for the token, red (rare) → green (likely); italic: forced with 1–9. ↵ a newline, □ part of "
-            "a character. p, ent≤: each token's p and entropy. ← → or a click: a token's step; end: live."
+            "The prompt (grey) and new tokens; tints alternate so each token shows where it ends. Colour: its p, "
+            "red (rare) → green (likely); italic: forced (1–9); ↵ newline, □ part of a character. p: each token's "
+            "p at T=1; ent≤: entropy of what it was drawn from (after T·k·p; max ln V). ← →: a token's step."
         ),
         "candidates-pane": (
-            "The likeliest next tokens (· is a space). p before: the model's own p (temperature 1). The bar and after: "
-            "p once temperature T, top-k and top-p reshape it; the draw uses these. cut: removed by top-k or top-p. "
-            "1–9 force one (time travel: ▸ chosen, 1–9 branch). Ablated (x, X): ablated │ intact p, KL."
+            "Likeliest next tokens (· a space). p before: the model's p (T=1); bar and after: once T, top-k, "
+            "top-p reshape it (drawn from these). cut: removed. chance: 1/V, a uniform guess. 1–9 force one (▸ "
+            "chosen). Ablated (x, X): ablated │ intact p, KL."
         ),
         "attention-pane": (
-            "Row = the token attending (query), column = the token it looks at (key); a row sums to 1, brighter = "
-            "more. Grey (·) above the diagonal: the causal mask, no token sees later ones. ◀ the row that "
-            "chooses the token. max-pooled: a cell holds several tokens (their largest). [ ] block, { } head or mean."
+            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter = "
+            "more. Grey (·) above the diagonal: the causal mask. ◀ the row that chooses the token. max-pooled: a "
+            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (it blurs their "
+            "patterns)."
         ),
         "layers-pane": (
-            "The residual stream at the newest token, by depth: x is emb (the embeddings), then after block 1…L. ⠒ its "
-            "norm ÷ the largest. × cos(l, l-1): its cosine with the step before, 1 = the block changed little. "
-            "lens→next (logit lens): ln_f and the unembedding applied after each block, the next token it would guess."
+            "The residual stream at the newest token: emb (token + position embeddings), then after block 1…L. ⠒ "
+            "norm ÷ the largest. × cos(l, l-1): cosine with the step before, 1 = same direction (0.96 ≈ 16°: a "
+            "long stream turns slowly). lens→next: ln_f + unembedding after each block, its guess."
         ),
     }
     PALETTE = [  # (title, what it does, action): the command palette's entries for this screen
@@ -233,7 +235,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             + ablation_lines(session.ablations, session.ablation_mode)
         )
         self.draw_text()
-        self.query_one(Timeline).show(transcript.positions)
+        self.query_one(Timeline).show(transcript.positions, max_entropy(info.vocab_size) if info else None)
         travel = session.travelled()
         if travel is None:
             self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
@@ -286,6 +288,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
     def became_ready(self, message: messages.ModelReady | messages.ReplayReady) -> None:
         self.session.take_model(message)
         self.set_subtitle("#parameters-pane", self.session.engine_label())  # asking the BLAS library takes a millisecond: once
+        if self.session.model_info is not None:
+            self.query_one("#candidates-pane").border_title = f"Candidates · 1/V {chance_text(self.session.model_info.vocab_size)}"
         self.context_changed()
         self.show_loading(False)
         self.redraw()

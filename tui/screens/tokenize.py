@@ -26,7 +26,15 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.runtime.loading import ModelLoadError
 from engine.views.pieces import visible
-from engine.views.tokenization import EXAMPLES, EncoderAttention, TokenizationView, encoder_attention, load_tokenizer, tokenize
+from engine.views.tokenization import (
+    EXAMPLES,
+    TRANSLATIONS,
+    EncoderAttention,
+    TokenizationView,
+    encoder_attention,
+    load_tokenizer,
+    tokenize,
+)
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
 from tui.numbering import block_head_text
 from tui.widgets.attention_map import AttentionMap
@@ -36,16 +44,19 @@ N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
 
 
-def summary_text(tokenization: TokenizationView) -> Text:
+def summary_text(tokenization: TokenizationView, english_tokens: int | None = None) -> Text:
     """Counts, characters per token, the round trip, and tokens per word where words are space-separated.
 
     Chinese or Japanese text has no spaces between words: there, "words" would be the whole sentence,
-    so only characters per token is shown.
+    so only characters per token is shown. `english_tokens`: the English example's token count, for a
+    translation of it (× English: the cost of the same sentence, comparable across scripts).
     """
     spaced = len(tokenization.words) > 1
     text = Text()
     words = f" · words {len(tokenization.words)}" if spaced else ""
     text.append(f"characters {tokenization.n_chars} · bytes {tokenization.n_bytes}{words} · tokens {tokenization.n_tokens}\n", style="bold")
+    if english_tokens:
+        text.append(f"× English {tokenization.n_tokens / english_tokens:.1f} (the same sentence) · ", style="bold")
     text.append(f"characters per token {tokenization.chars_per_token:.2f} · ")
     if spaced:
         text.append(f"tokens per word {tokenization.n_tokens / len(tokenization.words):.2f} · ")
@@ -88,8 +99,9 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "before), text the characters it covers, bytes their UTF-8 bytes in hex."
         ),
         "tok-summary-pane": (
-            "Counts: characters, UTF-8 bytes, words, tokens. More characters per token: the tokenizer knows the "
-            "language better. Round trip: decoding the ids gives the text back (byte-level BPE always does). "
+            "Counts: characters, UTF-8 bytes, words, tokens. × English: tokens for the same sentence as the English "
+            "example (characters per token compare only within one script). Round trip: decoding the ids gives the "
+            "text back (byte-level BPE always does). "
             "per word: the tokens of each word."
         ),
         "tok-attention-pane": (
@@ -200,8 +212,14 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         table = self.query_one("#tok-table", DataTable)
         table.clear()
         table.add_rows(table_rows(self.tokenization))
-        self.query_one("#tok-summary", Static).update(summary_text(self.tokenization))
+        self.query_one("#tok-summary", Static).update(summary_text(self.tokenization, self.english_tokens()))
         self.query_one("#tok-inputs").border_title = f"Tokenize · {self.source_name}"
+
+    def english_tokens(self) -> int | None:
+        """The English example's token count with this tokenizer, when the sentence shown is a translation of it."""
+        if self.tokenization is None or self.tokenization.text not in TRANSLATIONS:
+            return None
+        return tokenize(self.tokenizer, EXAMPLES[0].text).n_tokens
 
     def set_status(self, text: str) -> None:
         self.query_one("#tok-status", Static).update(text)
