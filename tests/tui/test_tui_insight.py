@@ -248,9 +248,9 @@ async def test_d_shows_the_logit_difference_from_the_likeliest_other_candidate(t
         ids, candidates = [p.token_id for p in main.session.transcript.positions], main.session.transcript.candidates
         screen = await open_screen(pilot, "a", AttributionScreen)
         await attribution_ready(pilot, screen)
-        inspector = Inspector(toy.hf_model, "numpy")
+        inspector = Inspector(toy)
         run = inspector.run(ids)
-        own = [direct_logit_attribution(run, inspector.params, c.token_id, inspector.eps) for c in candidates[:2]]
+        own = [direct_logit_attribution(run, inspector.net, c.token_id) for c in candidates[:2]]
         await pilot.press("d")
         await wait_until(pilot, lambda: "Δ vs" in str(screen.query_one("#attr-candidate").render()), "the difference")
         shown = screen.attribution  # the top candidate minus the runner-up

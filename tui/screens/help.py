@@ -21,7 +21,7 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("1/V / chance", "p of a uniform guess over the V tokens"),
     ("ablated │ intact", "p with the parts knocked out, and without"),
     ("ablated", "its activations set to 0 (output biases kept)"),
-    ("mean-ablated", "its activations set to their mean over every position of the context"),
+    ("mean-ablated", "activations set to their mean over the context"),
     ("top flips / same top", "an ablation changed the likeliest token / not"),
     ("KL", "how far p moved (nats): <.01 tiny, >1 large"),
     ("KL(A‖B)", "Σ p_A·ln(p_A/p_B); not symmetric"),
