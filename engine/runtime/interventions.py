@@ -237,6 +237,7 @@ class Inspector:
         self.n_layer, self.n_head, self.n_positions = self.net.n_layer, self.net.n_head, self.net.n_positions
 
     def check(self, ids: list[int], ablations: tuple[Ablation, ...], what: str = "the context") -> None:
+        """ValueError in one sentence unless this model has every component and `ids` fits its window."""
         for ablation in ablations:
             ablation.check(self.n_layer, self.n_head)
         if not ids:

@@ -57,7 +57,8 @@ def inspect_context(
     `ids`; `mean_over` says which: "context" or {"text", "tokens"}.
     """
     ablations = tuple(dict.fromkeys(ablations))  # each component once, in the order given
-    means = inspector.reference_means(reference_ids, ablations) if mode == "mean" and reference_ids is not None else None
+    over_reference = mode == "mean" and reference_ids is not None and ablations
+    means = inspector.reference_means(reference_ids, ablations) if over_reference else None
     intact = inspector.run(ids)
     ablated = inspector.run(ids, ablations, mode, means) if ablations else intact
     p, q = raw_probs(intact.logits), raw_probs(ablated.logits)  # [V], [V]
