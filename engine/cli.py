@@ -137,7 +137,14 @@ def build_parser() -> OneLineParser:
         "--ablate-mode",
         choices=["zero", "mean"],
         default="zero",
-        help="zeros, or the mean over every position of the prompt (position 0 and the last included)",
+        help="zeros, or the mean over every position of the prompt (position 0 and the last included), or of --mean-over's text",
+    )
+    insp.add_argument(
+        "--mean-over",
+        default=None,
+        metavar="TEXT",
+        help="with --ablate-mode mean: average each component over every position of this reference text "
+        "(one intact forward of the same model) instead of the prompt",
     )
     insp.add_argument(
         "--engine",
@@ -460,6 +467,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     if problem := engine_device_problem(args.engine, args.device):
         raise UsageError(f"argument --engine: {problem}")
+    if args.mean_over is not None and args.ablate_mode != "mean":
+        raise UsageError("argument --mean-over: needs --ablate-mode mean (a zero ablation takes no mean)")
+    if args.mean_over == "":
+        raise UsageError("argument --mean-over: the reference text is empty; give some text, or leave it out to average over the prompt")
     try:
         model = load_model(args.model, device=args.device, allow_pickle=args.allow_pickle, engine=args.engine)
     except ModelUnavailableError:
@@ -473,7 +484,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(f"argument --ablate: {error}") from None
     ids = prompt_ids(model, args.prompt, info.n_positions)
-    report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top)
+    reference = None if args.mean_over is None else model.tokenizer.encode(args.mean_over, add_special_tokens=False)
+    if reference is not None and len(reference) > info.n_positions:
+        raise UsageError(
+            f"argument --mean-over: the reference text is {len(reference)} tokens; this model reads at most {info.n_positions}"
+        )
+    report = inspect_context(Inspector(model), model.tokenizer, ids, args.ablate, args.ablate_mode, args.top, reference)
     report = {"model": args.model, **report}
     print(json.dumps(report, ensure_ascii=False) if args.json else format_inspect(report))
     return 0

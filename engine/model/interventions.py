@@ -17,7 +17,10 @@ Definitions (the torch side, engine.runtime.interventions, implements the same o
   over the context at every position (the output projection is linear, so the mean of z or of the
   hidden activations gives it).
 - **Mean ablation** averages over the positions of the forward pass: the whole context when run
-  without a KV cache, as `run_numpy` does. With a cache the hook sees only the new positions.
+  without a KV cache, as `run_numpy` does, position 0 and the last included. With a cache the hook sees
+  only the new positions. Given reference means (`reference_means`: each component's mean over every
+  position of an intact forward over a reference text), those replace the activations instead, the
+  same vector at every position of the context.
 - **Direct logit attribution** of token t at the last position: the final residual stream is the sum
   embed + Σ_L (attn_L + mlp_L), and attn_L = Σ_H z_H @ W_O[H] + b_O. Each part c goes through the
   model's own final norm with its scale frozen at the full residual's value, then onto t's unembedding
@@ -102,40 +105,67 @@ def ablated_mlps(ablations: Iterable[Ablation], n_layer: int) -> np.ndarray:  # 
     return mask
 
 
-def ablate_z(z, heads, mode="zero"):  # [H, T, d_head], [H] bool -> [H, T, d_head]
-    """Replace the marked heads' outputs by zeros or by their mean over positions."""
+def ablate_z(z, heads, mode="zero", mean=None):  # [H, T, d_head], [H] bool, [H, d_head] -> [H, T, d_head]
+    """Replace the marked heads' outputs by zeros, by their mean over positions, or by `mean` (reference means)."""
     out = z.copy()  # [H, T, d_head]
-    out[heads] = 0.0 if mode == "zero" else z[heads].mean(axis=1, keepdims=True)  # [n_ablated, 1 or T, d_head]
+    if mode == "zero":
+        out[heads] = 0.0
+    else:
+        out[heads] = z[heads].mean(axis=1, keepdims=True) if mean is None else mean[heads][:, None]  # [n_ablated, 1, d_head]
     return out
 
 
-def ablate_neurons(post, mode="zero"):  # [T, d_ff] -> [T, d_ff]
-    """Replace every MLP neuron's activation by zero or by its mean over positions."""
-    return np.zeros_like(post) if mode == "zero" else np.broadcast_to(post.mean(axis=0, keepdims=True), post.shape).copy()
+def ablate_neurons(post, mode="zero", mean=None):  # [T, d_ff], [d_ff] -> [T, d_ff]
+    """Replace every MLP neuron's activation by zero, by its mean over positions, or by `mean` (reference means)."""
+    if mode == "zero":
+        return np.zeros_like(post)
+    mean = post.mean(axis=0) if mean is None else mean  # [d_ff]
+    return np.broadcast_to(mean, post.shape).astype(post.dtype)  # [T, d_ff]
+
+
+def mean_name(ablation: Ablation) -> str:
+    """The hook whose activations an ablation replaces (and whose reference mean it reads)."""
+    return f"blocks.{ablation.layer}.mlp.hook_post" if ablation.kind == "mlp" else f"blocks.{ablation.layer}.attn.hook_z"
+
+
+def reference_means(captures: dict, ablations: Iterable[Ablation]) -> dict[str, np.ndarray]:
+    """Each ablated component's activations averaged over every position of one intact forward over a
+    reference text: `captures` holds `blocks.L.attn.hook_z` [H, T, d_head] and `blocks.L.mlp.hook_post`
+    [T, d_ff] (the NumPy engine's layout) for the layers `ablations` name. -> {name: [H, d_head] or [d_ff]}."""
+    names = dict.fromkeys(mean_name(ablation) for ablation in ablations)
+    return {name: np.asarray(captures[name]).mean(axis=-2) for name in names}  # average over T
 
 
 def intervention_hooks(
-    ablations: Iterable[Ablation], n_layer: int, n_head: int, mode: str = "zero", record: dict | None = None
+    ablations: Iterable[Ablation],
+    n_layer: int,
+    n_head: int,
+    mode: str = "zero",
+    record: dict | None = None,
+    means: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Callable]:
     """Hooks for NumpyLM.forward / ops.stack: ablate what `ablations` name; with `record` (a dict),
-    also store every layer's (ablated) z under its name, `blocks.{i}.attn.hook_z` [H, T, d_head]."""
+    also store every layer's (ablated) z under its name, `blocks.{i}.attn.hook_z` [H, T, d_head].
+    Mean ablation averages over the forward's own positions, or reads `means` (from `reference_means`)."""
     check_mode(mode)
     ablations = list(ablations)
     heads, mlps = ablated_heads(ablations, n_layer, n_head), ablated_mlps(ablations, n_layer)
+    means = means or {}
     hooks: dict[str, Callable] = {}
     for i in range(n_layer):
         name = f"blocks.{i}.attn.hook_z"
         if heads[i].any() or record is not None:
 
             def hook_z(z, mask=heads[i], name=name):  # [H, T, d_head] -> [H, T, d_head]
-                z = ablate_z(z, mask, mode) if mask.any() else z
+                z = ablate_z(z, mask, mode, means.get(name)) if mask.any() else z
                 if record is not None:
                     record[name] = z
                 return z
 
             hooks[name] = hook_z
         if mlps[i]:
-            hooks[f"blocks.{i}.mlp.hook_post"] = lambda post: ablate_neurons(post, mode)  # [T, d_ff] -> [T, d_ff]
+            mean = means.get(f"blocks.{i}.mlp.hook_post")  # [d_ff] or None
+            hooks[f"blocks.{i}.mlp.hook_post"] = lambda post, mean=mean: ablate_neurons(post, mode, mean)  # [T, d_ff] -> [T, d_ff]
     return hooks
 
 
@@ -156,11 +186,12 @@ class InterventionRun:
     mode: str = "zero"
 
 
-def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
-    """The NumPy engine (engine.model.transformer.NumpyLM) over the whole context `ids` [T], no KV cache."""
+def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None) -> InterventionRun:
+    """The NumPy engine (engine.model.transformer.NumpyLM) over the whole context `ids` [T], no KV cache;
+    `means` (from `reference_means`) for a mean ablation over a reference text instead of the context."""
     ablations = tuple(ablations)
     record: dict = {}
-    hooks = intervention_hooks(ablations, net.n_layer, net.n_head, mode, record=record)
+    hooks = intervention_hooks(ablations, net.n_layer, net.n_head, mode, record=record, means=means)
     logits, captures = net.forward(ids, hooks=hooks, logits_to_keep=1)  # [1, V]
     L = net.n_layer
     return InterventionRun(
@@ -173,6 +204,14 @@ def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero") 
         ablations=ablations,
         mode=mode,
     )
+
+
+def capture_numpy(net, ids) -> dict[str, np.ndarray]:
+    """One intact forward of the NumPy engine over `ids` [T], no KV cache: its captures plus every
+    layer's z, `blocks.{i}.attn.hook_z` [H, T, d_head] (what `reference_means` reads)."""
+    record: dict = {}
+    _, captures = net.forward(ids, hooks=intervention_hooks((), net.n_layer, net.n_head, record=record), logits_to_keep=1)
+    return {**captures, **record}
 
 
 # ---- direct logit attribution --------------------------------------------------------------------

@@ -29,9 +29,12 @@ from engine.model.interventions import (
     InterventionRun,
     ablated_heads,
     ablated_mlps,
+    capture_numpy,
     check_mode,
     direct_logit_attribution,
     intervention_hooks,
+    mean_name,
+    reference_means,
     run_numpy,
 )
 from engine.model.transformer import NumpyLM
@@ -39,8 +42,11 @@ from engine.model.transformer import NumpyLM
 ENGINES = ("numpy", "torch")
 
 
-def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
-    """transformers' *ForCausalLM over the whole context `ids` [T] (no cache), ablated by hooks."""
+def run_torch(
+    hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None
+) -> InterventionRun:
+    """transformers' *ForCausalLM over the whole context `ids` [T] (no cache), ablated by hooks;
+    `means` (engine.model.interventions.reference_means) for a mean over a reference text."""
     import torch
 
     check_mode(mode)
@@ -54,6 +60,10 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
     z_last: list[Any] = [None] * L  # [H, d_head] per layer
     mlp_last: list[Any] = [None] * L  # [d] per layer
     final: list[Any] = []
+    means = means or {}
+
+    def reference(name, like):  # the reference mean named `name`, as a tensor like `like`, or None
+        return None if name not in means else torch.from_numpy(means[name]).to(device=like.device, dtype=like.dtype)
 
     def on_z(i):
         marked = torch.from_numpy(heads[i])  # [H] bool
@@ -66,18 +76,29 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
             if marked.any():
                 z = z.clone()
                 marked_d = marked.to(z.device)
-                z[:, :, marked_d] = 0.0 if mode == "zero" else z[:, :, marked_d].mean(dim=1, keepdim=True)
+                mean = reference(f"blocks.{i}.attn.hook_z", z)  # [H, d_head] or None
+                if mode == "zero":
+                    z[:, :, marked_d] = 0.0
+                else:
+                    z[:, :, marked_d] = z[:, :, marked_d].mean(dim=1, keepdim=True) if mean is None else mean[marked_d]
             z_last[i] = z[0, -1]  # [H, d_head]
             return (z.reshape(merged.shape), *args[1:])
 
         return hook
 
-    def on_neurons(module, args):
-        if threading.get_ident() != owner:
-            return None
-        post = args[0]  # [B, T, d_ff]
-        replaced = torch.zeros_like(post) if mode == "zero" else post.mean(dim=1, keepdim=True).expand_as(post).contiguous()
-        return (replaced, *args[1:])
+    def on_neurons(i):
+        def hook(module, args):
+            if threading.get_ident() != owner:
+                return None
+            post = args[0]  # [B, T, d_ff]
+            mean = reference(f"blocks.{i}.mlp.hook_post", post)  # [d_ff] or None
+            if mode == "zero":
+                replaced = torch.zeros_like(post)
+            else:
+                replaced = (post.mean(dim=1, keepdim=True) if mean is None else mean).expand_as(post).contiguous()
+            return (replaced, *args[1:])
+
+        return hook
 
     def on_mlp_out(i):
         def hook(module, args, output):
@@ -95,7 +116,7 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
         handles.append(block.get_submodule(paths["attn_o"]).register_forward_pre_hook(on_z(i)))
         handles.append(block.get_submodule(paths["mlp"]).register_forward_hook(on_mlp_out(i)))
         if mlps[i]:
-            handles.append(block.get_submodule(paths["mlp_down"]).register_forward_pre_hook(on_neurons))
+            handles.append(block.get_submodule(paths["mlp_down"]).register_forward_pre_hook(on_neurons(i)))
     device = next(hf_model.parameters()).device
     try:
         with torch.inference_mode():
@@ -122,6 +143,46 @@ def run_torch(hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (),
         ablations=ablations,
         mode=mode,
     )
+
+
+def capture_torch(hf_model: Any, ids: list[int], names: Iterable[str]) -> dict[str, np.ndarray]:
+    """One intact forward of transformers' model over `ids` [T] (no cache), recording the activations
+    `names` asks for in the NumPy engine's layout: `blocks.L.attn.hook_z` [H, T, d_head] (the output
+    projection's input) and `blocks.L.mlp.hook_post` [T, d_ff] (the down projection's input)."""
+    import torch
+
+    arch = architecture_from_config(hf_model.config.to_dict())
+    paths = TORCH_PATHS[arch.family]
+    blocks = hf_model.get_submodule(paths["blocks"])
+    owner = threading.get_ident()
+    captured: dict[str, np.ndarray] = {}
+
+    def record(name, to_layout):
+        def hook(module, args):
+            if threading.get_ident() == owner:
+                captured[name] = to_layout(args[0][0]).float().cpu().numpy()
+
+        return hook
+
+    def z_layout(merged):  # [T, H * d_head] -> [H, T, d_head]
+        return merged.view(merged.shape[0], arch.n_heads, arch.d_head).transpose(0, 1)
+
+    handles = []
+    for name in dict.fromkeys(names):
+        _, layer, *rest = name.split(".")
+        block = blocks[int(layer)]
+        if rest[0] == "attn":
+            handles.append(block.get_submodule(paths["attn_o"]).register_forward_pre_hook(record(name, z_layout)))
+        else:
+            handles.append(block.get_submodule(paths["mlp_down"]).register_forward_pre_hook(record(name, lambda post: post)))
+    device = next(hf_model.parameters()).device
+    try:
+        with torch.inference_mode():
+            hf_model(input_ids=torch.tensor([list(ids)], dtype=torch.long, device=device), use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
 
 
 class AblatedDecoder:
@@ -175,18 +236,34 @@ class Inspector:
         self.net = loaded.numpy_model() if engine == "numpy" else numpy_view(loaded.hf_model)
         self.n_layer, self.n_head, self.n_positions = self.net.n_layer, self.net.n_head, self.net.n_positions
 
-    def run(self, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero") -> InterventionRun:
-        """One forward over `ids` with `ablations` (checked against this model's sizes)."""
-        ablations = tuple(ablations)
+    def check(self, ids: list[int], ablations: tuple[Ablation, ...], what: str = "the context") -> None:
+        """ValueError in one sentence unless this model has every component and `ids` fits its window."""
         for ablation in ablations:
             ablation.check(self.n_layer, self.n_head)
         if not ids:
-            raise ValueError("inspect needs at least one token of context")
+            raise ValueError(f"{what} needs at least one token")
         if len(ids) > self.n_positions:
-            raise ValueError(f"the context holds {len(ids)} tokens; this model reads at most {self.n_positions}")
+            raise ValueError(f"{what} holds {len(ids)} tokens; this model reads at most {self.n_positions}")
+
+    def run(self, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None) -> InterventionRun:
+        """One forward over `ids` with `ablations` (checked against this model's sizes); a mean ablation
+        reads `means` (from `reference_means`) when given, else averages over `ids`' own positions."""
+        ablations = tuple(ablations)
+        self.check(ids, ablations)
         if self.engine == "numpy":
-            return run_numpy(self.net, ids, ablations, mode)
-        return run_torch(self.loaded.hf_model, ids, ablations, mode)
+            return run_numpy(self.net, ids, ablations, mode, means)
+        return run_torch(self.loaded.hf_model, ids, ablations, mode, means)
+
+    def reference_means(self, ids: list[int], ablations: Iterable[Ablation]) -> dict:
+        """Each of `ablations`' activations averaged over every position of an intact forward over the
+        reference text `ids` (engine.model.interventions.reference_means), on this inspector's engine."""
+        ablations = tuple(ablations)
+        self.check(ids, ablations, "the reference text")
+        if self.engine == "numpy":
+            captures = capture_numpy(self.net, ids)
+        else:
+            captures = capture_torch(self.loaded.hf_model, ids, [mean_name(a) for a in ablations])
+        return reference_means(captures, ablations)
 
     def attribution(self, run: InterventionRun, token_id: int) -> Attribution:
         return direct_logit_attribution(run, self.net, token_id)

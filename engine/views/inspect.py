@@ -41,16 +41,26 @@ def prompt_ids(model: Any, prompt: str, n_positions: int) -> list[int]:
 
 
 def inspect_context(
-    inspector: Inspector, tokenizer: Any, ids: list[int], ablations: Sequence[Ablation] = (), mode: str = "zero", top_n: int = 5
+    inspector: Inspector,
+    tokenizer: Any,
+    ids: list[int],
+    ablations: Sequence[Ablation] = (),
+    mode: str = "zero",
+    top_n: int = 5,
+    reference_ids: list[int] | None = None,
 ) -> dict:
     """The report: {"top", "ablated_top", "kl", "flipped", "attribution", ...} for the token after `ids`.
 
     `attribution` is the intact run's, for its top token; with ablations, `ablated_attribution` is
     the ablated run's for the same token. Without ablations the ablated side equals the intact one.
+    A mean ablation averages over `reference_ids` (a reference text's tokens) when given, else over
+    `ids`; `mean_over` says which: "context" or {"text", "tokens"}.
     """
     ablations = tuple(dict.fromkeys(ablations))  # each component once, in the order given
+    over_reference = mode == "mean" and reference_ids is not None and ablations
+    means = inspector.reference_means(reference_ids, ablations) if over_reference else None
     intact = inspector.run(ids)
-    ablated = inspector.run(ids, ablations, mode) if ablations else intact
+    ablated = inspector.run(ids, ablations, mode, means) if ablations else intact
     p, q = raw_probs(intact.logits), raw_probs(ablated.logits)  # [V], [V]
     top_id = int(np.argmax(intact.logits))
     report = {
@@ -58,6 +68,7 @@ def inspect_context(
         "prompt_tokens": len(ids),
         "ablations": [a.spec for a in ablations],
         "mode": mode,
+        **({"mean_over": mean_over(tokenizer, reference_ids)} if mode == "mean" else {}),
         "top": top_entries(p, tokenizer, top_n),
         "ablated_top": top_entries(q, tokenizer, top_n),
         "kl": kl_divergence(p, q) if ablations else 0.0,
@@ -67,6 +78,18 @@ def inspect_context(
     if ablations:
         report["ablated_attribution"] = attribution_json(inspector.attribution(ablated, top_id), tokenizer)
     return report
+
+
+def mean_over(tokenizer: Any, reference_ids: list[int] | None) -> str | dict:
+    """What a mean ablation averaged over: "context", or the reference text and its token count."""
+    return "context" if reference_ids is None else {"text": tokenizer.decode(reference_ids), "tokens": len(reference_ids)}
+
+
+def mode_label(report: dict) -> str:  # "zero", "mean over the context", "mean over a 12-token reference text"
+    over = report.get("mean_over")
+    if over is None:
+        return report["mode"]
+    return "mean over the context" if over == "context" else f"mean over a {over['tokens']}-token reference text"
 
 
 def shown(text: str) -> str:  # a token's text, quoted, whitespace and control characters visible
@@ -85,7 +108,7 @@ def format_inspect(report: dict) -> str:
     ablations = report["ablations"]
     lines = [
         f"{report.get('model', '')} · engine {report['engine']} · {report['prompt_tokens']} prompt tokens · "
-        + (f"ablated ({report['mode']}): {', '.join(ablations)}" if ablations else "no ablation")
+        + (f"ablated ({mode_label(report)}): {', '.join(ablations)}" if ablations else "no ablation")
     ]
     lines.append(f"{'next token':<4} {'intact':>26}   {'ablated':>26}")
     for rank, (a, b) in enumerate(zip(report["top"], report["ablated_top"]), start=1):

@@ -73,6 +73,23 @@ def test_mean_ablation_and_every_head_equals_the_layer(capsys):
         assert [e["p"] for e in by_heads["ablated_top"]] == pytest.approx([e["p"] for e in by_layer["ablated_top"]], abs=1e-6)
 
 
+def test_mean_over_a_reference_text_is_reported_and_the_prompt_as_its_own_reference_is_the_context_mean(capsys):
+    mean = ("--ablate-mode", "mean", "--ablate", "1.mlp")  # one component: nothing upstream of it is ablated
+    over_context = inspect_json(capsys, *mean)
+    assert over_context["mean_over"] == "context"
+    over_prompt = inspect_json(capsys, *mean, "--mean-over", PROMPT)
+    assert over_prompt["mean_over"] == {"text": PROMPT, "tokens": over_context["prompt_tokens"]}
+    assert over_prompt["kl"] == pytest.approx(over_context["kl"], abs=1e-6) and over_context["kl"] > 0
+    story = "Once upon a time there was a little girl who loved to play outside."
+    for engine in ("numpy", "torch"):
+        over_story = inspect_json(capsys, *mean, "--mean-over", story, "--engine", engine)
+        assert over_story["mean_over"]["text"] == story and over_story["mean_over"]["tokens"] > over_context["prompt_tokens"]
+        assert abs(over_story["kl"] - over_context["kl"]) > 1e-3
+    assert "mean_over" not in inspect_json(capsys, "--ablate", "0.1")  # a zero ablation takes no mean
+    code, out, _ = inspect(capsys, *mean, "--mean-over", story)
+    assert code == 0 and f"ablated (mean over a {over_story['mean_over']['tokens']}-token reference text): 1.mlp" in out
+
+
 def test_text_report(capsys):
     code, out, err = inspect(capsys, "--ablate", "L0.attn")
     assert code == 0 and err == ""
@@ -95,6 +112,12 @@ def test_text_report(capsys):
         (["--engine", "jax"], "argument --engine: invalid choice"),
         (["--top", "0"], "argument --top: must be an integer in [1, 100000]"),
         (["--model", "/no/such/model"], "argument --model: no model directory at '/no/such/model'"),
+        (["--ablate", "0.1", "--mean-over", "a text"], "argument --mean-over: needs --ablate-mode mean"),
+        (["--ablate", "0.1", "--ablate-mode", "mean", "--mean-over", ""], "argument --mean-over: the reference text is empty"),
+        (
+            ["--ablate", "0.1", "--ablate-mode", "mean", "--mean-over", " the" * 300],
+            "argument --mean-over: the reference text is 300 tokens; this model reads at most 256",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_argument(capsys, args, words):

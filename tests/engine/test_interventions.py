@@ -255,3 +255,81 @@ def test_gpt2_small_shape_agrees_across_engines_and_attribution_sums(gpt2_small_
     assert da.total() == pytest.approx(da.logit, abs=TOL) and db.total() == pytest.approx(db.logit, abs=TOL)
     stats = head_stats(a.attention, ids)
     assert stats["entropy"].shape == (12, 12)
+
+
+# ---- mean ablation over a reference text -------------------------------------------------------
+def ablated_logits_by_hand(hf_model, ids, reference, ablations):  # -> [V] the last position's logits
+    """Mean ablation over `reference`, done without tfund's code: forward pre-hooks on transformers' own
+    modules take the inputs of each ablated output projection (GPT-2's attn.c_proj, Llama's o_proj: the
+    merged heads) and down projection over the reference, average them over its positions, then write
+    those averages over the ablated columns at every position of a forward over `ids`."""
+    import torch
+
+    config = hf_model.config
+    gpt2 = config.model_type == "gpt2"
+    layers = hf_model.transformer.h if gpt2 else hf_model.model.layers
+    d_head = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    columns: dict = {}  # module -> the input columns it is ablated on
+    for a in ablations:
+        module = (layers[a.layer].mlp.c_proj if gpt2 else layers[a.layer].mlp.down_proj) if a.kind == "mlp" else None
+        module = module or (layers[a.layer].attn.c_proj if gpt2 else layers[a.layer].self_attn.o_proj)
+        width = slice(a.head * d_head, (a.head + 1) * d_head) if a.kind == "head" else slice(None)
+        columns.setdefault(module, []).append(width)
+
+    def forward(token_ids, hook_of):
+        handles = [module.register_forward_pre_hook(hook_of(module)) for module in columns]
+        try:
+            with torch.no_grad():
+                return hf_model(torch.tensor([token_ids]), use_cache=False).logits[0, -1]  # [V]
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    means = {}  # module -> [width] its input averaged over the reference's positions
+    forward(reference, lambda module: lambda _, args: means.__setitem__(module, args[0][0].mean(dim=0)))
+
+    def replace(module):
+        def hook(_, args):
+            x = args[0].clone()  # [1, T, width]
+            for cols in columns[module]:
+                x[..., cols] = means[module][cols]
+            return (x, *args[1:])
+
+        return hook
+
+    return forward(ids, replace).numpy()
+
+
+@pytest.mark.parametrize("ablations", [("0.1",), ("1.attn", "0.mlp"), ("0.0", "0.attn", "1.mlp")])
+def test_mean_ablation_over_a_reference_text_matches_means_taken_by_hand(inspectors, ablations):
+    numpy_side, torch_side, ids = inspectors
+    vocab = numpy_side.loaded.info.vocab_size
+    reference = [(5 * i + 1) % vocab for i in range(17)]
+    expected = ablated_logits_by_hand(numpy_side.loaded.hf_model, ids, reference, specs(*ablations))  # [V]
+    for inspector in (numpy_side, torch_side):
+        means = inspector.reference_means(reference, specs(*ablations))
+        run = inspector.run(ids, specs(*ablations), "mean", means)
+        np.testing.assert_allclose(run.logits, expected, rtol=0, atol=TOL)
+    over_context = numpy_side.run(ids, specs(*ablations), "mean").logits
+    assert np.abs(over_context - expected).max() > 100 * TOL  # a reference mean is not the context's
+
+
+def test_reference_means_average_every_position_of_an_intact_forward(inspectors):
+    numpy_side, torch_side, ids = inspectors
+    ablations = specs("0.1", "1.mlp")
+    _, captures = numpy_side.net.forward(ids)
+    by_numpy, by_torch = numpy_side.reference_means(ids, ablations), torch_side.reference_means(ids, ablations)
+    assert by_numpy.keys() == by_torch.keys() == {"blocks.0.attn.hook_z", "blocks.1.mlp.hook_post"}
+    np.testing.assert_allclose(by_numpy["blocks.1.mlp.hook_post"], captures["blocks.1.mlp.hook_post"].mean(axis=0), atol=1e-6)
+    for name in by_numpy:
+        np.testing.assert_allclose(by_numpy[name], by_torch[name], rtol=0, atol=TOL)
+    # the context as its own reference: for one component, the same as averaging over the context ...
+    for one in ([ablations[0]], [ablations[1]]):
+        own = numpy_side.reference_means(ids, one)
+        np.testing.assert_allclose(numpy_side.run(ids, one, "mean", own).logits, numpy_side.run(ids, one, "mean").logits, rtol=0, atol=TOL)
+    # ... but not for both: the context mean of 1.mlp is taken in the forward where 0.1 is already
+    # ablated, a reference mean in an intact forward
+    both, over_context = numpy_side.run(ids, ablations, "mean", by_numpy).logits, numpy_side.run(ids, ablations, "mean").logits
+    assert np.abs(both - over_context).max() > 10 * TOL  # 4e-3 on the tiny random GPT-2, 0.1 and more on the others
+    with pytest.raises(ValueError, match="the reference text needs at least one token"):
+        numpy_side.reference_means([], ablations)
