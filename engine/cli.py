@@ -249,7 +249,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.runtime.engines import engine_device_problem
     from engine.runtime.loading import load_model
     from engine.runtime.sampler import Sampler
-    from engine.views.trace import TraceWriter
+    from engine.views.trace import TraceWriter, session_record
 
     config = sampling_config(args)
     if problem := engine_device_problem(args.engine, args.device):
@@ -268,7 +268,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         room = sampler.n_positions - 1
         print(f"tfund: note: {dropped_prompt_note(room + sampler.prompt_dropped, sampler.prompt_dropped, room)}", file=sys.stderr)
     if trace:
-        trace.write_record({"session": {"model": args.model, "prompt": sampler.prompt}})
+        trace.write_record(session_record(args.model, sampler.prompt, sampler.info))
     if not args.json:
         sys.stdout.write(sampler.prompt)
         sys.stdout.flush()
@@ -287,6 +287,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         result = {
             "model": args.model,
+            **sampler.info.provenance(),  # a GGUF's source and file type
             "engine": sampler.engine,
             "device": sampler.info.device,
             "threads": model.engine_threads,

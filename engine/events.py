@@ -163,3 +163,9 @@ class ModelInfo:
     n_params: int = 0
     engine: str = ""  # "numpy" or "torch": what computes the tokens
     extra: dict = field(default_factory=dict)
+    source: str | None = None  # a GGUF's origin: "smollm2", "ollama" or "gguf" (a path); None for a transformers directory
+    file_type: str | None = None  # a GGUF's quantization ("Q4_1", "Q8_0", "F32"); None for a transformers directory
+
+    def provenance(self) -> dict:
+        """{"source": "smollm2", "file_type": "Q4_1"} for a model read from a GGUF; {} otherwise."""
+        return {"source": self.source, "file_type": self.file_type} if self.source else {}

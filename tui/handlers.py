@@ -22,6 +22,7 @@ from textual.message import Message
 from engine.events import Candidate, SamplingConfig
 from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError, ReplaySession, ReplayStep, read_trace
+from engine.views.trace import session_record
 from tui.commands import (
     Branch,
     Command,
@@ -224,7 +225,7 @@ class GenerationHandler:
         return None
 
     def trace_session(self) -> None:
-        self.trace.write({"session": {"model": self.model.name, "prompt": self.sampler.prompt}})
+        self.trace.write(session_record(self.model.name, self.sampler.prompt, self.sampler.info))
 
     def handle(self, command: Command, post: Post) -> None:
         sampler = self.sampler

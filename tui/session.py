@@ -105,7 +105,7 @@ class Session:
             applied, session, n_sessions = self.replay_at or (self.transcript.n_generated, 1, 1)
             which = f" · session {session}/{n_sessions}" if n_sessions > 1 else ""
             return f"replay {applied}/{n_steps}{which} · {'recomputed' if recomputes else 'as recorded'}"
-        return f"ready · {self.transcript.n_generated} new{self.timing()}"
+        return f"ready · {self.transcript.n_generated} new{self.timing()}{self.gguf_text()}"
 
     def timing(self) -> str:
         """The last run's tokens per second (wall clock, as the user saw them), else the last token's engine time."""
@@ -118,8 +118,14 @@ class Session:
         return f" · {n_tokens / (last - started):.0f} tok/s" if n_tokens and last > started else ""
 
     def ready_status(self) -> str:
-        """The status once loaded: "ready in 0.7 s" (no timing in deterministic mode)."""
-        return "ready" if self.options.deterministic else f"ready in {time.perf_counter() - self.load_started:.1f} s"
+        """The status once loaded: "ready in 0.7 s" (no timing in deterministic mode), and gguf_text."""
+        ready = "ready" if self.options.deterministic else f"ready in {time.perf_counter() - self.load_started:.1f} s"
+        return ready + self.gguf_text()
+
+    def gguf_text(self) -> str:
+        """For a model read from a GGUF, where it came from and its file type (" · smollm2 Q4_1"); else ""."""
+        info = self.model_info
+        return f" · {info.source} {info.file_type}" if info is not None and info.source else ""
 
     def error_text(self, error: BaseException) -> str:
         """What the error modal says about an engine error: out of memory on this device, or the error itself."""

@@ -3,8 +3,8 @@
 Reading a GGUF means parsing its metadata (SmolLM2's 49,152 tokens and 48,900 merges) and dequantizing
 every tensor: seconds. The conversion (config.json, tokenizer.json, tokenizer_config.json and float32
 weights in model.safetensors) loads in a fraction of that, and any transformers tool can open it. It is
-kept only up to CONVERSION_LIMIT_BYTES of weights: a bigger model's float32 copy would cost more disk
-than the load it saves (SmolLM2-135M: 538 MB; a 1B model: 4 GB).
+kept in tfund's cache (engine.store.cache: where it is, and the size limit, `may_cache_conversion`): a
+bigger model's float32 copy would cost more disk than the load it saves (SmolLM2-135M: 538 MB; a 1B model: 4 GB).
 
 A conversion names the file it came from (absolute path, size, modification time of each part) and the
 version of the conversion; a file changed since, or a newer tfund, converts again.
@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ from engine.formats.gguf import (
     open_gguf,
     split_parts,
 )
+from engine.store.cache import conversions_dir, may_cache_conversion
 
-CONVERSION_LIMIT_BYTES = 1 << 30  # 1 GiB of float32 weights: SmolLM2 (538 MB) is kept, a 1B model (4 GB) is not
 CONVERSION_VERSION = 1  # raise when the conversion of the same file changes
 SOURCE_FILE = "tfund-source.json"
 
@@ -54,17 +53,6 @@ class Converted:
     file_type: str  # the GGUF's quantization ("Q4_1"): what the user loaded, kept for the status line
 
 
-def cache_root() -> Path:
-    """tfund's cache: $TFUND_CACHE, else the platform's user cache folder (as engine.store names it)."""
-    if configured := os.environ.get("TFUND_CACHE"):
-        return Path(configured).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "tfund"
-    if sys.platform == "win32" and (local := os.environ.get("LOCALAPPDATA")):
-        return Path(local) / "tfund" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfund"
-
-
 def source_of(shards: tuple[Path, ...]) -> dict:
     """What identifies the GGUF a conversion came from."""
     files = []
@@ -75,10 +63,11 @@ def source_of(shards: tuple[Path, ...]) -> dict:
 
 
 def conversion_dir(shards: tuple[Path, ...], root: Path | None = None) -> Path:
-    """Where the conversion of this GGUF lives: conversions/{file stem}-{hash of its path}."""
+    """Where the conversion of this GGUF lives: conversions/{file stem}-{hash of its path}, under `root`
+    (a cache folder of its own) or tfund's cache."""
     first = shards[0].resolve()
     digest = hashlib.sha256(str(first).encode("utf-8")).hexdigest()[:16]
-    return (root or cache_root()) / "conversions" / f"{first.stem}-{digest}"
+    return (root / "conversions" if root else conversions_dir()) / f"{first.stem}-{digest}"
 
 
 def read_conversion(directory: Path, source: dict) -> Converted | None:
@@ -205,8 +194,8 @@ class GGUFModelFile:
             check_memory(self.opened)
 
     def keepable(self) -> bool:
-        """Whether the conversion goes into the cache (its float32 weights at most CONVERSION_LIMIT_BYTES)."""
-        return self.kept_meta() is not None or self.opened.memory_needed <= CONVERSION_LIMIT_BYTES
+        """Whether the conversion goes into the cache (its float32 weights within the cache's limit)."""
+        return self.kept_meta() is not None or may_cache_conversion(self.opened.memory_needed)
 
     def keep(self, progress: Callable[[str], None] | None = None) -> Path | None:
         """The directory of the kept conversion (a transformers checkpoint), converting now if there is
@@ -234,6 +223,6 @@ class GGUFModelFile:
             tokenizer_config=gguf_file.tokenizer_config(),
             file_type=gguf_file.file_type,
         )
-        if gguf_file.memory_needed <= CONVERSION_LIMIT_BYTES:
+        if may_cache_conversion(gguf_file.memory_needed):
             write_conversion(self.directory, converted, self.source)
         return converted

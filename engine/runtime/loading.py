@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def load_model(
     location, is_local = (source := locate_model(name_or_path, progress)).path, source.is_local  # no progress: pip's own bar
     progress = progress or (lambda text: None)
     if source.kind == "gguf":
-        return load_gguf_model(name_or_path, location, device, dtype, engine, threads, progress)
+        return load_gguf_model(name_or_path, location, source.origin, device, dtype, engine, threads, progress)
     if is_local:
         check_model_dir(location, allow_pickle)
     config = read_config(location, is_local)
@@ -260,10 +260,11 @@ def gguf_model_file(name: str, path: str) -> GGUFModelFile:
 
 
 def load_gguf_model(
-    name: str, path: str, device: str, dtype: Any, engine: str, threads: int | None, progress: Callable[[str], None]
+    name: str, path: str, origin: str | None, device: str, dtype: Any, engine: str, threads: int | None, progress: Callable[[str], None]
 ) -> LoadedModel:
     """A GGUF model (a file, or a folder holding one model) for `engine`; its tokenizer is rebuilt from the
-    file's metadata on both engines. GGUFError becomes ModelLoadError, GGUFMemoryError ModelUnavailableError."""
+    file's metadata on both engines. Its ModelInfo names `origin` (engine.runtime.sources.ModelSource) and
+    the file's type. GGUFError becomes ModelLoadError, GGUFMemoryError ModelUnavailableError."""
     from tokenizers import Tokenizer
 
     model_file = gguf_model_file(name, path)
@@ -280,18 +281,19 @@ def load_gguf_model(
                 Tokenizer.from_str(converted.tokenizer_json), first_id(config.get("eos_token_id")), config.get("bos_token_id")
             )
             set_blas_threads(net.n_params, threads)
-            info = model_info(name, config, engine, device, net.n_params)
+            info = replace(model_info(name, config, engine, device, net.n_params), source=origin, file_type=model_file.file_type)
             return LoadedModel(tokenizer=tokenizer, info=info, net=net, **special_ids_of(config, None, tokenizer), **common)
         progress("importing torch and transformers")
         hf_model = load_gguf_hf_model(name, str(model_file.path), device, threads, dtype)
         tokenizer = TextTokenizer(
             Tokenizer.from_str(model_file.tokenizer_json()), first_id(config.get("eos_token_id")), config.get("bos_token_id")
         )
+        file_type = model_file.file_type
     except GGUFMemoryError as error:
         raise ModelUnavailableError(str(error)) from None
     except GGUFError as error:
         raise ModelLoadError(str(error)) from None
-    info = model_info(name, config, engine, device, hf_model.num_parameters())
+    info = replace(model_info(name, config, engine, device, hf_model.num_parameters()), source=origin, file_type=file_type)
     return LoadedModel(tokenizer=tokenizer, info=info, _hf_model=hf_model, **special_ids_of(config, None, tokenizer), **common)
 
 

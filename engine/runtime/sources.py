@@ -30,6 +30,7 @@ class ModelSource(NamedTuple):
 
     path: str
     kind: str  # "toy", "directory", "gguf" (a file, or a folder of one), "hub-cache" (a cached hub snapshot) or "hub" (not downloaded yet)
+    origin: str | None = None  # a GGUF's: "smollm2" (the pinned download), "ollama" (Ollama's store) or "gguf" (a path)
 
     @property
     def is_local(self) -> bool:
@@ -94,7 +95,7 @@ def locate_model(name: str, progress: Callable[[str], None] | None = None) -> Mo
     if _looks_like_path(name):
         path = os.path.expanduser(name)
         if _is_gguf_source(path):
-            return ModelSource(path, "gguf")
+            return ModelSource(path, "gguf", "gguf")
         if not os.path.isdir(path):
             raise ModelLoadError(f"no model directory at '{name}'")
         return ModelSource(path, "directory")
@@ -117,7 +118,7 @@ def _stored_gguf(name: str, progress: Callable[[str], None] | None) -> ModelSour
         raise ModelUnavailableError(str(error)) from None
     except StoreError as error:
         raise ModelLoadError(str(error)) from None
-    return ModelSource(str(path), "gguf")
+    return ModelSource(str(path), "gguf", SMOLLM2_NAME if name == SMOLLM2_NAME else "ollama")
 
 
 def check_model_dir(path: str, allow_pickle: bool) -> None:

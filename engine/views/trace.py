@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.events import TokenEvent
+from engine.events import ModelInfo, TokenEvent
+
+
+def session_record(model: str, prompt: str, info: ModelInfo) -> dict:
+    """The line that begins a session: the model as the user named it, the prompt, and for a GGUF where it
+    came from and its file type (engine.events.ModelInfo.provenance)."""
+    return {"session": {"model": model, "prompt": prompt, **info.provenance()}}
 
 
 class TraceError(Exception):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import engine.runtime.conversions as conversions
+import engine.store.cache as cache
 from engine.formats.gguf import GGUFMemoryError, open_gguf
 from engine.runtime.conversions import GGUFModelFile, conversion_dir
 from engine.tools.gguf_factory import make_case
@@ -70,7 +71,7 @@ def test_damaged_conversion_is_redone(case, tmp_path):
 
 
 def test_big_models_and_unwritable_caches_are_not_kept(case, tmp_path, monkeypatch):
-    monkeypatch.setattr(conversions, "CONVERSION_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(cache, "CONVERSION_LIMIT_BYTES", 1000)
     read_gguf(case.path, root=tmp_path)
     assert not (tmp_path / "conversions").exists()
     monkeypatch.undo()
@@ -84,3 +85,11 @@ def test_kept_conversion_that_does_not_fit_is_refused(case, tmp_path, monkeypatc
     monkeypatch.setattr(conversions, "available_memory", lambda: 1000)
     with pytest.raises(GGUFMemoryError, match="needs about 0.0 GB of memory once dequantized"):
         read_gguf(case.path, root=tmp_path)
+
+
+def test_without_a_root_the_conversion_goes_under_tfund_cache(case, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFUND_CACHE", str(tmp_path / "mine"))
+    model_file = GGUFModelFile(case.path)
+    assert model_file.directory.parent == cache.conversions_dir() == tmp_path / "mine" / "conversions"
+    model_file.converted()
+    assert (model_file.directory / "model.safetensors").is_file()

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import engine.runtime.conversions as conversions
+import engine.store.cache as cache
 from engine.events import SamplingConfig
 from engine.formats.gguf import open_gguf
 from engine.runtime.errors import ModelLoadError, ModelUnavailableError
@@ -90,7 +91,7 @@ def test_quantized_file_equals_transformers_reading_it(cases, family, file_type)
 
 def test_torch_engine_on_a_model_too_big_to_keep_uses_transformers_loader(cases, monkeypatch):
     case = cases("llama3", "Q8_0")
-    monkeypatch.setattr(conversions, "CONVERSION_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(cache, "CONVERSION_LIMIT_BYTES", 1000)
     monkeypatch.setenv("TFUND_CACHE", str(case.path.parent / "empty-cache"))
     loaded = load_model(str(case.path), device="cpu", engine="torch")
     assert not (case.path.parent / "empty-cache").exists()
