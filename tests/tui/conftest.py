@@ -1,4 +1,6 @@
-"""Helpers for the Pilot tests: the usual terminal size, waiting on the app, an endless tokenizer."""
+"""Helpers for the Pilot tests: the usual terminal size, waiting on the app, a model that never ends its text."""
+
+import dataclasses
 
 from tests.conftest import sampler_of, wait_until_async
 
@@ -22,13 +24,7 @@ def notifications(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
-class EndlessTokenizer:
-    """The toy tokenizer with end-of-text disabled, so that a run goes on until it is paused."""
-
-    eos_token_id = -1
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __getattr__(self, name):
-        return getattr(self.tokenizer, name)
+def endless(model):
+    """The loaded model with no end-of-text id, so that a run goes on until it is paused (the sampler stops at
+    any of `eos_ids`; the start token an empty prompt begins with is kept)."""
+    return dataclasses.replace(model, bos_id=model.start_id, eos_ids=())

@@ -1,6 +1,5 @@
 """Pilot tests: every key of tfund-tui does what it says, against the real toy model."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +12,7 @@ from engine.runtime.backends.base import greedy_tokens
 from engine.runtime.backends.torch_eager import TorchBackend
 from engine.views.pieces import visible
 from tests.conftest import sampler_of
-from tests.tui.conftest import SIZE, EndlessTokenizer, settle, wait_until
+from tests.tui.conftest import SIZE, endless, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.controls import TOP_K_LADDER, cycle_head, ladder_step, nudge_temperature, nudge_top_p
 from tui.heatmap import fit_axis, head_grid, pool, render_heatmap
@@ -214,8 +213,8 @@ async def press_while_generating(pilot, key: str) -> None:
 @pytest.mark.anyio
 async def test_run_then_pause(toy, tmp_path):
     trace = tmp_path / "trace.jsonl"
-    endless = dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer))
-    app = toy_app(endless, trace=str(trace), max_new_tokens=100_000, temperature=0.8)
+    endless_toy = endless(toy)
+    app = toy_app(endless_toy, trace=str(trace), max_new_tokens=100_000, temperature=0.8)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await press_while_generating(pilot, "g")
@@ -513,7 +512,7 @@ async def test_a_run_is_drawn_once_per_batch_of_tokens_not_per_token(toy, monkey
 async def test_the_text_follows_the_newest_token_and_scrolls_back_with_the_keys(toy):
     from tui.widgets.generation import TokenLines
 
-    app = toy_app(dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer)), max_new_tokens=100_000)
+    app = toy_app(endless(toy), max_new_tokens=100_000)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         lines = app.main_screen.query_one(TokenLines)

@@ -18,7 +18,7 @@ import engine.cli as cli
 from engine.events import SamplingConfig
 from engine.views.replay import read_trace
 from tests.conftest import sampler_of
-from tests.tui.conftest import SIZE, EndlessTokenizer, notifications, settle, wait_until
+from tests.tui.conftest import SIZE, endless, notifications, settle, wait_until
 from tui.app import DEFAULT_PROMPT, make_app
 from tui.screens.error import ErrorScreen
 from tui.widgets.generation import TokenLines, shown_piece
@@ -86,7 +86,7 @@ async def wait_for_idle_engine(pilot) -> None:
 async def test_the_trace_stays_equal_to_the_screen(toy, tmp_path, scenario):
     """The edits a random session hits now and then, each on purpose."""
     trace = tmp_path / "trace.jsonl"
-    window = dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer), info=dataclasses.replace(toy.info, n_positions=24))
+    window = dataclasses.replace(endless(toy), info=dataclasses.replace(toy.info, n_positions=24))
     app = make_app(model=window, config=SamplingConfig(temperature=0.0), trace=trace, palette="color", deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -176,9 +176,9 @@ async def test_a_model_that_failed_to_load_says_why_on_every_later_key(tmp_path)
 @pytest.mark.anyio
 async def test_out_of_memory_mid_run_shows_the_sentence_and_generation_goes_on(toy, monkeypatch, tmp_path):
     trace = tmp_path / "trace.jsonl"
-    endless = dataclasses.replace(toy, tokenizer=EndlessTokenizer(toy.tokenizer))
+    endless_toy = endless(toy)
     app = make_app(
-        model=endless, config=SamplingConfig(temperature=0.0, max_new_tokens=100_000), trace=trace, palette="color", deterministic=True
+        model=endless_toy, config=SamplingConfig(temperature=0.0, max_new_tokens=100_000), trace=trace, palette="color", deterministic=True
     )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
