@@ -54,6 +54,7 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("× cos(l, l-1)", "cos with the step before: 1 = same direction"),
     ("lens→next", "logit lens: ln_f + unembedding after a block"),
     ("ln_f / layer norm", "final layer norm / centre, scale, gain, bias"),
+    ("RMSNorm", "Llama's norm: scale to unit RMS, then a gain"),
     ("pre-LN / post-LN", "LN before each sublayer / after residual add"),
     ("X / T (block lab)", "the lab's random input / its number of tokens"),
     ("d_model / d_ff", "the residual stream's width / the MLP's width"),

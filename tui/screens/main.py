@@ -125,7 +125,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "patterns)."
         ),
         "layers-pane": (
-            "The residual stream at the newest token: emb (token + position embeddings), then after block 1…L. ⠒ "
+            "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
             "norm ÷ the largest. × cos(l, l-1): cosine with the step before, 1 = same direction (0.96 ≈ 16°: a "
             "long stream turns slowly). lens→next: ln_f + unembedding after each block, its guess."
         ),
