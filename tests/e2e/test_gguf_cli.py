@@ -2,9 +2,6 @@
 line on stderr and exit 2 (a file tfund cannot read) or 1 (a model that does not fit in memory)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import gguf
 import numpy as np
@@ -13,6 +10,8 @@ import pytest
 import engine.formats.gguf as reader
 import engine.runtime.conversions as conversions
 from engine.tools.gguf_factory import make_case, set_first_tensor_type, write_minimal_gguf
+from tests.e2e.test_cli import run_cli
+from tests.e2e.test_cli import tfund as cli_process
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,7 @@ def tfund_cache(tmp_path_factory, monkeypatch):
 
 
 def tfund(*args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return cli_process(*args, timeout=300)
 
 
 def test_generate_from_a_gguf_agrees_across_engines(model_path):
@@ -42,17 +40,6 @@ def test_generate_from_a_gguf_agrees_across_engines(model_path):
         assert outputs[engine]["engine"] == engine
     assert [t["id"] for t in outputs["numpy"]["tokens"]] == [t["id"] for t in outputs["torch"]["tokens"]]
     assert len(outputs["numpy"]["tokens"]) == 8
-
-
-def run_cli(capsys, *args):
-    from engine.cli import main
-
-    try:
-        code = main(list(args))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def bad_file(kind, folder, model_path):
