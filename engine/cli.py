@@ -34,6 +34,7 @@ from engine.args import (
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig, dropped_prompt_note
 from engine.model.blocklab import N_LAYERS_MAX, SEED_MAX
+from engine.model.quantization import QUANT_TYPES
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
 BENCH_CONFIGS = [
@@ -119,6 +120,14 @@ def build_parser() -> OneLineParser:
     cmp.add_argument("--seed", type=seed_arg, default=0, help="seeds both samplers' generators (default %(default)s)")
     cmp.add_argument("--max-new-tokens", type=positive_tokens_arg, default=16, help="steps to compare (default %(default)s)")
     cmp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where both models run (default auto)")
+    cmp.add_argument(
+        "--quantize-b",
+        choices=QUANT_TYPES,
+        default=None,
+        help="round model B's matrices through this llama.cpp type (the gguf package's quantizer) and read them back: "
+        "B is then A quantized when both name the same model (norms, biases and positions stay float32; the "
+        "unembedding is Q8_0)",
+    )
     cmp.add_argument("--json", action="store_true", help="print one JSON object (every step, both texts) instead of the table")
 
     insp = sub.add_parser("inspect", help="the next token intact and ablated, KL, top-token flip, direct logit attribution")
@@ -538,11 +547,17 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from engine.runtime.errors import QuantizationRefused
     from engine.views.compare import compare_run, format_compare_table
 
     config_a = SamplingConfig(temperature=args.temperature_a, seed=args.seed, max_new_tokens=args.max_new_tokens)
     config_b = SamplingConfig(temperature=args.temperature_b, seed=args.seed, max_new_tokens=args.max_new_tokens)
-    result = compare_run(args.model_a, args.model_b, args.prompt, args.max_new_tokens, config_a, config_b, device=args.device)
+    try:
+        result = compare_run(
+            args.model_a, args.model_b, args.prompt, args.max_new_tokens, config_a, config_b, device=args.device, quantize_b=args.quantize_b
+        )
+    except QuantizationRefused as error:
+        raise UsageError(f"argument --quantize-b: {error}") from None
     print(json.dumps(result, ensure_ascii=False) if args.json else format_compare_table(result))
     return 0
 

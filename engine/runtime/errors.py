@@ -9,3 +9,7 @@ class ModelLoadError(Exception):
 
 class ModelUnavailableError(ModelLoadError):
     """A valid request that cannot be served here and now (offline, out of memory)."""
+
+
+class QuantizationRefused(ModelLoadError):
+    """A quantization type the model cannot be rounded to (its own type, or one not offered); one sentence."""

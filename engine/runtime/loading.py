@@ -22,7 +22,7 @@ from engine.model.transformer import NumpyLM
 from engine.runtime.conversions import GGUFModelFile
 from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_threads
 from engine.runtime.engines import choose_engine
-from engine.runtime.errors import ModelLoadError, ModelUnavailableError
+from engine.runtime.errors import ModelLoadError, ModelUnavailableError, QuantizationRefused
 from engine.runtime.sources import check_model_dir, light_loadable, locate_model, read_config
 from engine.runtime.tokenizer import TextTokenizer, first_id, read_json
 
@@ -346,3 +346,20 @@ def loaded_from_hf(hf_model: Any, tokenizer: Any = None, name: str = "in memory"
     info = model_info(name, config, engine, device, hf_model.num_parameters())
     special = special_ids_of(config, None, tokenizer)
     return LoadedModel(name=name, path="", engine=engine, device=device, tokenizer=tokenizer, info=info, _hf_model=hf_model, **special)
+
+
+def quantized_model(model: LoadedModel, qtype: str) -> tuple[LoadedModel, Any]:
+    """`model` with its matrices rounded through `qtype` (engine.model.quantization), on the NumPy engine, and
+    the QuantizationReport. Its name says so ("toy at Q4_0"); the original is left as it was. QuantizationRefused
+    (one sentence) for the type its weights are already stored in, or a type not offered."""
+    from engine.model.quantization import quantized
+
+    source_type = model.info.file_type or "F32"  # a transformers directory is read as float32
+    try:
+        net, report = quantized(model.numpy_model(), qtype, source_type, f"'{model.name}'")
+    except ValueError as error:
+        raise QuantizationRefused(str(error)) from None
+    name = f"{model.name} at {report.type}"
+    info = replace(model.info, name=name, engine="numpy", file_type=report.type)
+    copy = replace(model, name=name, engine="numpy", info=info, net=net, _hf_model=None, _lock=threading.Lock())
+    return copy, report

@@ -61,6 +61,11 @@ def text_distributions(cands_a: list[Candidate], cands_b: list[Candidate], warpe
     return p_a / p_a.sum(), p_b / p_b.sum()
 
 
+def same_top_text(p_a: np.ndarray, p_b: np.ndarray) -> bool:  # [K + 1], [K + 1] ("other" last) -> bool
+    """Both put their largest probability on the same candidate text; the pooled "other" bucket is no text."""
+    return int(np.argmax(p_a[:-1])) == int(np.argmax(p_b[:-1]))
+
+
 def same_vocabulary(sampler_a: Sampler, sampler_b: Sampler) -> bool:
     """True when ids mean the same text for both (same logits width and the same token -> id map)."""
     if sampler_a.model is sampler_b.model:
@@ -127,17 +132,21 @@ class CompareSession:
             kl, agree = compare_step(warped_a, warped_b)
             kl_raw, _ = compare_step(raw_a, raw_b)
         else:
-            kl, agree = compare_step(*text_distributions(cands_a, cands_b, warped=True))
-            kl_raw, _ = compare_step(*text_distributions(cands_a, cands_b, warped=False))
+            p_a, p_b = text_distributions(cands_a, cands_b, warped=True)  # [K + 1] x2, "other" last
+            kl, agree = kl_divergence(p_a, p_b), same_top_text(p_a, p_b)
+            kl_raw = kl_divergence(*text_distributions(cands_a, cands_b, warped=False))
         # 3. advance: the leader samples, the follower takes the same token (or text)
         if self.follow == "b":
             event_b = self.b.step()
-            event_a = self.take_same(self.a, event_b)
+            event_a, text_a = self.take_same(self.a, event_b)
+            text_b = event_b.text
         elif self.follow == "a":
             event_a = self.a.step()
-            event_b = self.take_same(self.b, event_a)
+            event_b, text_b = self.take_same(self.b, event_a)
+            text_a = event_a.text
         else:
             event_a, event_b = self.a.step(), self.b.step()
+            text_a, text_b = event_a.text, event_b.text
         result = CompareStep(
             index=len(self.steps),
             event_a=event_a,
@@ -145,24 +154,24 @@ class CompareSession:
             kl=kl,
             kl_raw=kl_raw,
             top1_agree=agree,
-            text_a=event_a.text if event_a else "",
-            text_b=event_b.text if event_b else "",
+            text_a=text_a,
+            text_b=text_b,
             candidates_a=cands_a[:SHOWN_CANDIDATES],
             candidates_b=cands_b[:SHOWN_CANDIDATES],
         )
         self.steps.append(result)
         return result
 
-    def take_same(self, follower: Sampler, leader_event: TokenEvent) -> TokenEvent | None:
-        """Force the follower onto the leader's token (same vocabulary) or onto its new text."""
+    def take_same(self, follower: Sampler, leader_event: TokenEvent) -> tuple[TokenEvent | None, str]:
+        """Force the follower onto the leader's token (same vocabulary) or onto its new text; its last event and
+        the text it took (in text mode, all of its tokens' text: the leader's one piece may be several here)."""
         if self.mode == "vocab":
-            return follower.force(leader_event.token_id)
+            event = follower.force(leader_event.token_id)
+            return event, event.text
         if leader_event.eos:
-            return None  # the leader ended; its end-of-text string means nothing to the other tokenizer
-        event = None
-        for token_id in follower.tokenizer.encode(leader_event.text, add_special_tokens=False):
-            event = follower.force(token_id)
-        return event
+            return None, ""  # the leader ended; its end-of-text string means nothing to the other tokenizer
+        events = [follower.force(token_id) for token_id in follower.tokenizer.encode(leader_event.text, add_special_tokens=False)]
+        return (events[-1] if events else None), "".join(event.text for event in events)
 
     def run(self, n: int, cancel: threading.Event | None = None) -> Iterator[CompareStep]:
         """Up to n steps; stops at end-of-text or when `cancel` is set."""
@@ -183,18 +192,24 @@ def compare_run(
     follow: str | None = "a",
     device: str = "auto",
     cancel: threading.Event | None = None,
+    quantize_b: str | None = None,
 ) -> dict:
     """Run a CompareSession for n steps and return plain JSON data (`tfund compare --json`).
 
     model_a / model_b: a LoadedModel, or a name/path for load_model (the same name is loaded once, so
-    "one model at two temperatures" shares the weights).
+    "one model at two temperatures" shares the weights). quantize_b ("q4_0", ...): B's matrices go through
+    that type first (engine.runtime.loading.quantized_model; ModelLoadError for B's own type).
     """
-    from engine.runtime.loading import load_model
+    from engine.runtime.loading import load_model, quantized_model
 
     if isinstance(model_a, str):
         model_a = load_model(model_a, device=device)
     if isinstance(model_b, str):
         model_b = model_a if model_b == model_a.name else load_model(model_b, device=device)
+    quantization = None
+    if quantize_b is not None:
+        model_b, report = quantized_model(model_b, quantize_b)
+        quantization = report.as_dict()
     session = CompareSession(Sampler(model_a, config_a), Sampler(model_b, config_b), follow=follow)
     session.set_prompt(prompt)
     steps = [step_json(st) for st in session.run(n, cancel)]
@@ -202,6 +217,7 @@ def compare_run(
     return {
         "model_a": model_a.name,
         "model_b": model_b.name,
+        "quantize_b": quantization,  # {"type", "from", "matrices", "kept_f32", "note"} or None
         "prompt": prompt,
         "mode": session.mode,
         "follow": follow,
@@ -257,7 +273,8 @@ def format_compare_table(result: dict) -> str:
     lines = [
         f"A  {result['model_a']}  ({settings(result['settings_a'])})",
         f"B  {result['model_b']}  ({settings(result['settings_b'])})",
-        f"{context}; compared on {'token ids' if result['mode'] == 'vocab' else 'decoded candidate text'}",
+        *([quantization_line(result["quantize_b"])] if result.get("quantize_b") else []),
+        f"{context}; compared on {'token ids' if result['mode'] == 'vocab' else 'decoded candidate text (docs/DEFINITIONS.md)'}",
         "",
         f"{'step':>4}  {'A token':<14}{'B token':<14}{'KL(A‖B)':>9}{'KL T=1':>9}  {'top-1':<6}{'A top':<18}B top",
     ]
@@ -275,3 +292,13 @@ def format_compare_table(result: dict) -> str:
         f"B: {result['text_b']}",
     ]
     return "\n".join(lines)
+
+
+def quantization_line(report: dict) -> str:
+    """What --quantize-b did to B, in one line (engine.model.quantization)."""
+    kept = f"; {len(report['kept_f32'])} kept float32 (rows not a multiple of 32)" if report["kept_f32"] else ""
+    source = report["note"] or f"from {report['from']}"
+    return (
+        f"   B's {report['matrices']} matrices rounded to {report['type']} ({source}; the unembedding Q8_0; norms, biases "
+        f"and positions float32{kept})"
+    )

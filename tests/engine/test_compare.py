@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from engine.events import SamplingConfig
 from engine.runtime.loading import load_model
 from engine.runtime.sampler import Sampler
-from engine.views.compare import CompareSession, compare_run, compare_step, format_compare_table
+from engine.views.compare import CompareSession, compare_run, compare_step, format_compare_table, same_top_text
 from tests.conftest import random_gpt2_dir
 
 PROMPT = "In a small village,"
@@ -130,7 +130,14 @@ def test_different_vocabularies_compare_on_text(toy, other_vocab_model):
     assert s.b.tokens != s.a.tokens
     for st in steps:
         assert 0.0 <= st.kl < 30 and math.isfinite(st.kl_raw)
-        assert st.text_b == "" or st.text_a.endswith(st.text_b)
+        assert st.text_b == st.text_a  # every piece b took for a's one piece, however many tokens it was here
+
+
+def test_in_text_mode_top1_is_a_text_never_the_pooled_rest():
+    p_a = np.array([0.2, 0.1, 0.7])  # [K + 1]: two texts, then "other"
+    p_b = np.array([0.1, 0.3, 0.6])
+    assert same_top_text(p_a, p_b) is False  # a's top text is the first, b's the second; "other" is largest for both
+    assert same_top_text(p_a, np.array([0.3, 0.1, 0.6])) is True
 
 
 def test_compare_session_needs_two_samplers(toy):
