@@ -49,6 +49,7 @@ TUI_BENCHMARKS = {  # benchmarks of tfund-tui, run as `python -m tui.tools.bench
     "startup": "tfund-tui time to first frame and model-ready vs a minimal Textual app, in tmux",
     "render": "per-token UI update time and bytes written to the terminal at 32/128/256 tokens",
     "tui": "model ready vs a minimal app, torch tok/s under load, run mode vs headless tok/s, key n to screen p50/p95",
+    "model": "a real model (default smollm2): key n to screen p50/p95, run mode vs headless, all-heads statistics, RSS after 1,024 tokens",
 }
 
 

@@ -374,3 +374,25 @@ def test_tui_figures_are_formatted_with_their_goals():
     assert "1 thread" in lines[2] and "ratio 0.40 (goal >= 0.3: met)" in lines[2]
     assert "ratio 0.27 (goal >= 0.6: NOT met; medians of 7 runs each)" in lines[4]
     assert "p50 26.9 ms  p95 45.7 ms" in lines[5] and "NOT met" in lines[5] and "whole repaint p50 40.2 ms  p95 52.0 ms" in lines[5]
+
+
+def test_model_figures_are_formatted_and_the_memory_is_read_from_proc():
+    import os
+
+    from tui.tools.bench import all_heads_ms, format_model, rss_mib
+
+    memory = rss_mib(os.getpid())
+    assert 0 < memory["rss"] <= memory["peak"]
+    heads = all_heads_ms("toy", "numpy", 32, 1)
+    assert heads["tokens"] == 32 and heads["heads"] == 36 and heads["ms"] > 0
+    result = {
+        "model": "smollm2",
+        "engine": "numpy",
+        "key_to_screen_ms": {"p50": 9.1, "p95": 15.0, "repaint_p50": 80.2, "repaint_p95": 120.0, "n": 20},
+        "run_mode": {"tui_tokens_per_second": 20.0, "headless_tokens_per_second": 25.0, "ratio": 0.8, "n": 3},
+        "all_heads": heads,
+        "memory": {"ready_mib": 700.0, "after_mib": 900.0, "peak_mib": 950.0, "tokens": 1024},
+    }
+    lines = format_model(result).splitlines()
+    assert "p50 9.1 ms  p95 15.0 ms" in lines[1] and "whole repaint  p50 80.2 ms  p95 120.0 ms" in lines[1]
+    assert "ratio 0.80" in lines[2] and "32 tokens x 36 heads" in lines[3] and "900 MiB after 1024 tokens (peak 950 MiB)" in lines[4]

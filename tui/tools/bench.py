@@ -638,6 +638,103 @@ def format_tui(result: dict) -> str:
     )
 
 
+# ---- a real model (issue 26): the same figures at SmolLM2's size, plus all heads and memory ------------
+HEADS_CONTEXT = 256  # tokens of context whose every layer x head the all-heads screen measures
+RSS_TOKENS = 1024  # tokens generated before the app's memory is read
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    """The process's resident memory now and at its peak (/proc: Linux), in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[key].split()[0]) / 1024 for name, key in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+
+
+def all_heads_ms(model: str, engine: str, n_tokens: int, repeats: int) -> dict:
+    """The all-heads screen's statistics (tui.screens.heads.context_head_stats) over a context of n_tokens."""
+    from engine.runtime.loading import load_model
+    from engine.runtime.sampler import Sampler
+    from tui.screens.heads import context_head_stats
+
+    loaded = load_model(model, device="cpu", engine=engine)
+    sampler = Sampler(loaded, SamplingConfig(temperature=0.0))
+    sampler.set_prompt(prompt_of_length(loaded.tokenizer, n_tokens))
+    rows, ids = [view.attention for view in sampler.views], list(sampler.tokens)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        context_head_stats(rows, ids)
+        times.append((time.perf_counter() - started) * 1e3)
+    return {"ms": median(times), "tokens": len(ids), "heads": loaded.info.n_layer * loaded.info.n_head, "repeats": repeats}
+
+
+def rss_after_tokens(model: str, engine: str, n_tokens: int, size: tuple[int, int], workdir: str) -> dict:
+    """The app's resident memory once ready and after n_tokens generated with g (an end-of-text is undone and
+    the second candidate forced, so the run goes on)."""
+    trace = Path(workdir) / f"rss-{uuid.uuid4().hex[:8]}.jsonl"
+    flags = ["--max-new-tokens", str(n_tokens), "--temperature", "0.8", "--seed", "0"]
+    app = PtyApp(tui_command(model, engine, trace, *flags), size, env=terminal_env())
+    try:
+        app.wait_until(lambda: "ready" in app.text()[-4000:], LAUNCH_TIMEOUT_S, "load the model")
+        app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
+        ready = rss_mib(app.process.pid)
+        while token_lines(trace) < n_tokens:
+            before = token_lines(trace)
+            timed_run(app, trace)
+            if token_lines(trace) < n_tokens:  # ended early (end-of-text): take another token there and go on
+                app.send("\x7f")
+                app.send("2")
+                app.wait_until(lambda b=before: token_lines(trace) > b, STEP_TIMEOUT_S, "take the second candidate")
+        after = rss_mib(app.process.pid)
+    finally:
+        app.close()
+    return {"ready_mib": ready["rss"], "after_mib": after["rss"], "peak_mib": after["peak"], "tokens": token_lines(trace)}
+
+
+def model_bench(model: str, engine: str, n_keys: int, runs: int, n_tokens: int, size: tuple[int, int]) -> dict:
+    """Key to screen, run mode vs headless, all-heads statistics and memory on `model`, in this one run."""
+    with tempfile.TemporaryDirectory() as workdir:
+        keys = key_latencies(model, engine, n_keys, size, workdir)
+        mode = run_mode_bench(model, engine, n_tokens, runs, size, workdir)
+        memory = rss_after_tokens(model, engine, RSS_TOKENS, size, workdir)
+    heads = all_heads_ms(model, engine, HEADS_CONTEXT, 3)
+    tui, headless = mode["tui_runs"], mode["headless_runs"]
+    return {
+        "model": model,
+        "engine": engine,
+        "key_to_screen_ms": {
+            "p50": percentile(keys["token"], 0.5),
+            "p95": percentile(keys["token"], 0.95),
+            "repaint_p50": percentile(keys["repaint"], 0.5),
+            "repaint_p95": percentile(keys["repaint"], 0.95),
+            "n": len(keys["token"]),
+        },
+        "run_mode": {
+            "tui_tokens_per_second": median(tui),
+            "headless_tokens_per_second": median(headless),
+            "ratio": median(tui) / median(headless),
+            "n": len(tui),
+        },
+        "all_heads": heads,
+        "memory": memory,
+    }
+
+
+def format_model(result: dict) -> str:
+    keys, run, heads, memory = result["key_to_screen_ms"], result["run_mode"], result["all_heads"], result["memory"]
+    return "\n".join(
+        [
+            f"model benchmark: --model {result['model']}, engine {result['engine']} (CPU)",
+            f"key n to the first frame with the token  p50 {keys['p50']:.1f} ms  p95 {keys['p95']:.1f} ms;  to the whole repaint  "
+            f"p50 {keys['repaint_p50']:.1f} ms  p95 {keys['repaint_p95']:.1f} ms  ({keys['n']} keys)",
+            f"run mode (g)  {run['tui_tokens_per_second']:.1f} tok/s in the TUI  {run['headless_tokens_per_second']:.1f} headless  "
+            f"ratio {run['ratio']:.2f}  (medians of {run['n']} runs each)",
+            f"all-heads statistics  {heads['ms']:.0f} ms for {heads['tokens']} tokens x {heads['heads']} heads (median of {heads['repeats']})",
+            f"memory (RSS)  {memory['ready_mib']:.0f} MiB ready, {memory['after_mib']:.0f} MiB after {memory['tokens']} tokens "
+            f"(peak {memory['peak_mib']:.0f} MiB)",
+        ]
+    )
+
+
 # ---- command line ----------------------------------------------------------------------------
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="tfund bench", description="tfund-tui benchmarks (start-up; per-token UI time and bytes)")
@@ -654,6 +751,14 @@ def build_parser() -> OneLineParser:
     tui.add_argument("--keys", type=repeats_arg, default=30, help="n keys timed (default 30)")
     tui.add_argument("--size", type=size_arg, default=(100, 30))
     tui.add_argument("--json", action="store_true")
+    real = sub.add_parser("model", help="a real model: key to screen, run mode vs headless, all-heads statistics, RSS after 1,024 tokens")
+    real.add_argument("--model", type=model_arg, default="smollm2")
+    real.add_argument("--engine", choices=["numpy", "torch"], default="numpy")
+    real.add_argument("--keys", type=repeats_arg, default=20, help="n keys timed (default 20)")
+    real.add_argument("--runs", type=repeats_arg, default=3, help="run-mode pairs, TUI and headless (default 3)")
+    real.add_argument("--tokens", type=tokens_arg, default=64, help="tokens per run (default 64)")
+    real.add_argument("--size", type=size_arg, default=(100, 30))
+    real.add_argument("--json", action="store_true")
     render = sub.add_parser("render", help="per-token UI update time and bytes written to the terminal")
     render.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     render.add_argument("--config", choices=RANDOM_CONFIGS, default=None, help="random-init model of this GPT-2 shape instead of --model")
@@ -675,6 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.benchmark == "tui":
         result = tui_bench(args.model, args.engine, args.repeats, args.tokens, args.keys, args.size)
         print(json.dumps(result) if args.json else format_tui(result))
+        return 0
+    if args.benchmark == "model":
+        result = model_bench(args.model, args.engine, args.keys, args.runs, args.tokens, args.size)
+        print(json.dumps(result) if args.json else format_model(result))
         return 0
     if args.model and args.config:
         usage_exit("give either --model or --config, not both")
