@@ -35,6 +35,7 @@ from tui.screens.error import ErrorScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
+from tui.screens.models import ModelPicker
 from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.session import Session
@@ -160,7 +161,7 @@ class TfundApp(App):
         elif name == "compare":
             self.push_screen(CompareScreen(session.model, session.prompt, session.settings, self.shade, self.options.allow_pickle))
         elif name == "tokenize":
-            self.push_screen(TokenizeScreen(session.model.tokenizer, self.options.model_name, None))  # a decoder: no encoder attention
+            self.push_screen(TokenizeScreen(session.model.tokenizer, session.model_name, None))  # a decoder: no encoder attention
         elif name == "representations":
             positions = session.transcript.positions
             first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
@@ -171,6 +172,15 @@ class TfundApp(App):
         else:
             ids = [p.token_id for p in session.transcript.positions]
             self.push_screen(AttributionScreen(session, ids, session.transcript.candidates))
+
+    def action_pick_model(self) -> None:
+        """o: the model picker; its choice is opened by the session (the model in use stays until it is ready)."""
+        if not isinstance(self.screen, ModelPicker):
+            self.push_screen(ModelPicker(self.session.model_name), self.open_model)
+
+    def open_model(self, name: str | None) -> None:
+        if name is not None:
+            self.session.switch_model(name)
 
     def action_open_screen(self, name: str) -> None:
         """A key or palette entry that opens a screen ("app.open_screen('compare')")."""
@@ -294,7 +304,7 @@ class TfundApp(App):
         if figures is None:
             self.notify("Nothing to save here; close this (escape) and press e on the screen you want to save.", timeout=5)
             return
-        svg = portable_svg(self.export_screenshot(title=f"tfund · {self.options.model_name}"))  # no web font
+        svg = portable_svg(self.export_screenshot(title=f"tfund · {self.session.model_name}"))  # no web font
         self.write_export(svg, figures())
 
     @work(thread=True, exit_on_error=False, group="export")

@@ -48,6 +48,7 @@ from tui.messages import (
     ContextReady,
     EngineNote,
     LoadProgress,
+    ModelKept,
     ModelReady,
     ParityComputed,
     ReplayReady,
@@ -159,18 +160,7 @@ class Loader:
         if command.replay is not None:
             return self.open_replay(command, post)
         model = self.load(command, post) if isinstance(command.source, str) else command.source
-        from engine.runtime.sampler import Sampler
-
-        post(LoadProgress(3, 4, "building the sampler"))
-        sampler = Sampler(model, command.settings, engine=command.engine, top_n=TOP_N)
-        post(LoadProgress(4, 4, "reading the prompt"))
-        sampler.set_prompt(command.prompt)
-        handler = GenerationHandler(model, sampler, self.trace)
-        handler.trace_session()
-        post(ModelReady(model, sampler.info, ContextReady.of_sampler(sampler)))
-        if sampler.note:
-            post(EngineNote(f"{sampler.note[0].upper()}{sampler.note[1:]}.", "warning"))
-        return handler
+        return generation_on(model, command, self.trace, post)
 
     @staticmethod
     def load(command: Load, post: Post) -> Any:
@@ -211,8 +201,25 @@ class Loader:
         return ReplayHandler(replay, model)
 
 
+def generation_on(model: Any, command: Load, trace: TraceLog, post: Post) -> GenerationHandler:
+    """A loaded model's live sampler on the command's prompt and settings; ModelReady tells the screen."""
+    from engine.runtime.sampler import Sampler
+
+    post(LoadProgress(3, 4, "building the sampler"))
+    sampler = Sampler(model, command.settings, engine=command.engine, top_n=TOP_N)
+    post(LoadProgress(4, 4, "reading the prompt"))
+    sampler.set_prompt(command.prompt)
+    handler = GenerationHandler(model, sampler, trace)
+    handler.trace_session()
+    post(ModelReady(model, sampler.info, ContextReady.of_sampler(sampler)))
+    if sampler.note:
+        post(EngineNote(f"{sampler.note[0].upper()}{sampler.note[1:]}.", "warning"))
+    return handler
+
+
 class GenerationHandler:
-    """The main screen's live sampler; every token also goes to the trace."""
+    """The main screen's live sampler; every token also goes to the trace. A Load (the model picker) swaps
+    in another model: the new one is loaded while this one stays, and this one is let go once it is ready."""
 
     batches_per_second = RUN_BATCHES_PER_SECOND
 
@@ -227,11 +234,13 @@ class GenerationHandler:
     def trace_session(self) -> None:
         self.trace.write(session_record(self.model.name, self.sampler.prompt, self.sampler.info))
 
-    def handle(self, command: Command, post: Post) -> None:
+    def handle(self, command: Command, post: Post) -> GenerationHandler | None:
         sampler = self.sampler
         if hasattr(command, "settings"):
             apply_settings(sampler, command.settings)
         match command:
+            case Load():
+                return self.switch(command, post)
             case Step():
                 if not self.at_end(post):
                     self.emit(sampler.step(announce(post, forced=False)), post)
@@ -263,6 +272,16 @@ class GenerationHandler:
                 recall(sampler, command, post)
             case Branch(index=index, token_id=token_id):
                 self.branch(index, token_id, post)
+
+    def switch(self, command: Load, post: Post) -> GenerationHandler | None:
+        """Load `command.source` and hand over to it; on failure say why in one sentence and keep this model."""
+        try:
+            model = Loader.load(command, post)
+        except Exception as error:  # any failure: the model in use stays, and the learner is told why
+            post(ModelKept(self.model.info, switch_failure(command.source, error)))
+            return None
+        self.model = self.sampler = None  # let the old weights go before the new sampler allocates its caches
+        return generation_on(model, command, self.trace, post)
 
     def preview(self, post: Post) -> None:
         candidates = self.sampler.preview()
@@ -326,6 +345,14 @@ class GenerationHandler:
         fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
         candidates = sampler.preview()
         return TokensGenerated(events, candidates, replace(sampler.config), fresh_rows, sampler.ablation_view(candidates))
+
+
+def switch_failure(source: str, error: BaseException) -> str:
+    """One sentence: why `source` could not be opened (a ModelLoadError says it itself; others by their first line)."""
+    from engine.runtime.loading import first_line
+
+    why = str(error).rstrip(".") if isinstance(error, ModelLoadError) else f"{type(error).__name__}: {first_line(error)}"
+    return f"Could not open {source}: {why}."
 
 
 def announce(post: Post, forced: bool) -> Callable[[int, str, float], None]:

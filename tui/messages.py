@@ -72,6 +72,14 @@ class ModelReady(Message):
 
 
 @dataclass
+class ModelKept(Message):
+    """The model picker's choice could not be opened: the model in use stays (`info`), and `why` says why."""
+
+    info: ModelInfo
+    why: str  # one sentence
+
+
+@dataclass
 class ReplayReady(Message):
     """A recording is open: its first position, how many steps it has, and why attention is not recomputed."""
 

@@ -71,6 +71,15 @@ class Session:
         o = self.options
         self.engine.send(Load(o.model_source, o.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle, o.replay))
 
+    def switch_model(self, source: str) -> bool:
+        """Open another model (the model picker): loaded on the engine thread while this one stays in use; the old
+        one is let go once the new one is ready (ModelReady), or kept, with the reason said, if it fails."""
+        if self.model_info is not None and source == self.model_info.name:
+            self.engine.say(f"{source} is the model in use already.")
+            return False
+        o = self.options
+        return self.engine.send(Load(source, self.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle))
+
     def close(self) -> None:
         self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it
         self.trace.close()
@@ -132,6 +141,11 @@ class Session:
         if is_out_of_memory(error):
             return out_of_memory_sentence(self.model_info.device if self.model_info else "the device")
         return error_sentence(error)
+
+    @property
+    def model_name(self) -> str:
+        """The name of the model in use (the one the app started with until it is loaded)."""
+        return self.model_info.name if self.model_info is not None else self.options.model_name
 
     def engine_label(self) -> str:
         """The engine computing the tokens ("numpy · 1 thread"); on a GPU, "torch"."""
@@ -260,6 +274,10 @@ class Session:
     def take_model(self, message: ModelReady | ReplayReady) -> None:
         if isinstance(message, ModelReady):
             self.model, self.model_info = message.model, message.info
+            # another model (the picker): what belonged to the old one goes, so its weights can be freed
+            self.ablations, self.parity, self.inspector_of = (), (None, None), None
+            self.shown_layer = min(self.shown_layer, message.info.n_layer - 1)
+            self.shown_head = None if self.shown_head is None else min(self.shown_head, message.info.n_head - 1)
         else:
             self.model = message.model
             self.model_info = message.model.info if message.model else None

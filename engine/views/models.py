@@ -102,6 +102,8 @@ def safetensors_size(folder: Path) -> tuple[int | None, str | None]:
         try:
             with open(file, "rb") as f:
                 (length,) = struct.unpack("<Q", f.read(8))  # the header: 8 bytes of length, then JSON
+                if length > file.stat().st_size - 8:  # not a header this file can hold (damaged, or not safetensors)
+                    return None, None
                 header = json.loads(f.read(length))
             for key, tensor in header.items():
                 if key != "__metadata__":

@@ -131,3 +131,12 @@ def test_listing_imports_neither_torch_nor_transformers(places):
         [sys.executable, "-c", check], capture_output=True, text=True, env={**os.environ, "HF_HUB_CACHE": str(places["hub"])}, timeout=60
     )
     assert done.returncode == 0 and done.stdout == "[]\n", done.stderr
+
+
+def test_a_weights_file_whose_header_length_passes_its_size_is_size_unknown_not_a_memory_error(tmp_path):
+    from engine.views.models import directory_entry
+
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 8, "vocab_size": 16}')
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")  # its first 8 bytes read as ~8e18
+    entry = directory_entry("damaged", "hf-cache", tmp_path)
+    assert entry.n_params is None and entry.note == "no readable safetensors weights: size unknown"

@@ -177,7 +177,7 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         """The parity figure is the session's: asked of it, it comes back as a ParityComputed message."""
         super().__init__()
         self.session = session
-        self.model_name = session.options.model_name
+        self.model_name = session.model_name
         self.parity = session.parity  # (report, error) known so far; (None, None) while unknown
         self.deterministic = session.options.deterministic  # differences against the tolerance, not their digits
         self.lab_config = config or BlockLabConfig()  # the settings asked for; results follow

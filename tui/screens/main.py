@@ -76,6 +76,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("b", "app.open_screen('block_lab')", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
+        Binding("o", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False),
         # not in the footer (it would not fit at 80 columns): in help and the command palette
         Binding(
             "c",
@@ -143,6 +144,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
         ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
+        ("Open a model", "Pick another model from what tfund models lists; loaded while this one stays (o)", "app.pick_model"),
         ("Block lab", "The NumPy block stack and the parity check (b)", "app.open_screen('block_lab')"),
         ("Compare", "Two models, or one at two temperatures, side by side (c)", "app.open_screen('compare')"),
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "app.open_screen('tokenize')"),
@@ -231,7 +233,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             self.show_progress()  # the token count and tok/s, with the tokens (not on every batch of the engine's)
         transcript, info, layer, head = session.transcript, session.model_info, session.shown_layer, session.shown_head
         self.query_one(ParametersView).show(
-            parameter_lines(session.options.model_name, info.device if info else "…", session.settings, layer, head)
+            parameter_lines(session.model_name, info.device if info else "…", session.settings, layer, head)
             + ablation_lines(session.ablations, session.ablation_mode)
         )
         self.draw_text()
@@ -278,6 +280,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
     def on_model_ready(self, message: messages.ModelReady) -> None:
         self.became_ready(message)
         self.set_status(self.session.ready_status())
+
+    def on_model_kept(self, message: messages.ModelKept) -> None:
+        """The picked model could not be opened: the one in use stays; say why."""
+        self.session.engine.say(message.why, "error")
+        self.set_status(self.session.idle_status())
 
     def on_replay_ready(self, message: messages.ReplayReady) -> None:
         self.query_one("#generation-pane").border_title = "Generation · a recording"  # no prompt to edit
