@@ -23,7 +23,7 @@ from textual.message_pump import MessagePump
 
 from engine.events import dropped_prompt_note
 from engine.model.interventions import Ablation
-from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
+from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence, release_memory
 from tui.captions import error_sentence
 from tui.commands import Branch, Force, Load, Parity, Preview, Recall, Reset, Run, SetAblations, SetPrompt, Step, Undo
 from tui.controller import CommandDone, EngineController
@@ -272,6 +272,7 @@ class Session:
 
     # ---- the engine's messages, taken in (the main screen draws after each) ---------------------
     def take_model(self, message: ModelReady | ReplayReady) -> None:
+        switched = self.model is not None
         if isinstance(message, ModelReady):
             self.model, self.model_info = message.model, message.info
             # another model (the picker): what belonged to the old one goes, so its weights can be freed
@@ -283,6 +284,8 @@ class Session:
             self.model_info = message.model.info if message.model else None
             self.replay_steps = (message.n_steps, message.recomputes)
         self.take_context(message.context)
+        if switched:  # the old model's weights and the old context's attention rows are no longer held
+            release_memory()
         reader = self.parity_reader
         if reader is not None and reader.is_current:  # the block lab asked before the model was there
             self.request_parity(reader)

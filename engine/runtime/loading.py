@@ -111,6 +111,21 @@ def out_of_memory_sentence(device: str) -> str:
     )
 
 
+def release_memory() -> None:
+    """Hand the memory of a model just let go back to the system. Freed NumPy arrays below glibc's mmap threshold
+    stay in the heap, which glibc keeps: SmolLM2 -> toy -> SmolLM2 -> toy left 955 MiB resident without this,
+    87 MiB with it (the toy alone: 84). A no-op where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim
+        pass
+
+
 def model_info(name: str, config: dict, engine: str, device: str, n_params: int) -> ModelInfo:
     n_layer, n_head, d_model, n_positions = (config[key] for key in SIZE_KEYS[FAMILY_OF[config["model_type"]]])
     return ModelInfo(
