@@ -136,8 +136,9 @@ class TfundApp(App):
             self.exit()
 
     # ---- opening screens: every key, palette entry and lesson that opens one comes here ---------
-    def open_screen(self, name: str, lab: BlockLabConfig | None = None) -> None:
-        """`name`: block_lab (from `lab`, else the notebook's block), compare, tokenize, all_heads, representations or attribution.
+    def open_screen(self, name: str, lab: BlockLabConfig | None = None, model_b: str | None = None, quantize_b: str | None = None) -> None:
+        """`name`: block_lab (from `lab`, else the notebook's block), compare (B on `model_b`, quantized by `quantize_b`:
+        then at A's temperature), tokenize, all_heads, representations or attribution.
 
         Each screen is given what it reads (the session, or plain data); it asks the session for results.
         Nothing opens while that screen is shown already, or while what it needs is missing (said once).
@@ -159,7 +160,19 @@ class TfundApp(App):
         elif session.needs_model():
             return
         elif name == "compare":
-            self.push_screen(CompareScreen(session.model, session.prompt, session.settings, self.shade, self.options.allow_pickle))
+            same_temperature = session.settings.temperature if model_b or quantize_b else None  # two models: compared alike
+            self.push_screen(
+                CompareScreen(
+                    session.model,
+                    session.prompt,
+                    session.settings,
+                    self.shade,
+                    self.options.allow_pickle,
+                    same_temperature,
+                    model_b,
+                    quantize_b,
+                )
+            )
         elif name == "tokenize":
             self.push_screen(TokenizeScreen(session.model.tokenizer, session.model_name, None))  # a decoder: no encoder attention
         elif name == "representations":

@@ -133,9 +133,10 @@ class CompareSettings:
 
 @dataclass(frozen=True)
 class LoadModelB(Command):
-    """Compare: (re)build both samplers, B on another model (None: the same model as A)."""
+    """Compare: (re)build both samplers, B on another model (None: the same model as A), quantized or not."""
 
     name: str | None
     allow_pickle: bool
     prompt: str
     settings: CompareSettings
+    quantize: str | None = None  # round B's matrices through this llama.cpp type (engine.model.quantization)

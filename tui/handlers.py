@@ -527,7 +527,7 @@ class CompareHandler:
         from engine.runtime.sampler import Sampler
 
         self.prompt = command.prompt
-        name = command.name
+        name, quantize, note = command.name, command.quantize, ""
         try:
             if name is None or name == self.model_a.name:
                 model = self.model_a  # the same weights: nothing to load
@@ -536,14 +536,26 @@ class CompareHandler:
 
                 # the CPU threads are the process's: B keeps A's (its own size would set them anew)
                 model = load_model(name, device=self.model_a.device, allow_pickle=command.allow_pickle, threads=self.model_a.engine_threads)
+            if quantize is not None:
+                from engine.runtime.loading import quantized_model
+
+                model, report = quantized_model(model, quantize)
+                note = report.note
         except ModelLoadError as error:
-            post(EngineNote(f"Model B unchanged: {str(error).rstrip('.')}."))
-            return
+            refusal = EngineNote(f"Model B unchanged: {str(error).rstrip('.')}.")
+            if self.session is not None:
+                post(refusal)
+                return
+            model, name, quantize = self.model_a, None, None  # nothing to keep yet: B starts as A
+        else:
+            refusal = None
         settings = command.settings
         self.start(Sampler(self.model_a, settings.a, top_n=TOP_N), Sampler(model, settings.b, top_n=TOP_N), settings.follow, post)
         self.model_b = model
-        if name is not None:
-            post(CompareModelLoaded(model))
+        if refusal is not None:
+            post(refusal)  # after the samplers' first progress, which would replace the status
+        elif name is not None or quantize is not None:
+            post(CompareModelLoaded(model, name or self.model_a.name, note))
 
     def start(self, a: Any, b: Any, follow: str | None, post: Post) -> None:
         from engine.views.compare import CompareSession

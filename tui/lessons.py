@@ -52,6 +52,8 @@ class Lesson:
     pane: str  # the id of the pane the lesson talks about
     observe: Callable[[Any], str]  # app -> one line computed from the current state
     lab: BlockLabConfig | None = None  # the block lab's starting settings
+    model_b: str | None = None  # compare: model B to start with (a name for load_model)
+    quantize_b: str | None = None  # compare: B's matrices rounded through this type
 
 
 # ---- the block lab: the current result, and the same block with one switch flipped -----------------
@@ -601,4 +603,4 @@ def open_lesson(app: Any, lesson: Lesson) -> None:
     while len(app.screen_stack) > 1:
         app.pop_screen()
     if lesson.screen is not None:
-        app.open_screen(lesson.screen, lab=lesson.lab)
+        app.open_screen(lesson.screen, lab=lesson.lab, model_b=lesson.model_b, quantize_b=lesson.quantize_b)

@@ -203,9 +203,11 @@ class CompareProgress(Message):
 
 @dataclass
 class CompareModelLoaded(Message):
-    """Compare: model B is now this LoadedModel."""
+    """Compare: model B is now this LoadedModel (`source` as asked for, before any quantization)."""
 
     model: Any
+    source: str
+    note: str = ""  # "re-quantized from Q4_1" when B was a quantized file rounded again
 
 
 @dataclass

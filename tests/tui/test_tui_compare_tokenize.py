@@ -397,3 +397,44 @@ def test_the_compare_summary_puts_the_mean_kl_on_a_scale():
     ]
     steps = [CompareStep(1, None, None, kl, kl, kl < 0.3, " a", " b", [], []) for kl in (0.2, 0.4)]
     assert "mean KL(A‖B) 0.3000 nats (noticeable)" in summary_line(steps)
+
+
+@pytest.mark.anyio
+async def test_u_quantizes_b_through_each_type_and_back_to_full_precision(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_compare(pilot, toy, temperature_b=0.0)
+        await pilot.press("u")
+        await settle_compare(pilot, screen)
+        assert screen.side_b.model_name == "toy at Q8_0" and screen.mode == "vocab"
+        assert status(screen) == "model B is toy at Q8_0 · same vocabulary"
+        assert str(screen.query_one("#side-b").border_title) == "B · toy at Q8_0"
+        for _ in range(4):
+            await pilot.press("u")
+            await settle_compare(pilot, screen)
+        assert screen.side_b.model_name == "toy at Q4_0" and screen.quantize_b == "q4_0"
+        for _ in range(4):
+            await pilot.press("n")
+        await settle_compare(pilot, screen)
+        assert len(screen.steps) == 4 and all(st.kl_raw > 0 for st in screen.steps)  # rounded weights move every distribution
+        assert screen.figures()["data"]["compare"]["quantize_b"] == "q4_0"
+        await pilot.press("u")
+        await settle_compare(pilot, screen)
+        assert screen.side_b.model_name == "toy" and screen.quantize_b is None and screen.steps == []
+
+
+@pytest.mark.anyio
+async def test_quantizing_a_q4_1_gguf_to_its_own_type_is_refused_in_one_sentence(tmp_path):
+    from engine.tools.gguf_factory import make_case
+
+    model = load_model(str(make_case("smollm", tmp_path, "Q4_1").path), device="cpu", engine="numpy")
+    app = toy_app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        config = SamplingConfig(temperature=0.0)
+        screen = CompareScreen(model, "The cat", config, shade=False, temperature_b=0.0, quantize_b="q4_1")
+        await app.push_screen(screen)
+        await settle_compare(pilot, screen)
+        assert status(screen).startswith("Model B unchanged: ") and "is already Q4_1; re-quantizing Q4_1 to Q4_1" in status(screen)
+        await pilot.press("u")  # on to Q4_0: re-quantized from Q4_1
+        await settle_compare(pilot, screen)
+        assert screen.side_b.model_name.endswith("at Q4_0") and "re-quantized from Q4_1" in status(screen)

@@ -122,9 +122,9 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "{ } head)."
         ),
         "side-b": (
-            "Model B: the same model at another temperature (y/Y), or another model: i types its name (toy, a folder, a "
-            "cached hub name), enter loads it. Shared context (f switches): B reads A's tokens, so each step compares "
-            "two guesses for the same text."
+            "Model B: the same model at another temperature (y/Y), or another model: i types its name (toy, smollm2, a "
+            "folder, a cached hub name), enter loads it; u rounds B's matrices to Q8_0 … Q4_0 (llama.cpp's types). Shared "
+            "context (f switches): B reads A's tokens, so each step compares two guesses for the same text."
         ),
         "cmp-strip": (
             "Per step: KL(A‖B) = Σ p_A ln(p_A/p_B) over the distributions after T·k·p, in nats: 0 the same, <0.01 "
@@ -145,6 +145,12 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("f", "follow", "Shared context (B takes A's token) or independent texts; resets", show=False),
         Binding("r", "reset", "Reset both to the prompt (generators re-seeded)", show=False),
         Binding(
+            "u",
+            "quantize_b",
+            "Quantize B: its matrices rounded to Q8_0, Q5_1, Q5_0, Q4_1, Q4_0, then full precision again (llama.cpp's types)",
+            show=False,
+        ),
+        Binding(
             "i",
             "edit_model_b",
             "Model B",
@@ -154,15 +160,25 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     ]
 
     def __init__(
-        self, model: Any, prompt: str, config: SamplingConfig, shade: bool, allow_pickle: bool = False, temperature_b: float | None = None
+        self,
+        model: Any,
+        prompt: str,
+        config: SamplingConfig,
+        shade: bool,
+        allow_pickle: bool = False,
+        temperature_b: float | None = None,
+        model_b: str | None = None,
+        quantize_b: str | None = None,
     ) -> None:
         """`model`: the app's engine.runtime.loading.LoadedModel (A, and B until another is loaded).
 
-        temperature_b: B's starting temperature (default: default_b_temperature of A's).
+        temperature_b: B's starting temperature (default: default_b_temperature of A's); model_b: another model
+        for B to start with (a name for load_model); quantize_b: B's matrices rounded through this type.
         """
         super().__init__()
         self.model_a = model
-        self.model_b_name = model.name
+        self.model_b_name = model_b or model.name  # as asked for (the loaded B may be it quantized)
+        self.quantize_b = quantize_b  # the type B's matrices are rounded through, or None (full precision)
         self.prompt = prompt
         self.allow_pickle = allow_pickle  # model B may be read from pickle weights the user trusts
         tb = default_b_temperature(config.temperature) if temperature_b is None else temperature_b
@@ -200,8 +216,13 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.engine.send(LoadModelB(None, self.allow_pickle, self.prompt, self.settings))
+        self.load_b(self.model_b_name)
         self.redraw()
+
+    def load_b(self, name: str) -> bool:
+        """(Re)build both samplers with B on `name` (A's model: shared), quantized as `quantize_b` says."""
+        other = None if name == self.model_a.name else name
+        return self.engine.send(LoadModelB(other, self.allow_pickle, self.prompt, self.settings, self.quantize_b))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.redraw)  # the settings lines fit the new width
@@ -215,7 +236,13 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def lesson_facts(self) -> dict:
         """What the lessons read here: both sides' temperatures and the steps so far (tui/lessons.py)."""
-        return {"temperatures": (self.settings.a.temperature, self.settings.b.temperature), "steps": self.steps}
+        models = (self.side_a.model_name if self.side_a else None, self.side_b.model_name if self.side_b else None)
+        return {
+            "temperatures": (self.settings.a.temperature, self.settings.b.temperature),
+            "steps": self.steps,
+            "models": models,  # as loaded: ("toy", "toy at Q4_0"), ("toy", "smollm2")
+            "mode": self.mode,  # "vocab" (same vocabulary) or "text"
+        }
 
     def figures(self) -> dict:
         """What `e` saves here: both sides' settings, text and candidates, and the per-step KL strip."""
@@ -228,7 +255,13 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         steps = [
             {"index": st.index, "kl": st.kl, "top1_agree": st.top1_agree, "text_a": st.text_a, "text_b": st.text_b} for st in self.steps
         ]
-        compare = {"a": side(self.settings.a, self.side_a), "b": side(self.settings.b, self.side_b), "follow": self.follow, "steps": steps}
+        compare = {
+            "a": side(self.settings.a, self.side_a),
+            "b": side(self.settings.b, self.side_b),
+            "quantize_b": self.quantize_b,
+            "follow": self.follow,
+            "steps": steps,
+        }
         return {"data": {"compare": compare}}
 
     # ---- results from the engine thread --------------------------------------------------------
@@ -251,10 +284,10 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.set_status(message.text)
 
     def on_compare_model_loaded(self, message: CompareModelLoaded) -> None:
-        self.model_b_name = message.model.name
-        self.query_one("#model-b", Input).value = message.model.name
+        self.model_b_name = message.source
+        self.query_one("#model-b", Input).value = message.source
         vocabulary = "same vocabulary" if self.mode == "vocab" else "another vocabulary: compared on text"
-        self.set_status(f"model B is {message.model.name} · {vocabulary}")
+        self.set_status(" · ".join(part for part in (f"model B is {message.model.name}", message.note, vocabulary) if part))
 
     def on_command_done(self, message: CommandDone) -> None:
         self.engine.done(message)
@@ -336,8 +369,19 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
     def action_edit_model_b(self) -> None:
         self.query_one("#model-b", Input).focus()
 
+    def action_quantize_b(self) -> None:
+        """u: B's matrices through the next type (Q8_0 → … → Q4_0 → full precision); a type refused says why."""
+        from engine.model.quantization import QUANT_TYPES
+
+        cycle = [None, *QUANT_TYPES]
+        self.quantize_b = cycle[(cycle.index(self.quantize_b) + 1) % len(cycle)]
+        if self.load_b(self.model_b_name):
+            self.set_status(f"quantizing B to {self.quantize_b.upper()}…" if self.quantize_b else "B back to full precision…")
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()
         self.set_focus(None)
-        if name and self.engine.send(LoadModelB(name, self.allow_pickle, self.prompt, self.settings)):
-            self.set_status(f"loading model B: {name}…")
+        if name:
+            self.quantize_b = None  # another model starts at full precision (u quantizes it)
+            if self.load_b(name):
+                self.set_status(f"loading model B: {name}…")
