@@ -678,12 +678,19 @@ def rss_after_tokens(model: str, engine: str, n_tokens: int, size: tuple[int, in
         app.wait_quiet(QUIET_S, STEP_TIMEOUT_S)
         ready = rss_mib(app.process.pid)
         while token_lines(trace) < n_tokens:
-            before = token_lines(trace)
-            timed_run(app, trace)
-            if token_lines(trace) < n_tokens:  # ended early (end-of-text): take another token there and go on
-                app.send("\x7f")
-                app.send("2")
-                app.wait_until(lambda b=before: token_lines(trace) > b, STEP_TIMEOUT_S, "take the second candidate")
+            app.send("g")
+            count, changed = token_lines(trace), time.perf_counter()
+            while count < n_tokens and time.perf_counter() - changed < STEP_TIMEOUT_S / 10:
+                time.sleep(0.01)
+                if (now := token_lines(trace)) != count:
+                    count, changed = now, time.perf_counter()
+            if count >= n_tokens:
+                app.send("g")  # pause there
+                break
+            app.send("\x7f")  # the run ended early (end-of-text): undo it, take the second candidate, and go on
+            app.send("2")
+            app.wait_until(lambda c=count: token_lines(trace) > c, STEP_TIMEOUT_S, "take the second candidate")
+        app.wait_quiet(1.0, STEP_TIMEOUT_S)
         after = rss_mib(app.process.pid)
     finally:
         app.close()
