@@ -3,12 +3,19 @@ what the learner does, the pane it talks about stays in sight, and W and C open 
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from engine.events import SamplingConfig
 from engine.model.blocklab import run_block_lab
+from engine.runtime.loading import load_model, quantized_model
+from engine.runtime.sampler import Sampler
+from engine.store.smollm2 import cached_path, is_fetched
+from engine.views.compare import CompareSession
+from tests.support import require
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, toy_app
-from tui.lessons import DEEP_LAB, LESSONS
+from tui.lessons import DEEP_LAB, LESSONS, top_order_moved
 from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.main import MainScreen
@@ -32,6 +39,8 @@ TASKS = {
     "Multilingual tokenization": (TokenizeScreen, ["ctrl+n"]),
     "Reflection": (MainScreen, ["e"]),
     "Encoders, decoders, the causal mask": (BlockLabScreen, ["u"]),
+    "The toy against a real model": (CompareScreen, ["n"]),
+    "Quantization: what 8 and 4 bits cost": (CompareScreen, ["n"]),
 }
 LINE = 76  # the strip's width at 80 columns, its padding and a cell aside
 LAST = len(LESSONS) - 1  # lessons count from 0, the tour
@@ -78,6 +87,8 @@ def test_every_lesson_has_a_task_here_a_prediction_a_why_and_a_check_that_fit():
 @pytest.mark.parametrize("number", range(len(LESSONS)))
 async def test_each_lesson_predicts_observes_explains_and_checks_with_its_pane_in_sight(toy, tmp_path, number, size):
     lesson = LESSONS[number]
+    if lesson.model_b == "smollm2":
+        require(is_fetched(), f"SmolLM2 (tfund's cache, {cached_path()})", "run `tfund fetch smollm2` once (it downloads 93 MB)")
     screen_kind, keys = TASKS[lesson.title]
     app = toy_app(toy, tmp_path)
     async with app.run_test(size=size) as pilot:
@@ -188,3 +199,58 @@ async def test_the_lesson_box_follows_the_learner_to_another_screen(toy):
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen) and app_box_says(app, "Open the block lab (b)"), "the box")
         await pilot.press("b")  # and back in the lab (opened anew, on the notebook's block), the observation again
         await wait_until(pilot, lambda: isinstance(app.screen, BlockLabScreen) and app_box_says(app, "1 block: norm"), "the lab's")
+
+
+def compare_figures(model_a, model_b, temperature: float, n: int) -> dict:
+    """What the compare lessons quote, measured as they say: the default prompt, shared context, seed 0."""
+    config = SamplingConfig(temperature=temperature, seed=0)
+    session = CompareSession(Sampler(model_a, config), Sampler(model_b, config))
+    session.set_prompt("In a small village,")
+    steps = list(session.run(n))
+    return {
+        "kl": float(np.mean([st.kl_raw for st in steps])),
+        "agree": sum(st.top1_agree for st in steps),
+        "moved": top_order_moved(steps),
+        "steps": steps,
+    }
+
+
+def lesson_titled(title: str):
+    return next(lesson for lesson in LESSONS if lesson.title == title)
+
+
+def test_the_quantization_lessons_figures_are_the_toys_own(toy):
+    lesson = lesson_titled("Quantization: what 8 and 4 bits cost")
+    q8 = compare_figures(toy, quantized_model(toy, "q8_0")[0], 0.8, 64)
+    q4 = compare_figures(toy, quantized_model(toy, "q4_0")[0], 0.8, 64)
+    short = lambda x: f"{x:.1e}".replace("e-0", "e-")  # noqa: E731  2.7e-06 as the text writes it: 2.7e-6
+    assert f"Q8_0 moved the next-token distribution by {short(q8['kl'])} nats" in lesson.why
+    assert f"Q4_0 by {short(q4['kl'])} (about 50× more, still negligible)" in lesson.why
+    assert round(q4["kl"] / q8["kl"], -1) == 50 and q4["kl"] < 0.01  # "about 50× more, still negligible"
+    assert q8["agree"] == q4["agree"] == 64 and "never changed (64/64)" in lesson.why
+    assert f"changed order in {q4['moved']} of 64 steps (Q8_0: {q8['moved']})" in lesson.why
+    shifts = [
+        abs(st.candidates_a[0].p_raw - next(c.p_raw for c in st.candidates_b if c.token_id == st.candidates_a[0].token_id))
+        for st in q4["steps"]
+    ]
+    leads = [st.candidates_a[0].p_raw - st.candidates_a[1].p_raw for st in q4["steps"]]
+    assert f"{max(shifts):.3f} at most" in lesson.answer and f"({min(leads):.3f}) held" in lesson.answer
+
+
+def test_the_real_model_lessons_figures_are_smollm2s_own(toy):
+    require(is_fetched(), f"SmolLM2 (tfund's cache, {cached_path()})", "run `tfund fetch smollm2` once (it downloads 93 MB)")
+    smollm2 = load_model("smollm2", device="cpu", engine="numpy")
+    assert [smollm2.tokenizer.decode([i]) for i in smollm2.tokenizer.encode(" Hazel", add_special_tokens=False)] == [" Haz", "el"]
+    real = lesson_titled("The toy against a real model")
+    greedy = compare_figures(toy, smollm2, 0.0, 32)
+    assert f"top-1 agreed {greedy['agree']} times, KL at T=1 averaged {greedy['kl']:.1f} nats" in real.why
+    assert greedy["steps"][3].candidates_a[0].text == ","  # the toy's guess after " Hazel"
+    assert f"{greedy['steps'][3].candidates_a[0].p_raw:.2f}" == "1.00" and "p 1.00 for ',' after a name" in real.why
+    girl = greedy["steps"][6].candidates_b[0]  # B's guess after "…, a little"
+    assert greedy["steps"][5].text_a == " little" and girl.text == " girl" and f"' girl' {girl.p_raw:.2f}" in real.why
+    quantization = lesson_titled("Quantization: what 8 and 4 bits cost")
+    q4 = compare_figures(smollm2, quantized_model(smollm2, "q4_0")[0], 0.8, 32)
+    assert (
+        f"SmolLM2 at Q4_0 (re-quantized from its Q4_1) gave about {q4['kl']:.1f} nats, top-1 in {q4['agree']} of 32 steps"
+        in quantization.why
+    )
