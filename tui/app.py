@@ -174,7 +174,8 @@ class TfundApp(App):
                 )
             )
         elif name == "tokenize":
-            self.push_screen(TokenizeScreen(session.model.tokenizer, session.model_name, None))  # a decoder: no encoder attention
+            others = {} if session.model_name == "toy" else {"toy": toy_tokenizer()}  # the toy's beside a real model's
+            self.push_screen(TokenizeScreen(session.model.tokenizer, session.model_name, None, others))  # a decoder: no encoder attention
         elif name == "representations":
             positions = session.transcript.positions
             first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
@@ -335,6 +336,14 @@ class TfundApp(App):
             self.figures_saved += len(message.paths)
             folder = message.paths[0].parent if message.paths else self.options.export_dir
             self.notify(f"Saved {len(message.paths)} files to {folder}", title="Figures saved", timeout=8)
+
+
+def toy_tokenizer() -> Any:
+    """The toy's tokenizer (tokenizer.json through `tokenizers`: milliseconds, no transformers)."""
+    from engine.runtime.sources import TOY_MODEL_DIR
+    from engine.runtime.tokenizer import TextTokenizer
+
+    return TextTokenizer.from_dir(TOY_MODEL_DIR)
 
 
 def make_app(

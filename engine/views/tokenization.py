@@ -204,6 +204,28 @@ def tokenize(tokenizer: Any, text: str, add_special_tokens: bool = False) -> Tok
     )
 
 
+@dataclass
+class TokenizerCount:
+    """One tokenizer's split of a sentence, beside the others' (`side_by_side`)."""
+
+    name: str
+    n_tokens: int
+    per_english: float | None  # n_tokens / this tokenizer's tokens for the English example, when `text` translates it
+    pieces: list[str]  # display strings, as TokenizationView's
+
+
+def side_by_side(tokenizers: dict[str, Any], text: str) -> list[TokenizerCount]:
+    """The same sentence through several tokenizers (name -> tokenizer), in their order. For a translation of the
+    English example, each count is also given relative to that tokenizer's own count for the English sentence:
+    the cost of one meaning in each language, comparable across tokenizers (characters per token is not)."""
+    rows = []
+    for name, tokenizer in tokenizers.items():
+        view = tokenize(tokenizer, text)
+        english = tokenize(tokenizer, EXAMPLES[0].text).n_tokens if text in TRANSLATIONS else None
+        rows.append(TokenizerCount(name, view.n_tokens, view.n_tokens / english if english else None, view.pieces))
+    return rows
+
+
 def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Whitespace-separated words and their [start, end) character spans."""
     matches = list(re.finditer(r"\S+", text))

@@ -14,6 +14,7 @@ from engine.views.tokenization import (
     encoder_attention,
     format_tokenization,
     load_tokenizer,
+    side_by_side,
     tokenize,
     tokenize_json,
 )
@@ -144,3 +145,17 @@ def test_load_tokenizer_failures_are_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="could not load a tokenizer") as caught:
         load_tokenizer(str(tmp_path))
     assert "\n" not in str(caught.value)
+
+
+def test_side_by_side_gives_each_tokenizer_its_count_and_its_cost_relative_to_english(toy_tokenizer, local_bpe):
+    tokenizers = {"toy": toy_tokenizer, "local": local_bpe}
+    russian = next(e.text for e in EXAMPLES if e.label == "Russian")
+    rows = side_by_side(tokenizers, russian)
+    assert [row.name for row in rows] == ["toy", "local"]
+    for row, tokenizer in zip(rows, tokenizers.values()):
+        assert row.n_tokens == tokenize(tokenizer, russian).n_tokens and row.pieces == tokenize(tokenizer, russian).pieces
+        assert row.per_english == row.n_tokens / tokenize(tokenizer, EXAMPLES[0].text).n_tokens  # its own English count
+    assert rows[0].per_english > 1  # the toy's English-only BPE spends more tokens on Russian than on English
+    assert all(row.per_english == 1.0 for row in side_by_side(tokenizers, EXAMPLES[0].text))
+    german = next(e.text for e in EXAMPLES if e.label.startswith("German"))
+    assert all(row.per_english is None for row in side_by_side(tokenizers, german))  # not a translation of it

@@ -438,3 +438,34 @@ async def test_quantizing_a_q4_1_gguf_to_its_own_type_is_refused_in_one_sentence
         await pilot.press("u")  # on to Q4_0: re-quantized from Q4_1
         await settle_compare(pilot, screen)
         assert screen.side_b.model_name.endswith("at Q4_0") and "re-quantized from Q4_1" in status(screen)
+
+
+@pytest.mark.anyio
+async def test_tokenizers_side_by_side_the_toys_the_models_and_each_one_loaded(toy, other_vocab_dir):
+    other_vocab_dir, third = str(other_vocab_dir), str(toy.path)  # the toy's folder, picked by its path
+    model = load_model(other_vocab_dir, device="cpu")
+    app = make_app(model=model, config=SamplingConfig(temperature=0.0), device="cpu", palette="color", deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.session.model is not None and app.session.engine.idle, "the model")
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, TokenizeScreen) and app.screen.tokenization is not None, "the screen")
+        screen = app.screen
+        assert list(screen.compared) == ["toy", other_vocab_dir]  # the toy's beside the loaded model's
+        await pilot.press(str(example_number("Russian")))
+        await settle_tokenize(pilot)
+        rows = screen.lesson_facts()["side_by_side"]
+        russian = EXAMPLES[example_number("Russian") - 1].text
+        assert [row.n_tokens for row in rows] == [
+            len(toy.tokenizer.encode(russian)),
+            len(model.tokenizer.encode(russian, add_special_tokens=False)),
+        ]
+        side = str(screen.query_one("#tok-side", Static).render()).splitlines()
+        assert len(side) == 2 and side[0].startswith("toy") and f"×{rows[0].per_english:.1f}" in side[0]
+        await pilot.press("s")
+        screen.query_one("#source", Input).value = third
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.source_name == third, "the third tokenizer")
+        await settle_tokenize(pilot)
+        assert list(screen.compared) == ["toy", other_vocab_dir, third]
+        assert len(str(screen.query_one("#tok-side", Static).render()).splitlines()) == 3
+        assert [row["tokenizer"] for row in screen.figures()["data"]["tokens"]["side_by_side"]] == ["toy", other_vocab_dir, third]

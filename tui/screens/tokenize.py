@@ -31,8 +31,10 @@ from engine.views.tokenization import (
     TRANSLATIONS,
     EncoderAttention,
     TokenizationView,
+    TokenizerCount,
     encoder_attention,
     load_tokenizer,
+    side_by_side,
     tokenize,
 )
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
@@ -41,6 +43,7 @@ from tui.widgets.attention_map import AttentionMap
 from tui.widgets.pane import ExplainsPanes, pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
+MAX_SIDE_BY_SIDE = 5  # tokenizers kept side by side (the oldest picked one goes first)
 ROUND_TRIP_SHOWN = 40  # characters of a differing round trip shown in the summary
 
 
@@ -74,6 +77,20 @@ def summary_text(tokenization: TokenizationView, english_tokens: int | None = No
     return text
 
 
+def side_by_side_text(rows: list[TokenizerCount], shown: str) -> Text:
+    """One line per tokenizer: its name (bold: the one in the table), its tokens, × English (a translation), its pieces."""
+    width = max(len(row.name) for row in rows)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for n, row in enumerate(rows):
+        text.append("\n" if n else "")
+        text.append(f"{row.name:<{width}} ", style="bold" if row.name == shown else "")
+        text.append(f"{row.n_tokens:>3}")
+        if row.per_english is not None:
+            text.append(f" ×{row.per_english:.1f}", style="bold")
+        text.append("  " + "·".join(row.pieces), style="dim")
+    return text
+
+
 def table_rows(tokenization: TokenizationView) -> list[tuple[str, str, str, str, str]]:
     """One row per token: position, id, piece, the text it covers and its bytes (hex)."""
     return [
@@ -103,6 +120,11 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "example (characters per token compare only within one script). Round trip: decoding the ids gives the "
             "text back (byte-level BPE always does). "
             "per word: the tokens of each word."
+        ),
+        "tok-side-pane": (
+            "The same sentence through several tokenizers: the toy's, the loaded model's and each one s loaded. Each "
+            "line: the tokens; for a translation of the English example (1–6), ×: those tokens ÷ that tokenizer's own "
+            "tokens for the English sentence, the cost of one meaning in each language; then the pieces (· between)."
         ),
         "tok-attention-pane": (
             "An encoder's (BERT-like) attention over the sentence: every token sees every other, before and after "
@@ -145,11 +167,13 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.result = result
             self.error = error
 
-    def __init__(self, tokenizer: Any, source_name: str, model_dir: str | None) -> None:
-        """`tokenizer`: a loaded (fast) tokenizer; `model_dir`: where its model lives, for the encoder attention."""
+    def __init__(self, tokenizer: Any, source_name: str, model_dir: str | None, others: dict[str, Any] | None = None) -> None:
+        """`tokenizer`: a loaded (fast) tokenizer; `model_dir`: where its model lives, for the encoder attention;
+        `others`: more tokenizers to show side by side (name -> tokenizer; the toy's beside a real model's)."""
         super().__init__()
         self.tokenizer = tokenizer
         self.source_name = source_name
+        self.compared = {**(others or {}), source_name: tokenizer}  # side by side, in this order
         self.model_dir = model_dir
         self.tokenization: TokenizationView | None = None
         self.encoder: EncoderAttention | None = None  # the encoder's attention over the current sentence
@@ -169,6 +193,8 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             with Vertical(id="tok-right"):
                 with pane("Summary", "tok-summary-pane", classes="box"):
                     yield Static(id="tok-summary")
+                with pane("Tokenizers · ×EN", "tok-side-pane", classes="box"):
+                    yield Static(id="tok-side")
                 with pane("Encoder attention", "tok-attention-pane", classes="box"):
                     encoder_map = AttentionMap(id="tok-attention")
                     encoder_map.causal = False  # an encoder's token sees the whole sentence: no mask drawn
@@ -183,13 +209,24 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def lesson_facts(self) -> dict:
         """What the lessons read here: the sentence's tokenization, the tokenizer and its name (tui/lessons.py)."""
-        return {"tokenization": self.tokenization, "tokenizer": self.tokenizer, "source": self.source_name}
+        return {
+            "tokenization": self.tokenization,
+            "tokenizer": self.tokenizer,
+            "source": self.source_name,
+            "side_by_side": self.side_rows(),
+        }
 
     def figures(self) -> dict:
         """What `e` saves here: the sentence, the tokenizer and the pieces table."""
         shown = self.tokenization
         rows = [] if shown is None else [dict(zip(("#", "id", "piece", "text", "bytes"), row)) for row in table_rows(shown)]
-        return {"data": {"tokens": {"tokenizer": self.source_name, "text": shown.text if shown else "", "rows": rows}}}
+        side = [{"tokenizer": row.name, "tokens": row.n_tokens, "per_english": row.per_english} for row in self.side_rows()]
+        return {
+            "data": {"tokens": {"tokenizer": self.source_name, "text": shown.text if shown else "", "rows": rows, "side_by_side": side}}
+        }
+
+    def side_rows(self) -> list[TokenizerCount]:
+        return [] if self.tokenization is None else side_by_side(self.compared, self.tokenization.text)
 
     # ---- the sentence --------------------------------------------------------------------------
     def retokenize(self) -> None:
@@ -213,6 +250,7 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         table.clear()
         table.add_rows(table_rows(self.tokenization))
         self.query_one("#tok-summary", Static).update(summary_text(self.tokenization, self.english_tokens()))
+        self.query_one("#tok-side", Static).update(side_by_side_text(self.side_rows(), self.source_name))
         self.query_one("#tok-inputs").border_title = f"Tokenize · {self.source_name}"
 
     def english_tokens(self) -> int | None:
@@ -241,6 +279,10 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             self.set_status(f"Tokenizer unchanged: {message.error.rstrip('.')}.")
             return
         self.tokenizer, self.source_name, self.model_dir = message.tokenizer, message.name, message.name
+        self.compared.pop(message.name, None)  # picked again: it moves to the end
+        self.compared[message.name] = message.tokenizer
+        while len(self.compared) > MAX_SIDE_BY_SIDE:
+            del self.compared[next(iter(self.compared))]
         self.encoder_possible = True
         self.shown_layer, self.shown_head = 0, None
         self.retokenize()
