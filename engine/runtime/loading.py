@@ -90,8 +90,10 @@ def quiet_transformers() -> None:
     """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    if "huggingface_hub" in sys.modules:
-        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "huggingface_hub" in sys.modules:  # its package imports submodules lazily: `.utils` may not be an attribute yet
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     if "transformers" in sys.modules:
         hf_logging = sys.modules["transformers"].utils.logging
         hf_logging.set_verbosity_error()

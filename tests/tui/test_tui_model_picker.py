@@ -96,3 +96,14 @@ async def test_the_palette_offers_the_picker_and_picking_the_model_in_use_change
         assert app.session.switch_model("toy") is False
         await pilot.pause()
         assert "toy is the model in use already." in notifications(app) and app.session.model is toy
+
+
+def test_quieting_transformers_after_the_picker_listed_the_hub_cache_works():
+    """The picker's listing imports huggingface_hub.constants only; loading then quiets the hub's progress bars
+    (its package's lazy `utils` attribute raised AttributeError here: every pick failed)."""
+    import subprocess
+    import sys
+
+    code = "from engine.views.models import list_models; list_models(); from engine.runtime.loading import quiet_transformers; quiet_transformers()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
