@@ -78,7 +78,10 @@ class Session:
             self.engine.say(f"{source} is the model in use already.")
             return False
         o = self.options
-        return self.engine.send(Load(source, self.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle))
+        sent = self.engine.send(Load(source, self.prompt, self.settings, o.device, o.engine, o.threads, o.allow_pickle))
+        if sent:
+            self.load_started = time.perf_counter()  # "ready in …" counts this load
+        return sent
 
     def close(self) -> None:
         self.engine.close()  # a run in progress ends before its next token: exiting does not wait for it

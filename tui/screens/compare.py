@@ -123,8 +123,8 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         ),
         "side-b": (
             "Model B: the same model at another temperature (y/Y), or another model: i types its name (toy, smollm2, a "
-            "folder, a cached hub name), enter loads it; u rounds B's matrices to Q8_0 … Q4_0 (llama.cpp's types). Shared "
-            "context (f switches): B reads A's tokens, so each step compares two guesses for the same text."
+            "folder), enter loads it; u rounds B's matrices to Q8_0 … Q4_0. Shared context (f): B reads A's tokens, so "
+            "each step compares two guesses for the same text."
         ),
         "cmp-strip": (
             "Per step: KL(A‖B) = Σ p_A ln(p_A/p_B) over the distributions after T·k·p, in nats: 0 the same, <0.01 "

@@ -76,7 +76,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("b", "app.open_screen('block_lab')", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
-        Binding("o", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False),
+        Binding("O", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False),
         # not in the footer (it would not fit at 80 columns): in help and the command palette
         Binding(
             "c",
@@ -144,7 +144,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
         ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
-        ("Open a model", "Pick another model from what tfund models lists; loaded while this one stays (o)", "app.pick_model"),
+        ("Open a model", "Pick another model from what tfund models lists; loaded while this one stays (O)", "app.pick_model"),
         ("Block lab", "The NumPy block stack and the parity check (b)", "app.open_screen('block_lab')"),
         ("Compare", "Two models, or one at two temperatures, side by side (c)", "app.open_screen('compare')"),
         ("Tokenization", "How a sentence splits into tokens, in many languages (w)", "app.open_screen('tokenize')"),

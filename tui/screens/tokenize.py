@@ -122,9 +122,9 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
             "per word: the tokens of each word."
         ),
         "tok-side-pane": (
-            "The same sentence through several tokenizers: the toy's, the loaded model's and each one s loaded. Each "
-            "line: the tokens; for a translation of the English example (1–6), ×: those tokens ÷ that tokenizer's own "
-            "tokens for the English sentence, the cost of one meaning in each language; then the pieces (· between)."
+            "One sentence through several tokenizers: the toy's, the loaded model's, each one s loaded. Per line: "
+            "tokens; for a translation of the English example (1–6), × = those tokens ÷ its own tokens for the English "
+            "sentence (one meaning's cost per language); the pieces."
         ),
         "tok-attention-pane": (
             "An encoder's (BERT-like) attention over the sentence: every token sees every other, before and after "
