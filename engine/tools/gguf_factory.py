@@ -361,14 +361,26 @@ def write_sentencepiece(writer: Any, tokenizer: Any, vocab: dict[str, int]) -> N
 # ---- files for the refusals: small, and wrong in one way each ----
 
 
-def write_minimal_gguf(path: Path, arch: str = "llama", tensors: dict | None = None, metadata: dict | None = None) -> Path:
-    """A small GGUF: `arch`, string or integer `metadata` keys, and `tensors` (name -> float32 array, or
-    (raw bytes, gguf.GGMLQuantizationType)); by default one 4 x 32 embedding."""
+def write_minimal_gguf(
+    path: Path, arch: str = "llama", tensors: dict | None = None, metadata: dict | None = None, big_endian: bool = False
+) -> Path:
+    """A small GGUF: `arch`, `metadata` keys (str, bool, int as uint32, float as float32, or a list: an
+    array of its items' type) and `tensors` (name -> float32 array, or (raw bytes, gguf.GGMLQuantizationType));
+    by default one 4 x 32 embedding."""
     import gguf
 
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), arch, endianess=gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE)
     for key, value in (metadata or {}).items():
-        writer.add_string(key, value) if isinstance(value, str) else writer.add_uint32(key, value)
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        elif isinstance(value, bool):
+            writer.add_bool(key, value)
+        elif isinstance(value, int):
+            writer.add_uint32(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
+        else:
+            writer.add_array(key, list(value))
     for name, value in (tensors or {"token_embd.weight": np.zeros((4, 32), np.float32)}).items():
         if isinstance(value, tuple):
             writer.add_tensor(name, value[0], raw_dtype=value[1])
@@ -379,6 +391,49 @@ def write_minimal_gguf(path: Path, arch: str = "llama", tensors: dict | None = N
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+TINY_TOKENS = ["<s>", "</s>", "a", "b", "ab", "Ġthe", "Ġcat", "ĠПривет", "你好", "🙂"]
+TINY_MERGES = ["a b", "Ġ t", "Ġt he"]
+
+
+def write_tiny_model_gguf(
+    path: Path, arch: str = "llama", n_layer: int = 2, tensor_type: str = "F32", file_type: str | None = "F32", big_endian: bool = False
+) -> int:
+    """A header like a real model's (sizes, file type, a tokenizer's string arrays; no model to run) over a
+    few small random tensors, 32 wide, written by write_minimal_gguf: for the model store's header scans.
+    Matrices are `tensor_type` (norms stay F32, as llama.cpp writes them); `file_type` None leaves
+    general.file_type out, as older writers did. Returns the number of parameters written."""
+    import gguf
+
+    metadata = {
+        f"{arch}.block_count": n_layer,
+        f"{arch}.context_length": 64,
+        f"{arch}.embedding_length": 32,
+        f"{arch}.feed_forward_length": 64,
+        f"{arch}.attention.head_count": 4,
+        f"{arch}.attention.head_count_kv": 2,
+        f"{arch}.rope.freq_base": 10000.0,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": TINY_TOKENS,
+        "tokenizer.ggml.token_type": [1] * len(TINY_TOKENS),
+        "tokenizer.ggml.merges": TINY_MERGES,
+        "tfund.test.floats": [0.5, 1.5, 2.5],
+    }
+    if file_type is not None:
+        metadata["general.file_type"] = int(gguf.LlamaFileType[{"F32": "ALL_F32"}.get(file_type, f"MOSTLY_{file_type}")])
+    shapes = {"token_embd.weight": (len(TINY_TOKENS), 32), "output_norm.weight": (32,)}
+    for block in range(n_layer):
+        shapes |= {f"blk.{block}.attn_q.weight": (32, 32), f"blk.{block}.attn_k.weight": (16, 32), f"blk.{block}.attn_norm.weight": (32,)}
+    rng = np.random.default_rng(0)
+    kind = gguf.GGMLQuantizationType[tensor_type]
+    tensors = {}
+    for name, shape in shapes.items():
+        data = rng.standard_normal(shape).astype(np.float32)
+        quantized = len(shape) == 2 and kind != gguf.GGMLQuantizationType.F32
+        tensors[name] = (gguf.quants.quantize(data, kind), kind) if quantized else data
+    write_minimal_gguf(path, arch, tensors, metadata, big_endian)
+    return sum(math.prod(shape) for shape in shapes.values())
 
 
 def set_first_tensor_type(path: Path, type_number: int) -> None:
