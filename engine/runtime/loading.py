@@ -74,6 +74,15 @@ class LoadedModel:
         """The CPU threads computing this model's steps: torch's (once loaded), or NumPy's BLAS threads."""
         return self.torch_threads if self.engine == "torch" else blas_threads()
 
+    def net_for(self, engine: str) -> Any:
+        """The model as engine.views.representations reads it, computed on `engine`: the NumpyLM, or, on
+        torch, transformers' model itself behind backends.torch_eager.TorchNet (no NumPy copy of the weights)."""
+        if engine == "numpy":
+            return self.numpy_model()
+        from engine.runtime.backends.torch_eager import TorchNet
+
+        return TorchNet(self.hf_model)
+
     def numpy_model(self) -> NumpyLM:
         """The from-scratch NumPy engine on these weights (read once, shared by every sampler)."""
         if self.net is None:
