@@ -275,16 +275,20 @@ class Sampler:
         self._ablated = None  # computed again for the new context when asked
 
     def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
-        """The ablated model keeps its own KV cache (ablating a head changes every later position's keys, so
-        the live one cannot serve): filled once when the ablation starts, then a token at a time. A mean
-        ablation's mean moves with every token, and the torch engine has no ablated cache: both run the
-        whole context again."""
+        """A zero-ablated model keeps its own KV cache on either engine (ablating a head changes every later
+        position's keys, so the live one cannot serve): filled once when the ablation starts, then a token
+        at a time. A mean ablation's mean moves with every token and with it every position's activations
+        (all later keys and values): it runs the whole context again."""
         if self._ablated is None:
-            if self.engine == "numpy" and self.ablation_mode == "zero":
-                from engine.runtime.interventions import AblatedDecoder
+            if self.ablation_mode == "zero":
+                from engine.runtime.interventions import AblatedDecoder, TorchAblatedDecoder
 
                 if self._ablated_decoder is None:
-                    self._ablated_decoder = AblatedDecoder(self.backend.net, self.ablations, max_len=self.n_positions)
+                    self._ablated_decoder = (
+                        AblatedDecoder(self.backend.net, self.ablations, max_len=self.n_positions)
+                        if self.engine == "numpy"
+                        else TorchAblatedDecoder(self.model.hf_model, self.ablations)
+                    )
                 self._ablated = self._ablated_decoder.logits(self.tokens)
             elif self.engine == "numpy":
                 from engine.model.interventions import run_numpy

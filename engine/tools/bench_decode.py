@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -136,12 +137,12 @@ def format_fast_table(result: dict, label: str) -> str:
     )
 
 
-def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int = 4, spec: str = "0.1") -> dict:
-    """Per-token time of a zero-ablated generation on the NumPy engine at each context length, before the
-    ablated model had its own KV cache (the whole context read again per token: run_numpy) and after
-    (AblatedDecoder: filled once, then one token per step). Medians over `steps` tokens."""
+def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int = 4, spec: str = "0.1", engine: str = "numpy") -> dict:
+    """Per-token time of a zero-ablated generation on `engine` (numpy, torch) at each context length, before
+    the ablated model had its own KV cache (the whole context read again per token: run_numpy, run_torch)
+    and after (AblatedDecoder, TorchAblatedDecoder: filled once, then one token per step). Medians over `steps` tokens."""
     from engine.model.interventions import parse_ablation, run_numpy
-    from engine.runtime.interventions import AblatedDecoder
+    from engine.runtime.interventions import AblatedDecoder, TorchAblatedDecoder, run_torch
 
     model = NumpyLM.from_hf(hf_model.eval())
     ablations = [parse_ablation(spec, model.n_layer, model.n_head)]
@@ -151,23 +152,26 @@ def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int =
     for length in lengths:
         ids = [(7 * i + 3) % model.vocab_size for i in range(length + steps)]
         before, after = [], []
-        decoder = AblatedDecoder(model, ablations, max_len=length + steps)
+        if engine == "numpy":
+            decoder, full_rerun = AblatedDecoder(model, ablations, max_len=length + steps), partial(run_numpy, model)
+        else:
+            decoder, full_rerun = TorchAblatedDecoder(hf_model, ablations), partial(run_torch, hf_model)
         decoder.logits(ids[:length])  # filled once, when the ablation starts
         for step in range(steps):
             context = ids[: length + step + 1]
             start = time.perf_counter()
-            run_numpy(model, context, ablations)
+            full_rerun(context, ablations)
             before.append(time.perf_counter() - start)
             start = time.perf_counter()
             decoder.logits(context)
             after.append(time.perf_counter() - start)
         rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": statistics.median(after) * 1e3})
-    return {"ablation": spec, "steps": steps, "rows": rows}
+    return {"ablation": spec, "engine": engine, "steps": steps, "rows": rows}
 
 
 def format_ablated_table(result: dict, label: str) -> str:
     lines = [
-        f"ablated decode ({result['ablation']}, zero), NumPy engine: {label}, median of {result['steps']} tokens",
+        f"ablated decode ({result['ablation']}, zero), {result['engine']} engine: {label}, median of {result['steps']} tokens",
         f"{'context':>8}{'before ms/token':>18}{'after ms/token':>17}{'speed-up':>10}",
     ]
     for row in result["rows"]:

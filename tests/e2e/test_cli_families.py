@@ -47,10 +47,12 @@ def test_bench_decode(llama_dir, capsys):
 
 
 def test_bench_ablated_times_both_ways_and_refuses_a_context_too_long(capsys):
-    result = run(capsys, "bench", "ablated", "--config", "tiny", "--lengths", "8", "16", "--steps", "2")
-    assert [row["tokens"] for row in result["rows"]] == [8, 16] and all(
-        row["before_ms"] > 0 and row["after_ms"] > 0 for row in result["rows"]
-    )
+    for engine in ("numpy", "torch"):
+        result = run(capsys, "bench", "ablated", "--config", "tiny", "--lengths", "8", "16", "--steps", "2", "--engine", engine)
+        assert [row["tokens"] for row in result["rows"]] == [8, 16] and all(
+            row["before_ms"] > 0 and row["after_ms"] > 0 for row in result["rows"]
+        )
+        assert result["engine"] == engine
     assert tfund_main(["bench", "ablated", "--config", "tiny", "--lengths", "100"]) == 2
     assert "must fit in 64 positions" in capsys.readouterr().err
 

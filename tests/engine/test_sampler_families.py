@@ -73,6 +73,42 @@ def test_an_ablated_generation_keeps_its_own_kv_cache(llama_dir):
     np.testing.assert_allclose(sampler._ablated, run_numpy(model.numpy_model(), sampler.tokens, ablations).logits, atol=1e-4)
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("which", ["toy", "gqa"])
+def test_cached_zero_ablated_generation_equals_reading_the_whole_context_again(engine, which, toy_tokenizer, tmp_path):
+    from engine.runtime.interventions import AblatedDecoder, TorchAblatedDecoder, run_torch
+
+    path = "toy" if which == "toy" else random_llama_dir(tmp_path / "llama", toy_tokenizer, seed=5)  # 4 query / 2 KV heads
+    model = load_model(path, device="cpu", engine=engine)
+    sampler = Sampler(model, SamplingConfig(temperature=0.0))
+    sampler.set_prompt(PROMPT)
+    ablations = [parse_ablation("1.1"), parse_ablation("0.attn"), parse_ablation("1.mlp")]
+    sampler.set_ablations(ablations)
+
+    def full_rerun(tokens):  # -> [V] the next token's logits, the whole context read again
+        if engine == "numpy":
+            return run_numpy(model.numpy_model(), tokens, ablations).logits
+        return run_torch(model.hf_model, tokens, ablations).logits
+
+    for step in range(6):
+        sampler.preview()  # the ablated logits for the next token, through the ablated cache
+        cached = sampler._ablated
+        np.testing.assert_allclose(cached, full_rerun(sampler.tokens), atol=1e-5, rtol=0)
+        event = sampler.step()
+        assert event.token_id == int(np.argmax(cached))
+        if step == 3:
+            sampler.undo()
+    decoder = sampler._ablated_decoder
+    assert isinstance(decoder, AblatedDecoder if engine == "numpy" else TorchAblatedDecoder)
+    assert decoder.tokens == sampler.tokens[:-1]  # filled once, then a token at a time (an undo rolled it back)
+    assert (len(decoder.cache) if engine == "numpy" else decoder.cache.get_seq_length()) == len(sampler.tokens) - 1
+    sampler.set_ablations(ablations, mode="mean")  # a context mean moves every position: the whole context again
+    sampler.preview()
+    assert sampler._ablated_decoder is None
+    with pytest.raises(ValueError, match="run it without a cache"):
+        run_torch(load_model("toy", device="cpu", engine="torch").hf_model, [1, 2], ablations, "mean", cache=object())
+
+
 def test_a_numpy_session_never_imports_torch_attribution_and_ablation_included(llama_dir):
     code = (
         "import sys\n"

@@ -13,6 +13,18 @@ from engine.runtime.backends.base import ForwardOutput
 from engine.runtime.placement import input_device
 
 
+def cache_kwarg(hf_model: Any) -> str:
+    """The name transformers' forward takes its KV cache by: `cache` (5.x), `past_key_values` (4.x)."""
+    return "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+
+
+def crop_cache(cache: Any, n: int) -> None:
+    """Keep a transformers cache's first n positions. A negative count removes from the end in every transformers 4.x/5.x."""
+    to_remove = cache.get_seq_length() - n
+    if to_remove > 0:
+        cache.crop(-to_remove)
+
+
 def run_with_residuals(model: Any, norm_f: Any, input_ids: Any, **kwargs: Any) -> tuple[Any, tuple]:
     """transformers' forward with the residual stream of every layer: (its output, L + 1 x [1, T, d]: the
     embeddings, then after each block, before the final norm). hidden_states[-1] is after the final norm,
@@ -77,16 +89,13 @@ class TorchBackend:
         paths = TORCH_PATHS[FAMILY_OF[hf_model.config.model_type]]
         self.norm_f, self.unembed = hf_model.get_submodule(paths["norm_f"]), hf_model.get_submodule(paths["unembed"])
         self.cache = None
-        self._cache_kwarg = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+        self._cache_kwarg = cache_kwarg(hf_model)
 
     def reset(self) -> None:
         self.cache = None
 
     def crop(self, n: int) -> None:
-        """Keep the first n positions. A negative count removes from the end in every transformers 4.x/5.x."""
-        to_remove = self.cache.get_seq_length() - n
-        if to_remove > 0:
-            self.cache.crop(-to_remove)
+        crop_cache(self.cache, n)
 
     def forward(self, ids: list[int]) -> ForwardOutput:
         torch = self.torch
