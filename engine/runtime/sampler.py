@@ -211,7 +211,8 @@ class Sampler:
         """The view of position `pos`; lens/norms exist only for the last new position."""
         last = row == out.attention.shape[2] - 1
         norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        lens = LazyLens(lambda: self._lens_entries(out)) if last else []
+        lensed = replace(out, attention=None)  # what the lens reads, without the forward's [L, H, T_new, T] capture
+        lens = LazyLens(lambda: self._lens_entries(lensed)) if last else []
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:

@@ -395,3 +395,24 @@ def test_time_travel_keeps_compact_rows_within_float16s_rounding_and_below_what_
         assert np.abs(values - head_stats(exact, ids)[name]).max() < 0.005, name
     window = session_window(8192, 30, 9)  # SmolLM2-135M's shape: float16 rows fit 1,409 tokens in the budget
     assert window == 1409 and 30 * 9 * window * (window + 1) / 2 * 2 <= ATTENTION_BUDGET < 30 * 9 * (window + 1) * (window + 2) / 2 * 2
+
+
+def test_nothing_a_session_keeps_holds_on_to_a_forwards_attention_capture(toy):
+    import gc
+    import weakref
+
+    sampler = Sampler(toy, engine="numpy")
+    captured = []
+    forward = sampler.backend.forward
+
+    def recording(ids):
+        out = forward(ids)
+        captured.append(weakref.ref(out.attention))  # [L, H, T_new, T]: a full window's prefill is L H T^2 float32s
+        return out
+
+    sampler.backend.forward = recording
+    sampler.set_prompt(DEFAULT_PROMPT)
+    sampler.step()
+    gc.collect()
+    assert len(captured) == 2 and all(ref() is None for ref in captured)  # the rows were copied out; the lens keeps the residuals only
+    assert [entry.token_id for entry in sampler.last_lens] and sampler.views[-1].rows.base is None
