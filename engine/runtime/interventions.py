@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,48 @@ class AblatedDecoder:
         logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
         self.tokens = list(tokens)
         return logits[-1]
+
+
+class MeanAblatedDecoder:
+    """The NumPy engine under mean ablations (means over the context), keeping what such a mean allows.
+
+    The mean moves with every token, and with it what every position receives from the ablated
+    components: from the lowest ablated block up, every position's keys and values change each token, so
+    those blocks read the whole context again. The blocks below it are the intact model's: their KV cache
+    and the residual stream they hand up ([T, d]) are advanced a token at a time, as AblatedDecoder's."""
+
+    def __init__(self, net: NumpyLM, ablations: Iterable[Ablation], max_len: int | None = None):
+        ablations = tuple(ablations)
+        self.net = net
+        self.first = min(ablation.layer for ablation in ablations)  # the lowest ablated block (>= 1 here)
+        lower_arch = replace(net.arch, n_layers=self.first)
+        self.lower = NumpyLM(lower_arch, {**net.params, "blocks": net.params["blocks"][: self.first]})  # the same arrays
+        self.cache = self.lower.new_cache(max_len)
+        self.hooks = intervention_hooks(ablations, net.n_layer, net.n_head, "mean")
+        self.tokens: list[int] = []  # what the cache holds
+        self.resid = np.zeros((0, net.d_model), np.float32)  # [T, d] entering block `first`, for those tokens
+
+    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+        same = kept_prefix(self.tokens, tokens)
+        self.cache.crop(same)
+        _, captures = self.lower.forward(tokens[same:], cache=self.cache, logits_to_keep=1)
+        new = captures[f"blocks.{self.first - 1}.hook_resid_post"]  # [T_new, d]
+        self.resid = np.concatenate([self.resid[:same], new])  # [T, d]
+        self.tokens = list(tokens)
+        return self.net.forward_from(self.resid, self.first, self.hooks)
+
+
+def ablated_decoder(engine: str, net: Any, hf_model: Any, ablations: tuple[Ablation, ...], mode: str, max_len: int) -> Any | None:
+    """What an ablated generation on `engine` (`net`: the NumpyLM; `hf_model`: transformers' model, for
+    torch) reads its next-token logits through (`.logits(tokens)`), keeping
+    all it can between tokens: zero ablations their own KV cache on either engine, mean ablations on the
+    NumPy engine the blocks below the lowest ablated one. None where nothing can be kept (a mean ablation
+    of block 0, or on torch): read the whole context again (run_numpy, run_torch)."""
+    if mode == "zero":
+        return AblatedDecoder(net, ablations, max_len) if engine == "numpy" else TorchAblatedDecoder(hf_model, ablations)
+    if engine == "numpy" and min(ablation.layer for ablation in ablations) > 0:
+        return MeanAblatedDecoder(net, ablations, max_len)
+    return None
 
 
 class TorchAblatedDecoder:

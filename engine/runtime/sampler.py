@@ -279,17 +279,15 @@ class Sampler:
         """A zero-ablated model keeps its own KV cache on either engine (ablating a head changes every later
         position's keys, so the live one cannot serve): filled once when the ablation starts, then a token
         at a time. A mean ablation's mean moves with every token and with it every position's activations
-        (all later keys and values): it runs the whole context again."""
+        from the lowest ablated block up: the NumPy engine keeps the blocks below (MeanAblatedDecoder), the
+        rest reads the whole context again (engine.runtime.interventions.ablated_decoder)."""
         if self._ablated is None:
-            if self.ablation_mode == "zero":
-                from engine.runtime.interventions import AblatedDecoder, TorchAblatedDecoder
+            from engine.runtime.interventions import ablated_decoder
 
-                if self._ablated_decoder is None:
-                    self._ablated_decoder = (
-                        AblatedDecoder(self.backend.net, self.ablations, max_len=self.n_positions)
-                        if self.engine == "numpy"
-                        else TorchAblatedDecoder(self.model.hf_model, self.ablations)
-                    )
+            if self._ablated_decoder is None:
+                net, hf_model = (self.backend.net, None) if self.engine == "numpy" else (None, self.model.hf_model)
+                self._ablated_decoder = ablated_decoder(self.engine, net, hf_model, self.ablations, self.ablation_mode, self.n_positions)
+            if self._ablated_decoder is not None:
                 self._ablated = self._ablated_decoder.logits(self.tokens)
             elif self.engine == "numpy":
                 from engine.model.interventions import run_numpy

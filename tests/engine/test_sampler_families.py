@@ -109,6 +109,29 @@ def test_cached_zero_ablated_generation_equals_reading_the_whole_context_again(e
         run_torch(load_model("toy", device="cpu", engine="torch").hf_model, [1, 2], ablations, "mean", cache=object())
 
 
+@pytest.mark.parametrize("which", ["toy", "gqa"])
+def test_mean_ablated_generation_keeps_the_blocks_below_and_equals_reading_the_whole_context_again(which, toy_tokenizer, tmp_path):
+    from engine.runtime.interventions import MeanAblatedDecoder
+
+    path = "toy" if which == "toy" else random_llama_dir(tmp_path / "llama", toy_tokenizer, seed=5)  # 4 query / 2 KV heads
+    model = load_model(path, device="cpu", engine="numpy")
+    sampler = Sampler(model, SamplingConfig(temperature=0.0))
+    sampler.set_prompt(PROMPT)
+    ablations = [parse_ablation("1.1"), parse_ablation("1.mlp")]
+    sampler.set_ablations(ablations, mode="mean")
+    for step in range(6):
+        sampler.preview()
+        cached = sampler._ablated
+        np.testing.assert_allclose(cached, run_numpy(model.numpy_model(), sampler.tokens, ablations, "mean").logits, atol=1e-5, rtol=0)
+        assert sampler.step().token_id == int(np.argmax(cached))
+        if step == 3:
+            sampler.undo()
+    decoder = sampler._ablated_decoder
+    assert isinstance(decoder, MeanAblatedDecoder) and decoder.first == 1
+    assert len(decoder.cache) == len(decoder.tokens) == len(sampler.tokens) - 1 == len(decoder.resid)  # block 0 advanced a token a step
+    assert decoder.cache.k.shape[0] == 1  # only the blocks below the lowest ablated one are kept
+
+
 def test_a_numpy_session_never_imports_torch_attribution_and_ablation_included(llama_dir):
     code = (
         "import sys\n"
