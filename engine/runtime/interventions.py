@@ -235,7 +235,7 @@ class MeanAblatedDecoder:
     def __init__(self, net: NumpyLM, ablations: Iterable[Ablation], max_len: int | None = None):
         ablations = tuple(ablations)
         self.net = net
-        self.first = min(ablation.layer for ablation in ablations)  # the lowest ablated block (>= 1 here)
+        self.first = min(ablation.layer for ablation in ablations)  # the lowest ablated block, at least 1 (ablated_decoder)
         lower_arch = replace(net.arch, n_layers=self.first)
         self.lower = NumpyLM(lower_arch, {**net.params, "blocks": net.params["blocks"][: self.first]})  # the same arrays
         self.cache = self.lower.new_cache(max_len)
@@ -251,19 +251,6 @@ class MeanAblatedDecoder:
         self.resid = np.concatenate([self.resid[:same], new])  # [T, d]
         self.tokens = list(tokens)
         return self.net.forward_from(self.resid, self.first, self.hooks)
-
-
-def ablated_decoder(engine: str, net: Any, hf_model: Any, ablations: tuple[Ablation, ...], mode: str, max_len: int) -> Any | None:
-    """What an ablated generation on `engine` (`net`: the NumpyLM; `hf_model`: transformers' model, for
-    torch) reads its next-token logits through (`.logits(tokens)`), keeping
-    all it can between tokens: zero ablations their own KV cache on either engine, mean ablations on the
-    NumPy engine the blocks below the lowest ablated one. None where nothing can be kept (a mean ablation
-    of block 0, or on torch): read the whole context again (run_numpy, run_torch)."""
-    if mode == "zero":
-        return AblatedDecoder(net, ablations, max_len) if engine == "numpy" else TorchAblatedDecoder(hf_model, ablations)
-    if engine == "numpy" and min(ablation.layer for ablation in ablations) > 0:
-        return MeanAblatedDecoder(net, ablations, max_len)
-    return None
 
 
 class TorchAblatedDecoder:
@@ -289,6 +276,19 @@ class TorchAblatedDecoder:
         run = run_torch(self.hf_model, tokens[same:], self.ablations, "zero", cache=self.cache)
         self.tokens = list(tokens)
         return run.logits
+
+
+def ablated_decoder(engine: str, net: Any, hf_model: Any, ablations: tuple[Ablation, ...], mode: str, max_len: int) -> Any | None:
+    """What an ablated generation on `engine` reads its next-token logits through (`.logits(tokens)`),
+    keeping all it can between tokens: a zero ablation its own KV cache on either engine, a mean ablation
+    on the NumPy engine the blocks below the lowest ablated one. None where nothing can be kept (a mean
+    ablation of block 0, or on torch): read the whole context again (run_numpy, run_torch).
+    `net`: the NumpyLM (NumPy engine); `hf_model`: transformers' model (torch)."""
+    if mode == "zero":
+        return AblatedDecoder(net, ablations, max_len) if engine == "numpy" else TorchAblatedDecoder(hf_model, ablations)
+    if engine == "numpy" and min(ablation.layer for ablation in ablations) > 0:
+        return MeanAblatedDecoder(net, ablations, max_len)
+    return None
 
 
 def numpy_view(hf_model: Any) -> NumpyLM:
