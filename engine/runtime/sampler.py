@@ -37,7 +37,7 @@ from engine.runtime.placement import placement_label
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of the window stays in context
 ATTENTION_BUDGET = 512 * 2**20  # bytes of captured attention a session keeps (rows of every head, float16)
-ATTENTION_DTYPE = np.float16  # how the rows are kept: to within 2**-12 (2.4e-4) of float32's, 1/8 of a shown digit
+ATTENTION_DTYPE = np.float16  # how the rows are kept: within 2**-12 (2.4e-4) of float32's, far below a shown digit (0.01)
 ATTENTION_ITEM_BYTES = np.dtype(ATTENTION_DTYPE).itemsize
 
 
@@ -211,8 +211,10 @@ class Sampler:
         """The view of position `pos`; lens/norms exist only for the last new position."""
         last = row == out.attention.shape[2] - 1
         norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        lensed = replace(out, attention=None)  # what the lens reads, without the forward's [L, H, T_new, T] capture
-        lens = LazyLens(lambda: self._lens_entries(lensed)) if last else []
+        lens = []
+        if last:
+            lensed = replace(out, attention=None)  # what the lens reads, without the forward's [L, H, T_new, T] capture
+            lens = LazyLens(lambda: self._lens_entries(lensed))
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:
