@@ -3,8 +3,8 @@ checkpoint directory holds: an HF config dict, float32 tensors under Hugging Fac
 
 Pure NumPy: tfund's own header reader (read_gguf_header, below: the file memory-mapped, its header
 parsed in a fraction of a second where gguf's GGUFReader takes 7 s on SmolLM2) and llama.cpp's `gguf`
-package, which names the types and dequantizes the tensors; neither torch nor transformers is imported. Three architectures: llama (llama.cpp writes
-Mistral and SmolLM as llama too), qwen2 and gpt2. What llama.cpp's converter changed, undone here:
+package, which names the types and dequantizes the tensors; neither torch nor transformers is imported.
+Three architectures: llama (llama.cpp writes Mistral and SmolLM as llama too), qwen2 and gpt2. What llama.cpp's converter changed, undone here:
 - the rows of Q and K of `llama` models are permuted for its RoPE kernel (qwen2 and gpt2: not);
 - GPT-2's Conv1D weights ([in, out]) are stored transposed, like every other linear ([out, in]);
 - Llama 3.1+ RoPE scaling is a `rope_freqs` tensor (one divisor per frequency): it becomes
