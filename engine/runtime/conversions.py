@@ -6,10 +6,10 @@ every tensor: seconds. A conversion keeps what that produced, in a folder of tfu
 
     tfund-source.json                      what it was made from (below), the file type, the parameter count
     config.json, tokenizer.json, tokenizer_config.json
-    numpy/params.json, numpy/*.npy         the NumPy engine's weights in its own layout (engine.model.families:
+    numpy/params.json, numpy/weights.bin   the NumPy engine's weights in its own layout (engine.model.families:
                                            role-named, [in, out], q|k|v fused, Q and K rows in transformers'
-                                           order, the unembedding its own [d, V] copy): one .npy per array,
-                                           memory-mapped on load, so a second load copies nothing
+                                           order, the unembedding its own [d, V] copy): their bytes in one
+                                           file, memory-mapped on load, so a second load copies nothing
     model.safetensors                      float32 weights under Hugging Face names: the torch engine's checkpoint
 
 Each engine writes its own part the first time it loads the file, and only when that part is within the
@@ -49,11 +49,13 @@ from engine.model.architecture import Architecture
 from engine.model.families import params_from_state
 from engine.store.cache import conversions_dir, may_cache_conversion
 
-CONVERSION_VERSION = 2  # raise when the conversion of the same file changes (2: the NumPy engine's own layout, mapped)
+CONVERSION_VERSION = 3  # raise when the conversion of the same file changes (3: the NumPy engine's own layout, one mapped file)
 SOURCE_FILE = "tfund-source.json"
-NUMPY_PART = "numpy"  # the NumPy engine's weights: a folder of .npy files and params.json
+NUMPY_PART = "numpy"  # the NumPy engine's weights: weights.bin and params.json
 TORCH_PART = "model.safetensors"  # the torch engine's: a transformers checkpoint beside config.json
-PARAMS_INDEX = "params.json"  # the params' tree (engine.model.families), each array named by its .npy file
+PARAMS_INDEX = "params.json"  # the params' tree (engine.model.families), each array by its place in WEIGHTS_FILE
+WEIGHTS_FILE = "weights.bin"  # the arrays' float32 bytes, one after another
+ALIGNMENT = 64  # bytes: each array starts at a multiple of it, as NumPy's own .npy files do
 
 
 def source_of(shards: tuple[Path, ...]) -> dict:
@@ -83,38 +85,50 @@ def params_bytes(tree) -> int:
 
 
 def save_params(params: dict, folder: Path) -> None:
-    """Write a params tree into `folder`: one .npy per array, named by its place ("blocks.3.attn.qkv.w.npy"),
-    and params.json, the tree with each array replaced by its file name."""
-
-    def put(tree, name):
-        if isinstance(tree, dict):
-            return {key: put(value, f"{name}.{key}" if name else key) for key, value in tree.items()}
-        if isinstance(tree, list):
-            return [put(value, f"{name}.{i}") for i, value in enumerate(tree)]
-        if tree is None:
-            return None
-        np.save(folder / f"{name}.npy", tree)  # in its own memory order: the same products, bit for bit
-        return f"{name}.npy"
-
+    """Write a params tree into `folder`: every array's float32 bytes one after another in weights.bin (each
+    at a multiple of 64 bytes, in its own memory order), and params.json: the tree with each array replaced
+    by {"@": [offset, shape, order]}, and the file's size."""
     folder.mkdir()
-    index = put(params, "")
+    with open(folder / WEIGHTS_FILE, "wb") as f:
+
+        def put(tree):
+            if isinstance(tree, dict):
+                return {key: put(value) for key, value in tree.items()}
+            if isinstance(tree, list):
+                return [put(value) for value in tree]
+            if tree is None:
+                return None
+            f.write(bytes(-f.tell() % ALIGNMENT))
+            order = "F" if tree.flags.f_contiguous and not tree.flags.c_contiguous else "C"  # as it is: the same products, bit for bit
+            place = [f.tell(), list(tree.shape), order]
+            f.write(np.asarray(tree, dtype=np.float32).tobytes(order=order))
+            return {"@": place}
+
+        index = {"params": put(params), "bytes": f.tell()}
     (folder / PARAMS_INDEX).write_text(json.dumps(index), encoding="utf-8")
 
 
 def map_params(folder: Path) -> dict:
-    """The params tree save_params wrote, each array memory-mapped read-only: nothing is read until the
-    engine touches it, and then the OS pages it in from its page cache. OSError or ValueError if damaged."""
+    """The params tree save_params wrote, every array a read-only view of one memory mapping of
+    weights.bin: nothing is read until the engine touches it, and then the OS pages it in from its page
+    cache. OSError, ValueError, TypeError or KeyError if the folder is damaged."""
+    index = json.loads((folder / PARAMS_INDEX).read_text(encoding="utf-8"))
+    weights = folder / WEIGHTS_FILE
+    if weights.stat().st_size != index["bytes"]:
+        raise ValueError(f"{weights} is not the size {PARAMS_INDEX} says")
+    buffer = np.memmap(weights, dtype=np.uint8, mode="r")  # one mapping for every array
 
     def get(tree):
-        if isinstance(tree, dict):
-            return {key: get(value) for key, value in tree.items()}
         if isinstance(tree, list):
             return [get(value) for value in tree]
         if tree is None:
             return None
-        return np.asarray(np.load(folder / tree, mmap_mode="r"))  # a plain ndarray view of the mapping
+        if "@" in tree:
+            offset, shape, order = tree["@"]
+            return np.ndarray(shape, dtype=np.float32, buffer=buffer, offset=offset, order=order)  # a view: no copy
+        return {key: get(value) for key, value in tree.items()}
 
-    return get(json.loads((folder / PARAMS_INDEX).read_text(encoding="utf-8")))
+    return get(index["params"])
 
 
 class GGUFModelFile:
@@ -206,7 +220,7 @@ class GGUFModelFile:
             progress(f"mapping the conversion of {self.path.name} kept in {self.directory.parent}")
             try:
                 return map_params(self.directory / NUMPY_PART)
-            except (OSError, ValueError, TypeError, AttributeError):  # absent, half-written or damaged: convert again
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):  # absent, half-written or damaged: convert again
                 pass
         params = params_from_state(arch, self.read_state(progress))
         if may_cache_conversion(params_bytes(params)):

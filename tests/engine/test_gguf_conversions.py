@@ -60,10 +60,12 @@ def logits(arch, params, case):  # -> [T, V], on a prompt of >= 16 tokens
 def test_second_load_maps_the_kept_layout_and_gives_the_same_logits(case, uncached, tmp_path, monkeypatch):
     heard = []
     first = numpy_params(case.path, tmp_path, progress=heard.append)
-    folder = conversion_dir((case.path,), tmp_path) / NUMPY_PART
-    assert (folder / "params.json").is_file() and (folder / "blocks.0.attn.qkv.w.npy").is_file()
-    assert heard[0].startswith("reading llama-Q4_1.gguf")
     arch, expected = uncached
+    folder = conversion_dir((case.path,), tmp_path) / NUMPY_PART
+    assert (folder / "params.json").is_file() and (folder / "weights.bin").stat().st_size >= 4 * sum(
+        p.size for p in leaves(expected) if p is not None
+    )
+    assert heard[0].startswith("reading llama-Q4_1.gguf")
     assert_same_params(first, expected)
 
     def no_parsing(path):
@@ -97,7 +99,10 @@ def test_a_changed_file_is_converted_again(case, tmp_path, monkeypatch):
 
 def test_damaged_layout_is_redone(case, uncached, tmp_path):
     numpy_params(case.path, tmp_path)
-    weights = conversion_dir((case.path,), tmp_path) / NUMPY_PART / "blocks.1.mlp.down.w.npy"
+    index = conversion_dir((case.path,), tmp_path) / NUMPY_PART / "params.json"
+    index.write_text('{"params": {}}')  # JSON, but not an index
+    assert_same_params(numpy_params(case.path, tmp_path), uncached[1])
+    weights = conversion_dir((case.path,), tmp_path) / NUMPY_PART / "weights.bin"
     weights.write_bytes(weights.read_bytes()[:200])
     assert_same_params(numpy_params(case.path, tmp_path), uncached[1])
     assert_same_params(numpy_params(case.path, tmp_path), uncached[1])  # and kept whole again
