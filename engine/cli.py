@@ -238,11 +238,14 @@ def build_parser() -> OneLineParser:
     decode.add_argument("--prompt-tokens", type=positive_tokens_arg, default=32)
     decode.add_argument("--repeats", type=positive_tokens_arg, default=5)
     decode.add_argument("--json", action="store_true")
-    ablated = bench_sub.add_parser("ablated", help="ablated decode ms/token before and after the ablated KV cache, NumPy engine")
+    ablated = bench_sub.add_parser("ablated", help="ablated decode ms/token before and after the ablated KV cache")
     ablated.add_argument("--model", type=model_arg, default=None, help="model name or directory (default: toy)")
     ablated.add_argument("--config", choices=BENCH_CONFIGS, default=None, help="random-init model of this shape instead of --model")
     ablated.add_argument("--lengths", type=positive_tokens_arg, nargs="+", default=[256, 1024], help="context lengths (default 256 1024)")
     ablated.add_argument("--steps", type=positive_tokens_arg, default=4, help="tokens timed per length (default %(default)s)")
+    ablated.add_argument("--engine", choices=("numpy", "torch"), default="numpy", help="the engine generating (default %(default)s)")
+    ablated.add_argument("--mode", choices=("zero", "mean"), default="zero", help="ablation mode (default %(default)s)")
+    ablated.add_argument("--ablate", default="0.1", help="the component knocked out, L.H, L.attn or L.mlp (default %(default)s)")
     ablated.add_argument("--json", action="store_true")
     lens = bench_sub.add_parser(
         "lens", help="logit-lens top-1 agreement with the final prediction per block, on the toy's held-out stories"
@@ -417,7 +420,7 @@ def bench_ablated_command(args: argparse.Namespace) -> int:
 
     hf_model, label = bench_model(args)
     try:
-        result = bench_ablated(hf_model, tuple(args.lengths), args.steps)
+        result = bench_ablated(hf_model, tuple(args.lengths), args.steps, args.ablate, args.engine, args.mode)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(json.dumps({"model": label, **result}) if args.json else format_ablated_table(result, label))

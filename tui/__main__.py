@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.args import OneLineParser, add_engine_args, add_model_args, add_sampling_args, port_arg, sampling_config
+from engine.runtime.engines import engine_device_problem
 from engine.views.trace import TraceError, TraceWriter
 from tui.app import DEFAULT_EXPORT_DIR, DEFAULT_PROMPT, make_app
 from tui.serve import serve, served_args  # light: textual-serve is imported only to serve
@@ -61,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.validate()
     except ValueError as error:
         parser.error(str(error))
-    if args.engine == "numpy" and args.device not in ("auto", "cpu"):
-        parser.error(f"argument --device: the NumPy engine runs on the CPU only; use --device cpu or auto (got {args.device})")
+    if problem := engine_device_problem(args.engine, args.device):
+        parser.error(f"argument --device: {problem}")
     if args.replay and args.trace:
         parser.error("argument --replay: a replay records nothing; leave out --trace")
     if args.port is not None and not args.serve:

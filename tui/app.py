@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,9 @@ class TfundApp(App):
             positions = session.transcript.positions
             first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
             ids = [p.token_id for p in positions]
-            self.push_screen(RepresentationsScreen(session.model.numpy_model, ids, session.transcript.pieces, first_generated, self.shade))
+            engine, model = session.model_info.engine, session.model  # the engine the session runs: no second copy of the weights
+            get_net = partial(model.net_for, engine)
+            self.push_screen(RepresentationsScreen(get_net, ids, session.transcript.pieces, first_generated, self.shade))
         elif not session.transcript.candidates:
             session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
         else:

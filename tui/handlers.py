@@ -342,7 +342,7 @@ class GenerationHandler:
     def batch(self, events: list) -> TokensGenerated:
         """Tokens for the screen, with the next token's candidates under the settings now in force."""
         sampler = self.sampler
-        fresh_rows = [view.attention for view in sampler.views] if any(event.slid for event in events) else None
+        fresh_rows = [view.rows for view in sampler.views] if any(event.slid for event in events) else None
         candidates = sampler.preview()
         return TokensGenerated(events, candidates, replace(sampler.config), fresh_rows, sampler.ablation_view(candidates))
 
@@ -477,7 +477,7 @@ def side_of(sampler: Any) -> Side:
         config=replace(sampler.config),
         token_ids=list(sampler.tokens),
         pieces=list(sampler.pieces),
-        rows=[view.attention for view in sampler.views],
+        rows=[view.rows for view in sampler.views],
         prompt=sampler.prompt,
         generated="".join(sampler.generated_text),
         candidates=sampler.preview(),

@@ -224,7 +224,7 @@ def head_grid(rows: list[np.ndarray], layer: int, head: int | None) -> np.ndarra
     lengths = np.array([weights.shape[-1] for weights in picked])  # [T]
     flat = np.concatenate(picked, axis=-1)  # [H, sum] or [sum]
     if head is None:
-        flat = flat.mean(axis=0)  # [sum]
+        flat = flat.mean(axis=0, dtype=np.float32)  # [sum] (rows may be kept as float16)
     row_ids = np.repeat(np.arange(n_tokens), lengths)  # [sum] the row each weight belongs to
     col_ids = np.arange(len(row_ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # [sum] its column
     grid[row_ids, col_ids] = flat

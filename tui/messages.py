@@ -49,7 +49,7 @@ class ContextReady(Message):
         return cls(
             token_ids=list(sampler.tokens),
             pieces=list(sampler.pieces),
-            rows=[view.attention for view in sampler.views],
+            rows=[view.rows for view in sampler.views],  # the compact float16 rows, shared
             prompt_len=sampler.prompt_len,
             lens=sampler.last_lens,
             norms=sampler.last_norms,

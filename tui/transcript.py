@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.events import AblationView, Candidate, LensEntry, SamplingConfig, StepView, TokenEvent
+from engine.runtime.sampler import ATTENTION_DTYPE
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Position:
 
     token_id: int
     piece: str  # streamed text piece ("" while a multi-byte character is incomplete)
-    attention: np.ndarray  # [L, H, i + 1] this token's attention row in every layer and head
+    attention: np.ndarray  # [L, H, i + 1] this token's attention row in every layer and head (float16, as the sampler keeps it)
     generated: bool  # False for prompt tokens
     p_raw: float | None = None  # the model's probability for it when chosen; None: prompt (or an old trace without it)
     forced: bool = False  # picked by hand
@@ -85,7 +86,8 @@ class Transcript:
         if event.slid:
             del self.positions[: event.dropped]
         step = StepView(event.candidates, event.config, self.lens, self.norms, self.cosines, event.ablated)  # the panes it was drawn under
-        self.positions.append(Position(event.token_id, event.text, event.attention, True, event.p_raw, event.forced, event.entropy, step))
+        row = event.attention.astype(ATTENTION_DTYPE)  # [L, H, T] kept as compactly as the sampler's rows
+        self.positions.append(Position(event.token_id, event.text, row, True, event.p_raw, event.forced, event.entropy, step))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")
         self.n_generated += 1

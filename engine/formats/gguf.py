@@ -1,9 +1,10 @@
 """Read a GGUF file (llama.cpp's format, also Ollama's and LM Studio's) into what a transformers
 checkpoint directory holds: an HF config dict, float32 tensors under Hugging Face names and a tokenizer.json.
 
-Pure NumPy and llama.cpp's own `gguf` package, which parses the file (memory-mapped) and dequantizes
-its tensors; neither torch nor transformers is imported. Three architectures: llama (llama.cpp writes
-Mistral and SmolLM as llama too), qwen2 and gpt2. What llama.cpp's converter changed, undone here:
+Pure NumPy: tfund's own header reader (read_gguf_header, below: the file memory-mapped, its header
+parsed in a fraction of a second where gguf's GGUFReader takes 7 s on SmolLM2) and llama.cpp's `gguf`
+package, which names the types and dequantizes the tensors; neither torch nor transformers is imported.
+Three architectures: llama (llama.cpp writes Mistral and SmolLM as llama too), qwen2 and gpt2. What llama.cpp's converter changed, undone here:
 - the rows of Q and K of `llama` models are permuted for its RoPE kernel (qwen2 and gpt2: not);
 - GPT-2's Conv1D weights ([in, out]) are stored transposed, like every other linear ([out, in]);
 - Llama 3.1+ RoPE scaling is a `rope_freqs` tensor (one divisor per frequency): it becomes
@@ -22,11 +23,13 @@ Every refusal is a GGUFError whose text is one sentence.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import re
+import struct
 from collections import Counter
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +125,7 @@ def open_gguf(path: str | os.PathLike) -> GGUFFile:
     path = Path(path)
     shards = [path]
     first = _read_shard(path)
-    count = int(_field(first, "split.count", 1))
+    count = int(first.fields.get("split.count") or 1)
     if count > 1:
         match = SPLIT_NAME.match(path.name)
         if match is None or int(match["index"]) != 1:
@@ -132,14 +135,13 @@ def open_gguf(path: str | os.PathLike) -> GGUFFile:
         shards = list(split_parts(path))
         if missing := [shard.name for shard in shards if not shard.is_file()]:
             raise GGUFError(f"'{path}' is split into {count} files and {', '.join(missing)} is missing next to it")
-    readers = [first] + [_read_shard(shard) for shard in shards[1:]]
-    metadata = {name: field.contents() for name, field in first.fields.items() if not name.startswith("GGUF.")}
-    tensors = {tensor.name: tensor for reader in readers for tensor in reader.tensors}
-    return GGUFFile(path=path, metadata=metadata, tensors=tensors, shards=tuple(shards))
+    headers = [first] + [_read_shard(shard) for shard in shards[1:]]
+    tensors = {tensor.name: tensor for header in headers for tensor in header.tensors}
+    return GGUFFile(path=path, metadata=first.fields, tensors=tensors, shards=tuple(shards))
 
 
-def _read_shard(path: Path) -> Any:
-    """gguf.GGUFReader on one file, its failures turned into one sentence each."""
+def _read_shard(path: Path) -> RawHeader:
+    """One file's header, metadata arrays included, its failures turned into one sentence each."""
     try:
         with open(path, "rb") as f:
             magic = f.read(len(MAGIC))
@@ -148,25 +150,23 @@ def _read_shard(path: Path) -> Any:
         raise GGUFError(f"cannot read '{path}': {error.strerror or error.__class__.__name__}") from None
     if magic != MAGIC:
         raise GGUFError(f"'{path}' is not a GGUF file: it starts with {magic!r}, not {MAGIC!r}")
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(path)
-    except ValueError as error:
-        if unknown := re.search(r"(\d+)\)? is not a valid GGMLQuantizationType", str(error)):  # "np.uint32(99) is not ..."
-            raise GGUFError(
-                f"'{path}' holds tensors of type number {unknown[1]}, a quantization the gguf package does not know "
-                "(a newer llama.cpp may have written it; try a newer `gguf` package or another quantization of the model)"
-            ) from None
-        if version := re.search(r"version (\d+)", str(error)):
-            raise GGUFError(f"'{path}' is GGUF version {version[1]}, which the gguf package cannot read") from None
+        header = read_gguf_header(path, arrays=True)
+    except GGUFLayoutError as error:
+        if error.version is not None:
+            raise GGUFError(f"'{path}' is GGUF version {error.version}; tfund reads versions 2 and 3") from None
         raise _damaged(path, size) from None
-    except (IndexError, OverflowError, UnicodeDecodeError, KeyError, TypeError, MemoryError):
-        raise _damaged(path, size) from None
-    for tensor in reader.tensors:  # the reader maps tensor data lazily: check that it is all there
+    except OSError as error:
+        raise GGUFError(f"cannot read '{path}': {error.strerror or error.__class__.__name__}") from None
+    if unknown := [tensor.type_number for tensor in header.tensors if tensor.type_number not in ggml_type_names()]:
+        raise GGUFError(
+            f"'{path}' holds tensors of type number {unknown[0]}, a quantization the gguf package does not know "
+            "(a newer llama.cpp may have written it; try a newer `gguf` package or another quantization of the model)"
+        )
+    for tensor in header.tensors:  # tensor data is mapped lazily: check that it is all there
         if tensor.data_offset + tensor.n_bytes > size:
             raise _damaged(path, size)
-    return reader
+    return header
 
 
 def _damaged(path: Path, size: int) -> GGUFError:
@@ -175,18 +175,186 @@ def _damaged(path: Path, size: int) -> GGUFError:
     )
 
 
-def _field(reader: Any, name: str, default: Any = None) -> Any:
-    field = reader.fields.get(name)
-    return default if field is None else field.contents()
+# ---- the file's layout (GGUF v2 and v3, either byte order): magic, version, tensor count, key-value count,
+# the key-value pairs, one info record per tensor (name, dims innermost first, type, offset), padding to
+# general.alignment, then the tensors' data. One reader for the whole project: the model store's quick
+# header scans (engine.store.gguf_header: arrays skipped) and the engines' loads (arrays decoded). ----------
+VALUE_TYPES = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}  # -> struct (and NumPy) code
+STRING, ARRAY = 8, 9
+DEFAULT_ALIGNMENT = 32
+PLAIN_TYPES = {0: "f4", 1: "f2", 24: "i1", 25: "i2", 26: "i4", 27: "i8", 28: "f8"}  # ggml types stored as plain numbers
+
+
+@cache
+def ggml_type_names() -> dict[int, str]:
+    """ggml's tensor types the gguf package knows: number -> name ("Q4_1")."""
+    from gguf import GGMLQuantizationType
+
+    return {member.value: member.name for member in GGMLQuantizationType}
+
+
+class GGUFLayoutError(ValueError):
+    """The bytes are not a GGUF header tfund reads; str() says why in a few words ("it ends inside its header")."""
+
+    def __init__(self, reason: str, version: int | None = None):
+        super().__init__(reason)
+        self.version = version  # an unsupported version number, when that is the reason
+
+
+@dataclass(frozen=True, eq=False)
+class GGUFTensor:
+    """One tensor's record in a GGUF header, and its data as a view of the memory-mapped file."""
+
+    name: str
+    shape: tuple[int, ...]  # GGUF's order, innermost first: [d, vocab] for the embedding
+    type_number: int  # ggml's type (gguf.GGMLQuantizationType's value)
+    data_offset: int  # bytes from the start of the file
+    buffer: Any = field(repr=False)  # the mapped file
+    byte_order: str = "<"
+
+    @property
+    def tensor_type(self) -> Any:
+        from gguf import GGMLQuantizationType
+
+        return GGMLQuantizationType(self.type_number)
+
+    @property
+    def n_elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def n_bytes(self) -> int:
+        from gguf import GGML_QUANT_SIZES
+
+        block_size, type_size = GGML_QUANT_SIZES[self.tensor_type]
+        return self.n_elements * type_size // block_size
+
+    @property
+    def data(self) -> np.ndarray:
+        """Plain types: the numbers, in NumPy's order ([vocab, d]); quantized ones: the raw blocks, uint8
+        [..., bytes per row], as gguf.quants.dequantize reads them."""
+        rows = tuple(reversed(self.shape))
+        if self.type_number in PLAIN_TYPES:
+            dtype = np.dtype(PLAIN_TYPES[self.type_number]).newbyteorder(self.byte_order)
+            data = np.frombuffer(self.buffer, dtype, self.n_elements, self.data_offset).reshape(rows)
+            return data if dtype.isnative else data.astype(dtype.newbyteorder("="))
+        from gguf.quants import quant_shape_to_byte_shape
+
+        raw = np.frombuffer(self.buffer, np.uint8, self.n_bytes, self.data_offset)
+        return raw.reshape(quant_shape_to_byte_shape(rows, self.tensor_type))
+
+
+@dataclass(frozen=True, eq=False)
+class RawHeader:
+    """What a GGUF file's header holds, as written."""
+
+    fields: dict[str, Any]  # key -> value; an array is a list, or None when it was skipped
+    tensors: list[GGUFTensor]
+
+
+class _Cursor:
+    """Reads a GGUF header from a buffer (the mapped file), front to back."""
+
+    def __init__(self, buffer: Any):
+        self.buffer, self.at, self.order = buffer, 0, "<"
+
+    def take(self, n: int) -> int:  # -> where the n bytes start
+        start, self.at = self.at, self.at + n
+        if self.at > len(self.buffer):
+            raise GGUFLayoutError("it ends inside its header (a truncated file)")
+        return start
+
+    def number(self, code: str) -> Any:
+        return struct.unpack_from(self.order + code, self.buffer, self.take(struct.calcsize(code)))[0]
+
+    def string(self) -> str:
+        length = self.number("Q")
+        start = self.take(length)
+        return bytes(self.buffer[start : start + length]).decode("utf-8")
+
+    def value(self, value_type: int, arrays: bool) -> Any:
+        """A scalar, a string, or an array (a list; None, skipped, when not `arrays`)."""
+        if value_type in VALUE_TYPES:
+            return self.number(VALUE_TYPES[value_type])
+        if value_type == STRING:
+            return self.string()
+        if value_type != ARRAY:
+            raise GGUFLayoutError(f"unknown value type {value_type} in its header")
+        item_type, count = self.number("I"), self.number("Q")
+        if item_type in VALUE_TYPES:  # numbers: one slice of the buffer
+            dtype = np.dtype(self.order + VALUE_TYPES[item_type])
+            start = self.take(count * dtype.itemsize)
+            return np.frombuffer(self.buffer, dtype, count, start).tolist() if arrays else None
+        items = [self.value(item_type, arrays) for _ in range(count)]  # strings (and nested arrays) have their own lengths
+        return items if arrays else None
+
+
+def scan_gguf(buffer: Any, arrays: bool = True) -> RawHeader:
+    """The header at the start of `buffer` (bytes or a mapped file). `arrays=False` skips decoding the
+    metadata's arrays (a tokenizer's 49k strings): a fraction of a second for any file. GGUFLayoutError
+    (a ValueError) on anything else."""
+    cursor = _Cursor(buffer)
+    if bytes(buffer[: len(MAGIC)]) != MAGIC:
+        raise GGUFLayoutError("it does not start with the GGUF magic")
+    cursor.take(len(MAGIC))
+    version = cursor.number("I")
+    if version > 0xFFFF:  # a big-endian file
+        cursor.order, version = ">", int.from_bytes(version.to_bytes(4, "little"), "big")
+    if version not in (2, 3):
+        raise GGUFLayoutError(f"GGUF version {version} (tfund reads versions 2 and 3)", version)
+    n_tensors, n_fields = cursor.number("Q"), cursor.number("Q")
+    fields = {}
+    for _ in range(n_fields):
+        key = cursor.string()
+        fields[key] = cursor.value(cursor.number("I"), arrays)
+    records = []
+    for _ in range(n_tensors):
+        name = cursor.string()
+        n_dims = cursor.number("I")
+        shape = tuple(cursor.number("Q") for _ in range(n_dims))
+        records.append((name, shape, cursor.number("I"), cursor.number("Q")))
+    alignment = fields.get("general.alignment") or DEFAULT_ALIGNMENT
+    data_start = -(-cursor.at // alignment) * alignment
+    tensors = [GGUFTensor(name, shape, kind, data_start + offset, buffer, cursor.order) for name, shape, kind, offset in records]
+    return RawHeader(fields, tensors)
+
+
+def file_type_name(fields: dict, tensors: Any) -> str:
+    """llama.cpp's name for a file's quantization ("Q4_1", "Q4_K_M", "F16"), from general.file_type, else
+    (older writers leave it out) the commonest type of its matrices; "unknown" for a type gguf does not know."""
+    from gguf import LlamaFileType
+
+    try:
+        name = LlamaFileType(int(fields["general.file_type"])).name
+    except (KeyError, ValueError, TypeError):
+        name = "GUESSED"
+    if name != "GUESSED":
+        return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    counts = Counter(tensor.type_number for tensor in tensors if len(tensor.shape) == 2)
+    return ggml_type_names().get(counts.most_common(1)[0][0], "unknown") if counts else "F32"
+
+
+def read_gguf_header(path: Path, arrays: bool = True) -> RawHeader:
+    """The header of the GGUF file at `path`, the file memory-mapped (tensor data is read only when
+    used). OSError if it cannot be read; GGUFLayoutError if it is not a GGUF file tfund reads."""
+    with open(path, "rb") as f:
+        try:
+            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise GGUFLayoutError("it does not start with the GGUF magic") from None
+    try:
+        return scan_gguf(buffer, arrays)
+    except (struct.error, UnicodeDecodeError, OverflowError, MemoryError) as error:
+        raise GGUFLayoutError(f"its header is damaged ({error.__class__.__name__})") from None
 
 
 @dataclass(frozen=True, eq=False)
 class GGUFFile:
-    """An opened GGUF model: metadata read, tensors memory-mapped (gguf.ReaderTensor), nothing dequantized."""
+    """An opened GGUF model: metadata read, tensors memory-mapped, nothing dequantized (GGUFTensor)."""
 
     path: Path
     metadata: dict[str, Any]  # llama.cpp's keys, e.g. "llama.block_count", "tokenizer.ggml.tokens"
-    tensors: dict[str, Any]  # GGUF name -> gguf.ReaderTensor
+    tensors: dict[str, GGUFTensor]  # GGUF name -> its record and mapped data
     shards: tuple[Path, ...] = ()  # the files of a split model, in order (one for a single file)
 
     # ---- what the header says ----
@@ -197,18 +365,8 @@ class GGUFFile:
 
     @cached_property
     def file_type(self) -> str:
-        """llama.cpp's name for the file's quantization ("Q4_1", "Q4_K_M", "F16"), from general.file_type,
-        else the commonest type of its matrices."""
-        from gguf import LlamaFileType
-
-        try:
-            name = LlamaFileType(int(self.metadata["general.file_type"])).name
-        except (KeyError, ValueError, TypeError):
-            name = "GUESSED"
-        if name == "GUESSED":
-            counts = Counter(tensor.tensor_type.name for tensor in self.tensors.values() if len(tensor.shape) == 2)
-            return counts.most_common(1)[0][0] if counts else "F32"
-        return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        """llama.cpp's name for the file's quantization ("Q4_1", "Q4_K_M", "F16")."""
+        return file_type_name(self.metadata, self.tensors.values())
 
     @property
     def n_params(self) -> int:

@@ -185,6 +185,19 @@ class NumpyLM:
             captures["ln_final.hook_normalized"] = x
         return x[-logits_to_keep:] @ self.unembedding, captures  # [T, d] @ [d, V] -> [T, V]
 
+    def forward_from(self, resid, first: int, hooks: dict | None = None) -> np.ndarray:  # [T, d] -> [V]
+        """The next token's logits from a whole context's residual stream entering block `first` (positions
+        0..T-1, no cache): blocks `first`.. , the final norm, the unembedding of the last position. hooks
+        are named by layer as in forward ({"blocks.{i}.attn.hook_z": fn}); those below `first` do not run."""
+        angles = None if self.inv_freq is None else rotary_angles(self.inv_freq, 0, len(resid))  # [T, d_head / 2] x2
+        shifted = {}  # ops.stack counts the blocks it is given from 0
+        for name, fn in (hooks or {}).items():
+            _, layer, rest = name.split(".", 2)
+            if int(layer) >= first:
+                shifted[f"blocks.{int(layer) - first}.{rest}"] = fn
+        x, _ = stack(resid, self.params["blocks"][first:], self.n_head, capture=False, hooks=shifted, rope_angles=angles, **self.switches)
+        return self.normalize_final(x[-1]) @ self.unembedding  # [d] @ [d, V] -> [V]
+
     def lens(self, resid: np.ndarray) -> np.ndarray:  # [n, d] -> [n, V]
         """Logit lens: the final norm and the unembedding applied to any residual-stream vectors."""
         return self.normalize_final(resid) @ self.unembedding

@@ -1,13 +1,23 @@
-"""A GGUF file converted once, kept in tfund's cache as a transformers checkpoint directory.
+"""A GGUF file converted once and kept in tfund's cache, so that the second load is fast.
 
 Reading a GGUF means parsing its metadata (SmolLM2's 49,152 tokens and 48,900 merges) and dequantizing
-every tensor: seconds. The conversion (config.json, tokenizer.json, tokenizer_config.json and float32
-weights in model.safetensors) loads in a fraction of that, and any transformers tool can open it. It is
-kept in tfund's cache (engine.store.cache: where it is, and the size limit, `may_cache_conversion`): a
-bigger model's float32 copy would cost more disk than the load it saves (SmolLM2-135M: 538 MB; a 1B model: 4 GB).
+every tensor: seconds. A conversion keeps what that produced, in a folder of tfund's cache
+(engine.store.cache: where it is, and the size limit, `may_cache_conversion`):
+
+    tfund-source.json                      what it was made from (below), the file type, the parameter count
+    config.json, tokenizer.json, tokenizer_config.json
+    numpy/params.json, numpy/weights.bin   the NumPy engine's weights in its own layout (engine.model.families:
+                                           role-named, [in, out], q|k|v fused, Q and K rows in transformers'
+                                           order, the unembedding its own [d, V] copy): their bytes in one
+                                           file, memory-mapped on load, so a second load copies nothing
+    model.safetensors                      float32 weights under Hugging Face names: the torch engine's checkpoint
+
+Each engine writes its own part the first time it loads the file, and only when that part is within the
+size limit (SmolLM2-135M: 651 MB for numpy/, 538 MB for model.safetensors; a 1B model: 4 GB, not kept).
 
 A conversion names the file it came from (absolute path, size, modification time of each part) and the
-version of the conversion; a file changed since, or a newer tfund, converts again.
+version of the conversion; a file changed since, or a newer tfund, converts again. A part that does not
+read back (half-written, damaged) is made again from the file.
 """
 
 from __future__ import annotations
@@ -18,7 +28,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -36,21 +45,17 @@ from engine.formats.gguf import (
     open_gguf,
     split_parts,
 )
+from engine.model.architecture import Architecture
+from engine.model.families import params_from_state
 from engine.store.cache import conversions_dir, may_cache_conversion
 
-CONVERSION_VERSION = 1  # raise when the conversion of the same file changes
+CONVERSION_VERSION = 3  # raise when the conversion of the same file changes (3: the NumPy engine's own layout, one mapped file)
 SOURCE_FILE = "tfund-source.json"
-
-
-@dataclass
-class Converted:
-    """What a GGUF file stands for, as a transformers checkpoint holds it."""
-
-    config: dict  # config.json
-    state: dict[str, np.ndarray]  # float32, Hugging Face names
-    tokenizer_json: str
-    tokenizer_config: dict
-    file_type: str  # the GGUF's quantization ("Q4_1"): what the user loaded, kept for the status line
+NUMPY_PART = "numpy"  # the NumPy engine's weights: weights.bin and params.json
+TORCH_PART = "model.safetensors"  # the torch engine's: a transformers checkpoint beside config.json
+PARAMS_INDEX = "params.json"  # the params' tree (engine.model.families), each array by its place in WEIGHTS_FILE
+WEIGHTS_FILE = "weights.bin"  # the arrays' float32 bytes, one after another
+ALIGNMENT = 64  # bytes: each array starts at a multiple of it, as NumPy's own .npy files do
 
 
 def source_of(shards: tuple[Path, ...]) -> dict:
@@ -70,56 +75,69 @@ def conversion_dir(shards: tuple[Path, ...], root: Path | None = None) -> Path:
     return (root / "conversions" if root else conversions_dir()) / f"{first.stem}-{digest}"
 
 
-def read_conversion(directory: Path, source: dict) -> Converted | None:
-    """The conversion in `directory` if it was made from `source` by this version; None otherwise."""
-    from safetensors.numpy import load_file
+def params_bytes(tree) -> int:
+    """Bytes of the arrays in a params tree (nested dicts and lists; a missing bias is None)."""
+    if isinstance(tree, dict):
+        return sum(params_bytes(value) for value in tree.values())
+    if isinstance(tree, list):
+        return sum(params_bytes(value) for value in tree)
+    return 0 if tree is None else tree.nbytes
 
-    try:
-        meta = json.loads((directory / SOURCE_FILE).read_text(encoding="utf-8"))
-        if meta.get("source") != source:
+
+def save_params(params: dict, folder: Path) -> None:
+    """Write a params tree into `folder`: every array's float32 bytes one after another in weights.bin (each
+    at a multiple of 64 bytes, in its own memory order), and params.json: the tree with each array replaced
+    by {"@": [offset, shape, order]}, and the file's size."""
+    folder.mkdir()
+    with open(folder / WEIGHTS_FILE, "wb") as f:
+
+        def put(tree):
+            if isinstance(tree, dict):
+                return {key: put(value) for key, value in tree.items()}
+            if isinstance(tree, list):
+                return [put(value) for value in tree]
+            if tree is None:
+                return None
+            f.write(bytes(-f.tell() % ALIGNMENT))
+            order = "F" if tree.flags.f_contiguous and not tree.flags.c_contiguous else "C"  # as it is: the same products, bit for bit
+            place = [f.tell(), list(tree.shape), order]
+            f.write(np.asarray(tree, dtype=np.float32).tobytes(order=order))
+            return {"@": place}
+
+        index = {"params": put(params), "bytes": f.tell()}
+    (folder / PARAMS_INDEX).write_text(json.dumps(index), encoding="utf-8")
+
+
+def map_params(folder: Path) -> dict:
+    """The params tree save_params wrote, every array a read-only view of one memory mapping of
+    weights.bin: nothing is read until the engine touches it, and then the OS pages it in from its page
+    cache. OSError, ValueError, TypeError or KeyError if the folder is damaged."""
+    index = json.loads((folder / PARAMS_INDEX).read_text(encoding="utf-8"))
+    weights = folder / WEIGHTS_FILE
+    if weights.stat().st_size != index["bytes"]:
+        raise ValueError(f"{weights} is not the size {PARAMS_INDEX} says")
+    buffer = np.memmap(weights, dtype=np.uint8, mode="r")  # one mapping for every array
+
+    def get(tree):
+        if isinstance(tree, list):
+            return [get(value) for value in tree]
+        if tree is None:
             return None
-        return Converted(
-            config=json.loads((directory / "config.json").read_text(encoding="utf-8")),
-            state=load_file(str(directory / "model.safetensors")),
-            tokenizer_json=(directory / "tokenizer.json").read_text(encoding="utf-8"),
-            tokenizer_config=json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8")),
-            file_type=meta["file_type"],
-        )
-    except Exception:  # absent, half-written or damaged (OSError, JSON, safetensors' own errors): convert again
-        return None
+        if "@" in tree:
+            offset, shape, order = tree["@"]
+            return np.ndarray(shape, dtype=np.float32, buffer=buffer, offset=offset, order=order)  # a view: no copy
+        return {key: get(value) for key, value in tree.items()}
 
-
-def write_conversion(directory: Path, converted: Converted, source: dict) -> bool:
-    """Save `converted` into `directory` (written aside, then moved in: a reader never sees half of it).
-    False, leaving nothing behind, when the disk refuses (full, read-only): the load goes on without it."""
-    from safetensors.numpy import save_file
-
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    except OSError:
-        return False
-    try:
-        save_file(converted.state, str(staging / "model.safetensors"), metadata={"format": "pt"})
-        (staging / "config.json").write_text(json.dumps(converted.config, indent=2), encoding="utf-8")
-        (staging / "tokenizer.json").write_text(converted.tokenizer_json, encoding="utf-8")
-        (staging / "tokenizer_config.json").write_text(json.dumps(converted.tokenizer_config, indent=2), encoding="utf-8")
-        meta = {"source": source, "file_type": converted.file_type}
-        (staging / SOURCE_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)  # an older conversion of a file since changed
-        os.replace(staging, directory)
-        return True
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        return False
+    return get(index["params"])
 
 
 class GGUFModelFile:
     """A GGUF model on disk and its conversion in tfund's cache: what the engines load it through.
 
     model_file = GGUFModelFile("path/to/file.gguf" or a directory holding one model)
-    model_file.config()               # config.json of the kept conversion, else from the header
-    model_file.converted(progress)    # config, float32 weights, tokenizer: kept, or read and kept
+    model_file.config()                       # config.json of the kept conversion, else from the header
+    model_file.numpy_params(arch, progress)   # the NumPy engine's weights: mapped, or read and kept
+    model_file.keep(progress)                 # the folder as a transformers checkpoint (torch engine)
     """
 
     def __init__(self, path: str | os.PathLike, root: Path | None = None):
@@ -185,44 +203,86 @@ class GGUFModelFile:
 
     def check_memory(self) -> None:
         """GGUFMemoryError when the float32 weights would not fit in the memory available now."""
-        weights = self.directory / "model.safetensors"
-        if self.kept_meta() is not None and weights.is_file():
-            size = weights.stat().st_size
-            if problem := memory_problem(self.path.name, size, size // BYTES_PER_PARAM, available_memory()):
+        meta = self.kept_meta()
+        if meta is not None and isinstance(n_params := meta.get("n_params"), int):
+            if problem := memory_problem(self.path.name, n_params * BYTES_PER_PARAM, n_params, available_memory()):
                 raise GGUFMemoryError(problem)
         else:
             check_memory(self.opened)
 
-    def keepable(self) -> bool:
-        """Whether the conversion goes into the cache (its float32 weights within the cache's limit)."""
-        return self.kept_meta() is not None or may_cache_conversion(self.opened.memory_needed)
-
-    def keep(self, progress: Callable[[str], None] | None = None) -> Path | None:
-        """The directory of the kept conversion (a transformers checkpoint), converting now if there is
-        none; None when the model is too big to keep or the cache cannot be written."""
-        if self.kept_meta() is None and self.keepable():
-            self.converted(progress)
-        return self.directory if self.kept_meta() is not None else None
-
-    def converted(self, progress: Callable[[str], None] | None = None) -> Converted:
-        """The model, from its kept conversion when there is one, else read (and kept when keepable).
-        Raises GGUFError (GGUFMemoryError when the float32 weights would not fit) with one sentence."""
+    def numpy_params(self, arch: Architecture, progress: Callable[[str], None] | None = None) -> dict:
+        """The NumPy engine's weights for `arch` (engine.model.families' layout): mapped from the kept
+        conversion, else read from the file and kept (within the size limit). Raises GGUFError
+        (GGUFMemoryError when the float32 weights would not fit) with one sentence."""
         progress = progress or (lambda text: None)
         self.check_memory()
         if self.kept_meta() is not None:
-            progress(f"reading the conversion of {self.path.name} kept in {self.directory.parent}")
-            if (kept := read_conversion(self.directory, self.source)) is not None:
-                return kept
+            progress(f"mapping the conversion of {self.path.name} kept in {self.directory.parent}")
+            try:
+                return map_params(self.directory / NUMPY_PART)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):  # absent, half-written or damaged: convert again
+                pass
+        params = params_from_state(arch, self.read_state(progress))
+        if may_cache_conversion(params_bytes(params)):
+            self.write_part(NUMPY_PART, lambda folder: save_params(params, folder))
+        return params
+
+    def keep(self, progress: Callable[[str], None] | None = None) -> Path | None:
+        """The directory of the kept conversion as a transformers checkpoint (model.safetensors, config.json,
+        tokenizer files), converting now if it has none; None when the model is too big to keep or the
+        cache cannot be written."""
+        from safetensors import safe_open
+        from safetensors.numpy import save_file
+
+        weights = self.directory / TORCH_PART
+        if self.kept_meta() is not None:
+            try:
+                with safe_open(str(weights), framework="np"):  # reads the header: a cut or damaged file fails here
+                    return self.directory
+            except Exception:  # absent or damaged (OSError, safetensors' own errors): convert again
+                pass
+        if not may_cache_conversion(self.opened.memory_needed):
+            return None
+        state = self.read_state(progress or (lambda text: None))
+        written = self.write_part(TORCH_PART, lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+        return self.directory if written else None
+
+    def read_state(self, progress: Callable[[str], None]) -> dict[str, np.ndarray]:
+        """The file's tensors dequantized to float32 under Hugging Face names (seconds)."""
         progress(f"reading {self.path.name}")
         gguf_file = self.opened
         progress(f"dequantizing {gguf_file.file_type} weights to float32")
-        converted = Converted(
-            config=gguf_file.config(),
-            state=gguf_file.state_dict(),
-            tokenizer_json=gguf_file.tokenizer_json(),
-            tokenizer_config=gguf_file.tokenizer_config(),
-            file_type=gguf_file.file_type,
-        )
-        if may_cache_conversion(gguf_file.memory_needed):
-            write_conversion(self.directory, converted, self.source)
-        return converted
+        return gguf_file.state_dict()
+
+    def write_part(self, name: str, write: Callable[[Path], None]) -> bool:
+        """Keep one engine's part (NUMPY_PART, TORCH_PART), `write(path)` making it. Without a current
+        conversion the folder is made anew (config, tokenizer and tfund-source.json too). Written aside,
+        then moved in: a reader never sees half of it. False, leaving nothing behind, when the disk
+        refuses (full, read-only): the load goes on without it."""
+        current = self.kept_meta() is not None
+        try:
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}-", dir=self.directory.parent))
+        except OSError:
+            return False
+        try:
+            write(staging / name)
+            if current:
+                kept = self.directory / name
+                shutil.rmtree(kept) if kept.is_dir() else kept.unlink(missing_ok=True)  # a damaged one
+                os.replace(staging / name, kept)
+                shutil.rmtree(staging, ignore_errors=True)
+                return True
+            gguf_file = self.opened
+            (staging / "config.json").write_text(json.dumps(gguf_file.config(), indent=2), encoding="utf-8")
+            (staging / "tokenizer.json").write_text(gguf_file.tokenizer_json(), encoding="utf-8")
+            tokenizer_config = json.dumps(gguf_file.tokenizer_config(), indent=2)
+            (staging / "tokenizer_config.json").write_text(tokenizer_config, encoding="utf-8")
+            meta = {"source": self.source, "file_type": gguf_file.file_type, "n_params": gguf_file.n_params}
+            (staging / SOURCE_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            shutil.rmtree(self.directory, ignore_errors=True)  # an older conversion of a file since changed
+            os.replace(staging, self.directory)
+            return True
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,13 +44,20 @@ ENGINES = ("numpy", "torch")
 
 
 def run_torch(
-    hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None
+    hf_model: Any, ids: list[int], ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None, cache: Any = None
 ) -> InterventionRun:
     """transformers' *ForCausalLM over the whole context `ids` [T] (no cache), ablated by hooks;
-    `means` (engine.model.interventions.reference_means) for a mean over a reference text."""
+    `means` (engine.model.interventions.reference_means) for a mean over a reference text. With `cache`
+    (a transformers cache the same ablations filled) `ids` are the new tokens after what it holds, and
+    it is extended; `attention` is then [L, H, T_new, T_total]. A context mean needs the whole context:
+    no cache (ValueError)."""
     import torch
 
+    from engine.runtime.backends.torch_eager import cache_kwarg
+
     check_mode(mode)
+    if cache is not None and mode == "mean" and means is None:
+        raise ValueError("a mean over the context changes every position's activations each token: run it without a cache")
     ablations = tuple(ablations)
     arch = architecture_from_config(hf_model.config.to_dict())
     paths = TORCH_PATHS[arch.family]
@@ -122,9 +130,10 @@ def run_torch(
         with torch.inference_mode():
             out = hf_model(
                 input_ids=torch.tensor([list(ids)], dtype=torch.long, device=device),
-                use_cache=False,
+                use_cache=cache is not None,
                 output_attentions=True,
                 output_hidden_states=True,
+                **({cache_kwarg(hf_model): cache} if cache is not None else {}),
             )
     finally:
         for handle in handles:
@@ -185,6 +194,17 @@ def capture_torch(hf_model: Any, ids: list[int], names: Iterable[str]) -> dict[s
     return captured
 
 
+def kept_prefix(held: list[int], tokens: list[int]) -> int:
+    """How many positions an ablated cache holding `held` keeps for the context `tokens`: their common
+    prefix, less the last token, which is read again for its logits."""
+    same = 0
+    for a, b in zip(held, tokens):
+        if a != b:
+            break
+        same += 1
+    return min(same, len(tokens) - 1)
+
+
 class AblatedDecoder:
     """The NumPy engine under zero ablations with its own KV cache: `logits(tokens)` reads in only the
     tokens its cache does not hold yet (all of them the first time; one per step after that; after an
@@ -197,16 +217,78 @@ class AblatedDecoder:
         self.tokens: list[int] = []  # what the cache holds
 
     def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
-        same = 0  # the longest common prefix of what the cache holds and the context
-        for held, wanted in zip(self.tokens, tokens):
-            if held != wanted:
-                break
-            same += 1
-        same = min(same, len(tokens) - 1)  # the last token is read again for its logits
+        same = kept_prefix(self.tokens, tokens)
         self.cache.crop(same)
         logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
         self.tokens = list(tokens)
         return logits[-1]
+
+
+class MeanAblatedDecoder:
+    """The NumPy engine under mean ablations (means over the context), keeping what such a mean allows.
+
+    The mean moves with every token, and with it what every position receives from the ablated
+    components: from the lowest ablated block up, every position's keys and values change each token, so
+    those blocks read the whole context again. The blocks below it are the intact model's: their KV cache
+    and the residual stream they hand up ([T, d]) are advanced a token at a time, as AblatedDecoder's."""
+
+    def __init__(self, net: NumpyLM, ablations: Iterable[Ablation], max_len: int | None = None):
+        ablations = tuple(ablations)
+        self.net = net
+        self.first = min(ablation.layer for ablation in ablations)  # the lowest ablated block, at least 1 (ablated_decoder)
+        lower_arch = replace(net.arch, n_layers=self.first)
+        self.lower = NumpyLM(lower_arch, {**net.params, "blocks": net.params["blocks"][: self.first]})  # the same arrays
+        self.cache = self.lower.new_cache(max_len)
+        self.hooks = intervention_hooks(ablations, net.n_layer, net.n_head, "mean")
+        self.tokens: list[int] = []  # what the cache holds
+        self.resid = np.zeros((0, net.d_model), np.float32)  # [T, d] entering block `first`, for those tokens
+
+    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+        same = kept_prefix(self.tokens, tokens)
+        self.cache.crop(same)
+        _, captures = self.lower.forward(tokens[same:], cache=self.cache, logits_to_keep=1)
+        new = captures[f"blocks.{self.first - 1}.hook_resid_post"]  # [T_new, d]
+        self.resid = np.concatenate([self.resid[:same], new])  # [T, d]
+        self.tokens = list(tokens)
+        return self.net.forward_from(self.resid, self.first, self.hooks)
+
+
+class TorchAblatedDecoder:
+    """AblatedDecoder's twin on the torch engine: transformers' model under zero ablations (run_torch's
+    hooks) with its own cache, filled once when the ablation starts, then a token at a time."""
+
+    def __init__(self, hf_model: Any, ablations: Iterable[Ablation]):
+        self.hf_model = hf_model
+        self.ablations = tuple(ablations)
+        self.cache: Any = None  # transformers' DynamicCache of the ablated model
+        self.tokens: list[int] = []  # what the cache holds
+
+    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+        from transformers import DynamicCache
+
+        from engine.runtime.backends.torch_eager import crop_cache
+
+        same = kept_prefix(self.tokens, tokens)
+        if self.cache is None or same == 0:
+            self.cache = DynamicCache(config=self.hf_model.config)
+        else:
+            crop_cache(self.cache, same)
+        run = run_torch(self.hf_model, tokens[same:], self.ablations, "zero", cache=self.cache)
+        self.tokens = list(tokens)
+        return run.logits
+
+
+def ablated_decoder(engine: str, net: Any, hf_model: Any, ablations: tuple[Ablation, ...], mode: str, max_len: int) -> Any | None:
+    """What an ablated generation on `engine` reads its next-token logits through (`.logits(tokens)`),
+    keeping all it can between tokens: a zero ablation its own KV cache on either engine, a mean ablation
+    on the NumPy engine the blocks below the lowest ablated one. None where nothing can be kept (a mean
+    ablation of block 0, or on torch): read the whole context again (run_numpy, run_torch).
+    `net`: the NumpyLM (NumPy engine); `hf_model`: transformers' model (torch)."""
+    if mode == "zero":
+        return AblatedDecoder(net, ablations, max_len) if engine == "numpy" else TorchAblatedDecoder(hf_model, ablations)
+    if engine == "numpy" and min(ablation.layer for ablation in ablations) > 0:
+        return MeanAblatedDecoder(net, ablations, max_len)
+    return None
 
 
 def numpy_view(hf_model: Any) -> NumpyLM:

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.events import ModelInfo
 from engine.formats.gguf import GGUFError, GGUFMemoryError
-from engine.model.families import FAMILY_OF, SIZE_KEYS, config_problem
+from engine.model.families import FAMILY_OF, SIZE_KEYS, architecture_from_config, config_problem
 from engine.model.transformer import NumpyLM
 from engine.runtime.conversions import GGUFModelFile
 from engine.runtime.devices import blas_threads, set_blas_threads, set_torch_threads
@@ -73,6 +73,15 @@ class LoadedModel:
     def engine_threads(self) -> int | None:
         """The CPU threads computing this model's steps: torch's (once loaded), or NumPy's BLAS threads."""
         return self.torch_threads if self.engine == "torch" else blas_threads()
+
+    def net_for(self, engine: str) -> Any:
+        """The model as engine.views.representations reads it, computed on `engine`: the NumpyLM, or, on
+        torch, transformers' model itself behind backends.torch_eager.TorchNet (no NumPy copy of the weights)."""
+        if engine == "numpy":
+            return self.numpy_model()
+        from engine.runtime.backends.torch_eager import TorchNet
+
+        return TorchNet(self.hf_model)
 
     def numpy_model(self) -> NumpyLM:
         """The from-scratch NumPy engine on these weights (read once, shared by every sampler)."""
@@ -292,10 +301,10 @@ def load_gguf_model(
         if engine == "numpy" and dtype is None:
             if problem := config_problem(config, "numpy", name=f"'{model_file.path.name}'"):
                 raise ModelLoadError(problem)
-            converted = model_file.converted(progress)
-            net = NumpyLM.from_config_and_state(converted.config, converted.state)
+            arch = architecture_from_config(config)
+            net = NumpyLM(arch, model_file.numpy_params(arch, progress))
             tokenizer = TextTokenizer(
-                Tokenizer.from_str(converted.tokenizer_json), first_id(config.get("eos_token_id")), config.get("bos_token_id")
+                Tokenizer.from_str(model_file.tokenizer_json()), first_id(config.get("eos_token_id")), config.get("bos_token_id")
             )
             set_blas_threads(net.n_params, threads)
             info = replace(model_info(name, config, engine, device, net.n_params), source=origin, file_type=model_file.file_type)
@@ -321,7 +330,7 @@ def load_gguf_hf_model(name: str, path: str, device: str, threads: int | None, d
     model_file = gguf_model_file(name, path)
     try:
         model_file.check_memory()
-        if model_file.keepable() and (directory := model_file.keep()) is not None:
+        if (directory := model_file.keep()) is not None:
             return load_hf_model(name, str(directory), device, False, threads, dtype)
         if len(model_file.shards) > 1:
             raise GGUFError(

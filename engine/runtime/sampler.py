@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,14 +36,16 @@ from engine.runtime.engines import engine_device_problem, make_backend, scratch_
 from engine.runtime.placement import placement_label
 
 SLIDE_KEEP_FRACTION = 0.75  # after the window slides, this share of the window stays in context
-ATTENTION_BUDGET = 512 * 2**20  # bytes of captured attention a session keeps (rows of every head, float32)
+ATTENTION_BUDGET = 512 * 2**20  # bytes of captured attention a session keeps (rows of every head, float16)
+ATTENTION_DTYPE = np.float16  # how the rows are kept: within 2**-12 (2.4e-4) of float32's, far below a shown digit (0.01)
+ATTENTION_ITEM_BYTES = np.dtype(ATTENTION_DTYPE).itemsize
 
 
 def session_window(n_positions: int, n_layer: int, n_head: int, budget: int = ATTENTION_BUDGET) -> int:
     """The session's window: the model's context, capped so that the attention rows kept for time travel
-    (L x H x T(T + 1)/2 float32s) stay within `budget`. GPT-2 small keeps its 1,024 (302 MB); a 30 x 9
-    model (SmolLM2-135M, context 8,192) gets 996 tokens instead of 8,192 (36 GB)."""
-    pairs = 2 * budget // (4 * n_layer * n_head)  # T (T + 1) may be this large: L * H * T (T + 1) / 2 * 4 bytes <= budget
+    (L x H x T(T + 1)/2 float16s) stay within `budget`. GPT-2 small keeps its 1,024 (151 MB); a 30 x 9
+    model (SmolLM2-135M, context 8,192) gets 1,409 tokens instead of 8,192 (18 GB)."""
+    pairs = 2 * budget // (ATTENTION_ITEM_BYTES * n_layer * n_head)  # T (T + 1) may be this large: L H T (T + 1) / 2 * 2 bytes <= budget
     largest = int(((1 + 4 * pairs) ** 0.5 - 1) / 2)
     return max(2, min(n_positions, largest))
 
@@ -93,14 +95,24 @@ class LazyLens(Sequence):
         return "LazyLens(not computed)" if self._compute is not None else repr(self._entries)
 
 
-@dataclass
 class PositionView:
-    """What the UI shows for one context position (kept per token so undo is free)."""
+    """What the UI shows for one context position (kept per token so undo is free).
 
-    attention: np.ndarray  # [L, H, pos + 1]
-    lens: Sequence[LensEntry]  # a LazyLens at the last position of each forward, else empty
-    norms: np.ndarray  # [L + 1]
-    cosines: np.ndarray  # [L]
+    Its attention is kept compactly, as its own float16 copy (`rows`): a forward's [L, H, T, T] capture
+    is freed once its rows are copied out, and a full window's rows take half of what float32 would.
+    float16 rounds a weight in [0, 1] to within 2**-12 = 2.4e-4 (relative 2**-11 = 4.9e-4): below what
+    a screen shows (a colour level of the heatmaps is 1/32 of the scale, statistics show two decimals).
+    """
+
+    def __init__(self, attention: np.ndarray, lens: Sequence[LensEntry], norms: np.ndarray, cosines: np.ndarray):
+        self.rows = np.array(attention, dtype=ATTENTION_DTYPE)  # [L, H, pos + 1] its own copy
+        self.lens = lens  # a LazyLens at the last position of each forward, else empty
+        self.norms = norms  # [L + 1]
+        self.cosines = cosines  # [L]
+
+    @property
+    def attention(self) -> np.ndarray:  # [L, H, pos + 1] float32, converted when read
+        return self.rows.astype(np.float32)
 
 
 class Sampler:
@@ -199,7 +211,10 @@ class Sampler:
         """The view of position `pos`; lens/norms exist only for the last new position."""
         last = row == out.attention.shape[2] - 1
         norms, cosines = norms_and_cosines(out.resid) if last else (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        lens = LazyLens(lambda: self._lens_entries(out)) if last else []
+        lens = []
+        if last:
+            lensed = replace(out, attention=None)  # what the lens reads, without the forward's [L, H, T_new, T] capture
+            lens = LazyLens(lambda: self._lens_entries(lensed))
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:
@@ -238,7 +253,7 @@ class Sampler:
 
     def attention_matrix(self) -> np.ndarray:
         """[L, H, T, T] attention over the current context; row i is token i's, zeros above the diagonal."""
-        return attention_matrix([view.attention for view in self.views])
+        return attention_matrix([view.rows for view in self.views])  # float32: the compact rows widen on the way in
 
     # ---- the next token ----------------------------------------------------------------------
     def next_distributions(self) -> tuple[np.ndarray, np.ndarray]:
@@ -263,16 +278,18 @@ class Sampler:
         self._ablated = None  # computed again for the new context when asked
 
     def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
-        """The ablated model keeps its own KV cache (ablating a head changes every later position's keys, so
-        the live one cannot serve): filled once when the ablation starts, then a token at a time. A mean
-        ablation's mean moves with every token, and the torch engine has no ablated cache: both run the
-        whole context again."""
+        """A zero-ablated model keeps its own KV cache on either engine (ablating a head changes every later
+        position's keys, so the live one cannot serve): filled once when the ablation starts, then a token
+        at a time. A mean ablation's mean moves with every token and with it every position's activations
+        from the lowest ablated block up: the NumPy engine keeps the blocks below (MeanAblatedDecoder), the
+        rest reads the whole context again (engine.runtime.interventions.ablated_decoder)."""
         if self._ablated is None:
-            if self.engine == "numpy" and self.ablation_mode == "zero":
-                from engine.runtime.interventions import AblatedDecoder
+            from engine.runtime.interventions import ablated_decoder
 
-                if self._ablated_decoder is None:
-                    self._ablated_decoder = AblatedDecoder(self.backend.net, self.ablations, max_len=self.n_positions)
+            if self._ablated_decoder is None:
+                net, hf_model = (self.backend.net, None) if self.engine == "numpy" else (None, self.model.hf_model)
+                self._ablated_decoder = ablated_decoder(self.engine, net, hf_model, self.ablations, self.ablation_mode, self.n_positions)
+            if self._ablated_decoder is not None:
                 self._ablated = self._ablated_decoder.logits(self.tokens)
             elif self.engine == "numpy":
                 from engine.model.interventions import run_numpy
@@ -375,7 +392,7 @@ class Sampler:
                 p=chosen_p,
                 entropy=entropy_p,
                 entropy_raw=entropy_raw,
-                attention=view.attention,
+                attention=np.array(out.attention[:, :, -1], dtype=np.float32),  # [L, H, T] the new token's row, exact (kept as float16)
                 lens=view.lens,
                 norms=view.norms,
                 cosines=view.cosines,

@@ -1,9 +1,10 @@
 """tfund's cache: `$TFUND_CACHE`, else the platform's user cache folder.
 
 Layout: `smollm2/` holds the pinned GGUF (engine.store.smollm2); `conversions/` holds what makes a second
-load fast (a tokenizer.json built from a GGUF's metadata, dequantized weights), only when the conversion
-is at most CONVERSION_LIMIT_BYTES: a conversion of a bigger model would cost more disk than the load it
-saves (SmolLM2-135M dequantized to float32 is 538 MB; a 1B model would be 4 GB).
+load fast (a tokenizer.json built from a GGUF's metadata, dequantized weights: engine.runtime.conversions),
+each engine's weights only when they are at most CONVERSION_LIMIT_BYTES: a conversion of a bigger model
+would cost more disk than the load it saves (SmolLM2-135M dequantized to float32 is 538 MB, 651 MB in the
+NumPy engine's layout with its own copy of the unembedding; a 1B model would be 4 GB).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -136,42 +137,51 @@ def format_fast_table(result: dict, label: str) -> str:
     )
 
 
-def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int = 4, spec: str = "0.1") -> dict:
-    """Per-token time of a zero-ablated generation on the NumPy engine at each context length, before the
-    ablated model had its own KV cache (the whole context read again per token: run_numpy) and after
-    (AblatedDecoder: filled once, then one token per step). Medians over `steps` tokens."""
+def bench_ablated(
+    hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int = 4, spec: str = "0.1", engine: str = "numpy", mode: str = "zero"
+) -> dict:
+    """Per-token time of an ablated generation on `engine` (numpy, torch) at each context length, reading the
+    whole context again per token (run_numpy, run_torch: "before") and through what the sampler keeps between
+    tokens (engine.runtime.interventions.ablated_decoder: "after"; None where nothing can be kept). Medians over `steps` tokens."""
     from engine.model.interventions import parse_ablation, run_numpy
-    from engine.runtime.interventions import AblatedDecoder
+    from engine.runtime.interventions import ablated_decoder, run_torch
 
     model = NumpyLM.from_hf(hf_model.eval())
-    ablations = [parse_ablation(spec, model.n_layer, model.n_head)]
+    ablations = (parse_ablation(spec, model.n_layer, model.n_head),)
     if max(lengths) + steps > model.n_positions:
         raise ValueError(f"lengths + steps must fit in {model.n_positions} positions")
+    full_rerun = partial(run_numpy, model) if engine == "numpy" else partial(run_torch, hf_model)
     rows = []
     for length in lengths:
         ids = [(7 * i + 3) % model.vocab_size for i in range(length + steps)]
         before, after = [], []
-        decoder = AblatedDecoder(model, ablations, max_len=length + steps)
-        decoder.logits(ids[:length])  # filled once, when the ablation starts
+        decoder = ablated_decoder(engine, model, hf_model, ablations, mode, length + steps)
+        if decoder is not None:
+            decoder.logits(ids[:length])  # filled once, when the ablation starts
         for step in range(steps):
             context = ids[: length + step + 1]
             start = time.perf_counter()
-            run_numpy(model, context, ablations)
+            full_rerun(context, ablations, mode)
             before.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            decoder.logits(context)
-            after.append(time.perf_counter() - start)
-        rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": statistics.median(after) * 1e3})
-    return {"ablation": spec, "steps": steps, "rows": rows}
+            if decoder is not None:
+                start = time.perf_counter()
+                decoder.logits(context)
+                after.append(time.perf_counter() - start)
+        after_ms = statistics.median(after) * 1e3 if after else None
+        rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": after_ms})
+    return {"ablation": spec, "mode": mode, "engine": engine, "steps": steps, "rows": rows}
 
 
 def format_ablated_table(result: dict, label: str) -> str:
     lines = [
-        f"ablated decode ({result['ablation']}, zero), NumPy engine: {label}, median of {result['steps']} tokens",
+        f"ablated decode ({result['ablation']}, {result['mode']}), {result['engine']} engine: {label}, median of {result['steps']} tokens",
         f"{'context':>8}{'before ms/token':>18}{'after ms/token':>17}{'speed-up':>10}",
     ]
     for row in result["rows"]:
-        lines.append(f"{row['tokens']:>8}{row['before_ms']:>18.1f}{row['after_ms']:>17.1f}{row['before_ms'] / row['after_ms']:>9.1f}x")
+        if row["after_ms"] is None:  # nothing kept between tokens: the whole context again
+            lines.append(f"{row['tokens']:>8}{row['before_ms']:>18.1f}{'(same)':>17}{'1.0':>9}x")
+        else:
+            lines.append(f"{row['tokens']:>8}{row['before_ms']:>18.1f}{row['after_ms']:>17.1f}{row['before_ms'] / row['after_ms']:>9.1f}x")
     return "\n".join(lines)
 
 

@@ -273,102 +273,121 @@ def write_gguf(
     model: Any, tokenizer: Any, path: Path, dialect: str, file_type: str = "F32", extra: dict | None = None, **writer_options: Any
 ) -> Path:
     """Write `model` and `tokenizer` to `path` as a GGUF of `file_type` (F32, Q8_0, Q4_1), with `extra`
-    metadata keys (str or float values). `writer_options` go to gguf.GGUFWriter (split_max_tensors=... writes a split model)."""
+    metadata keys (str or float values), through write_minimal_gguf. `writer_options` go to gguf.GGUFWriter
+    (split_max_tensors=... writes a split model)."""
     import gguf
 
     config = model.config
     arch = config.model_type
-    writer = gguf.GGUFWriter(str(path), arch, **writer_options)
-    writer.add_name(f"tfund test {arch}")
-    writer.add_file_type(
-        {"F32": gguf.LlamaFileType.ALL_F32, "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_1": gguf.LlamaFileType.MOSTLY_Q4_1}[file_type]
-    )
+    file_types = {"F32": gguf.LlamaFileType.ALL_F32, "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_1": gguf.LlamaFileType.MOSTLY_Q4_1}
+    metadata = {"general.name": f"tfund test {arch}", "general.file_type": int(file_types[file_type])}
     if arch == "gpt2":
-        writer.add_block_count(config.n_layer)
-        writer.add_context_length(config.n_positions)
-        writer.add_embedding_length(config.n_embd)
-        writer.add_feed_forward_length(config.n_inner or 4 * config.n_embd)
-        writer.add_head_count(config.n_head)
-        writer.add_layer_norm_eps(config.layer_norm_epsilon)
+        sizes = {
+            "block_count": config.n_layer,
+            "context_length": config.n_positions,
+            "embedding_length": config.n_embd,
+            "feed_forward_length": config.n_inner or 4 * config.n_embd,
+            "attention.head_count": config.n_head,
+            "attention.layer_norm_epsilon": float(config.layer_norm_epsilon),
+        }
     else:
-        writer.add_block_count(config.num_hidden_layers)
-        writer.add_context_length(config.max_position_embeddings)
-        writer.add_embedding_length(config.hidden_size)
-        writer.add_feed_forward_length(config.intermediate_size)
-        writer.add_head_count(config.num_attention_heads)
-        writer.add_head_count_kv(config.num_key_value_heads)
-        writer.add_key_length(config.head_dim)
-        writer.add_value_length(config.head_dim)
-        writer.add_rope_dimension_count(config.head_dim)
-        writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
-        writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    for key, value in (extra or {}).items():
-        writer.add_string(key, value) if isinstance(value, str) else writer.add_float32(key, value)
-    write_tokenizer(writer, tokenizer, dialect)
+        sizes = {
+            "block_count": config.num_hidden_layers,
+            "context_length": config.max_position_embeddings,
+            "embedding_length": config.hidden_size,
+            "feed_forward_length": config.intermediate_size,
+            "attention.head_count": config.num_attention_heads,
+            "attention.head_count_kv": config.num_key_value_heads,
+            "attention.key_length": config.head_dim,
+            "attention.value_length": config.head_dim,
+            "rope.dimension_count": config.head_dim,
+            "rope.freq_base": float(config.rope_parameters["rope_theta"]),
+            "attention.layer_norm_rms_epsilon": float(config.rms_norm_eps),
+        }
+    metadata |= {f"{arch}.{key}": value for key, value in sizes.items()}
+    metadata |= {key: value if isinstance(value, str) else float(value) for key, value in (extra or {}).items()}
+    metadata |= tokenizer_metadata(tokenizer, dialect)
+    tensors = {}
     for name, array in gguf_tensors(model).items():
         kind = gguf.GGMLQuantizationType[tensor_type(name, array, file_type)]
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if kind == gguf.GGMLQuantizationType.F32:
-            writer.add_tensor(name, array)
-        else:
-            writer.add_tensor(name, gguf.quants.quantize(array, kind), raw_dtype=kind)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        tensors[name] = array if kind == gguf.GGMLQuantizationType.F32 else (gguf.quants.quantize(array, kind), kind)
+    return write_minimal_gguf(path, arch, tensors, metadata, **writer_options)
 
 
-def write_tokenizer(writer: Any, tokenizer: Any, dialect: str) -> None:
+def tokenizer_metadata(tokenizer: Any, dialect: str) -> dict:
     """The vocabulary (byte-level spelling, id order), merges, token types and special ids, as llama.cpp keeps them."""
     import json
 
     spec = DIALECTS[dialect]
     model = json.loads(tokenizer.to_str())["model"]
     if dialect == "sentencepiece":
-        write_sentencepiece(writer, tokenizer, model["vocab"])
-        return
+        return sentencepiece_metadata(tokenizer, model["vocab"])
     tokens = [token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1])]
     merges = [merge if isinstance(merge, str) else " ".join(merge) for merge in model["merges"]]
     special = set(spec["special"])
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(dialect)
-    writer.add_token_list(tokens)
-    writer.add_token_types([3 if token in special else 1 for token in tokens])  # 3: control, 1: normal
-    writer.add_token_merges(merges)
+    metadata = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": dialect,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [3 if token in special else 1 for token in tokens],  # 3: control, 1: normal
+        "tokenizer.ggml.merges": merges,
+    }
     if spec["bos"]:
-        writer.add_bos_token_id(tokenizer.token_to_id(spec["bos"]))
-    writer.add_eos_token_id(tokenizer.token_to_id(spec["eos"]))
-    writer.add_add_bos_token(spec["add_bos"])
+        metadata["tokenizer.ggml.bos_token_id"] = tokenizer.token_to_id(spec["bos"])
+    metadata["tokenizer.ggml.eos_token_id"] = tokenizer.token_to_id(spec["eos"])
+    metadata["tokenizer.ggml.add_bos_token"] = spec["add_bos"]
+    return metadata
 
 
-def write_sentencepiece(writer: Any, tokenizer: Any, vocab: dict[str, int]) -> None:
+def sentencepiece_metadata(tokenizer: Any, vocab: dict[str, int]) -> dict:
     """A SentencePiece vocabulary as llama.cpp keeps it: tokens, scores (a later merge scores lower), types, no merges."""
     tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
     special = DIALECTS["sentencepiece"]["special"]
     types = [2 if token == "<unk>" else 3 if token in special else 6 if token in BYTE_TOKENS else 1 for token in tokens]
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0 if kind != 1 else -float(index) for index, kind in enumerate(types)])
-    writer.add_token_types(types)  # 2: unknown, 3: control, 6: byte, 1: normal
-    writer.add_bos_token_id(tokenizer.token_to_id("<s>"))
-    writer.add_eos_token_id(tokenizer.token_to_id("</s>"))
-    writer.add_unk_token_id(tokenizer.token_to_id("<unk>"))
-    writer.add_add_bos_token(True)
-    writer.add_add_space_prefix(True)
+    return {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": [0.0 if kind != 1 else -float(index) for index, kind in enumerate(types)],
+        "tokenizer.ggml.token_type": types,  # 2: unknown, 3: control, 6: byte, 1: normal
+        "tokenizer.ggml.bos_token_id": tokenizer.token_to_id("<s>"),
+        "tokenizer.ggml.eos_token_id": tokenizer.token_to_id("</s>"),
+        "tokenizer.ggml.unknown_token_id": tokenizer.token_to_id("<unk>"),
+        "tokenizer.ggml.add_bos_token": True,
+        "tokenizer.ggml.add_space_prefix": True,
+    }
 
 
 # ---- files for the refusals: small, and wrong in one way each ----
 
 
-def write_minimal_gguf(path: Path, arch: str = "llama", tensors: dict | None = None, metadata: dict | None = None) -> Path:
-    """A small GGUF: `arch`, string or integer `metadata` keys, and `tensors` (name -> float32 array, or
-    (raw bytes, gguf.GGMLQuantizationType)); by default one 4 x 32 embedding."""
+def write_minimal_gguf(
+    path: Path,
+    arch: str = "llama",
+    tensors: dict | None = None,
+    metadata: dict | None = None,
+    big_endian: bool = False,
+    **writer_options: Any,
+) -> Path:
+    """The one GGUF writer of the tests (gguf.GGUFWriter, llama.cpp's own): `arch`, `metadata` keys (str,
+    bool, int as uint32, float as float32, or a list: an array of its items' type) and `tensors` (name ->
+    float32 array, or (raw bytes, gguf.GGMLQuantizationType)); by default one 4 x 32 embedding.
+    `writer_options` go to gguf.GGUFWriter (split_max_tensors=... writes a split model)."""
     import gguf
 
-    writer = gguf.GGUFWriter(str(path), arch)
+    endian = gguf.GGUFEndian.BIG if big_endian else gguf.GGUFEndian.LITTLE
+    writer = gguf.GGUFWriter(str(path), arch, endianess=endian, **writer_options)
     for key, value in (metadata or {}).items():
-        writer.add_string(key, value) if isinstance(value, str) else writer.add_uint32(key, value)
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        elif isinstance(value, bool):
+            writer.add_bool(key, value)
+        elif isinstance(value, int):
+            writer.add_uint32(key, value)
+        elif isinstance(value, float):
+            writer.add_float32(key, value)
+        else:
+            writer.add_array(key, list(value))
     for name, value in (tensors or {"token_embd.weight": np.zeros((4, 32), np.float32)}).items():
         if isinstance(value, tuple):
             writer.add_tensor(name, value[0], raw_dtype=value[1])
@@ -379,6 +398,49 @@ def write_minimal_gguf(path: Path, arch: str = "llama", tensors: dict | None = N
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+TINY_TOKENS = ["<s>", "</s>", "a", "b", "ab", "Ġthe", "Ġcat", "ĠПривет", "你好", "🙂"]
+TINY_MERGES = ["a b", "Ġ t", "Ġt he"]
+
+
+def write_tiny_model_gguf(
+    path: Path, arch: str = "llama", n_layer: int = 2, tensor_type: str = "F32", file_type: str | None = "F32", big_endian: bool = False
+) -> int:
+    """A header like a real model's (sizes, file type, a tokenizer's string arrays; no model to run) over a
+    few small random tensors, 32 wide, written by write_minimal_gguf: for the model store's header scans.
+    Matrices are `tensor_type` (norms stay F32, as llama.cpp writes them); `file_type` None leaves
+    general.file_type out, as older writers did. Returns the number of parameters written."""
+    import gguf
+
+    metadata = {
+        f"{arch}.block_count": n_layer,
+        f"{arch}.context_length": 64,
+        f"{arch}.embedding_length": 32,
+        f"{arch}.feed_forward_length": 64,
+        f"{arch}.attention.head_count": 4,
+        f"{arch}.attention.head_count_kv": 2,
+        f"{arch}.rope.freq_base": 10000.0,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": TINY_TOKENS,
+        "tokenizer.ggml.token_type": [1] * len(TINY_TOKENS),
+        "tokenizer.ggml.merges": TINY_MERGES,
+        "tfund.test.floats": [0.5, 1.5, 2.5],
+    }
+    if file_type is not None:
+        metadata["general.file_type"] = int(gguf.LlamaFileType[{"F32": "ALL_F32"}.get(file_type, f"MOSTLY_{file_type}")])
+    shapes = {"token_embd.weight": (len(TINY_TOKENS), 32), "output_norm.weight": (32,)}
+    for block in range(n_layer):
+        shapes |= {f"blk.{block}.attn_q.weight": (32, 32), f"blk.{block}.attn_k.weight": (16, 32), f"blk.{block}.attn_norm.weight": (32,)}
+    rng = np.random.default_rng(0)
+    kind = gguf.GGMLQuantizationType[tensor_type]
+    tensors = {}
+    for name, shape in shapes.items():
+        data = rng.standard_normal(shape).astype(np.float32)
+        quantized = len(shape) == 2 and kind != gguf.GGMLQuantizationType.F32
+        tensors[name] = (gguf.quants.quantize(data, kind), kind) if quantized else data
+    write_minimal_gguf(path, arch, tensors, metadata, big_endian)
+    return sum(math.prod(shape) for shape in shapes.values())
 
 
 def set_first_tensor_type(path: Path, type_number: int) -> None:

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.formats.gguf import BYTES_PER_PARAM
 from engine.model.families import config_problem, model_type_problem
 from engine.runtime.sources import TOY_MODEL_DIR
 from engine.store import StoreError, ollama, smollm2
 from engine.store.cache import cache_dir
-from engine.store.gguf_header import BYTES_PER_PARAMETER, GGUFHeader, read_header
+from engine.store.gguf_header import GGUFHeader, read_header
 
 ENGINES = ("numpy", "torch")
 
@@ -54,7 +55,7 @@ class CatalogEntry:
     @property
     def memory_bytes(self) -> int | None:
         """The weights in float32, as both engines hold them."""
-        return None if self.n_params is None else self.n_params * BYTES_PER_PARAMETER
+        return None if self.n_params is None else self.n_params * BYTES_PER_PARAM
 
     def as_dict(self) -> dict:
         return {**asdict(self), "memory_bytes": self.memory_bytes}

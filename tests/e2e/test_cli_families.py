@@ -47,10 +47,17 @@ def test_bench_decode(llama_dir, capsys):
 
 
 def test_bench_ablated_times_both_ways_and_refuses_a_context_too_long(capsys):
-    result = run(capsys, "bench", "ablated", "--config", "tiny", "--lengths", "8", "16", "--steps", "2")
-    assert [row["tokens"] for row in result["rows"]] == [8, 16] and all(
-        row["before_ms"] > 0 and row["after_ms"] > 0 for row in result["rows"]
-    )
+    for engine, mode in (("numpy", "zero"), ("torch", "zero"), ("numpy", "mean")):
+        flags = ("--lengths", "8", "16", "--steps", "2", "--engine", engine, "--mode", mode, "--ablate", "1.mlp")
+        result = run(capsys, "bench", "ablated", "--config", "tiny", *flags)
+        assert [row["tokens"] for row in result["rows"]] == [8, 16] and all(
+            row["before_ms"] > 0 and row["after_ms"] > 0 for row in result["rows"]
+        )
+        assert (result["engine"], result["mode"], result["ablation"]) == (engine, mode, "1.mlp")
+    result = run(capsys, "bench", "ablated", "--config", "tiny", "--lengths", "8", "--steps", "1", "--mode", "mean", "--ablate", "0.1")
+    assert result["rows"][0]["after_ms"] is None  # a mean from block 0 up keeps nothing: the whole context again
+    assert tfund_main(["bench", "ablated", "--config", "tiny", "--ablate", "9.1"]) == 2
+    assert "layer 9 is out of range: this model has layers 0-1" in capsys.readouterr().err
     assert tfund_main(["bench", "ablated", "--config", "tiny", "--lengths", "100"]) == 2
     assert "must fit in 64 positions" in capsys.readouterr().err
 

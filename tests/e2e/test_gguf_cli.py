@@ -50,6 +50,9 @@ def bad_file(kind, folder, model_path):
         path.write_bytes(model_path.read_bytes()[:3000])
     elif kind == "unknown-architecture":
         write_minimal_gguf(path, arch="mamba")
+    elif kind == "unknown-version":
+        data = write_minimal_gguf(path).read_bytes()
+        path.write_bytes(data[:4] + (99).to_bytes(4, "little") + data[8:])
     elif kind == "unknown-quantization":
         write_minimal_gguf(path)
         set_first_tensor_type(path, 250)
@@ -65,6 +68,7 @@ def bad_file(kind, folder, model_path):
         ("wrong-magic", "is not a GGUF file: it starts with"),
         ("truncated", "is truncated or damaged"),
         ("unknown-architecture", "is a 'mamba' model; tfund runs GGUF files of the llama"),
+        ("unknown-version", "is GGUF version 99; tfund reads versions 2 and 3"),
         ("unknown-quantization", "holds tensors of type number 250, a quantization the gguf package does not know"),
         ("undequantizable-quantization", "stores token_embd.weight as Q8_K, which the gguf package cannot dequantize"),
     ],

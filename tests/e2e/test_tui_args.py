@@ -24,7 +24,7 @@ def run_tui(*flags: str) -> subprocess.CompletedProcess:
         (["--engine", "jax"], ["--engine", "auto", "torch", "numpy"]),
         (["--threads", "0"], ["--threads", "[1, 1024]"]),
         (["--threads", "-2"], ["--threads", "[1, 1024]"]),
-        (["--engine", "numpy", "--device", "cuda"], ["--device", "CPU only"]),
+        (["--engine", "numpy", "--device", "cuda"], ["--device", "CPU only; use --device cpu or --engine torch"]),  # tfund's sentence
         (["--model", " "], ["--model", "toy"]),
         (["--model", "/nope"], ["argument --model:", "no model directory at '/nope'"]),
         (["--serve", "--model", "./no-such-model"], ["argument --model:", "no model directory"]),

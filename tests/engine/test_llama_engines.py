@@ -34,7 +34,8 @@ def test_both_engines_show_the_same_steps(llama_dir):
         np.testing.assert_allclose(x.cosines, y.cosines, atol=1e-4)
         assert [entry.token_id for entry in x.lens] == [entry.token_id for entry in y.lens]
         np.testing.assert_allclose([e.p for e in x.lens], [e.p for e in y.lens], atol=1e-4)
-    np.testing.assert_allclose(a.attention_matrix(), b.attention_matrix(), atol=1e-5)
+    # the kept rows are float16: two engines 1e-6 apart may round to neighbouring float16s, one step (<= 2**-11) apart
+    np.testing.assert_allclose(a.attention_matrix(), b.attention_matrix(), atol=2**-11)
 
 
 def test_the_cuda_graph_path_refuses_the_llama_family_in_one_sentence(llama_dir, monkeypatch):

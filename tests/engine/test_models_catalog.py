@@ -8,10 +8,10 @@ import sys
 import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from engine.tools.gguf_factory import write_tiny_model_gguf
 from engine.views.models import engine_support, format_models, list_models
 from tests.conftest import random_gpt2_dir
 from tests.engine.test_ollama import add_model
-from tests.engine.tiny_gguf import write_tiny_gguf
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def places(tmp_path, monkeypatch, toy_tokenizer):
     (damaged / "config.json").write_text('{"model_type": "gpt2"}')
     (damaged / "model.safetensors").write_bytes((8).to_bytes(8, "little") + b"[1, 2]  ")  # a header that is JSON, not a table
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
-    write_tiny_gguf(tmp_path / "tiny.gguf", n_layer=3)
+    write_tiny_model_gguf(tmp_path / "tiny.gguf", n_layer=3)
     add_model(tmp_path / "ollama", "registry.ollama.ai/library/tinyllama/latest", (tmp_path / "tiny.gguf").read_bytes())
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
     monkeypatch.setenv("TFUND_CACHE", str(tmp_path / "cache"))
@@ -43,7 +43,7 @@ def places(tmp_path, monkeypatch, toy_tokenizer):
 
 
 def test_every_source_is_listed_with_its_figures(places, tmp_path):
-    write_tiny_gguf(tmp_path / "gpt2.gguf", architecture="gpt2")
+    write_tiny_model_gguf(tmp_path / "gpt2.gguf", arch="gpt2")
     (tmp_path / "broken.gguf").write_bytes(b"GGUF\x03\x00")
     entries = {
         entry.name: entry for entry in list_models([str(places["gguf"]), str(tmp_path / "gpt2.gguf"), str(tmp_path / "broken.gguf")])
@@ -71,7 +71,7 @@ def test_every_source_is_listed_with_its_figures(places, tmp_path):
 
     ollama = entries["ollama:tinyllama:latest"]
     assert (ollama.source, ollama.family, ollama.file_type) == ("ollama", "llama", "F32")
-    assert ollama.n_params == entries[str(places["gguf"])].n_params == write_tiny_gguf(tmp_path / "again.gguf", n_layer=3)
+    assert ollama.n_params == entries[str(places["gguf"])].n_params == write_tiny_model_gguf(tmp_path / "again.gguf", n_layer=3)
 
     assert entries[str(tmp_path / "gpt2.gguf")].engines == {"numpy": None, "torch": None}
     assert "is not a readable GGUF file" in entries[str(tmp_path / "broken.gguf")].note

@@ -15,7 +15,7 @@ import pytest
 from engine.store import StoreError, StoreUnavailableError
 from engine.store.gguf_header import describe_file
 from engine.store.ollama import MODEL_MEDIA_TYPE, list_models, resolve, store_roots
-from tests.engine.tiny_gguf import write_tiny_gguf
+from engine.tools.gguf_factory import write_tiny_model_gguf
 
 
 def add_blob(root: Path, content: bytes) -> str:
@@ -40,7 +40,7 @@ def add_model(root: Path, relpath: str, weights: bytes | None, media_type: str =
 
 @pytest.fixture
 def gguf_bytes(tmp_path):
-    write_tiny_gguf(tmp_path / "tiny.gguf")
+    write_tiny_model_gguf(tmp_path / "tiny.gguf")
     return (tmp_path / "tiny.gguf").read_bytes()
 
 

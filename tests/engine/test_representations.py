@@ -165,3 +165,20 @@ def test_a_generated_token_at_position_0_has_nothing_before_it(toy):
     ids = toy.tokenizer.encode(" the cat sat", add_special_tokens=False)
     net = toy.numpy_model()
     assert decided_blocks(net, context_residuals(net, ids), ids, 0)[0] is None
+
+
+def test_a_torch_session_computes_them_on_its_own_model_without_a_numpy_copy(toy_tokenizer, tmp_path):
+    from engine.runtime.loading import load_model
+    from engine.views.representations import decided_blocks
+    from tests.conftest import random_llama_dir
+
+    random_llama_dir(tmp_path / "llama", toy_tokenizer, seed=3)
+    for path in ("toy", str(tmp_path / "llama")):
+        on_torch, on_numpy = load_model(path, device="cpu", engine="torch"), load_model(path, device="cpu", engine="numpy")
+        ids = on_numpy.tokenizer.encode(PROMPT, add_special_tokens=False)
+        net = on_torch.net_for("torch")
+        resid = context_residuals(net, ids)  # [L + 1, T, d]
+        np.testing.assert_allclose(resid, context_residuals(on_numpy.net_for("numpy"), ids), atol=2e-4)
+        np.testing.assert_allclose(net.lens(resid[-1]), on_numpy.numpy_model().lens(resid[-1]), atol=2e-4)
+        assert decided_blocks(net, resid, ids, 8) == decided_blocks(on_numpy.numpy_model(), resid, ids, 8)
+        assert on_torch.net is None  # no NumPy copy of the weights was made

@@ -369,3 +369,50 @@ def test_an_undo_right_after_a_slide_keeps_the_last_positions_lens_norms_and_cos
         assert len(sampler.last_lens) == short_context_toy.info.n_layer
         np.testing.assert_allclose(sampler.last_norms, fresh.last_norms, rtol=1e-4)
         np.testing.assert_allclose(sampler.last_cosines, fresh.last_cosines, rtol=1e-4, atol=1e-5)
+
+
+def test_time_travel_keeps_compact_rows_within_float16s_rounding_and_below_what_screens_show(toy):
+    from engine.model.head_stats import head_stats
+    from engine.runtime.sampler import ATTENTION_BUDGET, session_window
+
+    sampler = Sampler(toy, SamplingConfig(temperature=0.0), engine="numpy")
+    sampler.set_prompt(DEFAULT_PROMPT * 12)
+    events = [sampler.step() for _ in range(8)]
+    assert len(sampler.tokens) >= 64
+    net = toy.numpy_model()
+    _, captures = net.forward(sampler.tokens)  # float32, the whole context at once
+    exact = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(net.n_layer)])  # [L, H, T, T]
+    for i, view in enumerate(sampler.views):
+        assert view.rows.dtype == np.float16 and view.rows.base is None  # its own copy: a forward's capture is not kept alive
+        assert view.attention.dtype == np.float32
+        assert np.abs(view.attention - exact[:, :, i, : i + 1]).max() <= 2**-12 + 1e-6  # float16's rounding of [0, 1]
+    for event in events:  # a live step hands out its row in float32, exact, as documented
+        assert event.attention.dtype == np.float32
+        np.testing.assert_allclose(event.attention, exact[:, :, event.position, : event.position + 1], atol=1e-6)
+    kept, ids = sampler.attention_matrix(), sampler.tokens
+    assert kept.dtype == np.float32
+    for name, values in head_stats(kept, ids).items():  # the heads screen shows two decimals
+        assert np.abs(values - head_stats(exact, ids)[name]).max() < 0.005, name
+    window = session_window(8192, 30, 9)  # SmolLM2-135M's shape: float16 rows fit 1,409 tokens in the budget
+    assert window == 1409 and 30 * 9 * window * (window + 1) / 2 * 2 <= ATTENTION_BUDGET < 30 * 9 * (window + 1) * (window + 2) / 2 * 2
+
+
+def test_nothing_a_session_keeps_holds_on_to_a_forwards_attention_capture(toy):
+    import gc
+    import weakref
+
+    sampler = Sampler(toy, engine="numpy")
+    captured = []
+    forward = sampler.backend.forward
+
+    def recording(ids):
+        out = forward(ids)
+        captured.append(weakref.ref(out.attention))  # [L, H, T_new, T]: a full window's prefill is L H T^2 float32s
+        return out
+
+    sampler.backend.forward = recording
+    sampler.set_prompt(DEFAULT_PROMPT)
+    sampler.step()
+    gc.collect()
+    assert len(captured) == 2 and all(ref() is None for ref in captured)  # the rows were copied out; the lens keeps the residuals only
+    assert [entry.token_id for entry in sampler.last_lens] and sampler.views[-1].rows.base is None

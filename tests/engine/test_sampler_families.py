@@ -47,7 +47,7 @@ def test_generation_stops_at_any_end_of_text_id(tmp_path, toy_tokenizer):
 def test_the_window_keeps_captured_attention_within_the_budget():
     assert session_window(1024, 12, 12) == 1024  # GPT-2 small keeps its whole context
     window = session_window(8192, 30, 9)  # SmolLM2-135M's shape
-    assert window < 8192 and 30 * 9 * window * (window + 1) / 2 * 4 <= ATTENTION_BUDGET < 30 * 9 * (window + 2) ** 2 / 2 * 4
+    assert window < 8192 and 30 * 9 * window * (window + 1) / 2 * 2 <= ATTENTION_BUDGET < 30 * 9 * (window + 2) ** 2 / 2 * 2  # float16 rows
 
 
 def test_the_kv_cache_is_sized_by_the_window_and_kv_heads(llama_dir):
@@ -71,6 +71,65 @@ def test_an_ablated_generation_keeps_its_own_kv_cache(llama_dir):
             sampler.undo()
     sampler.preview()  # the next token's ablated logits, read through the cache
     np.testing.assert_allclose(sampler._ablated, run_numpy(model.numpy_model(), sampler.tokens, ablations).logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("which", ["toy", "gqa"])
+def test_cached_zero_ablated_generation_equals_reading_the_whole_context_again(engine, which, toy_tokenizer, tmp_path):
+    from engine.runtime.interventions import AblatedDecoder, TorchAblatedDecoder, run_torch
+
+    path = "toy" if which == "toy" else random_llama_dir(tmp_path / "llama", toy_tokenizer, seed=5)  # 4 query / 2 KV heads
+    model = load_model(path, device="cpu", engine=engine)
+    sampler = Sampler(model, SamplingConfig(temperature=0.0))
+    sampler.set_prompt(PROMPT)
+    ablations = [parse_ablation("1.1"), parse_ablation("0.attn"), parse_ablation("1.mlp")]
+    sampler.set_ablations(ablations)
+
+    def full_rerun(tokens):  # -> [V] the next token's logits, the whole context read again
+        if engine == "numpy":
+            return run_numpy(model.numpy_model(), tokens, ablations).logits
+        return run_torch(model.hf_model, tokens, ablations).logits
+
+    for step in range(6):
+        sampler.preview()  # the ablated logits for the next token, through the ablated cache
+        cached = sampler._ablated
+        np.testing.assert_allclose(cached, full_rerun(sampler.tokens), atol=1e-5, rtol=0)
+        event = sampler.step()
+        assert event.token_id == int(np.argmax(cached))
+        if step == 3:
+            sampler.undo()
+    decoder = sampler._ablated_decoder
+    assert isinstance(decoder, AblatedDecoder if engine == "numpy" else TorchAblatedDecoder)
+    assert decoder.tokens == sampler.tokens[:-1]  # filled once, then a token at a time (an undo rolled it back)
+    assert (len(decoder.cache) if engine == "numpy" else decoder.cache.get_seq_length()) == len(sampler.tokens) - 1
+    sampler.set_ablations(ablations, mode="mean")  # a context mean moves every position: the whole context again
+    sampler.preview()
+    assert sampler._ablated_decoder is None
+    with pytest.raises(ValueError, match="run it without a cache"):
+        run_torch(load_model("toy", device="cpu", engine="torch").hf_model, [1, 2], ablations, "mean", cache=object())
+
+
+@pytest.mark.parametrize("which", ["toy", "gqa"])
+def test_mean_ablated_generation_keeps_the_blocks_below_and_equals_reading_the_whole_context_again(which, toy_tokenizer, tmp_path):
+    from engine.runtime.interventions import MeanAblatedDecoder
+
+    path = "toy" if which == "toy" else random_llama_dir(tmp_path / "llama", toy_tokenizer, seed=5)  # 4 query / 2 KV heads
+    model = load_model(path, device="cpu", engine="numpy")
+    sampler = Sampler(model, SamplingConfig(temperature=0.0))
+    sampler.set_prompt(PROMPT)
+    ablations = [parse_ablation("1.1"), parse_ablation("1.mlp")]
+    sampler.set_ablations(ablations, mode="mean")
+    for step in range(6):
+        sampler.preview()
+        cached = sampler._ablated
+        np.testing.assert_allclose(cached, run_numpy(model.numpy_model(), sampler.tokens, ablations, "mean").logits, atol=1e-5, rtol=0)
+        assert sampler.step().token_id == int(np.argmax(cached))
+        if step == 3:
+            sampler.undo()
+    decoder = sampler._ablated_decoder
+    assert isinstance(decoder, MeanAblatedDecoder) and decoder.first == 1
+    assert len(decoder.cache) == len(decoder.tokens) == len(sampler.tokens) - 1 == len(decoder.resid)  # block 0 advanced a token a step
+    assert decoder.cache.k.shape[0] == 1  # only the blocks below the lowest ablated one are kept
 
 
 def test_a_numpy_session_never_imports_torch_attribution_and_ablation_included(llama_dir):

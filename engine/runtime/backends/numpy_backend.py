@@ -29,7 +29,9 @@ class NumpyBackend:
         resid = np.stack(
             [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
         )  # [L + 1, d]
-        attention = np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(n_layer)])  # [L, H, T_new, T]
+        attention = np.empty((n_layer, *captures["blocks.0.attn.hook_pattern"].shape), np.float32)  # [L, H, T_new, T]
+        for i in range(n_layer):  # each layer's capture freed once copied: a long prefill holds one [L, H, T, T], not two
+            attention[i] = captures.pop(f"blocks.{i}.attn.hook_pattern")
         return ForwardOutput(
             logits=logits[-1],
             attention=attention,
