@@ -6,6 +6,7 @@ Nothing here imports torch: the TUI imports this module at start-up.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -64,6 +65,10 @@ class AblationView:
     kl: float  # KL(intact ‖ ablated) in nats
     flipped: bool  # the most likely token changed
     intact: dict[int, float]  # token id -> the intact model's probability, for the candidates shown
+    # the ablated model at the last position, as the Layers pane shows it (the intact one's are the TokenEvent's)
+    lens: Sequence[LensEntry] = field(default=(), compare=False)  # the logit lens after each block
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)  # [L + 1]
+    cosines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)  # [L]
 
 
 class LensEntry(NamedTuple):

@@ -25,6 +25,11 @@ from engine.model.families import architecture_from_config, params_from_state
 from engine.model.ops import NORMS, rotary_angles, stack
 
 
+def last_resid(captures: dict, n_layer: int) -> np.ndarray:  # -> [L + 1, d]
+    """The residual stream at the last position, from NumpyLM.forward's captures: the embedding, then after each block."""
+    return np.stack([captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)])
+
+
 def bfloat16_to_float32(bits):  # [...] uint16 -> [...] float32, exactly
     """bfloat16 is the top half of a float32: shift its 16 bits up."""
     return (bits.astype(np.uint32) << 16).view(np.float32)

@@ -37,7 +37,7 @@ from engine.model.interventions import (
     reference_means,
     run_numpy,
 )
-from engine.model.transformer import NumpyLM
+from engine.model.transformer import NumpyLM, last_resid
 
 ENGINES = ("numpy", "torch")
 
@@ -135,10 +135,10 @@ def run_torch(
 
     return InterventionRun(
         logits=host(out.logits[0, -1]),
-        embed=host(out.hidden_states[0][0, -1]),
+        # the embedding and each block's input (hidden_states[L] is after the final norm), then the final norm's input
+        resid=host(torch.stack([h[0, -1].to(final[0].device) for h in out.hidden_states[:-1]] + [final[0]])),  # [L + 1, d]
         z=host(torch.stack(z_last)),  # [L, H, d_head]
         mlp_out=host(torch.stack(mlp_last)),  # [L, d]
-        resid_final=host(final[0]),
         attention=host(torch.stack([a[0] for a in out.attentions])),  # [L, H, T, T]
         ablations=ablations,
         mode=mode,
@@ -196,7 +196,8 @@ class AblatedDecoder:
         self.cache = net.new_cache(max_len)
         self.tokens: list[int] = []  # what the cache holds
 
-    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+    def forward(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:  # [T] -> [V], [L + 1, d]
+        """The next token's logits and the residual stream at the last position (embedding, then each block), ablated."""
         same = 0  # the longest common prefix of what the cache holds and the context
         for held, wanted in zip(self.tokens, tokens):
             if held != wanted:
@@ -204,9 +205,9 @@ class AblatedDecoder:
             same += 1
         same = min(same, len(tokens) - 1)  # the last token is read again for its logits
         self.cache.crop(same)
-        logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
+        logits, captures = self.net.forward(tokens[same:], cache=self.cache, logits_to_keep=1, hooks=self.hooks)  # [1, V]
         self.tokens = list(tokens)
-        return logits[-1]
+        return logits[-1], last_resid(captures, self.net.n_layer)
 
 
 def numpy_view(hf_model: Any) -> NumpyLM:

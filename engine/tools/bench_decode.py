@@ -152,14 +152,14 @@ def bench_ablated(hf_model, lengths: tuple[int, ...] = (256, 1024), steps: int =
         ids = [(7 * i + 3) % model.vocab_size for i in range(length + steps)]
         before, after = [], []
         decoder = AblatedDecoder(model, ablations, max_len=length + steps)
-        decoder.logits(ids[:length])  # filled once, when the ablation starts
+        decoder.forward(ids[:length])  # filled once, when the ablation starts
         for step in range(steps):
             context = ids[: length + step + 1]
             start = time.perf_counter()
             run_numpy(model, context, ablations)
             before.append(time.perf_counter() - start)
             start = time.perf_counter()
-            decoder.logits(context)
+            decoder.forward(context)
             after.append(time.perf_counter() - start)
         rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": statistics.median(after) * 1e3})
     return {"ablation": spec, "steps": steps, "rows": rows}

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui import messages
-from tui.captions import ablation_lines, candidates_subtitle, travel_heading
+from tui.captions import ablation_lines, candidates_subtitle, model_title, travel_heading
 from tui.commands import Run
 from tui.controller import CommandDone
 from tui.heatmap import head_grid
@@ -159,7 +159,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         super().__init__()
         self.session = session
         self.pacing = FramePacing(self, session)
-        self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
+        self.subtitles: dict[str, str] = {}  # pane selector (+ " title") -> the border subtitle (title) last set
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -212,6 +212,12 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             self.subtitles[selector] = text
             self.query_one(selector).border_subtitle = text
 
+    def set_title(self, selector: str, text: str) -> None:
+        """The border title, like set_subtitle: only when it changes."""
+        if self.subtitles.get(f"{selector} title") != text:
+            self.subtitles[f"{selector} title"] = text
+            self.query_one(selector).border_title = text
+
     def show_progress(self) -> None:
         self.set_status(self.session.status())
 
@@ -240,7 +246,6 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         if travel is None:
             self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
             self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
-            self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
         else:
             index, position = travel
             step = position.step
@@ -249,10 +254,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
                 heading += " · computing its prediction…"
             self.query_one(CandidatesView).show(step.candidates if step else [], None, (position.token_id, position.piece), heading)
             self.set_subtitle("#candidates-pane", "▸ chosen · p before │ after" if step else "end: back to live")
-            empty = np.zeros(0, np.float32)
-            self.query_one(LayersView).show(
-                step.norms if step else empty, step.cosines if step else empty, step.lens if step else [], position.token_id
-            )
+        lens, norms, cosines, chosen = session.shown_layers()
+        self.query_one(LayersView).show(norms, cosines, lens, chosen)
+        knocked = session.shown_ablations()  # Layers shows the ablated model, as Candidates does; Attention the intact one
+        self.set_title("#layers-pane", model_title("Layers", knocked, ablated=True))
+        self.set_title("#attention-pane", model_title("Attention", knocked, ablated=False))
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, layer, head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade)
