@@ -41,6 +41,7 @@ from tui.pieces import label_text
 from tui.references import kl_word
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
+from tui.widgets.edit_line import EditLine
 from tui.widgets.pane import ExplainsPanes, pane
 
 B_HOT = 1.5  # B's temperature when A runs cooler than this
@@ -138,7 +139,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("escape", "back", "Back", show=False, tooltip="Back to generation (from the model-B input: leave it)"),
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run both up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run both: max new tokens more steps (again: pause)"),
         *key_pair("t", "T", "temperature('a', {})", "Temperature of A down 0.1 (0 = greedy)", "Temperature of A up", footer="A temp"),
         *key_pair("y", "Y", "temperature('b', {})", "Temperature of B down 0.1 (0 = greedy)", "Temperature of B up", footer="B temp"),
         *LAYER_HEAD_BINDINGS,
@@ -184,7 +185,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
                     else:
                         with Horizontal(classes="cmp-model-row"):
                             yield Static("model B ›", classes="cmp-label")
-                            yield Input(
+                            yield EditLine(
                                 self.model_b_name, placeholder="toy, a local dir, a cached hub name (i edits, enter loads)", id="model-b"
                             )
                     yield Static(id=f"settings-{side}", classes="cmp-settings")
@@ -334,7 +335,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.engine.send(Reset(self.settings))
 
     def action_edit_model_b(self) -> None:
-        self.query_one("#model-b", Input).focus()
+        self.query_one("#model-b", EditLine).edit()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         name = event.value.strip()

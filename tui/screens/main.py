@@ -47,7 +47,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         *QUIT_HELP_SAVE,
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run: max new tokens more tokens (again: pause)"),
         *key_pair("t", "T", "nudge('temperature', {})", "Temperature down 0.1 (0 = greedy)", "Temperature up", footer="Temp"),
         *key_pair("k", "K", "nudge('top_k', {})", "Top-k down", "Top-k up"),
         *key_pair("p", "P", "nudge('top_p', {})", "Top-p down", "Top-p up"),
@@ -109,8 +109,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "temperature. block, head: what Attention shows; ablated: knocked out (x X; 0 restores)."
         ),
         "generation-pane": (
-            "The prompt (grey) and new tokens; tints alternate so each token shows where it ends. Colour: its p, "
-            "red (rare) → green (likely); italic: forced (1–9); ↵ newline, □ part of a character. p: each token's "
+            "The prompt (dimmed) and new tokens; tints (no colour: underlines) mark where tokens end; in colour, "
+            "red (rare) → green (likely) p. italic: forced (1–9); ↵ newline, □ part of a character. p: each token's "
             "p at T=1; ent≤: entropy of what it was drawn from (after T·k·p; max ln V). ← →: a token's step."
         ),
         "candidates-pane": (
@@ -119,10 +119,9 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "chosen). Ablated (x, X): ablated │ intact p, KL."
         ),
         "attention-pane": (
-            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter = "
-            "more. Grey (·) above the diagonal: the causal mask. ◀ the row that chooses the token. max-pooled: a "
-            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (it blurs their "
-            "patterns)."
+            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter (no colour: "
+            "denser ░▒▓█) = more. · above the diagonal: the causal mask. ◀ the row choosing the token. max-pooled: a "
+            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (blurs them)."
         ),
         "layers-pane": (
             "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
@@ -140,7 +139,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ),
         ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
-        ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
+        ("Run / pause", "Generate max new tokens more tokens; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
         ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
         ("Block lab", "The NumPy block stack and the parity check (b)", "app.open_screen('block_lab')"),
