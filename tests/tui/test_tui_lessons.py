@@ -198,7 +198,7 @@ def lesson_number(title: str) -> int:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("size", [SMALL, (100, 30)], ids=["80x24", "100x30"])
+@pytest.mark.parametrize("size", [SMALL, (100, 30), (200, 50)], ids=["80x24", "100x30", "200x50"])
 async def test_the_lens_lesson_keeps_every_block_of_the_layers_pane_and_its_observation_follows_time_travel(toy, size):
     """Defects 9 and 10: at 80×24 the strip squeezed the Layers pane to blocks 4–6, and "Now:" ignored ← / →."""
     app = toy_app(toy)
