@@ -15,6 +15,11 @@ import numpy as np
 DEFAULT_PROMPT = "In a small village,"  # the text every command and the TUI continue unless told otherwise
 
 
+def counted(n: int, noun: str) -> str:
+    """A count with its noun in the number it takes: "1 token", "5 tokens" (a noun that adds s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def dropped_prompt_note(n_prompt: int, n_dropped: int, room: int) -> str:
     """The sentence that says a prompt was cut to fit the window (`room` tokens kept for it)."""
     return f"the prompt is {n_prompt} tokens and the window holds {room} of them: the oldest {n_dropped} were dropped"

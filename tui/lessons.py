@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.events import counted
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
 from engine.model.head_stats import head_stats, near_uniform, uniform_stats
 from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
@@ -105,7 +106,7 @@ def observe_anatomy(app: Any) -> str:
         return LAB_MISSING
     metrics = lab_run(config).metrics
     norms, token_cos = metrics["resid_norm"], metrics["token_cosine"]
-    blocks = f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}"
+    blocks = counted(config.n_layers, "block")
     return (
         f"{blocks}: norm {lab_number(norms[0])} → {lab_number(norms[-1])} (√d_model {np.sqrt(config.d_model):.2f}), token cosine "
         f"{lab_number(token_cos[0])} → {lab_number(token_cos[-1])} ({angle(token_cos[0])} → {angle(token_cos[-1])})"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from textual.message_pump import MessagePump
 
-from engine.events import LensEntry, dropped_prompt_note
+from engine.events import LensEntry, counted, dropped_prompt_note
 from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence
 from tui.captions import error_sentence
@@ -162,7 +162,7 @@ class Session:
         if info is None or not info.engine:
             return ""
         threads = self.model.engine_threads if info.device == "cpu" else None
-        return info.engine if threads is None else f"{info.engine} · {threads} thread{'s' if threads > 1 else ''}"
+        return info.engine if threads is None else f"{info.engine} · {counted(threads, 'thread')}"
 
     # ---- commands: settings and ablations ----------------------------------------------------
     def change_settings(self, **changes) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.events import counted
 from engine.model.families import architecture_from_config
 from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
@@ -105,7 +106,7 @@ def format_decode_table(result: dict, label: str) -> str:
     return "\n".join(
         [
             f"decode benchmark: {label}, cpu, {result['prompt_tokens']} prompt + {result['n_tokens']} new tokens, "
-            f"median of {result['repeats']}, {result['torch_threads']} torch threads",
+            f"median of {result['repeats']}, {counted(result['torch_threads'], 'torch thread')}",
             f"{'engine':<48}{'tok/s':>10}",
             f"{'numpy, what a run draws (no lens)':<48}{result['numpy_run_tok_s']:>10.1f}",
             f"{'numpy, full capture (lens too)':<48}{result['numpy_tok_s']:>10.1f}",

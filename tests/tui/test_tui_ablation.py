@@ -7,10 +7,11 @@ from engine.events import SamplingConfig
 from engine.model.interventions import Ablation, run_numpy
 from engine.runtime.interventions import Inspector
 from tests.conftest import sampler_of
-from tests.tui.conftest import SIZE, settle
+from tests.tui.conftest import SIZE, settle, wait_until
 from tests.tui.test_tui_insight import attribution_ready, open_screen
 from tui.app import make_app
 from tui.screens.attribution import AttributionScreen
+from tui.screens.heads import HeadsScreen
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.layers import LayerChart, LensColumn
 from tui.widgets.parameters import ParametersView
@@ -101,6 +102,12 @@ async def test_under_ablation_layers_and_attribution_show_the_ablated_model_and_
         assert np.allclose(main.query_one(LayerChart).norms, np.linalg.norm(run.resid, axis=-1), rtol=1e-4)
         assert str(main.query_one("#layers-pane").border_title) == "Layers · ablated B5.mlp, B6.mlp"
         assert str(main.query_one("#attention-pane").border_title) == "Attention · intact model"
+        await pilot.press("h")  # all heads: the same intact rows, said so
+        await wait_until(pilot, lambda: isinstance(app.screen, HeadsScreen), "all heads")
+        await pilot.pause()
+        assert str(app.screen.query_one("#heads-pane").border_title).endswith("· intact model")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is main, "the main screen")
         screen = await open_screen(pilot, "a", AttributionScreen)
         await attribution_ready(pilot, screen)
         top = main.session.transcript.candidates[0]

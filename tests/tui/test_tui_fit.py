@@ -9,7 +9,7 @@ from textual import events
 from textual.widgets import DataTable, Input
 from textual.widgets._footer import FooterKey
 
-from engine.events import SamplingConfig
+from engine.events import SamplingConfig, counted
 from engine.model.blocklab import BlockLabConfig
 from engine.views.compare import format_compare_table
 from engine.views.tokenization import EXAMPLES
@@ -19,7 +19,7 @@ from tui.app import make_app
 from tui.heatmap import render_heatmap
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
-from tui.screens.compare import CompareScreen, settings_line
+from tui.screens.compare import CompareScreen, settings_line, summary_line
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
@@ -323,3 +323,12 @@ async def test_e_on_help_saves_nothing_and_says_so_and_the_palette_screenshot_sa
         assert len(screenshot) == 1
         screenshot[0].callback()
         await wait_until(pilot, lambda: list(tmp_path.glob("screen-*.svg")), "the screenshot")
+
+
+def test_counts_take_the_number_of_their_noun():
+    """Trial, defect 31: "1 tokens · brightest 1.00" (block lab at T 1), "1 steps" (compare)."""
+    legend = render_heatmap(np.ones((1, 1), np.float32), ["x"], 40, 6, 0, True)[-1].text
+    assert legend.startswith("1 token ") and "tokens" not in legend
+    assert render_heatmap(np.eye(3, dtype=np.float32), ["a", "b", "c"], 40, 8, 2, True)[-1].text.startswith("3 tokens")
+    assert (counted(1, "step"), counted(0, "step"), counted(2, "prompt token")) == ("1 step", "0 steps", "2 prompt tokens")
+    assert summary_line([]).startswith("no steps")

@@ -26,7 +26,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from engine.events import SamplingConfig
+from engine.events import SamplingConfig, counted
 from engine.views.compare import CompareStep
 from engine.views.pieces import visible
 from tui.commands import CompareSettings, LoadModelB, Preview, Reset, Run, Step
@@ -81,7 +81,7 @@ def summary_line(steps: list[CompareStep]) -> str:
     kls = [st.kl for st in steps]
     agree = sum(st.top1_agree for st in steps)
     return (
-        f"{len(steps)} steps · mean KL(A‖B) {np.mean(kls):.4f} nats ({kl_word(float(np.mean(kls)))}) · "
+        f"{counted(len(steps), 'step')} · mean KL(A‖B) {np.mean(kls):.4f} nats ({kl_word(float(np.mean(kls)))}) · "
         f"top-1 agreement {agree}/{len(steps)} ({100 * agree / len(steps):.0f}%)"
     )
 
@@ -245,8 +245,8 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         if self.engine.pausing:
             return "pausing…"
         if self.engine.running:
-            return f"running · {len(self.steps)} steps · g pauses"
-        return f"ready · {len(self.steps)} steps"
+            return f"running · {counted(len(self.steps), 'step')} · g pauses"
+        return f"ready · {counted(len(self.steps), 'step')}"
 
     def on_engine_note(self, message: EngineNote) -> None:
         self.set_status(message.text)
