@@ -4,6 +4,7 @@ tab never lands in a text field, help shows keys as people write them, and below
 import pytest
 from textual import events
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, toy_app
@@ -31,6 +32,8 @@ async def test_editing_keys_right_after_i_act_in_the_order_typed(toy, editing):
         await wait_until(pilot, lambda: prompt.value == "Once upon", f"the typed prompt (now {prompt.value!r})")
         await pilot.pause(0.1)
         assert prompt.value == "Once upon"  # nothing came after and undid it
+        shown = [(key.key_display, key.description) for key in app.main_screen.query(FooterKey)]
+        assert ("⏎", "Apply") in shown and ("esc", "Cancel") in shown  # the footer says how to leave (trial, defect 31)
         await pilot.press("enter")
         await settle(pilot)
         assert app.session.prompt == "Once upon"

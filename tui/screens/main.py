@@ -75,6 +75,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         Binding("end", "select_newest", "Back to the live next token (stepping does this too)", show=False),
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
+        Binding("escape", "cancel_prompt", "Cancel", tooltip="While editing the prompt: keep the old one"),  # footer: editing only
         Binding("b", "app.open_screen('block_lab')", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         # not in the footer (it would not fit at 80 columns): in help and the command palette
         Binding(

@@ -10,6 +10,7 @@ ctrl+a ctrl+k and a new prompt) would lose its text.
 from __future__ import annotations
 
 from textual import events
+from textual.binding import Binding
 from textual.widgets import Input
 
 
@@ -17,6 +18,8 @@ class EditLine(Input, can_focus=False):
     DEFAULT_CSS = """
     EditLine > .input--selection { text-style: reverse; }  /* the text selected on opening shows, NO_COLOR too */
     """
+
+    BINDINGS = [Binding("enter", "submit", "Apply", key_display="⏎")]  # in the footer while editing (letter keys hide there)
 
     editing = False  # opened by edit(); closed when the focus leaves
 
