@@ -181,7 +181,10 @@ class TfundApp(App):
             positions = session.transcript.positions
             first_generated = len(positions) - sum(p.generated for p in positions)  # the generated tokens are the context's end
             ids = [p.token_id for p in positions]
-            self.push_screen(RepresentationsScreen(session.model.numpy_model, ids, session.transcript.pieces, first_generated, self.shade))
+            knocked = tuple(a.label for a in session.ablations)
+            self.push_screen(
+                RepresentationsScreen(session.model.numpy_model, ids, session.transcript.pieces, first_generated, self.shade, knocked)
+            )
         elif not session.transcript.candidates:
             session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
         else:

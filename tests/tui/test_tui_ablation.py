@@ -12,6 +12,7 @@ from tests.tui.test_tui_insight import attribution_ready, open_screen
 from tui.app import make_app
 from tui.screens.attribution import AttributionScreen
 from tui.screens.heads import HeadsScreen
+from tui.screens.representations import RepresentationsScreen
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.layers import LayerChart, LensColumn
 from tui.widgets.parameters import ParametersView
@@ -106,6 +107,10 @@ async def test_under_ablation_layers_and_attribution_show_the_ablated_model_and_
         await wait_until(pilot, lambda: isinstance(app.screen, HeadsScreen), "all heads")
         await pilot.pause()
         assert str(app.screen.query_one("#heads-pane").border_title).endswith("· intact model")
+        await pilot.press("escape", "V")  # representations: the intact model's residual stream, said so
+        await wait_until(pilot, lambda: isinstance(app.screen, RepresentationsScreen), "representations")
+        await pilot.pause()
+        assert str(app.screen.query_one("#repr-pane").border_title).endswith("· intact model")
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is main, "the main screen")
         screen = await open_screen(pilot, "a", AttributionScreen)
