@@ -6,12 +6,18 @@ Nothing here imports torch: the TUI imports this module at start-up.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 DEFAULT_PROMPT = "In a small village,"  # the text every command and the TUI continue unless told otherwise
+
+
+def counted(n: int, noun: str) -> str:
+    """A count with its noun in the number it takes: "1 token", "5 tokens" (a noun that adds s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def dropped_prompt_note(n_prompt: int, n_dropped: int, room: int) -> str:
@@ -64,6 +70,10 @@ class AblationView:
     kl: float  # KL(intact ‖ ablated) in nats
     flipped: bool  # the most likely token changed
     intact: dict[int, float]  # token id -> the intact model's probability, for the candidates shown
+    # the ablated model at the last position, as the Layers pane shows it (the intact one's are the TokenEvent's)
+    lens: Sequence[LensEntry] = field(default=(), compare=False)  # the logit lens after each block
+    norms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)  # [L + 1]
+    cosines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), compare=False)  # [L]
 
 
 class LensEntry(NamedTuple):

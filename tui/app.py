@@ -39,6 +39,7 @@ from tui.screens.main import MainScreen
 from tui.screens.models import ModelPicker
 from tui.screens.representations import RepresentationsScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.screens.too_small import TooSmallScreen, too_small
 from tui.session import Session
 from tui.svg_export import portable_svg
 from tui.widgets.lesson_box import COMPACT_HEIGHT, LessonBox, LessonCard, WayIn, card_place, card_texts
@@ -119,11 +120,26 @@ class TfundApp(App):
         """The first frame is on screen (the main screen shows its loading state): now load. Until a lesson is
         opened, the main screen says how to start learning (go_to_lesson removes it)."""
         self.session.start_loading()
+        self.check_size(self.size)
         if self.lesson is None:
             self.main_screen.mount(WayIn(), before=self.main_screen.query_one(Footer))
         self.set_interval(self.LESSON_REFRESH_S, self.show_lesson)
         if os.name == "posix" and not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
             self.set_interval(self.HANGUP_CHECK_S, self.exit_if_the_terminal_hung_up)
+
+    def on_resize(self, event) -> None:
+        self.check_size(event.size)
+
+    def check_size(self, size) -> None:
+        """Below 80×24 a notice covers the screens (they are kept as they were); it goes once the terminal grows."""
+        notices = [screen for screen in self.screen_stack if isinstance(screen, TooSmallScreen)]
+        if too_small(size):
+            if notices:
+                notices[0].show(size)
+            else:
+                self.push_screen(TooSmallScreen(size))
+        elif notices and self.screen is notices[0]:
+            self.pop_screen()
 
     def exit_if_the_terminal_hung_up(self) -> None:
         """The terminal went away without a SIGHUP (its pseudo-terminal closed by a program that did not make
@@ -183,7 +199,8 @@ class TfundApp(App):
             ids = [p.token_id for p in positions]
             engine, model = session.model_info.engine, session.model  # the engine the session runs: no second copy of the weights
             get_net = partial(model.net_for, engine)
-            self.push_screen(RepresentationsScreen(get_net, ids, session.transcript.pieces, first_generated, self.shade))
+            knocked = tuple(a.label for a in session.ablations)
+            self.push_screen(RepresentationsScreen(get_net, ids, session.transcript.pieces, first_generated, self.shade, knocked))
         elif not session.transcript.candidates:
             session.engine.say("Attribution needs the next token's candidates: none yet.", "warning")
         else:
@@ -215,6 +232,7 @@ class TfundApp(App):
         else:
             self.lesson = None
             self.lesson_card = None
+            self.main_screen.remove_class("-lesson-below")
             for screen in self.screen_stack:
                 screen.query(LessonBox).remove()
                 screen.query(LessonCard).remove()
@@ -248,7 +266,9 @@ class TfundApp(App):
         if self.lesson_start is None and on_its_screen and not observation.startswith(LESSON_PENDING):
             self.lesson_start = observation
         done = self.lesson_start is not None and observation != self.lesson_start
-        box.show(self.lesson, len(LESSONS) - 1, lesson, observation, done, self.size.height < COMPACT_HEIGHT)
+        compact = self.size.height < COMPACT_HEIGHT
+        box.show(self.lesson, len(LESSONS) - 1, lesson, observation, done, compact)
+        self.main_screen.set_class(compact and bool(self.main_screen.query(f"#bottom #{lesson.pane}")), "-lesson-below")
         self.show_lesson_card(screen)
 
     def action_lesson_card(self, kind: str) -> None:

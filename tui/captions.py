@@ -18,6 +18,19 @@ def ablation_lines(ablations: tuple, mode: str) -> list[tuple[str, str]]:
     return [("ablated" if mode == "zero" else "mean-ablated", ", ".join(ablation_label(a) for a in ablations))]
 
 
+def ablated_text(labels: tuple[str, ...]) -> str:
+    """Engine labels ("L4.H5", "L4.mlp") as the screen numbers blocks and heads: "B5.H6, B5.mlp"."""
+    return ", ".join(ablation_label(parse_ablation(label)) for label in labels)
+
+
+def model_title(title: str, labels: tuple[str, ...], ablated: bool) -> str:
+    """A pane's title saying which model it shows while components are knocked out (`labels`): the ablated
+    one ("Layers · ablated B5.mlp") or the intact one ("Attention · intact model"); plain without ablations."""
+    if not labels:
+        return title
+    return f"{title} · ablated {ablated_text(labels)}" if ablated else f"{title} · intact model"
+
+
 def candidates_subtitle(ablation: AblationView | None) -> str:
     """The Candidates pane's column names; with ablations, how far the distribution moved."""
     if ablation is None:
@@ -46,9 +59,7 @@ def travel_heading(index: int, n_tokens: int, position: Position) -> str:
     if position.step is None or position.step.config is None:
         return f"{where} · generated{slid}"
     how = "forced (picked by hand)" if position.forced else f"generated at {settings_phrase(position.step.config)}"
-    knocked = (
-        f" · ablated {', '.join(ablation_label(parse_ablation(label)) for label in position.step.ablated)}" if position.step.ablated else ""
-    )
+    knocked = f" · ablated {ablated_text(position.step.ablated)}" if position.step.ablated else ""
     return f"{where} · {how}{knocked}{slid}"
 
 

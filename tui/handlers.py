@@ -574,11 +574,7 @@ class CompareHandler:
         if session is None:
             return
         self.apply(command.settings)
-        remaining = command.max_tokens - len(session.steps)
-        if remaining <= 0:
-            post(EngineNote(f"Already {len(session.steps)} steps (max new tokens); n steps on, r resets."))
-            return
-        for step in session.run(remaining, stop):
+        for step in session.run(command.max_tokens, stop):  # max new tokens more, as g on the main screen
             settings = newer_settings()
             if settings is not None:
                 self.apply(settings)

@@ -22,6 +22,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from engine.events import counted
 from tui.pieces import label_text
 
 HALF_BLOCK = "▀"
@@ -166,7 +167,7 @@ def render_heatmap(
         row.append(Segment(ROW_MARKER if is_marked else " ", strong))
         lines.append(Strip(row).adjust_cell_length(width, PLAIN))
     lines.append(column_label_strip(pieces, cols, label_w, width, dim))
-    parts = [f"{n_tokens} tokens"]  # most important first: the ones that do not fit are left out, never cut
+    parts = [counted(n_tokens, "token")]  # most important first: the ones that do not fit are left out, never cut
     if marked_span is not None:
         parts.append(f"◀ covers {marked_span[0]}–{marked_span[1]}")
     if not (rows.magnification and cols.magnification):

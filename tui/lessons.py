@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.events import counted
 from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
 from engine.model.head_stats import head_stats, near_uniform, uniform_stats
 from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
@@ -32,6 +33,8 @@ from tui.heatmap import head_grid
 from tui.numbering import block_head_text
 from tui.pieces import label_text
 from tui.references import angle, chance_text, kl_word
+from tui.widgets.candidates import percent
+from tui.widgets.layers import lens_percent
 from tui.widgets.pane import Pane
 
 DEEP_LAB = BlockLabConfig(n_layers=6)  # the notebook's block, stacked six deep
@@ -105,7 +108,7 @@ def observe_anatomy(app: Any) -> str:
         return LAB_MISSING
     metrics = lab_run(config).metrics
     norms, token_cos = metrics["resid_norm"], metrics["token_cosine"]
-    blocks = f"{config.n_layers} block{'s' if config.n_layers > 1 else ''}"
+    blocks = counted(config.n_layers, "block")
     return (
         f"{blocks}: norm {lab_number(norms[0])} → {lab_number(norms[-1])} (√d_model {np.sqrt(config.d_model):.2f}), token cosine "
         f"{lab_number(token_cos[0])} → {lab_number(token_cos[-1])} ({angle(token_cos[0])} → {angle(token_cos[-1])})"
@@ -198,17 +201,22 @@ def observe_feed_forward(app: Any) -> str:
 
 # ---- the main screen ---------------------------------------------------------------------------------
 def observe_lens(app: Any) -> str:
+    """The lens the Layers pane shows: the live next token's, or, time travelling (← →), the shown step's."""
     session = app.session
-    lens = session.transcript.lens
+    lens, _, _, _ = session.shown_layers()
+    travel = session.travelled()
     if not lens or session.model_info is None:
-        return WAITING
+        if travel is None:
+            return WAITING
+        return "token 1: nothing before it predicts it" if travel[0] == 0 else f"token {travel[0] + 1}'s step: its lens is being computed…"
     final = lens[-1].token_id
     settled = len(lens)  # the first block from which every lens row agrees with the final guess (1-based)
     while settled > 1 and lens[settled - 2].token_id == final:
         settled -= 1
     earlier = ", ".join(label_text(e.text, 10) for e in lens[: settled - 1]) or "nothing else"
+    where = f"{len(session.transcript.positions)} tokens" if travel is None else f"token {travel[0] + 1}'s step (← →)"
     return (
-        f"{len(session.transcript.positions)} tokens: the lens settles on '{label_text(lens[-1].text, 12)}' ({lens[-1].p:.0%}; "
+        f"{where}: the lens settles on '{label_text(lens[-1].text, 12)}' ({lens_percent(lens[-1].p).strip()}; "
         f"chance {chance_text(session.model_info.vocab_size)}) at block {settled} of {len(lens)}; before: {earlier}"
     )
 
@@ -235,7 +243,7 @@ def observe_sampling(app: Any) -> str:
     top = candidates[0]
     kept = sum(c.p > 0 for c in candidates)
     return (
-        f"{settings_phrase(config)}: the top candidate has {top.p:.0%} after warping ({top.p_raw:.0%} before); "
+        f"{settings_phrase(config)}: the top candidate has {percent(top.p).strip()} after warping ({percent(top.p_raw).strip()} before); "
         f"{kept} of the top {len(candidates)} can be drawn · chance {chance_text(session.model_info.vocab_size)}"
     )
 
@@ -250,7 +258,7 @@ def observe_compare(app: Any) -> str:
     last = steps[-1]
     agree = sum(step.top1_agree for step in steps)
     return (
-        f"A at T {a:.2f}, B at T {b:.2f}: step {len(steps)} KL(A‖B) {last.kl:.3f} nats ({kl_word(last.kl)}) · "
+        f"A at T {a:.2f}, B at T {b:.2f}: step #{last.index} KL(A‖B) {last.kl:.3f} nats ({kl_word(last.kl)}) · "
         f"top-1 agrees in {agree} of {len(steps)} steps"
     )
 

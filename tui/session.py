@@ -16,12 +16,14 @@ all-heads screen's enter sets the head shown. Nothing here draws or opens a scre
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from textual.message_pump import MessagePump
 
-from engine.events import dropped_prompt_note
+from engine.events import LensEntry, counted, dropped_prompt_note
 from engine.model.interventions import Ablation
 from engine.runtime.loading import is_out_of_memory, out_of_memory_sentence, release_memory
 from tui.captions import error_sentence
@@ -94,6 +96,27 @@ class Session:
             return None
         return self.selected_token, self.transcript.positions[self.selected_token]
 
+    def shown_layers(self) -> tuple[Sequence[LensEntry], np.ndarray, np.ndarray, int | None]:
+        """(lens, norms, cosines, the token chosen then or None) that the Layers pane shows: time travelling, the
+        step shown's; else the live next token's, from the model the candidates are drawn from (ablated or not)."""
+        travel = self.travelled()
+        if travel is None:
+            return (*self.transcript.layers(), None)
+        position = travel[1]
+        if position.step is None:
+            return [], np.zeros(0, np.float32), np.zeros(0, np.float32), position.token_id
+        return position.step.lens, position.step.norms, position.step.cosines, position.token_id
+
+    def shown_ablations(self) -> tuple[str, ...]:
+        """The components knocked out in the step shown (engine labels, "L4.mlp"): what the Candidates and
+        Layers panes show is that ablated model's, while the Attention pane's rows are the intact model's."""
+        travel = self.travelled()
+        if travel is None:
+            ablation = self.transcript.ablation
+            return () if ablation is None else ablation.labels
+        step = travel[1].step
+        return () if step is None else step.ablated
+
     def highlighted_token(self) -> int | None:
         """The attention row of the step shown: the newest token's (it predicts the next one), or, time
         travelling, the row of the token before the selected one (the position that chose it)."""
@@ -156,7 +179,7 @@ class Session:
         if info is None or not info.engine:
             return ""
         threads = self.model.engine_threads if info.device == "cpu" else None
-        return info.engine if threads is None else f"{info.engine} · {threads} thread{'s' if threads > 1 else ''}"
+        return info.engine if threads is None else f"{info.engine} · {counted(threads, 'thread')}"
 
     # ---- commands: settings and ablations ----------------------------------------------------
     def change_settings(self, **changes) -> None:

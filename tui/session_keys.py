@@ -82,8 +82,9 @@ class SessionKeys:
 
     # ---- the prompt line (i): enter sets the prompt, escape cancels ----------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """While an input has the keys, i is a letter to type, not the prompt key."""
-        return not (action == "edit_prompt" and isinstance(self.focused, Input))
+        """While an input has the keys, i is a letter to type, not the prompt key; escape cancels only then."""
+        editing = isinstance(self.focused, Input)
+        return not (action == "edit_prompt" and editing) and (action != "cancel_prompt" or editing)
 
     def action_edit_prompt(self) -> None:
         """i: the prompt line opens and takes the keys at once, so a paste or fast typing lands in it.
@@ -97,9 +98,8 @@ class SessionKeys:
         if self.session.set_prompt(event.value):  # else empty: the line stays open
             self.close_prompt()
 
-    def key_escape(self) -> None:
-        if isinstance(self.focused, Input):
-            self.close_prompt()  # cancelled: the prompt stays as it was
+    def action_cancel_prompt(self) -> None:
+        self.close_prompt()  # cancelled: the prompt stays as it was
 
     def close_prompt(self) -> None:
         self.query_one(PromptLine).close(self.session.prompt)

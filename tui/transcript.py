@@ -6,6 +6,7 @@ arriving at once (a fast GPU in run mode) cost one redraw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ class Position:
     generated: bool  # False for prompt tokens
     p_raw: float | None = None  # the model's probability for it when chosen; None: prompt (or an old trace without it)
     forced: bool = False  # picked by hand
-    entropy: float | None = None  # nats, of the distribution it was drawn from (TokenEvent.entropy); None: prompt or replay
+    entropy: float | None = None  # nats, of the distribution it was drawn from (TokenEvent.entropy); None: prompt (or an old trace)
     step: StepView | None = None  # the step that chose it, kept as it happened; None until a prompt token's is recalled
     before_slide: bool = False  # its step was taken over a longer context than the window now holds (audit D2)
 
@@ -74,6 +75,7 @@ class Transcript:
             chosen = next((c.p_raw for c in step.candidates if c.token_id == step.token_id), None)
             position.p_raw = step.p_raw if step.p_raw is not None else chosen
             position.forced = step.forced
+            position.entropy = step.entropy  # the timeline's ent row: what the trace recorded
             if step.view is not None:  # recomputed by the model: kept as fully as a live step
                 position.step = step.view
                 continue
@@ -85,12 +87,19 @@ class Transcript:
         """Add a generated token; when the window slid, the oldest positions go first."""
         if event.slid:
             del self.positions[: event.dropped]
-        step = StepView(event.candidates, event.config, self.lens, self.norms, self.cosines, event.ablated)  # the panes it was drawn under
+        step = StepView(event.candidates, event.config, *self.layers(), event.ablated)  # the panes it was drawn under
         row = event.attention.astype(ATTENTION_DTYPE)  # [L, H, T] kept as compactly as the sampler's rows
         self.positions.append(Position(event.token_id, event.text, row, True, event.p_raw, event.forced, event.entropy, step))
         self.lens, self.norms, self.cosines = event.lens, event.norms, event.cosines
         self.last_ms = event.timings.get("total")
         self.n_generated += 1
+
+    def layers(self) -> tuple[Sequence[LensEntry], np.ndarray, np.ndarray]:
+        """(lens, norms, cosines) at the last position of the model the candidates are drawn from: under
+        ablations the ablated model's, as the Candidates pane's are."""
+        if self.ablation is not None:
+            return self.ablation.lens, self.ablation.norms, self.ablation.cosines
+        return self.lens, self.norms, self.cosines
 
     def remember_step(self, index: int, token_id: int, step: StepView) -> bool:
         """A recalled prompt token's step, kept if the token is still there; True when kept."""

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.model.transformer import last_resid
+
 ABLATION_MODES = ("zero", "mean")
 SPEC_FORMAT = "L.H (a head), L.attn or L.mlp with 0-based layer L and head H, e.g. 0.1, 1.attn, 0.mlp"
 SPEC_PATTERN = re.compile(r"^\s*L?(\d+)\.(?:H?(\d+)|(attn|mlp))\s*$", re.IGNORECASE)
@@ -177,13 +179,20 @@ class InterventionRun:
     """One forward over a whole context (maybe ablated), as NumPy data: what inspect and the panes read."""
 
     logits: np.ndarray  # [V] next-token logits at the last position
-    embed: np.ndarray  # [d] token + position embedding at the last position
+    resid: np.ndarray  # [L + 1, d] the residual stream at the last position: the embedding, then after each block
     z: np.ndarray  # [L, H, d_head] each head's output at the last position, after ablation
     mlp_out: np.ndarray  # [L, d] each MLP's output at the last position, after ablation
-    resid_final: np.ndarray  # [d] the residual stream entering the final norm at the last position
     attention: np.ndarray  # [L, H, T, T] every head's attention over the context
     ablations: tuple[Ablation, ...] = ()
     mode: str = "zero"
+
+    @property
+    def embed(self) -> np.ndarray:  # [d] token (+ position) embedding at the last position
+        return self.resid[0]
+
+    @property
+    def resid_final(self) -> np.ndarray:  # [d] the residual stream entering the final norm at the last position
+        return self.resid[-1]
 
 
 def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero", means: dict | None = None) -> InterventionRun:
@@ -196,10 +205,9 @@ def run_numpy(net, ids, ablations: Iterable[Ablation] = (), mode: str = "zero", 
     L = net.n_layer
     return InterventionRun(
         logits=logits[-1],
-        embed=captures["blocks.0.hook_resid_pre"][-1],
+        resid=last_resid(captures, L),  # [L + 1, d]
         z=np.stack([record[f"blocks.{i}.attn.hook_z"][:, -1] for i in range(L)]),  # [L, H, d_head]
         mlp_out=np.stack([captures[f"blocks.{i}.hook_mlp_out"][-1] for i in range(L)]),  # [L, d]
-        resid_final=captures[f"blocks.{L - 1}.hook_resid_post"][-1],
         attention=np.stack([captures[f"blocks.{i}.attn.hook_pattern"] for i in range(L)]),  # [L, H, T, T]
         ablations=ablations,
         mode=mode,

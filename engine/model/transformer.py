@@ -25,6 +25,11 @@ from engine.model.families import architecture_from_config, params_from_state
 from engine.model.ops import NORMS, rotary_angles, stack
 
 
+def last_resid(captures: dict, n_layer: int) -> np.ndarray:  # -> [L + 1, d]
+    """The residual stream at the last position, from NumpyLM.forward's captures: the embedding, then after each block."""
+    return np.stack([captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)])
+
+
 def bfloat16_to_float32(bits):  # [...] uint16 -> [...] float32, exactly
     """bfloat16 is the top half of a float32: shift its 16 bits up."""
     return (bits.astype(np.uint32) << 16).view(np.float32)
@@ -185,18 +190,20 @@ class NumpyLM:
             captures["ln_final.hook_normalized"] = x
         return x[-logits_to_keep:] @ self.unembedding, captures  # [T, d] @ [d, V] -> [T, V]
 
-    def forward_from(self, resid, first: int, hooks: dict | None = None) -> np.ndarray:  # [T, d] -> [V]
+    def forward_from(self, resid, first: int, hooks: dict | None = None) -> tuple[np.ndarray, np.ndarray]:  # [T, d] -> [V], [L - first, d]
         """The next token's logits from a whole context's residual stream entering block `first` (positions
-        0..T-1, no cache): blocks `first`.. , the final norm, the unembedding of the last position. hooks
-        are named by layer as in forward ({"blocks.{i}.attn.hook_z": fn}); those below `first` do not run."""
+        0..T-1, no cache): blocks `first`.. , the final norm, the unembedding of the last position; and the
+        residual stream at the last position after each of those blocks. hooks are named by layer as in
+        forward ({"blocks.{i}.attn.hook_z": fn}); those below `first` do not run."""
         angles = None if self.inv_freq is None else rotary_angles(self.inv_freq, 0, len(resid))  # [T, d_head / 2] x2
-        shifted = {}  # ops.stack counts the blocks it is given from 0
-        for name, fn in (hooks or {}).items():
-            _, layer, rest = name.split(".", 2)
-            if int(layer) >= first:
-                shifted[f"blocks.{int(layer) - first}.{rest}"] = fn
-        x, _ = stack(resid, self.params["blocks"][first:], self.n_head, capture=False, hooks=shifted, rope_angles=angles, **self.switches)
-        return self.normalize_final(x[-1]) @ self.unembedding  # [d] @ [d, V] -> [V]
+        x, after = resid, []
+        for layer in range(first, self.n_layer):  # one block at a time, keeping its last position
+            prefix = f"blocks.{layer}."
+            block_hooks = {f"blocks.0.{name.removeprefix(prefix)}": fn for name, fn in (hooks or {}).items() if name.startswith(prefix)}
+            blocks = self.params["blocks"][layer : layer + 1]
+            x, _ = stack(x, blocks, self.n_head, capture=False, hooks=block_hooks, rope_angles=angles, **self.switches)
+            after.append(x[-1])  # [d]
+        return self.normalize_final(x[-1]) @ self.unembedding, np.stack(after)  # [d] @ [d, V] -> [V]; [L - first, d]
 
     def lens(self, resid: np.ndarray) -> np.ndarray:  # [n, d] -> [n, V]
         """Logit lens: the final norm and the unembedding applied to any residual-stream vectors."""

@@ -38,7 +38,7 @@ from engine.model.interventions import (
     reference_means,
     run_numpy,
 )
-from engine.model.transformer import NumpyLM
+from engine.model.transformer import NumpyLM, last_resid
 
 ENGINES = ("numpy", "torch")
 
@@ -144,10 +144,10 @@ def run_torch(
 
     return InterventionRun(
         logits=host(out.logits[0, -1]),
-        embed=host(out.hidden_states[0][0, -1]),
+        # the embedding and each block's input (hidden_states[L] is after the final norm), then the final norm's input
+        resid=host(torch.stack([h[0, -1].to(final[0].device) for h in out.hidden_states[:-1]] + [final[0]])),  # [L + 1, d]
         z=host(torch.stack(z_last)),  # [L, H, d_head]
         mlp_out=host(torch.stack(mlp_last)),  # [L, d]
-        resid_final=host(final[0]),
         attention=host(torch.stack([a[0] for a in out.attentions])),  # [L, H, T, T]
         ablations=ablations,
         mode=mode,
@@ -216,12 +216,13 @@ class AblatedDecoder:
         self.cache = net.new_cache(max_len)
         self.tokens: list[int] = []  # what the cache holds
 
-    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+    def forward(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:  # [T] -> [V], [L + 1, d]
+        """The next token's logits and the residual stream at the last position (embedding, then each block), ablated."""
         same = kept_prefix(self.tokens, tokens)
         self.cache.crop(same)
-        logits, _ = self.net.forward(tokens[same:], cache=self.cache, capture=False, logits_to_keep=1, hooks=self.hooks)  # [1, V]
+        logits, captures = self.net.forward(tokens[same:], cache=self.cache, logits_to_keep=1, hooks=self.hooks)  # [1, V]
         self.tokens = list(tokens)
-        return logits[-1]
+        return logits[-1], last_resid(captures, self.net.n_layer)
 
 
 class MeanAblatedDecoder:
@@ -243,14 +244,16 @@ class MeanAblatedDecoder:
         self.tokens: list[int] = []  # what the cache holds
         self.resid = np.zeros((0, net.d_model), np.float32)  # [T, d] entering block `first`, for those tokens
 
-    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+    def forward(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:  # [T] -> [V], [L + 1, d]
+        """The next token's logits and the residual stream at the last position (embedding, then each block), ablated."""
         same = kept_prefix(self.tokens, tokens)
         self.cache.crop(same)
         _, captures = self.lower.forward(tokens[same:], cache=self.cache, logits_to_keep=1)
         new = captures[f"blocks.{self.first - 1}.hook_resid_post"]  # [T_new, d]
         self.resid = np.concatenate([self.resid[:same], new])  # [T, d]
         self.tokens = list(tokens)
-        return self.net.forward_from(self.resid, self.first, self.hooks)
+        logits, upper = self.net.forward_from(self.resid, self.first, self.hooks)  # [V], [L - first, d]
+        return logits, np.concatenate([last_resid(captures, self.first), upper])  # [L + 1, d]
 
 
 class TorchAblatedDecoder:
@@ -263,7 +266,8 @@ class TorchAblatedDecoder:
         self.cache: Any = None  # transformers' DynamicCache of the ablated model
         self.tokens: list[int] = []  # what the cache holds
 
-    def logits(self, tokens: list[int]) -> np.ndarray:  # [T] -> [V] the next token's, ablated
+    def forward(self, tokens: list[int]) -> tuple[np.ndarray, np.ndarray]:  # [T] -> [V], [L + 1, d]
+        """The next token's logits and the residual stream at the last position (embedding, then each block), ablated."""
         from transformers import DynamicCache
 
         from engine.runtime.backends.torch_eager import crop_cache
@@ -275,11 +279,11 @@ class TorchAblatedDecoder:
             crop_cache(self.cache, same)
         run = run_torch(self.hf_model, tokens[same:], self.ablations, "zero", cache=self.cache)
         self.tokens = list(tokens)
-        return run.logits
+        return run.logits, run.resid
 
 
 def ablated_decoder(engine: str, net: Any, hf_model: Any, ablations: tuple[Ablation, ...], mode: str, max_len: int) -> Any | None:
-    """What an ablated generation on `engine` reads its next-token logits through (`.logits(tokens)`),
+    """What an ablated generation on `engine` reads its next-token logits and residual stream through (`.forward(tokens)`),
     keeping all it can between tokens: a zero ablation its own KV cache on either engine, a mean ablation
     on the NumPy engine the blocks below the lowest ablated one. None where nothing can be kept (a mean
     ablation of block 0, or on torch): read the whole context again (run_numpy, run_torch).

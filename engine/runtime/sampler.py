@@ -159,7 +159,9 @@ class Sampler:
         self._next_logits: np.ndarray | None = None  # [V] the intact model's, from the KV cache
         self.ablations: tuple = ()  # engine.model.interventions.Ablation: knocked out until cleared
         self.ablation_mode = "zero"
-        self._ablated: np.ndarray | None = None  # [V] the next token's logits under the ablations, once computed
+        self._ablated: tuple[np.ndarray, np.ndarray] | None = (
+            None  # ([V] logits, [L + 1, d] residual stream) under the ablations, once computed
+        )
         self._ablated_decoder: Any = None  # the ablated model's own KV cache (engine.runtime.interventions.AblatedDecoder)
         self._scratch: Any = None  # scratch_backend(), made on the first prediction_before()
         self._lock = threading.Lock()  # one sampler call at a time
@@ -214,7 +216,7 @@ class Sampler:
         lens = []
         if last:
             lensed = replace(out, attention=None)  # what the lens reads, without the forward's [L, H, T_new, T] capture
-            lens = LazyLens(lambda: self._lens_entries(lensed))
+            lens = LazyLens(lambda: self._lens_entries(lensed.lens_ids, lensed.lens_p))
         return PositionView(out.attention[:, :, row, : pos + 1], lens, norms, cosines)
 
     def token_text(self, token_id: int) -> str:
@@ -224,10 +226,8 @@ class Sampler:
             text = self.texts[token_id] = self.tokenizer.decode([token_id])
         return text
 
-    def _lens_entries(self, out: ForwardOutput) -> list[LensEntry]:
-        return [
-            LensEntry(layer, int(tid), self.token_text(int(tid)), float(p)) for layer, (tid, p) in enumerate(zip(out.lens_ids, out.lens_p))
-        ]
+    def _lens_entries(self, lens_ids: np.ndarray, lens_p: np.ndarray) -> list[LensEntry]:  # [L], [L]
+        return [LensEntry(layer, int(tid), self.token_text(int(tid)), float(p)) for layer, (tid, p) in enumerate(zip(lens_ids, lens_p))]
 
     @property
     def text(self) -> str:
@@ -277,8 +277,10 @@ class Sampler:
         self._next_logits = logits
         self._ablated = None  # computed again for the new context when asked
 
-    def _ablated_logits(self) -> np.ndarray:  # -> [V] the next token's logits with the ablations in force
-        """A zero-ablated model keeps its own KV cache on either engine (ablating a head changes every later
+    def _ablated_forward(self) -> tuple[np.ndarray, np.ndarray]:  # -> [V] logits, [L + 1, d] residual stream
+        """The next token's logits and the residual stream at the last position with the ablations in force.
+
+        A zero-ablated model keeps its own KV cache on either engine (ablating a head changes every later
         position's keys, so the live one cannot serve): filled once when the ablation starts, then a token
         at a time. A mean ablation's mean moves with every token and with it every position's activations
         from the lowest ablated block up: the NumPy engine keeps the blocks below (MeanAblatedDecoder), the
@@ -290,32 +292,40 @@ class Sampler:
                 net, hf_model = (self.backend.net, None) if self.engine == "numpy" else (None, self.model.hf_model)
                 self._ablated_decoder = ablated_decoder(self.engine, net, hf_model, self.ablations, self.ablation_mode, self.n_positions)
             if self._ablated_decoder is not None:
-                self._ablated = self._ablated_decoder.logits(self.tokens)
-            elif self.engine == "numpy":
-                from engine.model.interventions import run_numpy
-
-                self._ablated = run_numpy(self.backend.net, self.tokens, self.ablations, self.ablation_mode).logits
+                self._ablated = self._ablated_decoder.forward(self.tokens)
             else:
-                from engine.runtime.interventions import run_torch
+                if self.engine == "numpy":
+                    from engine.model.interventions import run_numpy
 
-                self._ablated = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode).logits
+                    run = run_numpy(self.backend.net, self.tokens, self.ablations, self.ablation_mode)
+                else:
+                    from engine.runtime.interventions import run_torch
+
+                    run = run_torch(self.model.hf_model, self.tokens, self.ablations, self.ablation_mode)
+                self._ablated = (run.logits, run.resid)
         return self._ablated
 
     def _logits(self) -> np.ndarray:  # -> [V] what the next token is drawn from
-        return self._ablated_logits() if self.ablations else self._next_logits
+        return self._ablated_forward()[0] if self.ablations else self._next_logits
 
     def ablation_view(self, candidates: list[Candidate]) -> AblationView | None:
-        """How the ablations move the next token's distribution, or None without any."""
+        """How the ablations move the next token's distribution, and the ablated model's lens, norms and
+        cosines at the last position (the lens computed when read), or None without any ablation."""
         with self._lock:
             if not self.ablations:
                 return None
-            intact, ablated = raw_probs(self._next_logits), raw_probs(self._ablated_logits())  # [V], [V]
+            logits, resid = self._ablated_forward()  # [V], [L + 1, d]
+            intact, ablated = raw_probs(self._next_logits), raw_probs(logits)  # [V], [V]
+            norms, cosines = norms_and_cosines(resid)
             return AblationView(
                 labels=tuple(a.label for a in self.ablations),
                 mode=self.ablation_mode,
                 kl=kl_divergence(intact, ablated),
                 flipped=int(np.argmax(intact)) != int(np.argmax(ablated)),
                 intact={c.token_id: float(intact[c.token_id]) for c in candidates},
+                lens=LazyLens(lambda: self._lens_entries(*self.backend.lens_top(resid))),
+                norms=norms,
+                cosines=cosines,
             )
 
     def _distributions(self) -> tuple[np.ndarray, np.ndarray]:
@@ -423,7 +433,9 @@ class Sampler:
             cfg = self.config
             p_raw, p = raw_probs(out.logits), warp_probs(out.logits, cfg.temperature, cfg.top_k, cfg.top_p)  # [V], [V]
             norms, cosines = norms_and_cosines(out.resid)
-            return StepView(top_candidates(self.token_text, p_raw, p, self.top_n), None, self._lens_entries(out), norms, cosines)
+            return StepView(
+                top_candidates(self.token_text, p_raw, p, self.top_n), None, self._lens_entries(out.lens_ids, out.lens_p), norms, cosines
+            )
 
     def undo(self) -> int | None:
         """Remove the last generated token (cache rolled back). The random stream does not rewind."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.events import counted
 from engine.model.families import architecture_from_config
 from engine.model.transformer import NumpyLM
 from engine.runtime.backends.base import greedy_tokens
@@ -106,7 +107,7 @@ def format_decode_table(result: dict, label: str) -> str:
     return "\n".join(
         [
             f"decode benchmark: {label}, cpu, {result['prompt_tokens']} prompt + {result['n_tokens']} new tokens, "
-            f"median of {result['repeats']}, {result['torch_threads']} torch threads",
+            f"median of {result['repeats']}, {counted(result['torch_threads'], 'torch thread')}",
             f"{'engine':<48}{'tok/s':>10}",
             f"{'numpy, what a run draws (no lens)':<48}{result['numpy_run_tok_s']:>10.1f}",
             f"{'numpy, full capture (lens too)':<48}{result['numpy_tok_s']:>10.1f}",
@@ -157,7 +158,7 @@ def bench_ablated(
         before, after = [], []
         decoder = ablated_decoder(engine, model, hf_model, ablations, mode, length + steps)
         if decoder is not None:
-            decoder.logits(ids[:length])  # filled once, when the ablation starts
+            decoder.forward(ids[:length])  # filled once, when the ablation starts
         for step in range(steps):
             context = ids[: length + step + 1]
             start = time.perf_counter()
@@ -165,7 +166,7 @@ def bench_ablated(
             before.append(time.perf_counter() - start)
             if decoder is not None:
                 start = time.perf_counter()
-                decoder.logits(context)
+                decoder.forward(context)
                 after.append(time.perf_counter() - start)
         after_ms = statistics.median(after) * 1e3 if after else None
         rows.append({"tokens": length, "before_ms": statistics.median(before) * 1e3, "after_ms": after_ms})

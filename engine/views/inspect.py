@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.events import counted
 from engine.model.interventions import Ablation, Attribution
 from engine.model.sampling import kl_divergence, raw_probs, top_ids
 from engine.runtime.interventions import Inspector
@@ -107,7 +108,7 @@ def bar(value: float, scale: float) -> str:
 def format_inspect(report: dict) -> str:
     ablations = report["ablations"]
     lines = [
-        f"{report.get('model', '')} · engine {report['engine']} · {report['prompt_tokens']} prompt tokens · "
+        f"{report.get('model', '')} · engine {report['engine']} · {counted(report['prompt_tokens'], 'prompt token')} · "
         + (f"ablated ({mode_label(report)}): {', '.join(ablations)}" if ablations else "no ablation")
     ]
     lines.append(f"{'next token':<4} {'intact':>26}   {'ablated':>26}")

@@ -54,6 +54,7 @@ class ReplayStep:
     lens: list[LensEntry]
     norms: np.ndarray  # [n_layer + 1]
     p_raw: float | None = None  # the model's probability for the token (None in traces older than the field)
+    entropy: float | None = None  # nats, of the distribution it was drawn from (None in traces older than the field)
     forced: bool = False
     eos: bool = False
     slid: bool = False
@@ -175,6 +176,7 @@ def parse_step(record: dict, path: Path, number: int) -> ReplayStep:
             lens=[LensEntry(int(e["layer"]), int(e["id"]), str(e["text"]), float(e["p"])) for e in record.get("lens", [])],
             norms=np.asarray(record.get("norms", []), dtype=np.float32),
             p_raw=float(record["p_raw"]) if "p_raw" in record else None,
+            entropy=float(record["entropy"]) if "entropy" in record else None,
             forced=bool(record.get("forced", False)),
             eos=bool(record.get("eos", False)),
             slid=bool(record.get("slid", False)),

@@ -68,6 +68,14 @@ def test_greedy_tokens_equal_torch_backend_and_generate(tiny_hf):
     assert fast_tokens == hf_generate_greedy(tiny_hf, PROMPT_IDS, 30)
 
 
+def test_lens_top_of_any_residual_stream_is_the_steps_own_lens(tiny_hf):
+    """lens_top reads the lens of a residual stream computed elsewhere (an ablated model's, for the Layers pane)."""
+    fast = FastTorchBackend(tiny_hf)
+    for out in (fast.forward(PROMPT_IDS), fast.forward([7])):
+        ids, p = fast.lens_top(out.resid)
+        assert np.array_equal(ids, out.lens_ids) and np.allclose(p, out.lens_p, atol=1e-5)
+
+
 def test_outputs_are_not_overwritten_by_the_next_step(tiny_hf):
     fast = FastTorchBackend(tiny_hf)
     fast.forward(PROMPT_IDS)

@@ -58,3 +58,19 @@ def test_a_new_prompt_of_the_same_length_gets_its_own_ablated_distribution(toy):
     assert len(s.tokens) == len(toy.tokenizer.encode(PROMPT))
     expected = run_numpy(s.backend.net, s.tokens, s.ablations).logits
     assert int(np.argmax(s.next_distributions()[0])) == int(np.argmax(expected)) and not np.array_equal(first, s.next_distributions()[0])
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_the_ablation_view_carries_the_ablated_models_lens_norms_and_cosines(toy, engine):
+    s = sampler(toy, engine)
+    intact_lens = [e.token_id for e in s.last_lens]
+    s.set_ablations([parse_ablation("4.mlp"), parse_ablation("5.mlp")])
+    view = s.ablation_view(s.preview())
+    run = run_numpy(s.backend.net if engine == "numpy" else toy.numpy_model(), s.tokens, s.ablations)
+    norms = np.linalg.norm(run.resid, axis=-1)  # [L + 1]
+    assert np.allclose(view.norms, norms, rtol=1e-4) and not np.allclose(view.norms, s.last_norms, rtol=1e-4)
+    assert len(view.cosines) == toy.info.n_layer
+    lens_logits = toy.numpy_model().lens(run.resid[1:])  # [L, V]
+    assert [e.token_id for e in view.lens] == [int(i) for i in lens_logits.argmax(axis=-1)]
+    assert view.lens[-1].token_id == s.preview()[0].token_id  # the lens's last row is the ablated model's own top token
+    assert [e.token_id for e in view.lens] != intact_lens

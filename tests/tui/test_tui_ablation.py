@@ -5,10 +5,16 @@ import pytest
 
 from engine.events import SamplingConfig
 from engine.model.interventions import Ablation, run_numpy
+from engine.runtime.interventions import Inspector
 from tests.conftest import sampler_of
-from tests.tui.conftest import SIZE, settle
+from tests.tui.conftest import SIZE, settle, wait_until
+from tests.tui.test_tui_insight import attribution_ready, open_screen
 from tui.app import make_app
+from tui.screens.attribution import AttributionScreen
+from tui.screens.heads import HeadsScreen
+from tui.screens.representations import RepresentationsScreen
 from tui.widgets.candidates import CandidatesView
+from tui.widgets.layers import LayerChart, LensColumn
 from tui.widgets.parameters import ParametersView
 
 
@@ -76,3 +82,45 @@ async def test_x_on_a_head_knocks_out_that_head_and_mean_ablation_is_a_palette_s
         await pilot.press("x")  # again: restored
         await settle(pilot)
         assert main.session.ablations == () and main.query_one(CandidatesView).ablation is None
+
+
+@pytest.mark.anyio
+async def test_under_ablation_layers_and_attribution_show_the_ablated_model_and_attention_says_it_is_intact(toy):
+    """Defects 5 and 6: the Layers pane and the attribution screen follow the ablated model, as Candidates does."""
+    app = toy_app(toy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = app.main_screen
+        intact_lens = [e.token_id for e in main.session.transcript.lens]
+        for key in ["right_square_bracket"] * 4 + ["X", "right_square_bracket", "X"]:  # blocks 5 and 6's MLPs
+            await pilot.press(key)
+        await settle(pilot)
+        assert main.session.ablations == (Ablation(4, "mlp"), Ablation(5, "mlp"))
+        sampler = sampler_of(app)
+        run = run_numpy(sampler.backend.net, sampler.tokens, main.session.ablations)
+        lens = [int(i) for i in sampler.backend.net.lens(run.resid[1:]).argmax(axis=-1)]  # [L] the ablated model's lens
+        assert [e.token_id for e in main.query_one(LensColumn).lens] == lens != intact_lens
+        assert np.allclose(main.query_one(LayerChart).norms, np.linalg.norm(run.resid, axis=-1), rtol=1e-4)
+        assert str(main.query_one("#layers-pane").border_title) == "Layers · ablated B5.mlp, B6.mlp"
+        assert str(main.query_one("#attention-pane").border_title) == "Attention · intact model"
+        await pilot.press("h")  # all heads: the same intact rows, said so
+        await wait_until(pilot, lambda: isinstance(app.screen, HeadsScreen), "all heads")
+        await pilot.pause()
+        assert str(app.screen.query_one("#heads-pane").border_title).endswith("· intact model")
+        await pilot.press("escape", "V")  # representations: the intact model's residual stream, said so
+        await wait_until(pilot, lambda: isinstance(app.screen, RepresentationsScreen), "representations")
+        await pilot.pause()
+        assert str(app.screen.query_one("#repr-pane").border_title).endswith("· intact model")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is main, "the main screen")
+        screen = await open_screen(pilot, "a", AttributionScreen)
+        await attribution_ready(pilot, screen)
+        top = main.session.transcript.candidates[0]
+        expected = Inspector(toy, "numpy").attribution(run, top.token_id)
+        assert screen.attribution.logit == pytest.approx(float(run.logits[top.token_id]), abs=1e-5)
+        assert screen.attribution.mlp[4:] == pytest.approx(expected.mlp[4:], abs=1e-5)  # the knocked-out MLPs add only their bias
+        assert "ablated B5.mlp, B6.mlp" in str(screen.query_one("#attr-pane").border_title)
+        await pilot.press("escape", "0")
+        await settle(pilot)
+        assert [e.token_id for e in main.query_one(LensColumn).lens] == intact_lens
+        assert str(main.query_one("#layers-pane").border_title) == "Layers"

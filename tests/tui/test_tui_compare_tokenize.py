@@ -169,7 +169,8 @@ async def test_a_model_with_another_vocabulary_loads_and_is_compared_on_text(toy
 
 
 @pytest.mark.anyio
-async def test_run_goes_to_max_new_tokens(toy):
+async def test_run_goes_max_new_tokens_further_each_time_as_on_the_main_screen(toy):
+    """Defect 21: g meant "64 more" on the main screen but "up to 64 in all" here."""
     app = toy_app(toy)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_compare(pilot, toy, max_new_tokens=6)
@@ -177,9 +178,9 @@ async def test_run_goes_to_max_new_tokens(toy):
         await settle_compare(pilot, screen)
         assert len(screen.steps) == 6 and [st.index for st in screen.steps] == list(range(6))
         assert status(screen) == "ready · 6 steps"
-        await pilot.press("g")  # at the cap: says so instead of running on
+        await pilot.press("g")  # six more, as the main screen's g
         await settle_compare(pilot, screen)
-        assert len(screen.steps) == 6 and "max new tokens" in status(screen)
+        assert len(screen.steps) == 12 and [st.index for st in screen.steps] == list(range(12))
         await pilot.press("r")
         await settle_compare(pilot, screen)
         assert screen.steps == [] and screen.side_a.generated == ""
@@ -345,7 +346,7 @@ async def test_c_and_w_open_the_screens_with_the_current_model_and_help_lists_th
         assert isinstance(app.screen, TokenizeScreen)
         await pilot.press("escape", "question_mark")
         await pilot.pause()
-        text = " ".join(str(static.content) for static in app.screen.query(".help-section"))
+        text = " ".join(" ".join(str(static.render()).split()) for static in app.screen.query(".help-section"))  # wrapped lines joined
         assert "Compare (c)" in text and "Tokenization (w)" in text
         for binding in [*CompareScreen.BINDINGS, *TokenizeScreen.BINDINGS]:
             assert (binding.tooltip or binding.description) in text or binding.key in "2345678"  # shown as 1-8

@@ -165,8 +165,9 @@ async def test_the_card_sits_below_a_top_pane_above_a_bottom_pane_and_follows_a_
 def test_each_explanation_names_the_symbols_its_pane_draws():
     expected = {
         "candidates-pane": ("p before", "after", "cut", "1–9", "ablated │ intact", "KL"),
-        "generation-pane": ("tints", "red", "green", "italic", "↵", "□", "ent≤"),
-        "attention-pane": ("row", "column", "causal mask", "◀", "max-pooled", "[ ]", "{ }"),
+        # NO_COLOR draws underlines for the tints and shades for brightness: the cards say so (trial, defect 27)
+        "generation-pane": ("tints", "no colour: underlines", "in colour", "red", "green", "italic", "↵", "□", "ent≤"),
+        "attention-pane": ("row", "column", "no colour: denser ░▒▓█", "causal mask", "◀", "max-pooled", "[ ]", "{ }"),
         "layers-pane": ("emb", "after block", "norm", "cos(l, l-1)", "lens→next"),
     }
     for pane_id, symbols in expected.items():

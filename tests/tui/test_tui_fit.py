@@ -9,7 +9,7 @@ from textual import events
 from textual.widgets import DataTable, Input
 from textual.widgets._footer import FooterKey
 
-from engine.events import SamplingConfig
+from engine.events import SamplingConfig, counted
 from engine.model.blocklab import BlockLabConfig
 from engine.views.compare import format_compare_table
 from engine.views.tokenization import EXAMPLES
@@ -19,7 +19,7 @@ from tui.app import make_app
 from tui.heatmap import render_heatmap
 from tui.screens.attribution import AttributionScreen
 from tui.screens.block_lab import BlockLabScreen
-from tui.screens.compare import CompareScreen, settings_line
+from tui.screens.compare import CompareScreen, settings_line, summary_line
 from tui.screens.heads import HeadsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
@@ -267,6 +267,24 @@ async def test_block_lab_opens_on_the_notebook_preset_and_u_takes_the_causal_mas
         assert (np.triu(lab.shown_grid(), k=1) > 0).any()  # later tokens are seen now
 
 
+@pytest.mark.anyio
+async def test_the_block_lab_says_computing_while_its_figures_are_behind_its_settings(toy):
+    """Trial, defect 18: n_layers 48 on screen while the chart still showed one block, and nothing said so."""
+    app = toy_app(toy)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        screen = await open_screen(pilot, "b", BlockLabScreen)
+        await wait_until(pilot, lambda: screen.result is not None, "the first block")
+        await pilot.pause()
+        subtitle = lambda: str(screen.query_one("#lab-config-pane").border_subtitle)  # noqa: E731
+        assert subtitle() == ""
+        screen.action_nudge("n_layers", 1)  # the settings change now; the figures come from a thread
+        assert subtitle() == "computing…" and screen.result.config != screen.lab_config
+        await wait_until(pilot, lambda: screen.result.config == screen.lab_config, "the new figures")
+        await pilot.pause()
+        assert subtitle() == ""
+
+
 # ---- 8. e saves the screen it is pressed on -----------------------------------------------------
 @pytest.mark.anyio
 @pytest.mark.parametrize(
@@ -285,6 +303,8 @@ async def test_e_saves_the_figures_of_the_screen_it_is_pressed_on(toy, tmp_path,
         await wait_until(pilot, lambda: list(tmp_path.glob(f"{stem}-*.json")), f"the {stem} file")
         data = json.loads(next(tmp_path.glob(f"{stem}-*.json")).read_text())
         assert data and list(tmp_path.glob("screen-*.svg"))
+        if kind is TokenizeScreen:  # numbers as numbers, as in every other export (trial, defect 31)
+            assert [(row["#"], row["id"]) for row in data["rows"]] == list(enumerate(screen.tokenization.ids))
 
 
 @pytest.mark.anyio
@@ -303,3 +323,12 @@ async def test_e_on_help_saves_nothing_and_says_so_and_the_palette_screenshot_sa
         assert len(screenshot) == 1
         screenshot[0].callback()
         await wait_until(pilot, lambda: list(tmp_path.glob("screen-*.svg")), "the screenshot")
+
+
+def test_counts_take_the_number_of_their_noun():
+    """Trial, defect 31: "1 tokens · brightest 1.00" (block lab at T 1), "1 steps" (compare)."""
+    legend = render_heatmap(np.ones((1, 1), np.float32), ["x"], 40, 6, 0, True)[-1].text
+    assert legend.startswith("1 token ") and "tokens" not in legend
+    assert render_heatmap(np.eye(3, dtype=np.float32), ["a", "b", "c"], 40, 8, 2, True)[-1].text.startswith("3 tokens")
+    assert (counted(1, "step"), counted(0, "step"), counted(2, "prompt token")) == ("1 step", "0 steps", "2 prompt tokens")
+    assert summary_line([]).startswith("no steps")

@@ -20,6 +20,8 @@ from tui.screens.block_lab import BlockLabScreen
 from tui.screens.compare import CompareScreen
 from tui.screens.main import MainScreen
 from tui.screens.tokenize import TokenizeScreen
+from tui.widgets.candidates import CandidatesView, percent
+from tui.widgets.layers import LensColumn, lens_percent
 from tui.widgets.lesson_box import LessonBox, LessonCard, WayIn
 
 # lesson title -> (the screen it opens, the keys its task asks for)
@@ -111,7 +113,7 @@ async def test_each_lesson_predicts_observes_explains_and_checks_with_its_pane_i
 
         screen = app.screen
         pane, box = screen.query_one(f"#{lesson.pane}"), screen.query_one(LessonBox)
-        assert pane.content_region.height >= 3 and pane.region.bottom <= box.region.y, (pane.region, box.region)
+        assert pane.content_region.height >= 3 and not pane.region.overlaps(box.region), (pane.region, box.region)
         assert box.region.bottom <= size[1] - 1  # above the footer
 
         await pilot.press("W")
@@ -254,3 +256,55 @@ def test_the_real_model_lessons_figures_are_smollm2s_own(toy):
         f"SmolLM2 at Q4_0 (re-quantized from its Q4_1) gave about {q4['kl']:.1f} nats, top-1 in {q4['agree']} of 32 steps"
         in quantization.why
     )
+
+
+# ---- issue 25, item 5: lessons at 80×24 ---------------------------------------------------------------
+def lesson_number(title: str) -> int:
+    return next(i for i, lesson in enumerate(LESSONS) if lesson.title == title)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [SMALL, (100, 30), (200, 50)], ids=["80x24", "100x30", "200x50"])
+async def test_the_lens_lesson_keeps_every_block_of_the_layers_pane_and_its_observation_follows_time_travel(toy, size):
+    """Defects 9 and 10: at 80×24 the strip squeezed the Layers pane to blocks 4–6, and "Now:" ignored ← / →."""
+    app = toy_app(toy)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("G", *[")"] * lesson_number("Stacking layers: the logit lens"))
+        await lesson_shown(pilot, lesson_number("Stacking layers: the logit lens"))
+        await pilot.press("n", "n")
+        await settle(pilot)
+        await pilot.pause()
+        main, box = app.main_screen, app.main_screen.query_one(LessonBox)
+        column = main.query_one(LensColumn)
+        assert column.size.height >= 1 + toy.info.n_layer and not main.query_one("#layers-pane").region.overlaps(box.region)
+        assert main.query_one("#top").size.height == (8 if size == SMALL else 11)  # the top row gave up rows only when needed
+        live = observation(app)
+        await pilot.press("left")  # the step that chose the newest token
+        await wait_until(pilot, lambda: observation(app) != live, "the observation to follow time travel")
+        index, position = app.session.travelled()
+        last = position.step.lens[-1]
+        assert observation(app).startswith(f"token {index + 1}'s step")
+        assert f"'{last.text.replace(' ', '·')}' ({lens_percent(last.p).strip()}" in observation(app).replace("\n", " ")
+        assert [e.token_id for e in column.lens] == [e.token_id for e in position.step.lens]  # the pane shows that same step
+        await pilot.press("G")  # closed: the top row has its rows back
+        await pilot.pause()
+        assert main.query_one("#top").size.height == 11
+
+
+@pytest.mark.anyio
+async def test_the_sampling_observation_rounds_as_the_candidates_pane_does(toy):
+    """Defect 23: "100% after warping (100% before)" beside a pane that read 99.6% and 99.9%."""
+    app = toy_app(toy, temperature=0.8)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("G", *[")"] * lesson_number("Temperature, top-k and top-p"))
+        await lesson_shown(pilot, lesson_number("Temperature, top-k and top-p"))
+        await pilot.press("n", "n", "n", "n", "n")
+        await settle(pilot)
+        await pilot.pause(0.5)
+        top = app.session.transcript.candidates[0]
+        pane = app.main_screen.query_one(CandidatesView).text
+        shown = (percent(top.p).strip(), percent(top.p_raw).strip())
+        assert f"has {shown[0]} after warping ({shown[1]} before)" in observation(app).replace("\n", " ")
+        assert all(value in pane for value in shown)

@@ -17,6 +17,7 @@ from tui.app import DEFAULT_PROMPT, make_app
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.parameters import ParametersView
+from tui.widgets.timeline import Timeline
 
 SIZE = (100, 30)
 RECORDED_TEMPERATURE = 1.3
@@ -126,6 +127,33 @@ async def test_replay_steps_forward_and_back_through_the_recorded_tokens(toy, re
 
 
 @pytest.mark.anyio
+async def test_replay_time_travel_leaves_no_stale_candidate_rows_and_the_timeline_shows_the_recorded_entropy(recording, tmp_path):
+    """Defects 12 and 13: a trace keeps 5 candidates per step where the screen drew 9; its ent row is the trace's."""
+    elsewhere = without_its_model(recording, tmp_path)
+    recorded = read_trace(elsewhere).steps
+    app = make_app(model=str(tmp_path / "gone"), replay=elsewhere, deterministic=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_replay(pilot)
+        await pilot.press(*["n"] * 5)
+        await settle_replay(pilot)
+        generated = [p for p in app.session.transcript.positions if p.generated]
+        assert [p.entropy for p in generated] == pytest.approx([step.entropy for step in recorded[: len(generated)]])
+        assert len(generated) >= 5 and recorded[0].entropy > 0
+        timeline = app.main_screen.query_one(Timeline)
+        assert "ent≤0.0" not in "".join(timeline.render_line(y).text for y in range(timeline.size.height))
+        view = app.main_screen.query_one(CandidatesView)
+        view.show(view.candidates * 2)  # nine rows drawn, as a live step's
+        await pilot.pause()
+        await pilot.press("left")
+        await pilot.pause()
+        assert len(view.candidates) == 5 and view.candidates[0].token_id == recorded[len(generated) - 1].candidates[0].token_id
+        region = view.content_region
+        screen = app.screen._compositor.render_strips()  # what the terminal shows (Textual's one private read): a stale row stays
+        rows = [strip.crop(region.x, region.right).text for strip in screen[region.y + len(view.strips) : region.bottom]]
+        assert rows and all(not row.strip() for row in rows)
+
+
+@pytest.mark.anyio
 async def test_replay_refuses_settings_and_forced_tokens_with_a_sentence(toy, recording):
     app = make_app(model=toy, replay=recording, deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -136,13 +164,19 @@ async def test_replay_refuses_settings_and_forced_tokens_with_a_sentence(toy, re
         assert app.session.settings.temperature == RECORDED_TEMPERATURE and app.session.transcript.n_generated == 0
 
 
-@pytest.mark.anyio
-async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_path):
+def without_its_model(recording, tmp_path):
+    """A copy of the recording whose model no longer exists: replayed as recorded."""
     elsewhere = tmp_path / "session.jsonl"
     lines = recording.read_text().splitlines()
     header = json.loads(lines[0])
     header["session"]["model"] = str(tmp_path / "gone")  # the model the trace names no longer exists
     elsewhere.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    return elsewhere
+
+
+@pytest.mark.anyio
+async def test_replay_without_the_model_shows_what_was_recorded(recording, tmp_path):
+    elsewhere = without_its_model(recording, tmp_path)
     recorded = read_trace(elsewhere).steps
     app = make_app(model=str(tmp_path / "gone"), replay=elsewhere, deterministic=True)
     async with app.run_test(size=SIZE) as pilot:

@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 from engine.events import Candidate
 from engine.model.interventions import Attribution
 from engine.views.pieces import visible
+from tui.captions import model_title
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import AttributionComputed
 from tui.numbering import block_label
@@ -164,6 +165,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.ids = list(ids)
         self.candidates = list(candidates)
         self.chosen = min(chosen, max(len(self.candidates) - 1, 0))
+        self.ablations, self.mode = session.ablations, session.ablation_mode  # the model the candidates were drawn from
         self.key = (tuple(self.ids), tuple(c.token_id for c in self.candidates))
         self.attributions: list[Attribution] | None = None
         self.expanded: set[int] = set()
@@ -172,7 +174,8 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="attr-candidate")
-        with pane(f"Direct logit attribution · {len(self.ids)} tokens", "attr-pane", "computing…"):
+        title = model_title(f"Direct logit attribution · {len(self.ids)} tokens", tuple(a.label for a in self.ablations), ablated=True)
+        with pane(title, "attr-pane", "computing…"):
             with ChartScroll(id="attr-scroll"):
                 yield Static(id="attr-chart")
         yield Static(id="attr-sum")
@@ -180,16 +183,17 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
 
     def on_mount(self) -> None:
         if self.candidates and self.ids:
-            self.compute(self.ids, [c.token_id for c in self.candidates], self.key)
+            self.compute(self.ids, [c.token_id for c in self.candidates], self.key, self.ablations, self.mode)
         self.redraw()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.redraw)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="attribution")
-    def compute(self, ids: list[int], token_ids: list[int], key: tuple) -> None:
+    def compute(self, ids: list[int], token_ids: list[int], key: tuple, ablations: tuple, mode: str) -> None:
+        """Every candidate's attribution from one forward of the model they were drawn from (with `ablations`)."""
         inspector = self.session.inspector()
-        run = inspector.run(ids)
+        run = inspector.run(ids, ablations, mode)
         attributions = [inspector.attribution(run, token_id) for token_id in token_ids]
         if not get_current_worker().is_cancelled:
             self.post_message(AttributionComputed(key, attributions))
@@ -229,7 +233,8 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         name = repr(visible(self.candidates[self.chosen].text))
         other = None if versus is None else repr(visible(self.candidates[versus].text))
         what = f"logit of {name}" if other is None else f"{name} minus {other}"
-        self.query_one("#attr-pane").border_subtitle = f"{what} · ⏎ heads of block {self.selected_layer + 1}"
+        fold = "folds" if self.selected_layer in self.expanded else "heads of"
+        self.query_one("#attr-pane").border_subtitle = f"{what} · ⏎ {fold} block {self.selected_layer + 1}"
         self.query_one("#attr-sum", Static).update(sum_line(attribution, other))
 
     def figures(self) -> dict:
@@ -248,6 +253,8 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "sum": attribution.total(),
             "context_ids": self.ids,
             "versus": None if self.versus is None else self.candidates[self.versus].text,
+            "ablated": [a.label for a in self.ablations],
+            "ablation_mode": self.mode,
         }
         return {"data": {"attribution": data}}
 

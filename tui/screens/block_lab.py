@@ -216,6 +216,8 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     def redraw(self) -> None:
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.shown_layer, self.shown_head))
         result = self.result
+        behind = result is None or result.config != self.lab_config  # the figures are not yet those of the settings shown
+        self.query_one("#lab-config-pane").border_subtitle = "computing…" if behind else ""
         if result is None:
             return
         n_layers, n_heads = result.attention.shape[:2]

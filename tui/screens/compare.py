@@ -26,7 +26,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from engine.events import SamplingConfig
+from engine.events import SamplingConfig, counted
 from engine.views.compare import CompareStep
 from engine.views.pieces import visible
 from tui.commands import CompareSettings, LoadModelB, Preview, Reset, Run, Step
@@ -41,6 +41,7 @@ from tui.pieces import label_text
 from tui.references import kl_word
 from tui.widgets.attention_map import AttentionMap
 from tui.widgets.candidates import CandidatesView
+from tui.widgets.edit_line import EditLine
 from tui.widgets.pane import ExplainsPanes, pane
 
 B_HOT = 1.5  # B's temperature when A runs cooler than this
@@ -80,7 +81,7 @@ def summary_line(steps: list[CompareStep]) -> str:
     kls = [st.kl for st in steps]
     agree = sum(st.top1_agree for st in steps)
     return (
-        f"{len(steps)} steps · mean KL(A‖B) {np.mean(kls):.4f} nats ({kl_word(float(np.mean(kls)))}) · "
+        f"{counted(len(steps), 'step')} · mean KL(A‖B) {np.mean(kls):.4f} nats ({kl_word(float(np.mean(kls)))}) · "
         f"top-1 agreement {agree}/{len(steps)} ({100 * agree / len(steps):.0f}%)"
     )
 
@@ -138,7 +139,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("escape", "back", "Back", show=False, tooltip="Back to generation (from the model-B input: leave it)"),
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run both up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run both: max new tokens more steps (again: pause)"),
         *key_pair("t", "T", "temperature('a', {})", "Temperature of A down 0.1 (0 = greedy)", "Temperature of A up", footer="A temp"),
         *key_pair("y", "Y", "temperature('b', {})", "Temperature of B down 0.1 (0 = greedy)", "Temperature of B up", footer="B temp"),
         *LAYER_HEAD_BINDINGS,
@@ -200,7 +201,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
                     else:
                         with Horizontal(classes="cmp-model-row"):
                             yield Static("model B ›", classes="cmp-label")
-                            yield Input(
+                            yield EditLine(
                                 self.model_b_name, placeholder="toy, a local dir, a cached hub name (i edits, enter loads)", id="model-b"
                             )
                     yield Static(id=f"settings-{side}", classes="cmp-settings")
@@ -277,8 +278,8 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         if self.engine.pausing:
             return "pausing…"
         if self.engine.running:
-            return f"running · {len(self.steps)} steps · g pauses"
-        return f"ready · {len(self.steps)} steps"
+            return f"running · {counted(len(self.steps), 'step')} · g pauses"
+        return f"ready · {counted(len(self.steps), 'step')}"
 
     def on_engine_note(self, message: EngineNote) -> None:
         self.set_status(message.text)
@@ -367,7 +368,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.engine.send(Reset(self.settings))
 
     def action_edit_model_b(self) -> None:
-        self.query_one("#model-b", Input).focus()
+        self.query_one("#model-b", EditLine).edit()
 
     def action_quantize_b(self) -> None:
         """u: B's matrices through the next type (Q8_0 → … → Q4_0 → full precision); a type refused says why."""

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.model.head_stats import STATISTICS, head_stats, near_uniform, uniform_stats
+from tui.captions import model_title
 from tui.heatmap import head_grid
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
@@ -117,7 +118,8 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.uniform = uniform_stats(self.ids) if self.ids else {}  # the statistics of even attention on this context
 
     def compose(self) -> ComposeResult:
-        with pane(f"All heads · {len(self.rows)} tokens", "heads-pane"):
+        knocked = tuple(a.label for a in getattr(self.session, "ablations", ()))  # the rows are the intact model's: said so
+        with pane(model_title(f"All heads · {len(self.rows)} tokens", knocked, ablated=False), "heads-pane"):
             yield HeadTiles(id="heads")
         yield Static(id="heads-detail")
         yield Footer(compact=True, show_command_palette=False)

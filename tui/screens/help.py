@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.keys import key_to_character
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -16,7 +19,7 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("top-p", "keep the fewest likeliest tokens: Σp ≥ p"),
     ("p before / p at T=1", "the model's own probability (temperature 1)"),
     ("after T·k·p", "p after temperature, top-k and top-p: drawn"),
-    ("cut", "removed by top-k or top-p: it cannot be drawn"),
+    ("cut", "removed by T 0, top-k or top-p: cannot be drawn"),
     ("<.1%", "a probability below 0.1%"),
     ("1/V / chance", "p of a uniform guess over the V tokens"),
     ("ablated │ intact", "p with the parts knocked out, and without"),
@@ -49,7 +52,7 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("▸", "time travel: the candidate that was chosen"),
     ("◀ covers / 0–2", "a text row holding several tokens"),
     ("max-pooled", "a cell holds several tokens: their largest"),
-    ("brightest", "the largest weight: the top of the colours"),
+    ("brightest", "the largest weight: top colour (no colour: █)"),
     ("⠒ norm÷max", "the residual's norm ÷ its largest (norm max)"),
     ("× cos(l, l-1)", "cos with the step before: 1 = same direction"),
     ("lens→next", "logit lens: ln_f + unembedding after a block"),
@@ -83,35 +86,32 @@ GLOSSARY = (  # (term, meaning): one line each in the help box at 80 columns; " 
     ("\\xNN / ##", "a loose byte / glued to the piece before"),
 )
 
-COMMAND_LINE_NOTE = (
-    "From the command line (tfund-tui --help lists every flag):\n"
-    "  --replay FILE.jsonl   step through a recorded session: n forward, backspace back, g plays, r rewinds;\n"
-    "                        record one with --trace FILE.jsonl, or save one with e\n"
-    "  --export-dir DIR      where e saves the figures (default ./tfund-exports)\n"
-    "  --serve [--port N]    the same app in a web browser, on http://localhost:8000\n"
-    "  tfund compare, tfund tokenize, tfund generate: the same views as plain text or --json"
+COMMAND_LINE = (  # (flag, what it does): the help's last section
+    (
+        "--replay FILE.jsonl",
+        "step through a recorded session: n forward, backspace back, g plays, r rewinds; record one with "
+        "--trace FILE.jsonl, or save one with e",
+    ),
+    ("--export-dir DIR", "where e saves the figures (default ./tfund-exports)"),
+    ("--serve [--port N]", "the same app in a web browser, on http://localhost:8000"),
+    ("tfund compare, tokenize, generate", "the same views as plain text or --json"),
 )
 
-GLOSSARY_TERM_WIDTH = 21
+KEY_WIDTH, GLOSSARY_TERM_WIDTH, FLAG_WIDTH = 14, 21, 22  # the first column of each kind of section
 Section = tuple[str, list[Binding]]  # a screen's title and its keys
 
-KEY_NAMES = {
-    "left_square_bracket": "[",
-    "right_square_bracket": "]",
-    "left_curly_bracket": "{",
-    "right_curly_bracket": "}",
-    "question_mark": "?",
-    "less_than_sign": "<",
-    "greater_than_sign": ">",
-    "backspace": "backspace",
-}
+
+def key_name(key: str) -> str:
+    """A key as people write it: "(" for left_parenthesis, "?" for question_mark; named keys (enter, space, ctrl+n) as they are."""
+    character = key_to_character(key)
+    return character if character is not None and character.isprintable() and not character.isspace() else key
 
 
 def key_label(binding: Binding) -> str:
     """The key as typed; a key range (1-9) as displayed."""
     if binding.key_display and "-" in binding.key_display:
         return binding.key_display
-    return ", ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
+    return ", ".join(key_name(k.strip()) for k in binding.key.split(","))
 
 
 def help_lines(bindings: list[Binding]) -> list[tuple[str, str]]:
@@ -128,23 +128,36 @@ def help_lines(bindings: list[Binding]) -> list[tuple[str, str]]:
     return lines
 
 
-def bindings_text(title: str, bindings: list[Binding]) -> Text:
-    """A titled two-column list: key(s), then what they do."""
+def two_columns(title: str, rows: list[tuple[str, str]], first: int, width: int) -> Text:
+    """A titled list of (name, text) rows: the names `first` cells wide in bold, each text wrapped to the `width`
+    left beside them, its later lines under its first (a name longer than the column gets a line of its own)."""
     text = Text()
     text.append(title, style="bold underline")  # the title's style only: Text(title, style) would style every line
-    for key, does in help_lines(bindings):
-        text.append(f"\n{key:<14}", style="bold")
-        text.append(does)
+    room = max(20, width - first)
+    for name, does in rows:
+        lines = textwrap.wrap(does, room) or [""]
+        if len(name) >= first:
+            text.append(f"\n{name}", style="bold")
+            lines = ["", *lines] if len(name) + 1 + len(lines[0]) > width else lines
+            text.append(f" {lines[0]}" if lines[0] else "")
+        else:
+            text.append(f"\n{name:<{first}}", style="bold")
+            text.append(lines[0])
+        for line in lines[1:]:
+            text.append(f"\n{' ' * first}{line}")
     return text
 
 
-def glossary_text() -> Text:
-    text = Text()
-    text.append("Glossary: what the symbols on screen mean", style="bold underline")
-    for term, meaning in GLOSSARY:
-        text.append(f"\n{term:<{GLOSSARY_TERM_WIDTH}}", style="bold")
-        text.append(meaning)
-    return text
+class TwoColumns(Static):
+    """A help section drawn by two_columns at its own width (again when that changes, as when a scrollbar appears),
+    so that wrapped texts keep their column."""
+
+    def __init__(self, title: str, rows: list[tuple[str, str]], first: int, **kwargs) -> None:
+        super().__init__(two_columns(title, rows, first, 76), **kwargs)  # 76: its width at 80 columns, until laid out
+        self.title, self.rows, self.first = title, rows, first
+
+    def on_resize(self) -> None:
+        self.update(two_columns(self.title, self.rows, self.first, self.content_size.width))
 
 
 class HelpScreen(ModalScreen[None]):
@@ -166,9 +179,11 @@ class HelpScreen(ModalScreen[None]):
             box.border_title = "Keys and symbols"
             box.border_subtitle = "escape to close"
             title, bindings = self.here
-            yield Static(bindings_text(f"{title} · this screen", bindings), id="help-here", classes="help-section")
-            yield Static(bindings_text(*self.anywhere), classes="help-section")
-            yield Static(glossary_text(), id="help-glossary", classes="help-section")
+            yield TwoColumns(f"{title} · this screen", help_lines(bindings), KEY_WIDTH, id="help-here", classes="help-section")
+            yield TwoColumns(self.anywhere[0], help_lines(self.anywhere[1]), KEY_WIDTH, classes="help-section")
+            glossary = "Glossary: what the symbols on screen mean"
+            yield TwoColumns(glossary, list(GLOSSARY), GLOSSARY_TERM_WIDTH, id="help-glossary", classes="help-section")
             for title, bindings in self.others:
-                yield Static(bindings_text(title, bindings), classes="help-section")
-            yield Static(COMMAND_LINE_NOTE, classes="help-note")
+                yield TwoColumns(title, help_lines(bindings), KEY_WIDTH, classes="help-section")
+            command_line = "From the command line (tfund-tui --help lists every flag)"
+            yield TwoColumns(command_line, list(COMMAND_LINE), FLAG_WIDTH, classes="help-note")

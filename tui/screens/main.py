@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui import messages
-from tui.captions import ablation_lines, candidates_subtitle, travel_heading
+from tui.captions import ablation_lines, candidates_subtitle, model_title, travel_heading
 from tui.commands import Run
 from tui.controller import CommandDone
 from tui.heatmap import head_grid
@@ -47,7 +47,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         *QUIT_HELP_SAVE,
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run up to max new tokens; press again to pause"),
+        Binding("g", "run_pause", "Run", tooltip="Run: max new tokens more tokens (again: pause)"),
         *key_pair("t", "T", "nudge('temperature', {})", "Temperature down 0.1 (0 = greedy)", "Temperature up", footer="Temp"),
         *key_pair("k", "K", "nudge('top_k', {})", "Top-k down", "Top-k up"),
         *key_pair("p", "P", "nudge('top_p', {})", "Top-p down", "Top-p up"),
@@ -75,6 +75,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         Binding("end", "select_newest", "Back to the live next token (stepping does this too)", show=False),
         # priority: acted on as the app reads it, before the keys after it go anywhere (see action_edit_prompt)
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
+        Binding("escape", "cancel_prompt", "Cancel", tooltip="While editing the prompt: keep the old one"),  # footer: editing only
         Binding("b", "app.open_screen('block_lab')", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
         Binding("O", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False),
         # not in the footer (it would not fit at 80 columns): in help and the command palette
@@ -110,8 +111,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "temperature. block, head: what Attention shows; ablated: knocked out (x X; 0 restores)."
         ),
         "generation-pane": (
-            "The prompt (grey) and new tokens; tints alternate so each token shows where it ends. Colour: its p, "
-            "red (rare) → green (likely); italic: forced (1–9); ↵ newline, □ part of a character. p: each token's "
+            "The prompt (dimmed) and new tokens; tints (no colour: underlines) mark where tokens end; in colour, "
+            "red (rare) → green (likely) p. italic: forced (1–9); ↵ newline, □ part of a character. p: each token's "
             "p at T=1; ent≤: entropy of what it was drawn from (after T·k·p; max ln V). ← →: a token's step."
         ),
         "candidates-pane": (
@@ -120,10 +121,9 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "chosen). Ablated (x, X): ablated │ intact p, KL."
         ),
         "attention-pane": (
-            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter = "
-            "more. Grey (·) above the diagonal: the causal mask. ◀ the row that chooses the token. max-pooled: a "
-            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (it blurs their "
-            "patterns)."
+            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter (no colour: "
+            "denser ░▒▓█) = more. · above the diagonal: the causal mask. ◀ the row choosing the token. max-pooled: a "
+            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (blurs them)."
         ),
         "layers-pane": (
             "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
@@ -141,7 +141,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ),
         ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
-        ("Run / pause", "Generate up to max new tokens; again to pause (g)", "run_pause"),
+        ("Run / pause", "Generate max new tokens more tokens; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
         ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
         ("Open a model", "Pick another model from what tfund models lists; loaded while this one stays (O)", "app.pick_model"),
@@ -161,7 +161,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         super().__init__()
         self.session = session
         self.pacing = FramePacing(self, session)
-        self.subtitles: dict[str, str] = {}  # pane selector -> the border subtitle last set
+        self.subtitles: dict[str, str] = {}  # pane selector (+ " title") -> the border subtitle (title) last set
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -214,6 +214,12 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             self.subtitles[selector] = text
             self.query_one(selector).border_subtitle = text
 
+    def set_title(self, selector: str, text: str) -> None:
+        """The border title, like set_subtitle: only when it changes."""
+        if self.subtitles.get(f"{selector} title") != text:
+            self.subtitles[f"{selector} title"] = text
+            self.query_one(selector).border_title = text
+
     def show_progress(self) -> None:
         self.set_status(self.session.status())
 
@@ -242,7 +248,6 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         if travel is None:
             self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
             self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
-            self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
         else:
             index, position = travel
             step = position.step
@@ -251,10 +256,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
                 heading += " · computing its prediction…"
             self.query_one(CandidatesView).show(step.candidates if step else [], None, (position.token_id, position.piece), heading)
             self.set_subtitle("#candidates-pane", "▸ chosen · p before │ after" if step else "end: back to live")
-            empty = np.zeros(0, np.float32)
-            self.query_one(LayersView).show(
-                step.norms if step else empty, step.cosines if step else empty, step.lens if step else [], position.token_id
-            )
+        lens, norms, cosines, chosen = session.shown_layers()
+        self.query_one(LayersView).show(norms, cosines, lens, chosen)
+        knocked = session.shown_ablations()  # Layers shows the ablated model, as Candidates does; Attention the intact one
+        self.set_title("#layers-pane", model_title("Layers", knocked, ablated=True))
+        self.set_title("#attention-pane", model_title("Attention", knocked, ablated=False))
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, layer, head)  # [T, T]
             self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade)

@@ -35,6 +35,7 @@ from engine.views.representations import (
     projection,
     projection_json,
 )
+from tui.captions import model_title
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.pieces import label_text
 from tui.screens.error import ShowsWorkerErrors
@@ -115,9 +116,13 @@ class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         Binding("end", "last_layer", "The last block", show=False),
     ]
 
-    def __init__(self, get_net: Callable[[], Any], ids: list[int], pieces: list[str], first_generated: int, shade: bool = False) -> None:
-        """`get_net()` (called on the worker thread) gives a model with forward(ids, capture=True) and lens(resid)."""
+    def __init__(
+        self, get_net: Callable[[], Any], ids: list[int], pieces: list[str], first_generated: int, shade: bool = False, ablated: tuple = ()
+    ) -> None:
+        """`get_net()` (called on the worker thread) gives a model with forward(ids, capture=True) and lens(resid);
+        `ablated`: the labels of the components the session knocks out (this screen shows the intact model: said so)."""
         super().__init__()
+        self.ablated = ablated
         self.get_net = get_net
         self.ids, self.pieces = list(ids), list(pieces)
         self.first_generated = first_generated
@@ -133,7 +138,7 @@ class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.ids, self.result = ids, data
 
     def compose(self) -> ComposeResult:
-        with pane(f"Representations · {len(self.ids)} tokens", "repr-pane", "computing…"):
+        with pane(model_title(f"Representations · {len(self.ids)} tokens", self.ablated, ablated=False), "repr-pane", "computing…"):
             yield ProjectionPlot(id="repr-plot")
         yield Static(id="repr-excluded")
         with pane("Where each token was decided", "decided-pane", DECIDED_LEGEND) as strip_pane:
@@ -177,7 +182,8 @@ class RepresentationsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.query_one(ProjectionPlot).show(coords[self.shown_layer], before, pieces, plot_bounds(coords), self.shade)
         r1, r2 = shown.explained_variance_ratio
         playing = " · playing" if self.player is not None else ""
-        plot_pane.border_title = f"Representations · {data.names[self.shown_layer]} ({self.shown_layer}/{len(data.names) - 1}){playing}"
+        title = f"Representations · {data.names[self.shown_layer]} ({self.shown_layer}/{len(data.names) - 1}){playing}"
+        plot_pane.border_title = model_title(title, self.ablated, ablated=False)
         plot_pane.border_subtitle = f"PC1 → {r1:.1%} · PC2 ↑ {r2:.1%} of the variance"
         outliers = data.without_outliers.excluded
         self.query_one("#repr-excluded", Static).update(excluded_line(self.pieces, shown.excluded, data.ratios, outliers))

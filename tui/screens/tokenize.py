@@ -40,6 +40,7 @@ from engine.views.tokenization import (
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys
 from tui.numbering import block_head_text
 from tui.widgets.attention_map import AttentionMap
+from tui.widgets.edit_line import EditLine
 from tui.widgets.pane import ExplainsPanes, pane
 
 N_EXAMPLE_KEYS = min(len(EXAMPLES), 9)  # digits 1–9 load the first examples
@@ -183,8 +184,8 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
 
     def compose(self) -> ComposeResult:
         with pane(f"Tokenize · {self.source_name}", "tok-inputs", classes="box"):
-            yield Input(EXAMPLES[0].text, placeholder="a sentence (i to edit, enter tokenizes)", id="sentence")
-            yield Input(
+            yield EditLine(EXAMPLES[0].text, placeholder="a sentence (i to edit, enter tokenizes)", id="sentence")
+            yield EditLine(
                 self.source_name, placeholder="tokenizer: toy, a local dir, a cached hub name (s to edit, enter loads)", id="source"
             )
         with Horizontal(id="tok-body"):
@@ -219,7 +220,10 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
     def figures(self) -> dict:
         """What `e` saves here: the sentence, the tokenizer and the pieces table."""
         shown = self.tokenization
-        rows = [] if shown is None else [dict(zip(("#", "id", "piece", "text", "bytes"), row)) for row in table_rows(shown)]
+        rows = [  # the position and id as numbers, as every other export has them
+            {"#": int(n), "id": int(token_id), "piece": piece, "text": text, "bytes": hex_bytes}
+            for n, token_id, piece, text, hex_bytes in (table_rows(shown) if shown else [])
+        ]
         side = [{"tokenizer": row.name, "tokens": row.n_tokens, "per_english": row.per_english} for row in self.side_rows()]
         return {
             "data": {"tokens": {"tokenizer": self.source_name, "text": shown.text if shown else "", "rows": rows, "side_by_side": side}}
@@ -345,10 +349,10 @@ class TokenizeScreen(ExplainsPanes, LayerHeadKeys, Screen):
         self.action_example((self.example + 1) % len(EXAMPLES) + 1)
 
     def action_edit_sentence(self) -> None:
-        self.query_one("#sentence", Input).focus()
+        self.query_one("#sentence", EditLine).edit()
 
     def action_edit_source(self) -> None:
-        self.query_one("#source", Input).focus()
+        self.query_one("#source", EditLine).edit()
 
     def layer_head_counts(self) -> tuple[int, int] | None:
         """The encoder's layers and heads (attention [L, H, T, T]); None without an encoder."""

@@ -11,9 +11,9 @@ from tui.heatmap import PLAIN, render_heatmap
 
 
 def changed_lines(old: list[Strip], new: list[Strip]) -> list[int]:
-    """Indices of the lines that differ (every line when the number of lines changed)."""
+    """Indices of the lines that differ (every line, old ones past the new end included, when the number of lines changed)."""
     if len(old) != len(new):
-        return list(range(len(new)))
+        return list(range(max(len(old), len(new))))
     return [y for y, (before, after) in enumerate(zip(old, new)) if before != after]
 
 

@@ -26,6 +26,11 @@ PLAIN = Style()
 MAX_Y_TICKS = 7
 
 
+def lens_percent(p: float) -> str:
+    """A lens row's p in two digits: " 7%", "41%"; "99%" for anything above (it is never certain)."""
+    return f"{min(p * 100, 99):2.0f}%"
+
+
 def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | None = None) -> list[Strip]:
     """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header, the last kept when they do not all fit;
     time travel: the blocks whose guess is the token the step chose (id `chosen`) in reverse."""
@@ -40,7 +45,7 @@ def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | No
                 [
                     Segment(f"{block:>2} ", dim),
                     Segment(token, hit if entry.token_id == chosen else bold),
-                    Segment(f" {min(entry.p * 100, 99):2.0f}%", dim),
+                    Segment(f" {lens_percent(entry.p)}", dim),
                 ]
             )
         )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Input, Static
+from textual.widgets import Static
+
+from tui.widgets.edit_line import EditLine
 
 
 class PromptLine(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("prompt ›", id="prompt-label")
-        yield Input(placeholder="the text to continue (enter applies and resets, escape cancels)", id="prompt")
+        yield EditLine(placeholder="the text to continue (enter applies and resets, escape cancels)", id="prompt")
 
     def open(self) -> None:
-        """Shown, and the keys go to it at once (the focus moves now: Widget.focus() would wait)."""
+        """Shown, and the keys go to it at once (EditLine.edit)."""
         self.display = True
-        self.screen.set_focus(self.query_one(Input))
+        self.query_one(EditLine).edit()
 
     def close(self, prompt: str) -> None:
         """Hidden, holding `prompt` for the next edit."""
-        self.query_one(Input).value = prompt
+        self.query_one(EditLine).value = prompt
         self.display = False

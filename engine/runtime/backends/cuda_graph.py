@@ -332,6 +332,15 @@ class FastTorchBackend:
         self.cache.length += len(ids)
         return out
 
+    def lens_top(self, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [L + 1, d] -> [L] ids, [L] probabilities
+        """The logit lens after each block of any residual stream (an ablated model's): its top token and p."""
+        with torch.no_grad():
+            lens_probs, _ = lens(
+                torch.from_numpy(resid).to(self.device, self.dtype), self.params["norm_f"], self.params["unembed"], self.settings.eps
+            )
+            lens_p, lens_ids = lens_probs.max(dim=-1)  # [L], [L]
+        return lens_ids.cpu().numpy(), lens_p.cpu().numpy()
+
     # ---- prefill: eager, any number of tokens ----
     def _prefill(self, ids: list[int]) -> ForwardOutput:
         start, n_keys = self.cache.length, self.cache.length + len(ids)

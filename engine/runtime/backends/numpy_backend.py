@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.model.ops import softmax
-from engine.model.transformer import NumpyLM
+from engine.model.transformer import NumpyLM, last_resid
 from engine.runtime.backends.base import ForwardOutput
 
 
@@ -26,9 +26,7 @@ class NumpyBackend:
     def forward(self, ids: list[int]) -> ForwardOutput:
         logits, captures = self.net.forward(ids, cache=self.cache, capture=True)  # [T_new, V]
         n_layer = self.net.n_layer
-        resid = np.stack(
-            [captures["blocks.0.hook_resid_pre"][-1]] + [captures[f"blocks.{i}.hook_resid_post"][-1] for i in range(n_layer)]
-        )  # [L + 1, d]
+        resid = last_resid(captures, n_layer)  # [L + 1, d]
         attention = np.empty((n_layer, *captures["blocks.0.attn.hook_pattern"].shape), np.float32)  # [L, H, T_new, T]
         for i in range(n_layer):  # each layer's capture freed once copied: a long prefill holds one [L, H, T, T], not two
             attention[i] = captures.pop(f"blocks.{i}.attn.hook_pattern")
