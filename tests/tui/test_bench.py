@@ -280,10 +280,21 @@ def test_chart_draws_the_norm_as_a_line_the_cosines_as_marks_and_nothing_over_th
 
 
 def test_lens_keeps_the_last_layers_that_fit():
-    lens = [LensEntry(layer, 0, f"w{layer}", 0.5) for layer in range(12)]  # the engine's layers 0…11: after blocks 1…12
+    lens = [LensEntry(layer, layer, f"w{layer}", 0.5) for layer in range(12)]  # the engine's layers 0…11: after blocks 1…12
     lines = [strip.text for strip in lens_strips(lens, 15, 5)]
     assert lines[0].startswith("lens→next") and [line.split()[0] for line in lines[1:]] == ["9", "10", "11", "12"]
     assert all(len(line) == 15 for line in lines)
+    assert lens_strips(lens, 20, 5)[0].text.strip() == "lens→next (last 4)"  # said where it fits
+
+
+def test_lens_lets_blocks_that_guess_alike_share_a_line_when_they_do_not_all_fit():
+    ids = [3] * 12 + [5] * 14 + [7] * 4  # 30 blocks, three runs of the same guess
+    lens = [LensEntry(layer, token_id, f" w{token_id}", 0.4) for layer, token_id in enumerate(ids)]
+    lines = [strip.text for strip in lens_strips(lens, 16, 9)]
+    assert [line.split()[:2] for line in lines[1:4]] == [["1–12", "·w3"], ["13–26", "·w5"], ["27–30", "·w7"]]
+    assert lines[0].strip() == "lens→next" and not "".join(lines[4:]).strip()
+    every = [strip.text for strip in lens_strips(lens, 16, 31)]  # room for every block: one line each
+    assert [line.split()[0] for line in every[1:]] == [str(block) for block in range(1, 31)]
 
 
 class TwinApp(App):
@@ -374,3 +385,11 @@ def test_tui_figures_are_formatted_with_their_goals():
     assert "1 thread" in lines[2] and "ratio 0.40 (goal >= 0.3: met)" in lines[2]
     assert "ratio 0.27 (goal >= 0.6: NOT met; medians of 7 runs each)" in lines[4]
     assert "p50 26.9 ms  p95 45.7 ms" in lines[5] and "NOT met" in lines[5] and "whole repaint p50 40.2 ms  p95 52.0 ms" in lines[5]
+
+
+@pytest.mark.parametrize("n_points, width, named", [(7, 30, 7), (31, 40, 7), (31, 80, 16)])
+def test_the_x_axis_names_every_block_it_can_and_always_emb_and_the_last(n_points, width, named):
+    lines = [strip.text for strip in chart_strips(np.linspace(1, 5, n_points), np.linspace(0.5, 1, n_points - 1), width, 10)]
+    labels = lines[-2].split()
+    assert labels[0] == "emb" and labels[-1] == str(n_points - 1) and len(labels) == named
+    assert lines[-3].count("┬") == named  # a tick under each name

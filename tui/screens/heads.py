@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from engine.model.head_stats import STATISTICS, head_stats, near_uniform, uniform_stats
+from engine.model.head_stats import STATISTICS, attention_matrix, head_stats, near_uniform, uniform_stats
 from tui.heatmap import head_grid
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
@@ -32,18 +32,9 @@ STAT_NAMES = {"entropy": "entropy", "sink": "sink", "prev_token": "prev-token", 
 SORTS = (None, *STATISTICS)  # None: layer by layer, head by head
 
 
-def layer_pattern(rows: list[np.ndarray], layer: int) -> np.ndarray:  # T x [L, H, i + 1] -> [H, T, T]
-    """One layer's attention of every head as full matrices (zeros above the diagonal)."""
-    n_tokens, n_head = len(rows), rows[0].shape[1]
-    pattern = np.zeros((n_head, n_tokens, n_tokens), np.float32)
-    for i, row in enumerate(rows):
-        pattern[:, i, : i + 1] = row[layer]
-    return pattern
-
-
 def context_head_stats(rows: list[np.ndarray], ids: list[int]) -> dict[str, np.ndarray]:  # -> {name: [L, H]}
     """head_stats over the context, a layer at a time (a whole [L, H, T, T] would be large for long contexts)."""
-    per_layer = [head_stats(layer_pattern(rows, layer)[None], ids) for layer in range(rows[0].shape[0])]
+    per_layer = [head_stats(attention_matrix([row[layer : layer + 1] for row in rows]), ids) for layer in range(rows[0].shape[0])]
     return {name: np.concatenate([stats[name] for stats in per_layer]) for name in STATISTICS}
 
 

@@ -38,6 +38,7 @@ from tui.widgets.timeline import Timeline
 
 NOT_READ_IN = np.zeros((0, 0, 0), np.float32)  # the attention row of a token the model has not read in yet
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
+WIDE_WIDTH = 160  # from this on the candidates pane and the Layers pane widen: whole pieces, the lens beside a chart
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
 
@@ -191,6 +192,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
+        self.set_class(self.size.width >= WIDE_WIDTH, "-wide")
 
     @property
     def drawable(self) -> bool:
