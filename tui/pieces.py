@@ -30,3 +30,8 @@ def fit_parts(parts: list[str], width: int, sep: str = " · ", keep: list[int] |
         if len(line) <= width:
             return line
     return cut(parts[keep[0]], width) if parts else ""
+
+
+def first_fit(variants: tuple[str, ...] | list[str], width: int) -> str:
+    """The first of a line's variants (longest first) that fits `width`, else the last one cut with "…"."""
+    return next((text for text in variants if len(text) <= width), cut(variants[-1], width))

@@ -89,18 +89,20 @@ async def test_all_heads_with_the_gpt2_small_shape_pages_sorts_and_opens_a_head(
         await pilot.press("pagedown")
         await pilot.pause()
         assert screen.selected == per_page and screen.query_one("#heads").page()[0] == 1
+        picked = screen.order[screen.selected]
         for name in STATISTICS:  # o cycles: layer order → entropy → sink → …
             await pilot.press("o")
             await pilot.pause()
-            assert screen.sort_by == name
+            assert screen.sort_by == name and screen.order[screen.selected] == picked  # sorting keeps the selected head
             values = [expected[name][layer, head] for layer, head in screen.order]
             defined = [v for v in values if not np.isnan(v)]
             assert defined == sorted(defined, reverse=True) and all(np.isnan(v) for v in values[len(defined) :])
             assert name.split("_")[0] in screen.query_one("#heads-pane").border_subtitle.replace("-", "_")
+        before = screen.selected
         await pilot.press("right", "down")
         await pilot.pause()
         columns = screen.query_one("#heads").layout().columns
-        assert screen.selected == 1 + columns
+        assert screen.selected == before + 1 + columns
         chosen = screen.order[screen.selected]
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is app.main_screen, "the main screen")
@@ -119,7 +121,7 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
         await pilot.pause()
         main = app.main_screen
         assert (main.shown_layer, main.shown_head) == screen.order[screen.selected] == (0, 2)
-        assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3"  # counted from 1 on screen
+        assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3 · log scale"  # counted from 1 on screen
 
 
 # ---- the timeline --------------------------------------------------------------------------------

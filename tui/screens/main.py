@@ -19,9 +19,9 @@ from tui import messages
 from tui.captions import ablation_lines, candidates_subtitle, travel_heading
 from tui.commands import Run
 from tui.controller import CommandDone
-from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
-from tui.numbering import block_head_text
+from tui.heatmap import SCALES, head_grid
+from tui.keys import BLOCK_JUMP_BINDINGS, LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
+from tui.numbering import block_head_text, kv_group
 from tui.pacing import REDRAW_CHECKS_PER_SECOND, FramePacing
 from tui.references import chance_text, max_entropy
 from tui.session import Session
@@ -39,6 +39,7 @@ from tui.widgets.timeline import Timeline
 NOT_READ_IN = np.zeros((0, 0, 0), np.float32)  # the attention row of a token the model has not read in yet
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
 WIDE_WIDTH = 160  # from this on the candidates pane and the Layers pane widen: whole pieces, the lens beside a chart
+SUBTITLE_MARGIN = 6  # a pane's border cells around its subtitle: corners, a rule each side, spaces
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
 
@@ -55,6 +56,14 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         *key_pair("m", "M", "nudge('max_new_tokens', {})", "Max new tokens down", "Max new tokens up"),
         *key_pair("s", "S", "nudge('seed', {})", "Seed down", "Seed up"),
         *LAYER_HEAD_BINDINGS,
+        *BLOCK_JUMP_BINDINGS,
+        Binding(
+            "percent_sign",
+            "colour_scale",
+            "Attention colour scale: log → linear → sink excluded (position 0 left out, marked)",
+            key_display="%",
+            show=False,
+        ),
         Binding(
             "1",
             "pick(1)",
@@ -241,7 +250,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         travel = session.travelled()
         if travel is None:
             self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
-            self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
+            room = self.query_one("#candidates-pane").outer_size.width - SUBTITLE_MARGIN
+            self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation, room))
             self.query_one(LayersView).show(transcript.norms, transcript.cosines, transcript.lens)
         else:
             index, position = travel
@@ -257,8 +267,14 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             )
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, layer, head)  # [T, T]
-            self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade)
-            self.set_subtitle("#attention-pane", block_head_text(layer, head))
+            self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade, session.colour_scale)
+            group = kv_group(head, info.n_head, info.n_kv_heads)
+            self.set_subtitle("#attention-pane", f"{block_head_text(layer, head, group)} · {session.colour_scale} scale")
+
+    def action_colour_scale(self) -> None:
+        """l: the attention map's next colour scale (tui.heatmap.SCALES), here and on the all-heads screen."""
+        self.session.colour_scale = SCALES[(SCALES.index(self.session.colour_scale) + 1) % len(SCALES)]
+        self.redraw()
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""

@@ -24,7 +24,7 @@ BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]]
 COSINE_MARK = "×"  # cosines are marks at each layer, norms a line: the two differ without colour too
 PLAIN = Style()
 MAX_Y_TICKS = 7
-LENS_SHARE = 0.45  # the most of the Layers pane the lens column takes: the chart keeps the rest
+LENS_SHARE = 0.4  # the most of the Layers pane the lens column takes: the chart keeps the rest
 LENS_MIN_WIDTH = 12
 LENS_MAX_WIDTH = 22  # a 14-character piece and a two-digit block; the width follows the pane only, so a new token
 # never changes the layout (that would repaint the whole pane)
