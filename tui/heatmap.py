@@ -203,11 +203,9 @@ def legend(
     parts = [f"{n_tokens} tokens"]
     if span is not None:
         parts.append(f"◀ covers {span[0]}–{span[1]}")
+    parts.append(f"brightest {top:.2f}")  # the scale's top: position 0 left out under "sink excluded"
     if scale == "sink excluded":
-        parts.append(f"brightest {top:.2f} past position 0")
         parts.append(f"position 0 ({SINK_SHADE if shade else 'blue'}) up to {float(matrix[:, 0].max()):.2f}")
-    else:
-        parts.append(f"brightest {top:.2f}")
     if not (rows.magnification and cols.magnification):
         parts.append("max-pooled")
     return fit_parts(parts, width)
