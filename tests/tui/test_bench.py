@@ -291,8 +291,9 @@ def test_lens_lets_blocks_that_guess_alike_share_a_line_when_they_do_not_all_fit
     ids = [3] * 12 + [5] * 14 + [7] * 4  # 30 blocks, three runs of the same guess
     lens = [LensEntry(layer, token_id, f" w{token_id}", 0.4) for layer, token_id in enumerate(ids)]
     lines = [strip.text for strip in lens_strips(lens, 16, 9)]
-    assert [line.split()[:2] for line in lines[1:4]] == [["1–12", "·w3"], ["13–26", "·w5"], ["27–30", "·w7"]]
-    assert lines[0].strip() == "lens→next" and not "".join(lines[4:]).strip()
+    assert [line.split()[:2] for line in lines[1:4]] == [["1–12", "·w3"], ["13–26", "·w5"], ["27", "·w7"]]
+    assert [line.split()[0] for line in lines[4:7]] == ["28", "29", "30"]  # the latest run has room for a line a block
+    assert lines[0].strip() == "lens→next" and not "".join(lines[7:]).strip()
     every = [strip.text for strip in lens_strips(lens, 16, 31)]  # room for every block: one line each
     assert [line.split()[0] for line in every[1:]] == [str(block) for block in range(1, 31)]
 

@@ -42,15 +42,30 @@ def lens_runs(lens: list[LensEntry]) -> list[tuple[int, LensEntry]]:
     return runs
 
 
+def lens_lines(lens: list[LensEntry], rows: int) -> list[tuple[int, LensEntry]]:
+    """(first layer, last entry) per line: a line per block while they fit in `rows`, else runs of blocks that guess
+    alike share a line, the latest runs split back into single blocks as far as the room allows."""
+    runs = lens_runs(lens)
+    if len(lens) <= rows or len(runs) >= rows:
+        return [(entry.layer, entry) for entry in lens] if len(lens) <= rows else runs
+    by_layer = {entry.layer: entry for entry in lens}
+    lines: list[tuple[int, LensEntry]] = []
+    for n, (first, last) in enumerate(reversed(runs)):
+        left = len(runs) - n - 1  # the runs before this one: a line each at least
+        if len(lines) + (last.layer - first + 1) + left <= rows:
+            lines += [(layer, by_layer[layer]) for layer in range(last.layer, first - 1, -1)]
+        else:
+            lines.append((first, last))
+    return lines[::-1]
+
+
 def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | None = None) -> list[Strip]:
     """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header; when they do not all fit, blocks
     that guess the same token share a line (`4–12 ·the 41%`, the last block's p), and then the last lines are kept.
     Time travel: the blocks whose guess is the token the step chose (id `chosen`) in reverse."""
     dim, bold, hit = Style(dim=True), Style(bold=True), Style(bold=True, reverse=True)
     rows = max(height - 1, 1)
-    runs = [(entry.layer, entry) for entry in lens]
-    if len(runs) > rows:
-        runs = lens_runs(lens)
+    runs = lens_lines(lens, rows)
     shown = runs[-rows:]
     blocks = [str(last.layer + 1) if first == last.layer else f"{first + 1}–{last.layer + 1}" for first, last in shown]
     block_w = max([2, *(len(block) for block in blocks)])
