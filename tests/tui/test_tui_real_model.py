@@ -24,6 +24,7 @@ from tui.pieces import cut, first_fit, fit_parts, label_text
 from tui.screens.attribution import AttributionScreen
 from tui.screens.goto import KEEP, GoToBlockScreen, parse_block_head
 from tui.screens.heads import HeadsScreen
+from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.candidates import CandidatesView
 from tui.widgets.head_tiles import TILE_WIDTH, tile_layout
 from tui.widgets.layers import LensColumn
@@ -253,3 +254,16 @@ def test_all_heads_on_a_grouped_query_llama(snap_compare, llama, size):
 @BOTH
 def test_attribution_on_a_grouped_query_llama(snap_compare, llama, size):
     assert snap_compare(llama_app(llama), run_before=attribution, terminal_size=size)
+
+
+@pytest.mark.anyio
+async def test_a_long_status_message_wraps_at_80_columns_instead_of_being_cut(toy):
+    app = toy_app(toy)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        screen = await open_screen(pilot, "w", TokenizeScreen)
+        sentence = "Tokenizer unchanged: model 'gpt2' is not in the Hugging Face cache and the hub is unreachable (offline)."
+        screen.query_one("#tok-status").update(sentence)
+        await pilot.pause()
+        status = screen.query_one("#tok-status")
+        assert status.region.height == 2 and status.region.bottom <= SMALL[1] - 1  # two lines, above the footer
