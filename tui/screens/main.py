@@ -130,9 +130,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ),
         "attention-pane": (
             "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter = "
-            "more. Grey (·) above the diagonal: the causal mask. ◀ the row that chooses the token. max-pooled: a "
-            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (it blurs their "
-            "patterns)."
+            "more. Grey (·): the causal mask. ◀ the row choosing the token. max-pooled: a cell holds several "
+            "tokens (their largest). [ ] : block, { } head or mean. % colours: log, linear, sink excluded."
         ),
         "layers-pane": (
             "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
