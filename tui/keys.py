@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.binding import Binding
 
 from tui.controls import cycle, cycle_head
-from tui.screens.goto import KEEP, GoToBlockScreen
+from tui.goto import KEEP, GoToBlockScreen
 
 # First in every screen's footer, so that they show at any width (the app's own bindings come last).
 QUIT_HELP_SAVE = [

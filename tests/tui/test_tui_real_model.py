@@ -18,11 +18,11 @@ from tests.conftest import random_llama_dir
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, open_screen, toy_app
 from tui.app import make_app
+from tui.goto import KEEP, GoToBlockScreen, parse_block_head
 from tui.heatmap import SINK, levels, render_heatmap
 from tui.numbering import block_head_text, kv_group
 from tui.pieces import cut, first_fit, fit_parts, label_text
 from tui.screens.attribution import AttributionScreen
-from tui.screens.goto import KEEP, GoToBlockScreen, parse_block_head
 from tui.screens.heads import HeadsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.candidates import CandidatesView
