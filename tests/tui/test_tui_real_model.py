@@ -187,6 +187,7 @@ async def test_thirty_blocks_go_to_first_last_all_heads_pages_and_attribution_li
         await pilot.press("9", "9", "enter")  # not a block: said, and the input stays
         await pilot.pause()
         assert isinstance(app.screen, GoToBlockScreen) and "out of range" in str(app.screen.query_one("#goto-note").render())
+        assert main.session.shown_layer == 0  # nothing moved
         await pilot.press("backspace", "backspace", "2", "7", ".", "3", "enter")
         await wait_until(pilot, lambda: app.screen is main, "the main screen")
         await pilot.pause()
