@@ -208,6 +208,7 @@ def legend(
         parts.append(f"position 0 ({SINK_SHADE if shade else 'blue'}) up to {float(matrix[:, 0].max()):.2f}")
     if not (rows.magnification and cols.magnification):
         parts.append("max-pooled")
+    parts.append(f"{scale} scale")  # every map says its scale where there is room (the main screen's subtitle too)
     return fit_parts(parts, width)
 
 
