@@ -26,7 +26,7 @@ from tui.screens.attribution import AttributionScreen
 from tui.screens.heads import HeadsScreen
 from tui.screens.tokenize import TokenizeScreen
 from tui.widgets.candidates import CandidatesView
-from tui.widgets.head_tiles import TILE_WIDTH, tile_layout
+from tui.widgets.head_tiles import TILE_WIDTH, sort_decimals, stat_text, tile_layout
 from tui.widgets.layers import LensColumn
 
 LARGE = (200, 50)
@@ -98,6 +98,12 @@ def test_go_to_block_reads_a_block_and_an_optional_head_and_says_what_is_wrong()
         parse_block_head("2.10", 30, 9)
     with pytest.raises(ValueError, match="type a block"):
         parse_block_head("end", 30, 9)
+
+
+def test_sorted_values_get_the_digits_their_order_needs():
+    assert sort_decimals([0.9, 0.5, 0.37, float("nan")]) == 2
+    assert sort_decimals([0.374, 0.371, 0.2]) == 3  # 0.37 and 0.37 would read as a tie in a sorted list
+    assert sort_decimals([0.3741, 0.3739, 0.3739]) == 4 and stat_text(0.3741, 4) == "0.3741"
 
 
 def test_tiles_grow_when_every_head_fits_and_page_when_they_do_not():

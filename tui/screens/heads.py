@@ -26,7 +26,7 @@ from tui.messages import HeadStatsComputed
 from tui.numbering import head_label, kv_group
 from tui.pieces import first_fit, fit_parts
 from tui.screens.error import ShowsWorkerErrors
-from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, stat_text
+from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, sort_decimals, stat_text
 from tui.widgets.pane import ExplainsPanes, pane
 
 STAT_NAMES = {"entropy": "entropy", "sink": "sink", "prev_token": "prev-token", "duplicate": "duplicate", "induction": "induction"}
@@ -116,6 +116,7 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.session = session
         self.stats: dict[str, np.ndarray] | None = None
         self.sort_by: str | None = None
+        self.decimals = 2  # of the sorted statistic in the tiles' headers (tui.widgets.head_tiles.sort_decimals)
         self.order = sorted_heads(None, self.n_layer, self.n_head, None)
         self.selected = self.order.index(selected) if selected in self.order else 0
         self.grids: dict[tuple[int, int], np.ndarray] = {}  # (layer, head) -> [T, T], built when first shown
@@ -169,7 +170,7 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         if self.stats is None:
             return grouped, label
         by = self.sort_by or "entropy"
-        value = stat_text(float(self.stats[by][layer, head]))
+        value = stat_text(float(self.stats[by][layer, head]), self.decimals if self.sort_by else 2)
         return f"{grouped} {STAT_ABBREVIATIONS[by]} {value}", f"{grouped} {value}", f"{label} {value}", label
 
     def redraw(self) -> None:
@@ -221,6 +222,8 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         current = self.order[self.selected] if self.order else None
         self.sort_by = by
         self.order = sorted_heads(self.stats, self.n_layer, self.n_head, by)
+        if by is not None and self.stats is not None:  # enough digits to see the order
+            self.decimals = sort_decimals([float(self.stats[by][layer, head]) for layer, head in self.order])
         self.selected = self.order.index(current) if current in self.order else 0
         self.redraw()
 

@@ -28,9 +28,20 @@ MAX_BODY = 16
 STAT_ABBREVIATIONS = {"entropy": "ent", "sink": "sink", "prev_token": "prev", "duplicate": "dup", "induction": "ind"}
 
 
-def stat_text(value: float) -> str:
-    """A statistic as shown: two decimals, "–" where it is undefined (NaN)."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:.2f}"
+def stat_text(value: float, decimals: int = 2) -> str:
+    """A statistic as shown: two decimals (or `decimals`), "–" where it is undefined (NaN)."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{decimals}f}"
+
+
+def sort_decimals(values: list[float]) -> int:
+    """The fewest decimals (2 to 4) at which values sorted highest first still read in their order: neighbours that
+    differ do not round to the same text."""
+    shown = [v for v in values if math.isfinite(v)]
+    for decimals in (2, 3):
+        texts = [stat_text(v, decimals) for v in shown]
+        if all(a == b or ta != tb for a, b, ta, tb in zip(shown, shown[1:], texts, texts[1:])):
+            return decimals
+    return 4
 
 
 @dataclass(frozen=True)
