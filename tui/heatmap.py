@@ -255,9 +255,12 @@ def tick_labels(n_tokens: int, cols: Fit) -> str:
 
 
 def head_grid(rows: list[np.ndarray], layer: int, head: int | None) -> np.ndarray:  # T x [L, H, i+1] -> [T, T]
-    """One layer's attention over the context from per-token rows; head None averages the heads."""
+    """One layer's attention over the context from per-token rows; head None averages the heads (row by row, before
+    the matrix is built: [T, T] in memory, not [H, T, T])."""
     if not rows:
         return np.zeros((0, 0), np.float32)
-    heads = slice(None) if head is None else slice(head, head + 1)
-    pattern = attention_matrix([row[layer : layer + 1, heads] for row in rows])[0]  # [H or 1, T, T]
-    return pattern.mean(axis=0)
+    if head is None:
+        picked = [row[layer : layer + 1].mean(axis=1, keepdims=True) for row in rows]  # T x [1, 1, i+1]
+    else:
+        picked = [row[layer : layer + 1, head : head + 1] for row in rows]  # T x [1, 1, i+1]
+    return attention_matrix(picked)[0, 0]
