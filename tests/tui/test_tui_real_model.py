@@ -126,6 +126,8 @@ async def test_at_80x24_cut_labels_end_in_an_ellipsis_and_the_kl_and_induction_s
             assert shown == label_text(candidate.text, 99) or (
                 shown.endswith("…") and label_text(candidate.text, 99).startswith(shown[:-1])
             )
+        status = str(main.query_one("#generation-pane").border_subtitle)  # whole parts only: "ready · 3 new"
+        assert status.startswith("ready · 3 new") and "…" not in status
         await pilot.press("x")
         await wait_until(pilot, lambda: main.session.transcript.ablation is not None, "the ablated candidates")
         await settle(pilot)

@@ -23,6 +23,7 @@ from tui.heatmap import SCALES, head_grid
 from tui.keys import BLOCK_JUMP_BINDINGS, LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
 from tui.numbering import block_head_text, kv_group
 from tui.pacing import REDRAW_CHECKS_PER_SECOND, FramePacing
+from tui.pieces import fit_parts
 from tui.references import chance_text, max_entropy
 from tui.session import Session
 from tui.session_keys import SessionKeys
@@ -213,8 +214,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
                 self.query_one(selector).loading = loading
 
     def set_status(self, text: str) -> None:
+        """The Generation pane's subtitle: "ready · 65 new · 172 tok/s"; parts that do not fit are left out whole
+        from the end, never cut into a number."""
         if self.drawable:
-            self.set_subtitle("#generation-pane", text)
+            room = self.query_one("#generation-pane").outer_size.width - SUBTITLE_MARGIN
+            self.set_subtitle("#generation-pane", fit_parts(text.split(" · "), room) if room > 0 else text)
 
     def set_subtitle(self, selector: str, text: str) -> None:
         """Setting a border subtitle repaints the whole pane, children included: only when it changes."""
