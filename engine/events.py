@@ -175,6 +175,7 @@ class ModelInfo:
     extra: dict = field(default_factory=dict)
     source: str | None = None  # a GGUF's origin: "smollm2", "ollama" or "gguf" (a path); None for a transformers directory
     file_type: str | None = None  # a GGUF's quantization ("Q4_1", "Q8_0", "F32"); None for a transformers directory
+    n_kv_heads: int | None = None  # key/value heads when fewer than n_head (grouped-query attention); None: one per head
 
     def provenance(self) -> dict:
         """{"source": "smollm2", "file_type": "Q4_1"} for a model read from a GGUF; {} otherwise."""

@@ -8,6 +8,7 @@ from engine.runtime.loading import ModelLoadError
 from engine.views.replay import ReplayError
 from engine.views.trace import TraceError
 from tui.numbering import ablation_label
+from tui.pieces import first_fit
 from tui.transcript import Position
 
 
@@ -31,12 +32,14 @@ def model_title(title: str, labels: tuple[str, ...], ablated: bool) -> str:
     return f"{title} · ablated {ablated_text(labels)}" if ablated else f"{title} · intact model"
 
 
-def candidates_subtitle(ablation: AblationView | None) -> str:
-    """The Candidates pane's column names; with ablations, how far the distribution moved."""
+def candidates_subtitle(ablation: AblationView | None, width: int = 999) -> str:
+    """The Candidates pane's column names; with ablations, how far the distribution moved, the KL kept whole in
+    `width` (shorter words first, then the flip left out: E explains the columns)."""
     if ablation is None:
         return "p before │ after T·k·p"
+    kl = f"KL {ablation.kl:.3f}"
     flip = "top flips" if ablation.flipped else "same top"
-    return f"ablated │ intact · KL {ablation.kl:.3f} · {flip}"
+    return first_fit([f"ablated │ intact · {kl} · {flip}", f"abl. │ intact · {kl} · {flip}", f"abl. │ intact · {kl}", kl], width)
 
 
 def settings_phrase(config: SamplingConfig) -> str:

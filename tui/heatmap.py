@@ -6,6 +6,10 @@ character cell holds two rows of the matrix and pixels come out roughly square. 
 matrix is fitted to the space it is given: magnified by a whole factor while it fits, max-pooled
 into bins once it does not (a 256-token context never becomes a 256×256 dump).
 
+Three colour scales (SCALES): log (two decades below the brightest cell: small weights stay visible),
+linear, and "sink excluded" (linear, the columns holding position 0 left out of the scale and drawn in
+their own mark: a real model's first token can take most of every row and leave the rest of the map dark).
+
 Neighbouring cells of the same colour pair are one segment (the masked triangle is one run per
 row), and styles are memoised per colour pair: fewer segments to compose and fewer escape
 sequences written to the terminal, with the same cells on screen.
@@ -23,7 +27,8 @@ from rich.style import Style
 from textual.strip import Strip
 
 from engine.events import counted
-from tui.pieces import label_text
+from engine.model.head_stats import attention_matrix
+from tui.pieces import cut, fit_parts, label_text
 
 HALF_BLOCK = "▀"
 SHADES = " ░▒▓█"  # low → high attention in shade mode
@@ -31,13 +36,17 @@ MASKED_SHADE = "·"  # above the diagonal: a token cannot attend to later tokens
 ROW_MARKER = "◀"  # marks the highlighted (newest or selected) row
 MIN_COLUMN_LABEL = 3  # characters of a token's piece under its column; narrower columns get position ticks
 MAX_PIXELS_PER_TOKEN = 8  # a short context grows to fill a large pane, up to this many pixel rows per token
-GAMMA = 0.5  # brightens small weights: attention over many tokens is mostly small numbers
+SCALES = ("log", "linear", "sink excluded")  # the colour scales, in the order a key cycles them
+LOG_DECADES = 2  # the log scale spans 1/100 of the brightest cell to the brightest
 COLOUR_LEVELS = 32  # colours are quantised so styles can be reused
 COLOURMAP = np.array(  # dark indigo → magenta → orange → pale yellow (inferno-like, readable in 256 colours)
     [(30, 20, 70), (90, 30, 120), (170, 50, 110), (235, 100, 50), (250, 200, 60), (252, 250, 190)], dtype=float
 )
 MASKED_RGB = (52, 52, 52)  # neutral grey for the causal mask, distinct from the colour map's dark end
+SINK_RGB = (60, 110, 160)  # steel blue: position 0's columns when the scale leaves them out
+SINK_SHADE = "×"
 NO_PIXEL = -2  # level of the missing pixel row under an odd last row
+SINK = -3  # level of a pixel of position 0 left out of the scale
 PLAIN = Style()  # every segment gets a style: Textual's NO_COLOR filter fails on segments without one
 
 
@@ -78,17 +87,31 @@ def pool(matrix: np.ndarray, rows: Fit, cols: Fit, causal: bool = True) -> tuple
     return pooled, masked
 
 
-def levels(pooled: np.ndarray, masked: np.ndarray, n_levels: int) -> tuple[np.ndarray, float]:  # [n, n] -> [n, n] ints
-    """Quantise to 0..n_levels-1 after scaling to the visible maximum and a gamma; -1 where masked."""
-    visible = np.where(masked, 0.0, pooled)  # [n, n]
-    top = float(visible.max()) if visible.size else 0.0
-    scaled = (visible / top) ** GAMMA if top > 0 else visible  # [n, n] in [0, 1]
-    quantised = np.minimum((scaled * n_levels).astype(int), n_levels - 1)  # [n, n]
+def levels(
+    pooled: np.ndarray, masked: np.ndarray, n_levels: int, scale: str = "log", sink_cols: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:  # [r, c], [r, c] bool, n, scale, [c] bool -> [r, c] ints, the brightest weight
+    """Quantise to 0..n_levels-1 on `scale` (SCALES), relative to the brightest visible cell; -1 where masked.
+    "sink excluded": the columns `sink_cols` (those holding position 0) are SINK and left out of the brightest."""
+    visible = np.where(masked, 0.0, pooled)  # [r, c]
+    excluded = np.zeros(visible.shape[1], bool) if scale != "sink excluded" or sink_cols is None else sink_cols  # [c]
+    rest = visible[:, ~excluded]
+    top = float(rest.max()) if rest.size else 0.0
+    if top <= 0:
+        scaled = np.zeros_like(visible)
+    elif scale == "log":
+        with np.errstate(divide="ignore"):
+            scaled = np.clip(1 + np.log10(visible / top) / LOG_DECADES, 0.0, 1.0)  # [r, c] 0 at 1/100 of the top
+    else:
+        scaled = np.clip(visible / top, 0.0, 1.0)
+    quantised = np.minimum((scaled * n_levels).astype(int), n_levels - 1)  # [r, c]
+    quantised = np.where(excluded[None, :], SINK, quantised)
     return np.where(masked, -1, quantised), top
 
 
 def level_rgb(level: int, n_levels: int) -> tuple[int, int, int]:
-    """Colour-map a quantised level; -1 (masked) is grey."""
+    """Colour-map a quantised level; -1 (masked) is grey, SINK steel blue."""
+    if level == SINK:
+        return SINK_RGB
     if level < 0:
         return MASKED_RGB
     x = level / max(n_levels - 1, 1) * (len(COLOURMAP) - 1)
@@ -113,12 +136,13 @@ def run_edges(codes: np.ndarray) -> list[int]:  # [c] -> run boundaries [0, ...,
 def grid_rows(level_map: np.ndarray, shade: bool) -> list[list[Segment]]:  # [r, c] -> text rows of segments
     """The heatmap body: two pixel rows per text row in colour, one in shade mode; runs of equal cells merged."""
     if shade:
-        return [[Segment("".join(MASKED_SHADE if v < 0 else SHADES[v] for v in row), PLAIN)] for row in level_map]
+        marks = {-1: MASKED_SHADE, SINK: SINK_SHADE}
+        return [[Segment("".join(marks[v] if v < 0 else SHADES[v] for v in row), PLAIN)] for row in level_map]
     upper = level_map[0::2]  # [R, c] pixel rows drawn as foreground
     lower = level_map[1::2]  # [R or R - 1, c] pixel rows drawn as background
     if len(lower) < len(upper):  # an odd number of pixel rows: nothing below the last one
         lower = np.vstack([lower, np.full((1, level_map.shape[1]), NO_PIXEL)])
-    codes = (upper + 1) * (COLOUR_LEVELS + 3) + (lower + 2)  # [R, c] one integer per (upper, lower) pair
+    codes = (upper - SINK) * (COLOUR_LEVELS - SINK) + (lower - SINK)  # [R, c] one integer per (upper, lower) pair
     rows: list[list[Segment]] = []
     for up, low, code in zip(upper.tolist(), lower.tolist(), codes):
         edges = run_edges(code)
@@ -134,62 +158,78 @@ def render_heatmap(
     highlight: int | None,  # token whose row is marked (newest or selected), or None
     shade: bool,
     causal: bool = True,  # False for an encoder's attention: the upper triangle is drawn, not masked
+    scale: str = "log",  # one of SCALES
 ) -> list[Strip]:
     """Exactly `height` strips, each `width` cells wide: row labels + grid, column labels, legend."""
     n_tokens = matrix.shape[0]
-    label_w = max(3, min(9, width // 6))
-    grid_cols = width - label_w - 2  # a space after the labels and the row marker at the right
     grid_text_rows = height - 2  # column labels and legend below the grid
     blank = [Strip.blank(width, PLAIN) for _ in range(height)]
-    if n_tokens == 0 or grid_cols < 2 or grid_text_rows < 1:
+    if n_tokens == 0 or width < 8 or grid_text_rows < 1:
         return blank
     # a text row holds 2 pixel rows in colour (1 in shade) and is about as tall as 2 columns are wide
     px_per_row, cols_per_square = (1, 2) if shade else (2, 1)
     rows = fit_axis(n_tokens, grid_text_rows * px_per_row, max_scale=MAX_PIXELS_PER_TOKEN // cols_per_square, even=not shade)
+    spans = [row_span(rows, y, px_per_row) for y in range(-(-rows.n_px // px_per_row))]  # the tokens of each text row
+    widest = max(len(row_label(pieces, first, last, width)) for first, last in spans)
+    label_w = max(3, min(widest, width // 5))  # whole labels while they take at most a fifth of the pane
+    grid_cols = width - label_w - 2  # a space after the labels and the row marker at the right
     square = max(rows.magnification, 1) * cols_per_square  # columns per token for square cells
     cols = fit_axis(n_tokens, grid_cols, max_scale=2 * square, even=False)  # up to twice as wide, room for labels
     pooled, masked = pool(matrix.astype(np.float32), rows, cols, causal)
-    level_map, top = levels(pooled, masked, len(SHADES) if shade else COLOUR_LEVELS)
+    level_map, top = levels(pooled, masked, len(SHADES) if shade else COLOUR_LEVELS, scale, cols.starts == 0)
     strong, marked, dim = Style(bold=True), Style(reverse=True, bold=True), Style(dim=True)
     lines: list[Strip] = []
     labelled = -1  # the last token given a label: a token spanning several text rows is labelled once
     marked_span = None  # the tokens the highlighted row covers, when it covers several
-    for y, segments in enumerate(grid_rows(level_map, shade)):
-        first_px = y * px_per_row
-        last_px = min(first_px + px_per_row, rows.n_px) - 1
-        first_token, last_token = int(rows.starts[first_px]), int(rows.ends[last_px]) - 1
+    for (first_token, last_token), segments in zip(spans, grid_rows(level_map, shade)):
         is_marked = highlight is not None and first_token <= highlight <= last_token
         if is_marked and last_token > first_token:
             marked_span = (first_token, last_token)
-        label = row_label(pieces, first_token, last_token, label_w) if first_token != labelled else " " * label_w
+        label = row_label(pieces, first_token, last_token, label_w).rjust(label_w) if first_token != labelled else " " * label_w
         labelled = first_token
         row = [Segment(label, marked if is_marked else dim), Segment(" ", PLAIN), *segments]
         row.append(Segment(ROW_MARKER if is_marked else " ", strong))
         lines.append(Strip(row).adjust_cell_length(width, PLAIN))
     lines.append(column_label_strip(pieces, cols, label_w, width, dim))
-    parts = [counted(n_tokens, "token")]  # most important first: the ones that do not fit are left out, never cut
-    if marked_span is not None:
-        parts.append(f"◀ covers {marked_span[0]}–{marked_span[1]}")
-    if not (rows.magnification and cols.magnification):
-        parts.append("max-pooled")
-    parts.append(f"brightest {top:.2f}")
-    legend = parts[0]
-    for part in parts[1:]:
-        legend = legend + " · " + part if len(legend) + 3 + len(part) <= width else legend
-    lines.append(Strip([Segment(legend[:width], dim)]).adjust_cell_length(width, PLAIN))
+    lines.append(
+        Strip([Segment(legend(n_tokens, marked_span, rows, cols, top, matrix, scale, shade, width), dim)]).adjust_cell_length(width, PLAIN)
+    )
     return (lines + blank)[:height]
 
 
+def legend(
+    n_tokens: int, span: tuple | None, rows: Fit, cols: Fit, top: float, matrix: np.ndarray, scale: str, shade: bool, width: int
+) -> str:
+    """The line under the map, most important first: parts that do not fit are left out, never cut."""
+    parts = [counted(n_tokens, "token")]
+    if span is not None:
+        parts.append(f"◀ covers {span[0]}–{span[1]}")
+    parts.append(f"brightest {top:.2f}")  # the scale's top: position 0 left out under "sink excluded"
+    if scale == "sink excluded":
+        parts.append(f"position 0 ({SINK_SHADE if shade else 'blue'}) up to {float(matrix[:, 0].max()):.2f}")
+    if not (rows.magnification and cols.magnification):
+        parts.append("max-pooled")
+    parts.append(f"{scale} scale")  # every map says its scale where there is room (the main screen's subtitle too)
+    return fit_parts(parts, width)
+
+
+def row_span(rows: Fit, y: int, px_per_row: int) -> tuple[int, int]:
+    """The first and last token of text row `y`."""
+    first_px = y * px_per_row
+    last_px = min(first_px + px_per_row, rows.n_px) - 1
+    return int(rows.starts[first_px]), int(rows.ends[last_px]) - 1
+
+
 def row_label(pieces: list[str], first: int, last: int, width: int) -> str:
-    """A text row's label: its token's piece, both pieces of a pair ("·a/·sma"), or the positions it covers."""
+    """A text row's label: its token's piece, both pieces of a pair ("·a/·sm…"), or the positions it covers."""
     if first == last:
         text = label_text(pieces[first], width)
     elif last == first + 1:
         half = (width - 1) // 2
         text = f"{label_text(pieces[first], half)}/{label_text(pieces[last], half)}"
     else:
-        text = f"{first}–{last}"[:width]
-    return text.rjust(width)
+        text = cut(f"{first}–{last}", width)
+    return text
 
 
 def column_label_strip(pieces: list[str], cols: Fit, label_w: int, width: int, style: Style) -> Strip:
@@ -216,17 +256,12 @@ def tick_labels(n_tokens: int, cols: Fit) -> str:
 
 
 def head_grid(rows: list[np.ndarray], layer: int, head: int | None) -> np.ndarray:  # T x [L, H, i+1] -> [T, T]
-    """One layer's attention over the context from per-token rows; head None averages the heads."""
-    n_tokens = len(rows)
-    grid = np.zeros((n_tokens, n_tokens), dtype=np.float32)  # [T, T] zeros above the diagonal
-    if n_tokens == 0:
-        return grid
-    picked = [row[layer] if head is None else row[layer, head] for row in rows]  # T x [H, i+1] or [i+1]
-    lengths = np.array([weights.shape[-1] for weights in picked])  # [T]
-    flat = np.concatenate(picked, axis=-1)  # [H, sum] or [sum]
+    """One layer's attention over the context from per-token rows; head None averages the heads (row by row, before
+    the matrix is built: [T, T] in memory, not [H, T, T])."""
+    if not rows:
+        return np.zeros((0, 0), np.float32)
     if head is None:
-        flat = flat.mean(axis=0, dtype=np.float32)  # [sum] (rows may be kept as float16)
-    row_ids = np.repeat(np.arange(n_tokens), lengths)  # [sum] the row each weight belongs to
-    col_ids = np.arange(len(row_ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # [sum] its column
-    grid[row_ids, col_ids] = flat
-    return grid
+        picked = [row[layer : layer + 1].mean(axis=1, keepdims=True, dtype=np.float32) for row in rows]  # T x [1, 1, i+1]
+    else:
+        picked = [row[layer : layer + 1, head : head + 1] for row in rows]  # T x [1, 1, i+1]
+    return attention_matrix(picked)[0, 0]

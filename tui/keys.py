@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.binding import Binding
 
 from tui.controls import cycle, cycle_head
+from tui.goto import KEEP, GoToBlockScreen
 
 # First in every screen's footer, so that they show at any width (the app's own bindings come last).
 QUIT_HELP_SAVE = [
@@ -44,6 +45,13 @@ LAYER_HEAD_BINDINGS = [
 ]
 
 
+BLOCK_JUMP_BINDINGS = [  # many blocks (30 on SmolLM2): a jump, not thirty presses of ]
+    Binding("colon", "go_to_block", "Go to a block (and head): type 27, 27.3 or 27 m", key_display=":", show=False),
+    Binding("circumflex_accent", "block_end(-1)", "The first block", key_display="^", show=False),  # ^ and $: a line's ends in vi
+    Binding("dollar_sign", "block_end(1)", "The last block", key_display="$", show=False),
+]
+
+
 class LayerHeadKeys:
     """A screen's layer/head choice and the keys that change it.
 
@@ -71,3 +79,25 @@ class LayerHeadKeys:
         if counts is not None:
             self.shown_head = cycle_head(self.shown_head, counts[1], direction)
             self.redraw()
+
+    def action_block_end(self, direction: int) -> None:
+        """The first (direction -1) or the last block."""
+        counts = self.layer_head_counts()
+        if counts is not None:
+            self.shown_layer = 0 if direction < 0 else counts[0] - 1
+            self.redraw()
+
+    def action_go_to_block(self) -> None:
+        """`:` opens the go-to input (tui.screens.goto); enter shows the block (and head) typed."""
+        counts = self.layer_head_counts()
+        if counts is None:
+            return
+
+        def went(choice: tuple[int, int | None] | None) -> None:
+            if choice is not None:
+                self.shown_layer = choice[0]
+                if choice[1] != KEEP:
+                    self.shown_head = choice[1]
+                self.redraw()
+
+        self.app.push_screen(GoToBlockScreen(*counts), went)

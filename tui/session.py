@@ -59,6 +59,7 @@ class Session:
         self.replay_at: tuple[int, int, int] | None = None  # replay: (steps applied, session shown, sessions)
         self.selected_token: int | None = None  # time travel: the token whose step is shown; None: the live next token
         self.shown_layer, self.shown_head = 0, None  # the block and head (None: the mean) the Attention pane shows
+        self.colour_scale = "log"  # the attention maps' colour scale, one of tui.heatmap.SCALES (l cycles them)
         self.ablations: tuple = ()  # engine.model.interventions.Ablation knocked out for the next tokens
         self.ablation_mode = "zero"  # or "mean": the component's mean over the context
         self.parity: tuple[dict | None, str | None] = (None, None)  # (report, error) of the parity check

@@ -139,6 +139,7 @@ def release_memory() -> None:
 
 def model_info(name: str, config: dict, engine: str, device: str, n_params: int) -> ModelInfo:
     n_layer, n_head, d_model, n_positions = (config[key] for key in SIZE_KEYS[FAMILY_OF[config["model_type"]]])
+    n_kv_heads = config.get("num_key_value_heads") or n_head  # GPT-2 has no such key: one KV head per query head
     return ModelInfo(
         name=name,
         device=device,
@@ -149,6 +150,7 @@ def model_info(name: str, config: dict, engine: str, device: str, n_params: int)
         n_positions=n_positions,
         vocab_size=config["vocab_size"],
         n_params=n_params,
+        n_kv_heads=n_kv_heads if n_kv_heads < n_head else None,
     )
 
 

@@ -280,10 +280,22 @@ def test_chart_draws_the_norm_as_a_line_the_cosines_as_marks_and_nothing_over_th
 
 
 def test_lens_keeps_the_last_layers_that_fit():
-    lens = [LensEntry(layer, 0, f"w{layer}", 0.5) for layer in range(12)]  # the engine's layers 0…11: after blocks 1…12
+    lens = [LensEntry(layer, layer, f"w{layer}", 0.5) for layer in range(12)]  # the engine's layers 0…11: after blocks 1…12
     lines = [strip.text for strip in lens_strips(lens, 15, 5)]
     assert lines[0].startswith("lens→next") and [line.split()[0] for line in lines[1:]] == ["9", "10", "11", "12"]
     assert all(len(line) == 15 for line in lines)
+    assert lens_strips(lens, 20, 5)[0].text.strip() == "lens→next (last 4)"  # said where it fits
+
+
+def test_lens_lets_blocks_that_guess_alike_share_a_line_when_they_do_not_all_fit():
+    ids = [3] * 12 + [5] * 14 + [7] * 4  # 30 blocks, three runs of the same guess
+    lens = [LensEntry(layer, token_id, f" w{token_id}", 0.4) for layer, token_id in enumerate(ids)]
+    lines = [strip.text for strip in lens_strips(lens, 16, 9)]
+    assert [line.split()[:2] for line in lines[1:4]] == [["1–12", "·w3"], ["13–26", "·w5"], ["27", "·w7"]]
+    assert [line.split()[0] for line in lines[4:7]] == ["28", "29", "30"]  # the latest run has room for a line a block
+    assert lines[0].strip() == "lens→next" and not "".join(lines[7:]).strip()
+    every = [strip.text for strip in lens_strips(lens, 16, 31)]  # room for every block: one line each
+    assert [line.split()[0] for line in every[1:]] == [str(block) for block in range(1, 31)]
 
 
 class TwinApp(App):
@@ -396,3 +408,11 @@ def test_model_figures_are_formatted_and_the_memory_is_read_from_proc():
     lines = format_model(result).splitlines()
     assert "p50 9.1 ms  p95 15.0 ms" in lines[1] and "whole repaint  p50 80.2 ms  p95 120.0 ms" in lines[1]
     assert "ratio 0.80" in lines[2] and "32 tokens x 36 heads" in lines[3] and "900 MiB after 1024 tokens (peak 950 MiB)" in lines[4]
+
+
+@pytest.mark.parametrize("n_points, width, named", [(7, 30, 7), (31, 40, 7), (31, 80, 16)])
+def test_the_x_axis_names_every_block_it_can_and_always_emb_and_the_last(n_points, width, named):
+    lines = [strip.text for strip in chart_strips(np.linspace(1, 5, n_points), np.linspace(0.5, 1, n_points - 1), width, 10)]
+    labels = lines[-2].split()
+    assert labels[0] == "emb" and labels[-1] == str(n_points - 1) and len(labels) == named
+    assert lines[-3].count("┬") == named  # a tick under each name

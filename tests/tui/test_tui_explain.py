@@ -131,7 +131,7 @@ async def test_tab_and_a_click_move_the_focus_between_panes_and_the_explanation_
         await pilot.press("shift+tab", "shift+tab", "shift+tab")
         await pilot.pause()
         assert explanation(main).parent.id == "parameters-pane"
-        await pilot.click("#layers-pane", offset=(2, 5))
+        await pilot.click("#layers-pane", offset=(30, 5))  # right of the parameters' card, which lies over the pane's left
         await pilot.pause()
         assert main.focused_pane().id == "layers-pane" and explanation(main).parent.id == "layers-pane"
         assert len(main.query(Explanation)) == 1

@@ -126,8 +126,9 @@ def causal(n: int) -> np.ndarray:
     return np.tril(np.ones((n, n), np.float32)) / np.arange(1, n + 1)[:, None]
 
 
-def label_column(strips, width: int = 9) -> list[str]:
-    return [strip.text[:width].strip() for strip in strips]
+def label_column(strips) -> list[str]:
+    """Each row's label: the text before the grid (labels hold no spaces: a space in a piece shows as ·)."""
+    return [strip.text.split()[0] if strip.text.strip() else "" for strip in strips]
 
 
 def test_one_token_per_row_labels_every_row():

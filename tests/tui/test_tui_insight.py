@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from engine.model.head_stats import NEAR_UNIFORM_NATS, STATISTICS, head_stats, uniform_stats
+from engine.model.head_stats import NEAR_UNIFORM_NATS, STATISTICS, attention_matrix, head_stats, uniform_stats
 from engine.model.interventions import direct_logit_attribution
 from engine.runtime.interventions import Inspector
 from engine.views.pieces import visible
 from tests.tui.conftest import settle, wait_until
 from tests.tui.test_tui_fit import SMALL, footer_keys, open_screen, toy_app
 from tui.screens.attribution import AttributionScreen
-from tui.screens.heads import HeadsScreen, detail_line, layer_pattern
+from tui.screens.heads import HeadsScreen, detail_line
 from tui.widgets.head_tiles import stat_text
 from tui.widgets.timeline import LABEL_WIDTH, Timeline, timeline_strips
 
@@ -25,10 +25,6 @@ def synthetic_rows(n_layer: int, n_head: int, n_tokens: int, seed: int = 0) -> l
         weights = rng.random((n_layer, n_head, i + 1)).astype(np.float32) ** 4
         rows.append(weights / weights.sum(axis=-1, keepdims=True))
     return rows
-
-
-def full_pattern(rows) -> np.ndarray:  # T x [L, H, i + 1] -> [L, H, T, T]
-    return np.stack([layer_pattern(rows, layer) for layer in range(rows[0].shape[0])])
 
 
 def gpt2_small_context(n_tokens: int = 40):
@@ -57,7 +53,7 @@ async def test_all_heads_opens_at_80x24_with_the_toy_model_and_matches_head_stat
         screen = await open_screen(pilot, "h", HeadsScreen)
         await stats_ready(pilot, screen)
         main = app.main_screen
-        expected = head_stats(full_pattern(main.session.transcript.rows), [p.token_id for p in main.session.transcript.positions])
+        expected = head_stats(attention_matrix(main.session.transcript.rows), [p.token_id for p in main.session.transcript.positions])
         for name in STATISTICS:
             np.testing.assert_allclose(screen.stats[name], expected[name], atol=1e-9, equal_nan=True)
         assert len(screen.order) == toy.info.n_layer * toy.info.n_head
@@ -83,7 +79,7 @@ async def test_all_heads_with_the_gpt2_small_shape_pages_sorts_and_opens_a_head(
         screen = HeadsScreen(rows, pieces, ids, session=Session())
         app.push_screen(screen)
         await stats_ready(pilot, screen)
-        expected = head_stats(full_pattern(rows), ids)
+        expected = head_stats(attention_matrix(rows), ids)
         for name in STATISTICS:
             np.testing.assert_allclose(screen.stats[name], expected[name], atol=1e-9, equal_nan=True)
         assert_quit_help_save_shown(screen, size[0])
@@ -93,18 +89,20 @@ async def test_all_heads_with_the_gpt2_small_shape_pages_sorts_and_opens_a_head(
         await pilot.press("pagedown")
         await pilot.pause()
         assert screen.selected == per_page and screen.query_one("#heads").page()[0] == 1
+        picked = screen.order[screen.selected]
         for name in STATISTICS:  # o cycles: layer order → entropy → sink → …
             await pilot.press("o")
             await pilot.pause()
-            assert screen.sort_by == name
+            assert screen.sort_by == name and screen.order[screen.selected] == picked  # sorting keeps the selected head
             values = [expected[name][layer, head] for layer, head in screen.order]
             defined = [v for v in values if not np.isnan(v)]
             assert defined == sorted(defined, reverse=True) and all(np.isnan(v) for v in values[len(defined) :])
             assert name.split("_")[0] in screen.query_one("#heads-pane").border_subtitle.replace("-", "_")
+        before = screen.selected
         await pilot.press("right", "down")
         await pilot.pause()
         columns = screen.query_one("#heads").layout().columns
-        assert screen.selected == 1 + columns
+        assert screen.selected == before + 1 + columns
         chosen = screen.order[screen.selected]
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen is app.main_screen, "the main screen")
@@ -123,7 +121,7 @@ async def test_enter_on_all_heads_shows_the_head_in_the_attention_pane(toy):
         await pilot.pause()
         main = app.main_screen
         assert (main.shown_layer, main.shown_head) == screen.order[screen.selected] == (0, 2)
-        assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3"  # counted from 1 on screen
+        assert main.query_one("#attention-pane").border_subtitle == "block 1 · head 3 · log scale"  # counted from 1 on screen
 
 
 # ---- the timeline --------------------------------------------------------------------------------

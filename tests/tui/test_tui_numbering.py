@@ -32,9 +32,9 @@ async def test_the_toys_blocks_read_1_to_l_in_the_lens_the_chart_attention_and_p
         assert lens[0].startswith("lens→next") and [row.split()[0] for row in lens[1:]] == blocks
         chart = main.query_one("#layer-plot").draw(40, 12)
         assert chart[-2].text.split() == ["emb", *blocks] and chart[-1].text.strip().startswith("after block")
-        assert main.query_one("#attention-pane").border_subtitle == "block 1 · mean of heads"
+        assert main.query_one("#attention-pane").border_subtitle == "block 1 · mean of heads · log scale"
         assert "block 1 head mean" in main.query_one(ParametersView).render().plain
         await pilot.press("right_square_bracket", "right_curly_bracket", "x")  # block 2, its first head: knocked out
         await settle(pilot)
-        assert main.query_one("#attention-pane").border_subtitle == "block 2 · head 1"
+        assert main.query_one("#attention-pane").border_subtitle == "block 2 · head 1 · log scale"
         assert main.session.ablations == (Ablation(1, "head", 0),) and "ablated B2.H1" in main.query_one(ParametersView).render().plain

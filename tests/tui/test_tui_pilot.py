@@ -443,7 +443,8 @@ def test_head_grid_builds_the_matrix_from_rows_and_averages_heads():
 def test_pieces_never_reach_the_terminal_as_control_characters():
     assert visible("a\x00b\x1b[1m\r") == "a␀b␛[1m␍"
     assert visible("x\ny", newlines=True) == "x↵\ny"
-    assert label_text(" the", 3) == "·th" and label_text("", 4) == "∅"
+    assert label_text(" the", 4) == "·the" and label_text("", 4) == "∅"
+    assert label_text(" everyone", 6) == "·ever…"  # a cut label ends in "…": "·every" is another token
 
 
 def test_setting_steps():

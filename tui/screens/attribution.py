@@ -30,7 +30,7 @@ from engine.views.pieces import visible
 from tui.captions import model_title
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import AttributionComputed
-from tui.numbering import block_label
+from tui.numbering import block_label, kv_group
 from tui.screens.error import ShowsWorkerErrors
 from tui.widgets.pane import ExplainsPanes, pane
 
@@ -58,14 +58,18 @@ def rival(chosen: int) -> int:
     return 1 if chosen == 0 else 0
 
 
-def chart_rows(attribution: Attribution, expanded: set[int]) -> list[tuple[str, float, int | None]]:
-    """(label, value, layer or None) per bar, in the order the stream adds them; expanded layers list their heads."""
+def chart_rows(attribution: Attribution, expanded: set[int], n_kv_heads: int | None = None) -> list[tuple[str, float, int | None]]:
+    """(label, value, layer or None) per bar, in the order the stream adds them; expanded layers list their heads
+    (with their KV head when grouped: "H5·kv2")."""
+    n_head = attribution.heads.shape[1]
     rows: list[tuple[str, float, int | None]] = [("embed", attribution.embed, None)]
     for layer in range(attribution.heads.shape[0]):
         mark = "▾" if layer in expanded else "▸"
         rows.append((f"{mark}{block_label(layer)}.attn", float(attribution.attn[layer]), layer))
         if layer in expanded:
-            rows += [(f"   H{head + 1}", float(value), layer) for head, value in enumerate(attribution.heads[layer])]
+            for head, value in enumerate(attribution.heads[layer]):
+                group = kv_group(head, n_head, n_kv_heads)
+                rows.append((f"   H{head + 1}" + ("" if group is None else f"·kv{group + 1}"), float(value), layer))
             rows.append(("   b_O", float(attribution.attn_bias[layer]), layer))
         rows.append((f" {block_label(layer)}.mlp", float(attribution.mlp[layer]), layer))
     rows.append(("ln_f bias", attribution.bias, None))
@@ -81,9 +85,9 @@ def signed_bar(value: float, scale: float, half: int) -> tuple[str, str]:
     return ("▐" if part else "").rjust(half - full) + "█" * full, " " * half
 
 
-def chart_text(attribution: Attribution, expanded: set[int], selected_layer: int, width: int) -> Text:
+def chart_text(attribution: Attribution, expanded: set[int], selected_layer: int, width: int, n_kv_heads: int | None = None) -> Text:
     """The bar chart: label, bar left of │ when negative and right of it when positive, the signed value."""
-    rows = chart_rows(attribution, expanded)
+    rows = chart_rows(attribution, expanded, n_kv_heads)
     half = max(2, (width - LABEL_WIDTH - VALUE_WIDTH - 2) // 2)
     scale = max((abs(value) for _, value, _ in rows), default=0.0)
     text = Text(no_wrap=True, overflow="crop")
@@ -153,6 +157,8 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             "Block",
             "[/]",
         ),
+        Binding("circumflex_accent", "layer_end(-1)", "Select the first block", key_display="^", show=False),
+        Binding("dollar_sign", "layer_end(1)", "Select the last block", key_display="$", show=False),
         Binding("x", "expand_all", "Every layer's heads, or none", show=False),
         Binding("d", "difference", "Logit difference: minus the likeliest other candidate (again: one logit)", show=False),
         *key_pair("pageup", "pagedown", "scroll({})", "Scroll the chart up", "Scroll the chart down"),
@@ -171,6 +177,8 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.expanded: set[int] = set()
         self.selected_layer = 0
         self.differences = False  # d: the chosen candidate's parts minus the likeliest other's
+        info = getattr(session, "model_info", None)
+        self.n_kv_heads = info.n_kv_heads if info is not None else None  # grouped-query attention: head rows name their KV head
 
     def compose(self) -> ComposeResult:
         yield Static(id="attr-candidate")
@@ -229,12 +237,14 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.query_one("#attr-chart", Static).update(Text("computing the forward pass…", "dim"))
             return
         width = self.query_one("#attr-scroll").size.width or self.size.width - 4
-        self.query_one("#attr-chart", Static).update(chart_text(attribution, self.expanded, self.selected_layer, width - 1))
+        chart = chart_text(attribution, self.expanded, self.selected_layer, width - 1, self.n_kv_heads)
+        self.query_one("#attr-chart", Static).update(chart)
         name = repr(visible(self.candidates[self.chosen].text))
         other = None if versus is None else repr(visible(self.candidates[versus].text))
         what = f"logit of {name}" if other is None else f"{name} minus {other}"
+        block = f"block {self.selected_layer + 1}/{self.n_layer()}"
         fold = "folds" if self.selected_layer in self.expanded else "heads of"
-        self.query_one("#attr-pane").border_subtitle = f"{what} · ⏎ {fold} block {self.selected_layer + 1}"
+        self.query_one("#attr-pane").border_subtitle = f"{what} · ⏎ {fold} {block}"
         self.query_one("#attr-sum", Static).update(sum_line(attribution, other))
 
     def figures(self) -> dict:
@@ -277,6 +287,13 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.redraw()
             self.scroll_to_layer()
 
+    def action_layer_end(self, direction: int) -> None:
+        """^ the first block, $ the last."""
+        if self.n_layer():
+            self.selected_layer = 0 if direction < 0 else self.n_layer() - 1
+            self.redraw()
+            self.scroll_to_layer()
+
     def action_expand(self) -> None:
         if self.n_layer():
             self.expanded ^= {self.selected_layer}
@@ -289,7 +306,7 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.redraw()
 
     def scroll_to_layer(self) -> None:
-        rows = chart_rows(self.attribution, self.expanded)
+        rows = chart_rows(self.attribution, self.expanded, self.n_kv_heads)
         y = next(i for i, (_, _, layer) in enumerate(rows) if layer == self.selected_layer)
         self.query_one(ChartScroll).scroll_to(y=max(0, y - 2), animate=False)
 

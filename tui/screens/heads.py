@@ -19,32 +19,24 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from engine.model.head_stats import STATISTICS, head_stats, near_uniform, uniform_stats
+from engine.model.head_stats import STATISTICS, attention_matrix, head_stats, near_uniform, uniform_stats
 from tui.captions import model_title
-from tui.heatmap import head_grid
+from tui.heatmap import SCALES, head_grid
 from tui.keys import QUIT_HELP_SAVE, back_keys, key_pair
 from tui.messages import HeadStatsComputed
-from tui.numbering import head_label
+from tui.numbering import head_label, kv_group
+from tui.pieces import first_fit, fit_parts
 from tui.screens.error import ShowsWorkerErrors
-from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, stat_text
+from tui.widgets.head_tiles import STAT_ABBREVIATIONS, HeadTiles, sort_decimals, stat_text
 from tui.widgets.pane import ExplainsPanes, pane
 
 STAT_NAMES = {"entropy": "entropy", "sink": "sink", "prev_token": "prev-token", "duplicate": "duplicate", "induction": "induction"}
 SORTS = (None, *STATISTICS)  # None: layer by layer, head by head
 
 
-def layer_pattern(rows: list[np.ndarray], layer: int) -> np.ndarray:  # T x [L, H, i + 1] -> [H, T, T]
-    """One layer's attention of every head as full matrices (zeros above the diagonal)."""
-    n_tokens, n_head = len(rows), rows[0].shape[1]
-    pattern = np.zeros((n_head, n_tokens, n_tokens), np.float32)
-    for i, row in enumerate(rows):
-        pattern[:, i, : i + 1] = row[layer]
-    return pattern
-
-
 def context_head_stats(rows: list[np.ndarray], ids: list[int]) -> dict[str, np.ndarray]:  # -> {name: [L, H]}
     """head_stats over the context, a layer at a time (a whole [L, H, T, T] would be large for long contexts)."""
-    per_layer = [head_stats(layer_pattern(rows, layer)[None], ids) for layer in range(rows[0].shape[0])]
+    per_layer = [head_stats(attention_matrix([row[layer : layer + 1] for row in rows]), ids) for layer in range(rows[0].shape[0])]
     return {name: np.concatenate([stats[name] for stats in per_layer]) for name in STATISTICS}
 
 
@@ -58,13 +50,19 @@ def sorted_heads(stats: dict[str, np.ndarray] | None, n_layer: int, n_head: int,
     return [heads[i] for i in np.argsort(key, kind="stable")]
 
 
-def detail_line(stats: dict[str, np.ndarray] | None, layer: int, head: int, uniform: dict[str, float]) -> str:
-    """The selected head's statistics, "≈ uniform" first when its entropy is within noise of uniform attention's."""
+def detail_line(
+    stats: dict[str, np.ndarray] | None, layer: int, head: int, uniform: dict[str, float], group: int | None = None, width: int = 999
+) -> str:
+    """The selected head's statistics, "≈ uniform" first when its entropy is within noise of uniform attention's;
+    the statistics' short names (as the tiles and the sort use them) when the long ones do not fit `width`."""
+    name = head_label(layer, head) if group is None else f"{head_label(layer, head)} · kv {group + 1}"
     if stats is None:
-        return f"{head_label(layer, head)} · computing the statistics…"
-    parts = [f"{STAT_NAMES[name]} {stat_text(float(stats[name][layer, head]))}" for name in STATISTICS]
+        return f"{name} · computing the statistics…"
+    values = {stat: stat_text(float(stats[stat][layer, head])) for stat in STATISTICS}
     close = " ≈ uniform" if near_uniform(float(stats["entropy"][layer, head]), uniform["entropy"]) else ""
-    return f"{head_label(layer, head)}{close} · " + " · ".join(parts) + " (entropy in nats)"
+    long = " · ".join(f"{STAT_NAMES[stat]} {value}" for stat, value in values.items()) + " (entropy in nats)"
+    short = " · ".join(f"{STAT_ABBREVIATIONS[stat]} {value}" for stat, value in values.items())
+    return first_fit([f"{name}{close} · {long}", f"{name}{close} · {short}", f"{name} · {short}"], width)
 
 
 def uniform_text(uniform: dict[str, float]) -> str:
@@ -92,6 +90,14 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         *key_pair("pageup", "pagedown", "move('page', {})", "Previous page of heads", "Next page of heads", "Page", "PgUp/PgDn"),
         *key_pair("left", "right", "move('tile', {})", "Select the previous head", "Select the next head"),
         *key_pair("up", "down", "move('row', {})", "Select the head above", "Select the head below"),
+        *key_pair("home", "end", "move('end', {})", "Select the first head", "Select the last head"),
+        Binding(
+            "percent_sign",
+            "colour_scale",
+            "Colour scale: log → linear → sink excluded (position 0 left out, marked)",
+            key_display="%",
+            show=False,
+        ),
     ]
 
     def __init__(
@@ -111,11 +117,22 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         self.session = session
         self.stats: dict[str, np.ndarray] | None = None
         self.sort_by: str | None = None
+        self.decimals = 2  # of the sorted statistic in the tiles' headers (tui.widgets.head_tiles.sort_decimals)
         self.order = sorted_heads(None, self.n_layer, self.n_head, None)
         self.selected = self.order.index(selected) if selected in self.order else 0
         self.grids: dict[tuple[int, int], np.ndarray] = {}  # (layer, head) -> [T, T], built when first shown
         self.key = (len(self.rows), tuple(self.ids))
         self.uniform = uniform_stats(self.ids) if self.ids else {}  # the statistics of even attention on this context
+        info = getattr(session, "model_info", None)
+        self.n_kv_heads = info.n_kv_heads if info is not None else None  # grouped-query attention: tiles name the KV head
+
+    @property
+    def scale(self) -> str:
+        """The colour scale (tui.heatmap.SCALES): the session's, which the main screen's l changes too."""
+        return getattr(self.session, "colour_scale", "log")
+
+    def group(self, head: int) -> int | None:
+        return kv_group(head, self.n_head, self.n_kv_heads)
 
     def compose(self) -> ComposeResult:
         knocked = tuple(a.label for a in getattr(self.session, "ablations", ()))  # the rows are the intact model's: said so
@@ -149,15 +166,14 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             self.grids[(layer, head)] = head_grid(self.rows, layer, head)
         return self.grids[(layer, head)]
 
-    def header(self, layer: int, head: int) -> str:
-        label = head_label(layer, head)
-        if self.stats is None or self.sort_by is None:
-            by = "entropy" if self.stats is not None else None
-        else:
-            by = self.sort_by
-        if by is None:
-            return label
-        return f"{label} {STAT_ABBREVIATIONS[by]} {stat_text(float(self.stats[by][layer, head]))}"
+    def header(self, layer: int, head: int) -> tuple[str, ...]:
+        """A tile's header, variants longest first: the head, its KV head, the sort's statistic (entropy in layer order)."""
+        label, grouped = head_label(layer, head), head_label(layer, head, self.group(head))
+        if self.stats is None:
+            return grouped, label
+        by = self.sort_by or "entropy"
+        value = stat_text(float(self.stats[by][layer, head]), self.decimals if self.sort_by else 2)
+        return f"{grouped} {STAT_ABBREVIATIONS[by]} {value}", f"{grouped} {value}", f"{label} {value}", label
 
     def redraw(self) -> None:
         if not self.is_mounted:
@@ -173,11 +189,15 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
             [self.header(*head) for head in order],
             self.selected,
             self.shade,
+            self.scale,
         )
         page, n_pages, _ = tiles.page()
         sort = "layer order" if self.sort_by is None else f"sorted by {STAT_NAMES[self.sort_by]} ↓"
-        self.query_one("#heads-pane").border_subtitle = f"page {page + 1}/{n_pages} · {sort} · {uniform_text(self.uniform)}"
-        self.query_one("#heads-detail", Static).update(detail_line(self.stats, *order[self.selected], self.uniform))
+        parts = [f"page {page + 1}/{n_pages}", sort, f"{self.scale} scale", uniform_text(self.uniform)]
+        self.query_one("#heads-pane").border_subtitle = fit_parts(parts, self.size.width - 6)
+        layer, head = order[self.selected]
+        detail = detail_line(self.stats, layer, head, self.uniform, self.group(head), self.size.width - 2)
+        self.query_one("#heads-detail", Static).update(detail)
 
     def figures(self) -> dict:
         """What `e` saves here: every head's statistics (null where undefined), the order shown, the selected head's map."""
@@ -204,6 +224,8 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         current = self.order[self.selected] if self.order else None
         self.sort_by = by
         self.order = sorted_heads(self.stats, self.n_layer, self.n_head, by)
+        if by is not None and self.stats is not None:  # enough digits to see the order
+            self.decimals = sort_decimals([float(self.stats[by][layer, head]) for layer, head in self.order])
         self.selected = self.order.index(current) if current in self.order else 0
         self.redraw()
 
@@ -211,15 +233,19 @@ class HeadsScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
         if self.stats is None:
             self.notify("The statistics are still being computed.", timeout=3)
             return
-        self.apply_sort(SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)])
-        self.selected = 0  # the top of the new order
+        self.apply_sort(SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)])  # the selected head stays selected
+
+    def action_colour_scale(self) -> None:
+        if self.session is None:
+            return
+        self.session.colour_scale = SCALES[(SCALES.index(self.scale) + 1) % len(SCALES)]
         self.redraw()
 
     def action_move(self, unit: str, direction: int) -> None:
         if not self.order:
             return
         layout = self.query_one(HeadTiles).layout()
-        step = {"tile": 1, "row": layout.columns, "page": layout.per_page}[unit]
+        step = {"tile": 1, "row": layout.columns, "page": layout.per_page, "end": len(self.order)}[unit]
         self.selected = max(0, min(len(self.order) - 1, self.selected + direction * step))
         self.redraw()
 

@@ -19,10 +19,11 @@ from tui import messages
 from tui.captions import ablation_lines, candidates_subtitle, model_title, travel_heading
 from tui.commands import Run
 from tui.controller import CommandDone
-from tui.heatmap import head_grid
-from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
-from tui.numbering import block_head_text
+from tui.heatmap import SCALES, head_grid
+from tui.keys import BLOCK_JUMP_BINDINGS, LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, key_pair
+from tui.numbering import block_head_text, kv_group
 from tui.pacing import REDRAW_CHECKS_PER_SECOND, FramePacing
+from tui.pieces import fit_parts
 from tui.references import chance_text, max_entropy
 from tui.session import Session
 from tui.session_keys import SessionKeys
@@ -38,6 +39,8 @@ from tui.widgets.timeline import Timeline
 
 NOT_READ_IN = np.zeros((0, 0, 0), np.float32)  # the attention row of a token the model has not read in yet
 NARROW_WIDTH = 100  # below this the panes shrink and the candidates pane narrows
+WIDE_WIDTH = 160  # from this on the candidates pane and the Layers pane widen: whole pieces, the lens beside a chart
+SUBTITLE_MARGIN = 6  # a pane's border cells around its subtitle: corners, a rule each side, spaces
 LAYERS_LEGEND = "⠒ norm÷max · × cos(l, l-1)"  # constant: a legend that changed every token would repaint the whole pane
 
 
@@ -54,6 +57,14 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         *key_pair("m", "M", "nudge('max_new_tokens', {})", "Max new tokens down", "Max new tokens up"),
         *key_pair("s", "S", "nudge('seed', {})", "Seed down", "Seed up"),
         *LAYER_HEAD_BINDINGS,
+        *BLOCK_JUMP_BINDINGS,
+        Binding(
+            "percent_sign",
+            "colour_scale",
+            "Attention colour scale: log → linear → sink excluded (position 0 left out, marked)",
+            key_display="%",
+            show=False,
+        ),
         Binding(
             "1",
             "pick(1)",
@@ -123,7 +134,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         "attention-pane": (
             "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter (no colour: "
             "denser ░▒▓█) = more. · above the diagonal: the causal mask. ◀ the row choosing the token. max-pooled: a "
-            "cell holds several tokens (their largest). [ ] block, { } a head or the mean (blurs them)."
+            "cell holds several tokens (their largest). [ ] : block, { } head or mean. % colours: log, linear, sink excluded."
         ),
         "layers-pane": (
             "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
@@ -193,6 +204,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
+        self.set_class(self.size.width >= WIDE_WIDTH, "-wide")
 
     @property
     def drawable(self) -> bool:
@@ -205,8 +217,11 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
                 self.query_one(selector).loading = loading
 
     def set_status(self, text: str) -> None:
+        """The Generation pane's subtitle: "ready · 65 new · 172 tok/s"; parts that do not fit are left out whole
+        from the end, never cut into a number."""
         if self.drawable:
-            self.set_subtitle("#generation-pane", text)
+            room = self.query_one("#generation-pane").outer_size.width - SUBTITLE_MARGIN
+            self.set_subtitle("#generation-pane", fit_parts(text.split(" · "), room) if room > 0 else text)
 
     def set_subtitle(self, selector: str, text: str) -> None:
         """Setting a border subtitle repaints the whole pane, children included: only when it changes."""
@@ -247,7 +262,8 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         travel = session.travelled()
         if travel is None:
             self.query_one(CandidatesView).show(transcript.candidates, transcript.ablation)
-            self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation))
+            room = self.query_one("#candidates-pane").outer_size.width - SUBTITLE_MARGIN
+            self.set_subtitle("#candidates-pane", candidates_subtitle(transcript.ablation, room))
         else:
             index, position = travel
             step = position.step
@@ -263,8 +279,14 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         self.set_title("#attention-pane", model_title("Attention", knocked, ablated=False))
         if info is not None and transcript.positions:
             grid = head_grid(transcript.rows, layer, head)  # [T, T]
-            self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade)
-            self.set_subtitle("#attention-pane", block_head_text(layer, head))
+            self.query_one(AttentionMap).show(grid, transcript.pieces, session.highlighted_token(), self.app.shade, session.colour_scale)
+            group = kv_group(head, info.n_head, info.n_kv_heads)
+            self.set_subtitle("#attention-pane", f"{block_head_text(layer, head, group)} · {session.colour_scale} scale")
+
+    def action_colour_scale(self) -> None:
+        """%: the attention map's next colour scale (tui.heatmap.SCALES), here and on the all-heads screen."""
+        self.session.colour_scale = SCALES[(SCALES.index(self.session.colour_scale) + 1) % len(SCALES)]
+        self.redraw()
 
     def figures(self) -> dict:
         """What `e` saves besides the screenshot (engine.views.export.export_bundle's arguments)."""

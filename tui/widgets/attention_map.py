@@ -66,12 +66,14 @@ class AttentionMap(StripsWidget):
         self.highlight: int | None = None
         self.shade = False
         self.causal = True  # False for an encoder: every token sees every other, nothing is masked
+        self.scale = "log"  # one of tui.heatmap.SCALES
 
-    def show(self, matrix: np.ndarray, pieces: list[str], highlight: int | None, shade: bool) -> None:
-        if np.array_equal(matrix, self.matrix) and pieces == self.pieces and (highlight, shade) == (self.highlight, self.shade):
+    def show(self, matrix: np.ndarray, pieces: list[str], highlight: int | None, shade: bool, scale: str = "log") -> None:
+        same = (highlight, shade, scale) == (self.highlight, self.shade, self.scale)
+        if same and np.array_equal(matrix, self.matrix) and pieces == self.pieces:
             return
-        self.matrix, self.pieces, self.highlight, self.shade = matrix, list(pieces), highlight, shade
+        self.matrix, self.pieces, self.highlight, self.shade, self.scale = matrix, list(pieces), highlight, shade, scale
         self.redraw_changed()
 
     def draw(self, width: int, height: int) -> list[Strip]:
-        return render_heatmap(self.matrix, self.pieces, width, height, self.highlight, self.shade, self.causal)
+        return render_heatmap(self.matrix, self.pieces, width, height, self.highlight, self.shade, self.causal, self.scale)

@@ -18,6 +18,7 @@ from tui.widgets.attention_map import StripsWidget
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 PICKABLE = 9  # digits 1–9 force one of the first nine
+MAX_TOKEN_WIDTH = 20
 PLAIN, BOLD, DIM = Style(), Style(bold=True), Style(dim=True)
 CUT, CHOSEN = Style(dim=True, strike=True), Style(reverse=True)
 BAR, CUT_BAR, ABLATED_BAR = Style(color="green"), Style(dim=True, color="green"), Style(color="yellow")
@@ -36,7 +37,7 @@ def percent(p: float) -> str:
 
 def candidate_segments(rank: int, candidate: Candidate, width: int, ablation: AblationView | None, chosen_id: int | None) -> list[Segment]:
     """One candidate's line: digit (▸ when chosen), token, p before, a bar, p after (or the intact p with ablations)."""
-    token_w = max(6, min(12, width - 24))
+    token_w = max(6, min(MAX_TOKEN_WIDTH, width - 24))  # a wide pane gives whole pieces room before the bar grows
     bar_w = max(3, width - token_w - 18)
     cut = candidate.p == 0
     is_chosen = candidate.token_id == chosen_id

@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.strip import Strip
 
 from engine.events import LensEntry
-from tui.pieces import label_text
+from tui.pieces import fit_parts, label_text
 from tui.widgets.attention_map import StripsWidget
 
 SERIES_COLOURS = ("#9d65ff", "#98e024")  # norm, cosine: the colours plotext's first two series had on screen
@@ -24,6 +24,39 @@ BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]]
 COSINE_MARK = "×"  # cosines are marks at each layer, norms a line: the two differ without colour too
 PLAIN = Style()
 MAX_Y_TICKS = 7
+LENS_SHARE = 0.4  # the most of the Layers pane the lens column takes: the chart keeps the rest
+LENS_MIN_WIDTH = 12
+LENS_MAX_WIDTH = 22  # a 14-character piece and a two-digit block; the width follows the pane only, so a new token
+# never changes the layout (that would repaint the whole pane)
+TICK_STEPS = (1, 2, 5, 10, 20, 50, 100)  # x ticks every this many blocks: the smallest whose labels fit
+
+
+def lens_runs(lens: list[LensEntry]) -> list[tuple[int, LensEntry]]:
+    """Consecutive blocks guessing the same token as one run: (its first block's layer, its last block's entry)."""
+    runs: list[tuple[int, LensEntry]] = []
+    for entry in lens:
+        if runs and runs[-1][1].token_id == entry.token_id:
+            runs[-1] = (runs[-1][0], entry)
+        else:
+            runs.append((entry.layer, entry))
+    return runs
+
+
+def lens_lines(lens: list[LensEntry], rows: int) -> list[tuple[int, LensEntry]]:
+    """(first layer, last entry) per line: a line per block while they fit in `rows`, else runs of blocks that guess
+    alike share a line, the latest runs split back into single blocks as far as the room allows."""
+    runs = lens_runs(lens)
+    if len(lens) <= rows or len(runs) >= rows:
+        return [(entry.layer, entry) for entry in lens] if len(lens) <= rows else runs
+    by_layer = {entry.layer: entry for entry in lens}
+    lines: list[tuple[int, LensEntry]] = []
+    for n, (first, last) in enumerate(reversed(runs)):
+        left = len(runs) - n - 1  # the runs before this one: a line each at least
+        if len(lines) + (last.layer - first + 1) + left <= rows:
+            lines += [(layer, by_layer[layer]) for layer in range(last.layer, first - 1, -1)]
+        else:
+            lines.append((first, last))
+    return lines[::-1]
 
 
 def lens_percent(p: float) -> str:
@@ -32,25 +65,30 @@ def lens_percent(p: float) -> str:
 
 
 def lens_strips(lens: list[LensEntry], width: int, height: int, chosen: int | None = None) -> list[Strip]:
-    """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header, the last kept when they do not all fit;
-    time travel: the blocks whose guess is the token the step chose (id `chosen`) in reverse."""
+    """` 3 ·the 41%` after each block (counted from 1) under a `lens→next` header; when they do not all fit, blocks
+    that guess the same token share a line (`4–12 ·the 41%`, the last block's p), and then the last lines are kept.
+    Time travel: the blocks whose guess is the token the step chose (id `chosen`) in reverse."""
     dim, bold, hit = Style(dim=True), Style(bold=True), Style(bold=True, reverse=True)
-    token_w = max(3, width - 10)  # the layer (3 cells) and the percentage (4) around it, one cell spare
-    lines = [Strip([Segment("lens→next", dim)])]
-    for entry in lens[-max(height - 1, 1) :]:
-        token = f"{label_text(entry.text, token_w):<{token_w}}"
-        block = entry.layer + 1  # the engine counts from 0
+    rows = max(height - 1, 1)
+    runs = lens_lines(lens, rows)
+    shown = runs[-rows:]
+    blocks = [str(last.layer + 1) if first == last.layer else f"{first + 1}–{last.layer + 1}" for first, last in shown]
+    block_w = max([2, *(len(block) for block in blocks)])
+    token_w = max(3, width - block_w - 5)  # the block, a space, the token, " 41%"
+    header = fit_parts(["lens→next", *([] if len(shown) == len(runs) else [f"(last {len(shown)})"])], width, " ")
+    lines = [Strip([Segment(header, dim)])]
+    for block, (_, entry) in zip(blocks, shown):
         lines.append(
             Strip(
                 [
-                    Segment(f"{block:>2} ", dim),
-                    Segment(token, hit if entry.token_id == chosen else bold),
+                    Segment(f"{block:>{block_w}} ", dim),
+                    Segment(f"{label_text(entry.text, token_w):<{token_w}}", hit if entry.token_id == chosen else bold),
                     Segment(f" {lens_percent(entry.p)}", dim),
                 ]
             )
         )
     blank = [Strip.blank(width, PLAIN)] * height
-    return ([line.adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
+    return ([line.crop(0, width).adjust_cell_length(width, PLAIN) for line in lines] + blank)[:height]
 
 
 def layer_series(norms: np.ndarray, cosines: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -64,9 +102,26 @@ def layer_series(norms: np.ndarray, cosines: np.ndarray) -> list[tuple[np.ndarra
     return series
 
 
-def x_ticks(n_points: int) -> list[int]:
-    """Every layer up to 8, else about six evenly spaced."""
-    return list(range(n_points)) if n_points <= 8 else list(range(0, n_points, max(1, n_points // 6)))
+def x_tick_labels(n_points: int, centre_of, width: int) -> tuple[list[str], list[int]]:  # -> `width` cells, the points named
+    """Every block named when the labels fit (one blank between them), else every 2nd, 5th, 10th…, and always
+    "emb" and the last block; `centre_of(x)` is the cell under point x."""
+    for step in TICK_STEPS:
+        ticks = list(range(0, n_points, step))
+        if ticks[-1] != n_points - 1:
+            ticks.append(n_points - 1)
+        cells = [" "] * width
+        placed = []
+        for x in reversed(ticks):  # the last block first: it is kept, the tick before it gives way
+            text = "emb" if x == 0 else str(x)
+            start = max(0, centre_of(x) - (len(text) - 1) // 2)
+            if start + len(text) <= width and all(c == " " for c in cells[max(0, start - 1) : start + len(text) + 1]):
+                cells[start : start + len(text)] = text
+                placed.append(x)
+            elif x != ticks[-2] or x == 0:
+                break
+        else:
+            return cells, placed
+    return [" "] * width, []
 
 
 def line_dots(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # [n], [n] -> [m], [m] dot coords
@@ -142,16 +197,14 @@ def chart_strips(norms: np.ndarray, cosines: np.ndarray, width: int, height: int
         axis = f"{tick_labels[row]:>{label_w}}┤" if row in tick_labels else " " * label_w + "│"
         lines.append(merged_strip([*[(c, PLAIN) for c in axis], *cells, ("│", PLAIN)]))
 
-    ticks = x_ticks(n_points)
-    tick_cols = [round(x / x_span * (plot_cols - 1)) for x in ticks]  # the cell holding each tick's dot column
     frame = ["─"] * plot_cols
-    labels = [" "] * width
-    for x, col in zip(ticks, tick_cols):
-        frame[col] = "┬"
-        text = "emb" if x == 0 else str(x)
-        start = label_w + 1 + col - (len(text) - 1) // 2  # centred under the tick
-        if start + len(text) <= width and all(c == " " for c in labels[start - 1 : start + len(text) + 1]):
-            labels[start : start + len(text)] = text
+
+    def centre_of(x: int) -> int:  # the cell of point x's tick in the line under the chart
+        return label_w + 1 + round(x / x_span * (plot_cols - 1))
+
+    labels, named = x_tick_labels(n_points, centre_of, width)
+    for x in named:
+        frame[centre_of(x) - label_w - 1] = "┬"
     lines.append(Strip([Segment(" " * label_w + "└" + "".join(frame) + "┘", PLAIN)]))
     lines.append(Strip([Segment("".join(labels), PLAIN)]))
     scaled = f"{xlabel} · norm max {float(np.max(norms)):.3g}" if len(norms) else xlabel  # the legend is the pane's subtitle
@@ -187,7 +240,7 @@ class LensColumn(StripsWidget):
     """The logit lens beside the chart; nothing is repainted when it did not change."""
 
     DEFAULT_CSS = """
-    LensColumn { width: 16; height: 1fr; padding-left: 1; }
+    LensColumn { width: 16; height: 1fr; padding-left: 1; }  /* LayersView sets the width the guesses need */
     """
 
     def __init__(self, **kwargs) -> None:
@@ -206,6 +259,8 @@ class LensColumn(StripsWidget):
 
 
 class LayersView(Horizontal):
+    """The chart and, beside it, the lens column: LENS_SHARE of the pane, between LENS_MIN_WIDTH and LENS_MAX_WIDTH."""
+
     DEFAULT_CSS = """
     LayersView { height: 1fr; }
     """
@@ -218,3 +273,9 @@ class LayersView(Horizontal):
         """Redraw what changed; `chosen`: time travel, the token id the shown step chose."""
         self.query_one(LayerChart).show(norms, cosines)
         self.query_one(LensColumn).show(lens, chosen)
+
+    def on_resize(self) -> None:
+        column = self.query_one(LensColumn)
+        width = max(LENS_MIN_WIDTH, min(LENS_MAX_WIDTH, int(self.size.width * LENS_SHARE)))
+        if column.styles.width is None or column.styles.width.value != width:
+            column.styles.width = width
