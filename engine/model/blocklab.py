@@ -244,25 +244,27 @@ def modern_facts(result: BlockLabResult) -> list[str]:
     cfg, lines = result.config, []
     if cfg.norm_kind == "rms" and cfg.layer_norm:
         normed = NORMS["rms"](result.resid[0])  # [T, d] the input, RMS-normed
-        lines.append(
-            f"RMSNorm: normed rows of X keep their mean (|mean| {np.abs(normed.mean(axis=-1)).mean():.2f}; LayerNorm's 0), "
-            f"length √d_model {np.sqrt(cfg.d_model):.2f}"
-        )
+        mean = np.abs(normed.mean(axis=-1)).mean()
+        lines.append(f"RMSNorm: rows scaled to length √d_model, not centred (|mean| {mean:.2f}; LN 0)")
     if cfg.positions == "learned":
         x_norm = np.linalg.norm(result.resid[0] - position_table(cfg), axis=-1).mean()
-        lines.append(f"learned positions: X + P, norm {lab_number(x_norm)} → {lab_number(result.metrics['resid_norm'][0])}")
+        lines.append(
+            f"learned positions: X + P (a random row per position), norm {lab_number(x_norm)} → {lab_number(result.metrics['resid_norm'][0])}"
+        )
     if cfg.positions == "rope":
-        scores = rope_scores(result)  # [starts, distances]
-        spread = float(np.ptp(scores, axis=0).max())
-        by_gap = " ".join(f"{v:+.3f}" for v in scores[0])
-        lines.append(f"RoPE: q·k by distance 0–{scores.shape[1] - 1}: {by_gap}, at any position (spread {spread:.0e})")
+        scores = rope_scores(result)[0]  # [distances] the same at every start
+        lines.append(f"RoPE: q·k at distance 0–{len(scores) - 1}: {' '.join(f'{v:.2f}' for v in scores)} at every position")
     if cfg.activation == "swiglu":
         hidden = result.captures["blocks.0.mlp.hook_post"]  # [T, d_ff]
-        lines.append(f"SwiGLU: 3 matrices, {3 * cfg.d_model * cfg.d_ff:,} MLP weights a block; hidden zeros {np.mean(hidden == 0):.0%}")
+        weights = cfg.d_model * cfg.d_ff
+        lines.append(
+            f"SwiGLU: 3 matrices, {3 * weights:,} MLP weights a block (ReLU: {2 * weights:,}); hidden zeros {np.mean(hidden == 0):.0%}"
+        )
     if cfg.kv_heads != cfg.n_heads:
         ours, full = kv_cache_bytes(cfg), kv_cache_bytes(cfg, cfg.n_heads)
         lines.append(
-            f"GQA: {cfg.kv_heads} KV head{'s' if cfg.kv_heads > 1 else ''}, KV cache {ours:,} B/token (all heads: {full:,}), −{1 - ours / full:.0%}"
+            f"GQA: {cfg.kv_heads} KV head{'s' if cfg.kv_heads > 1 else ''}: KV cache {ours:,} B/token in float64 "
+            f"({cfg.n_heads} heads: {full:,}), −{1 - ours / full:.0%}"
         )
     return lines
 

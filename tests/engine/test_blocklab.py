@@ -258,7 +258,8 @@ def test_each_modern_switch_states_what_it_changes():
     assert modern_facts(run_block_lab(BlockLabConfig())) == []
     facts = modern_facts(run_block_lab(BlockLabConfig(norm_kind="rms", positions="rope", activation="swiglu", n_kv_heads=1)))
     assert [line.split(":")[0] for line in facts] == ["RMSNorm", "RoPE", "SwiGLU", "GQA"]
-    assert "KV cache 128 B/token (all heads: 512), −75%" in facts[3] and "6,144 MLP weights" in facts[2]
+    assert "KV cache 128 B/token in float64 (4 heads: 512), −75%" in facts[3] and "6,144 MLP weights" in facts[2]
+    assert all(len(line) <= 78 for line in facts)  # one line each at 80 columns
 
 
 @pytest.mark.parametrize(
@@ -289,7 +290,7 @@ def test_tfund_blocklab_json_with_the_modern_switches_differs_from_the_default(c
     expected = run_block_lab(BlockLabConfig(norm_kind="rms", positions="rope", activation="swiglu", n_kv_heads=2)).resid[-1]
     assert np.array_equal(np.array(modern["output"]), expected)
     assert tfund(["blocklab", *flags]) == 0
-    assert "GQA: 2 KV heads, KV cache 256 B/token (all heads: 512), −50%" in capsys.readouterr().out
+    assert "GQA: 2 KV heads: KV cache 256 B/token in float64 (4 heads: 512), −50%" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

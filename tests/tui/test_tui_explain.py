@@ -269,4 +269,8 @@ def test_the_lab_shows_its_norm_beside_sqrt_d_model_and_the_token_cosine_as_an_a
     result = run_block_lab(BlockLabConfig(pre_ln=False, n_layers=2))  # post-LN: the norm is √d_model itself
     token_cos = float(result.metrics["token_cosine"][-1])
     degrees = round(math.degrees(math.acos(token_cos)))
-    assert representations_line(result) == f"norm 5.66, √d_model 5.66\ntoken cos {token_cos:.2f} = {degrees}°"
+    layer_cos = float(result.metrics["layer_cosine"][-1])
+    assert (
+        representations_line(result)
+        == f"⠤ norm 5.66, √d_model 5.66\n× cos(l, l-1) {layer_cos:.2f}\n• token cos {token_cos:.2f} = {degrees}°"
+    )
