@@ -255,11 +255,8 @@ def modern_facts(result: BlockLabResult) -> list[str]:
         scores = rope_scores(result)[0]  # [distances] the same at every start
         lines.append(f"RoPE: q·k at distance 0–{len(scores) - 1}: {' '.join(f'{v:.2f}' for v in scores)} at every position")
     if cfg.activation == "swiglu":
-        hidden = result.captures["blocks.0.mlp.hook_post"]  # [T, d_ff]
         weights = cfg.d_model * cfg.d_ff
-        lines.append(
-            f"SwiGLU: 3 matrices, {3 * weights:,} MLP weights a block (ReLU: {2 * weights:,}); hidden zeros {np.mean(hidden == 0):.0%}"
-        )
+        lines.append(f"SwiGLU: down(silu(gate)·up): {3 * weights:,} MLP weights a block (GELU or ReLU: {2 * weights:,})")
     if cfg.kv_heads != cfg.n_heads:
         ours, full = kv_cache_bytes(cfg), kv_cache_bytes(cfg, cfg.n_heads)
         lines.append(

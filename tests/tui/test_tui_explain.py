@@ -235,6 +235,11 @@ def test_the_glossary_explains_every_legend_and_label_the_panes_draw():
         *[name for name, _ in lab_lines(BlockLabConfig(), 0, None) if name in ("T", "d_model", "d_ff")],
         "pre-LN",
         "post-LN",
+        "RMSNorm",  # the lab's modern switches and the lines saying what they change
+        "RoPE",
+        "SwiGLU",
+        "KV heads",
+        "GQA",
         "token cos",
         "◂",
         "▸",

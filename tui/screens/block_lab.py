@@ -41,7 +41,8 @@ POSITION_NAMES = {"none": "none", "learned": "learned", "rope": "RoPE"}
 
 
 def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
-    """Twelve lines of at most 19 cells: they fit the pane at 80×24 with a lesson open."""
+    """Twelve lines of at most 19 cells: at 80×24 with a lesson open the first eleven show (the last, the block
+    and head shown, is also the Attention pane's subtitle)."""
     return [
         ("T", str(cfg.T)),
         ("d_model", str(cfg.d_model)),
