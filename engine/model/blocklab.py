@@ -33,6 +33,7 @@ SEED_MAX = 2**32 - 1  # the notebook's legacy np.random generator takes no large
 POSITIONS = ("none", "learned", "rope")  # the notebook's X has no positions; GPT-2 adds a learned table; Llama rotates q and k
 LAB_ACTIVATIONS = (*ACTIVATIONS, "swiglu")  # swiglu gates the MLP: down(silu(gate(x)) * up(x))
 LAB_BYTES = 8  # the lab computes in float64, as the notebook does
+NORM_EPS = 1e-5  # the notebook's layer norm epsilon, for RMSNorm too
 STREAMS = {"positions": 1, "gate": 2}  # extra_stream's salt per new weight: the notebook's generator is stream 0
 LIMITS = {"T": SEQ_LEN_MAX, "d_model": D_MODEL_CHOICES[-1], "n_heads": N_HEADS_MAX, "d_ff": D_FF_CHOICES[-1], "n_layers": N_LAYERS_MAX}
 
@@ -192,6 +193,7 @@ def run_block_lab(cfg: BlockLabConfig) -> BlockLabResult:
             cfg.n_heads,
             n_kv_heads=cfg.kv_heads,
             norm=cfg.norm_kind,
+            eps=NORM_EPS,
             rope_angles=lab_rotary_angles(cfg) if cfg.positions == "rope" else None,
             activation=cfg.activation,
             residual=cfg.residual,
@@ -216,7 +218,7 @@ def query_key(result: BlockLabResult, head: int = 0):  # -> q, k: [T, d_head] ea
     """Block 1's queries of `head` and the keys of the KV head it reads, as its attention computes them."""
     cfg, params = result.config, result.blocks[0]
     x = result.captures["blocks.0.hook_resid_pre"]  # [T, d]
-    read = NORMS[cfg.norm_kind](x) if cfg.layer_norm and cfg.pre_ln else x  # [T, d] what attention reads
+    read = NORMS[cfg.norm_kind](x, eps=NORM_EPS) if cfg.layer_norm and cfg.pre_ln else x  # [T, d] what attention reads
     fused = read @ params["attn"]["qkv"]["w"] + params["attn"]["qkv"]["b"]  # [T, (H + 2 H_kv) d_head]
     d_head = cfg.d_model // cfg.n_heads
     q, k = fused[:, : cfg.n_heads * d_head], fused[:, cfg.n_heads * d_head : (cfg.n_heads + cfg.kv_heads) * d_head]
@@ -243,7 +245,7 @@ def modern_facts(result: BlockLabResult) -> list[str]:
     """One line per modern switch that is on: what it changes, in the lab's numbers."""
     cfg, lines = result.config, []
     if cfg.norm_kind == "rms" and cfg.layer_norm:
-        normed = NORMS["rms"](result.resid[0])  # [T, d] the input, RMS-normed
+        normed = NORMS["rms"](result.resid[0], eps=NORM_EPS)  # [T, d] the input, RMS-normed
         mean = np.abs(normed.mean(axis=-1)).mean()
         lines.append(f"RMSNorm: rows scaled to length √d_model, not centred (|mean| {mean:.2f}; LN 0)")
     if cfg.positions == "learned":

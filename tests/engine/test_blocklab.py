@@ -312,3 +312,14 @@ def test_tfund_blocklab_contradictory_or_bad_modern_flags_exit_2_with_one_senten
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"argument {named}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("switches", [{}, {"norm_kind": "rms", "n_kv_heads": 2}])
+def test_the_query_and_key_the_rope_line_reads_are_block_ones(switches):
+    """Without rotation, block 1's queries and keys as query_key gives them make its attention pattern exactly."""
+    result = run_block_lab(BlockLabConfig(**switches))
+    for head in range(4):
+        q, k = query_key(result, head)  # [T, d_head] each
+        scores = q @ k.T / np.sqrt(8) + np.triu(np.full((8, 8), -1e10), k=1)  # [T, T] the causal mask
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        np.testing.assert_allclose(weights / weights.sum(axis=-1, keepdims=True), result.attention[0, head], atol=1e-12)
