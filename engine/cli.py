@@ -33,7 +33,7 @@ from engine.args import (
     threads_arg,
 )
 from engine.events import DEFAULT_PROMPT, SamplingConfig, dropped_prompt_note
-from engine.model.blocklab import N_LAYERS_MAX, SEED_MAX
+from engine.model.blocklab import LAB_ACTIVATIONS, N_LAYERS_MAX, POSITIONS, SEED_MAX
 from engine.model.quantization import QUANT_TYPES
 
 TOY_OUT = "tfund-toy-model"  # train-toy's default --out, relative to the working directory
@@ -198,7 +198,22 @@ def build_parser() -> OneLineParser:
     )
     lab.add_argument("--residual", choices=["on", "off"], help="residual connections (x + f(x))")
     lab.add_argument("--layer-norm", choices=["on", "off", "post"], help="layer norm before each sublayer (on), after it (post), or none")
-    lab.add_argument("--activation", choices=["relu", "gelu"], help="the feed-forward nonlinearity")
+    lab.add_argument(
+        "--activation",
+        choices=LAB_ACTIVATIONS,
+        help="the feed-forward nonlinearity; swiglu gates the MLP (Llama's: down(silu(gate x) * up x))",
+    )
+    lab.add_argument("--norm-kind", choices=["layer", "rms"], help="LayerNorm (GPT-2) or RMSNorm (Llama: no centring)")
+    lab.add_argument(
+        "--positions",
+        choices=POSITIONS,
+        help="none (the notebook), learned (a random table added to X, as GPT-2) or rope (rotary, as Llama)",
+    )
+    lab.add_argument(
+        "--kv-heads",
+        type=ranged(integer, lambda n: n >= 1, "a positive integer"),
+        help="key/value heads shared by the 4 query heads (grouped-query attention); must divide 4",
+    )
     lab.add_argument("--causal", choices=["on", "off"], help="the causal mask; off, every token sees every token (an encoder)")
     lab.add_argument(
         "--seed",
@@ -524,9 +539,17 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_blocklab(args: argparse.Namespace) -> int:
-    from engine.model.blocklab import BlockLabConfig, block_lab_json, format_block_lab, run_block_lab
+def blocklab_config(args: argparse.Namespace):  # -> BlockLabConfig: the notebook preset with the flags given
+    """The flags over the notebook preset; a pair that contradicts itself is a UsageError naming the flag."""
+    from engine.model.blocklab import BlockLabConfig
 
+    base = BlockLabConfig()
+    if args.layer_norm == "off" and args.norm_kind is not None:
+        raise UsageError(f"argument --norm-kind: the layer norm is off (--layer-norm off), so there is no {args.norm_kind} norm to choose")
+    if args.kv_heads is not None and base.n_heads % args.kv_heads:
+        raise UsageError(
+            f"argument --kv-heads: {args.kv_heads} key/value heads cannot be shared evenly by the lab's {base.n_heads} query heads"
+        )
     changes = {
         "n_layers": args.n_layers,
         "residual": None if args.residual is None else args.residual == "on",
@@ -535,9 +558,17 @@ def cmd_blocklab(args: argparse.Namespace) -> int:
         "activation": args.activation,
         "causal": None if args.causal is None else args.causal == "on",
         "seed": args.seed,
+        "norm_kind": args.norm_kind,
+        "positions": args.positions,
+        "n_kv_heads": args.kv_heads,
     }
-    config = replace(BlockLabConfig(), **{name: value for name, value in changes.items() if value is not None})  # the notebook preset
-    result = run_block_lab(config)
+    return replace(base, **{name: value for name, value in changes.items() if value is not None})
+
+
+def cmd_blocklab(args: argparse.Namespace) -> int:
+    from engine.model.blocklab import block_lab_json, format_block_lab, run_block_lab
+
+    result = run_block_lab(blocklab_config(args))
     print(json.dumps(block_lab_json(result)) if args.json else format_block_lab(result))
     return 0
 

@@ -49,9 +49,21 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def head_options(cfg: BlockLabConfig) -> list[int]:
+    """The head counts the lab's width allows: divisors of d_model up to the limit, leaving rotary positions a pair."""
+    return [d for d in divisors(cfg.d_model) if d <= N_HEADS_MAX and (cfg.positions != "rope" or (cfg.d_model // d) % 2 == 0)]
+
+
+def fit_heads(cfg: BlockLabConfig, n_heads: int) -> BlockLabConfig:
+    """At most n_heads query heads the width allows; the key/value heads, if grouped, the most that still divide them."""
+    n_heads = max(d for d in head_options(cfg) if d <= max(n_heads, 1))
+    kv = cfg.n_kv_heads
+    return replace(cfg, n_heads=n_heads, n_kv_heads=None if kv is None else max(d for d in divisors(n_heads) if d <= kv))
+
+
 def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig:
     """One key press on a block-lab dimension, kept within the lab's limits (BlockLabConfig.validate);
-    n_heads follows d_model so it always divides it."""
+    n_heads (and grouped KV heads) follow d_model so they always divide it."""
     if field == "T":
         T = clamp(cfg.T + direction, 1, SEQ_LEN_MAX)
         return replace(cfg, T=T, changed_token=None if cfg.changed_token is None else min(cfg.changed_token, T - 1))
@@ -64,21 +76,35 @@ def nudge_lab(cfg: BlockLabConfig, field: str, direction: int) -> BlockLabConfig
     if field == "weight_scale":
         return replace(cfg, weight_scale=ladder_step(cfg.weight_scale, WEIGHT_SCALE_LADDER, direction))
     if field == "d_model":
-        d_model = ladder_step(cfg.d_model, D_MODEL_CHOICES, direction)
-        n_heads = max(d for d in divisors(d_model) if d <= cfg.n_heads)
-        return replace(cfg, d_model=d_model, n_heads=n_heads)
+        return fit_heads(replace(cfg, d_model=ladder_step(cfg.d_model, D_MODEL_CHOICES, direction)), cfg.n_heads)
     if field == "n_heads":
-        options = [d for d in divisors(cfg.d_model) if d <= N_HEADS_MAX]
+        options = head_options(cfg)
         at = options.index(cfg.n_heads)
-        return replace(cfg, n_heads=options[clamp(at + direction, 0, len(options) - 1)])
+        return fit_heads(cfg, options[clamp(at + direction, 0, len(options) - 1)])
     raise ValueError(f"unknown block-lab field {field!r}")
 
 
+ACTIVATION_CYCLE = ("relu", "gelu", "swiglu")  # y: the notebook's, GPT-2's, Llama's
+POSITIONS_CYCLE = ("none", "learned", "rope")  # U: the notebook's, GPT-2's, Llama's
+
+
+def next_in(options: tuple, value) -> object:
+    return options[(options.index(value) + 1) % len(options)]
+
+
 def toggle_lab(cfg: BlockLabConfig, switch: str) -> BlockLabConfig:
-    """Flip residual / layer_norm / pre_ln / causal / attention, swap the activation between ReLU and GELU, or flip
-    the middle row of X (changed_token) or restore it."""
+    """Flip residual / layer_norm / pre_ln / causal / attention; cycle the activation (ReLU → GELU → SwiGLU), the
+    positions (none → learned → RoPE), the norm kind (LayerNorm ↔ RMSNorm) or the key/value heads (all → half →
+    … → 1 → all: grouped-query attention); or flip the middle row of X (changed_token) or restore it."""
     if switch == "activation":
-        return replace(cfg, activation="gelu" if cfg.activation == "relu" else "relu")
+        return replace(cfg, activation=next_in(ACTIVATION_CYCLE, cfg.activation))
+    if switch == "positions":
+        return fit_heads(replace(cfg, positions=next_in(POSITIONS_CYCLE, cfg.positions)), cfg.n_heads)  # RoPE needs pairs
+    if switch == "norm_kind":
+        return replace(cfg, norm_kind="rms" if cfg.norm_kind == "layer" else "layer")
+    if switch == "n_kv_heads":
+        fewer = [d for d in divisors(cfg.n_heads) if d < cfg.kv_heads]
+        return replace(cfg, n_kv_heads=max(fewer) if fewer else None)
     if switch == "changed_token":  # the middle row of X, or none
         return replace(cfg, changed_token=cfg.T // 2 if cfg.changed_token is None else None)
     return replace(cfg, **{switch: not getattr(cfg, switch)})

@@ -28,7 +28,7 @@ from textual.strip import Strip
 
 from engine.events import counted
 from engine.model.head_stats import attention_matrix
-from tui.pieces import cut, fit_parts, label_text
+from tui.pieces import fit_parts, label_text
 
 HALF_BLOCK = "▀"
 SHADES = " ░▒▓█"  # low → high attention in shade mode
@@ -228,8 +228,16 @@ def row_label(pieces: list[str], first: int, last: int, width: int) -> str:
         half = (width - 1) // 2
         text = f"{label_text(pieces[first], half)}/{label_text(pieces[last], half)}"
     else:
-        text = cut(f"{first}–{last}", width)
+        text = range_label(first, last, width)
     return text
+
+
+def range_label(first: int, last: int, width: int) -> str:
+    """Positions first…last in at most `width` cells, never a number cut short: "12–14", else "12–…", "12…" or "…"."""
+    for text in (f"{first}–{last}", f"{first}–…", f"{first}…"):
+        if len(text) <= width:
+            return text
+    return "…"
 
 
 def column_label_strip(pieces: list[str], cols: Fit, label_w: int, width: int, style: Style) -> Strip:

@@ -1,6 +1,7 @@
 """Guided lessons that follow the seed notebook (Transformer Fundamentals 06): a tour of the panes, the
 block's anatomy, masking, residuals, layer norm, the feed-forward network, stacking, the generation loop,
-sampling, comparing, where the attention goes, tokenization, reflection, and encoders vs decoders.
+sampling, comparing, where the attention goes, tokenization, reflection, encoders vs decoders, GPT-2's block vs the
+modern one, and a real model's heads.
 
 Each lesson is taught as predict → observe → explain → check: before the task, a question to predict
 (`predict`); the task with keys (`task`); the live observation (`observe(app)`: one line computed from
@@ -13,7 +14,8 @@ Observations read the session's public state (`app.session`) and what the shown 
 (`lesson_facts()`, named by its `LESSON_NAME`). Lessons import no screen: the app opens a lesson's screen by
 name (`app.open_screen`).
 
-Every fact these texts state was checked against the tool's own numbers (the block lab and the toy model).
+Every fact these texts state was checked against the tool's own numbers (the block lab, the toy model and,
+for a real model's heads, SmolLM2-135M-Instruct's Q4_1 GGUF run by tfund's NumPy engine).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from typing import Any
 import numpy as np
 
 from engine.events import counted
-from engine.model.blocklab import BlockLabConfig, BlockLabResult, lab_number, run_block_lab
-from engine.model.head_stats import head_stats, near_uniform, uniform_stats
+from engine.model.blocklab import BlockLabConfig, BlockLabResult, kv_cache_bytes, lab_number, run_block_lab
+from engine.model.head_stats import attention_matrix, head_stats, near_uniform, uniform_stats
+from engine.runtime.sources import SMOLLM2_NAME
+from engine.store.smollm2 import is_fetched
 from engine.views.tokenization import EXAMPLES, TRANSLATIONS, tokenize
 from tui.captions import settings_phrase
 from tui.heatmap import head_grid
-from tui.numbering import block_head_text
+from tui.numbering import block_head_text, head_label
 from tui.pieces import label_text
 from tui.references import angle, chance_text, kl_word
 from tui.widgets.candidates import percent
@@ -40,6 +44,11 @@ from tui.widgets.pane import Pane
 DEEP_LAB = BlockLabConfig(n_layers=6)  # the notebook's block, stacked six deep
 BLOWN_UP_LAB = BlockLabConfig(n_layers=6, weight_scale=0.2)  # where switching layer norm off shows
 FFN_LAB = BlockLabConfig(attention=False)  # only the position-wise feed-forward networks act
+GPT2_LAB = BlockLabConfig(activation="gelu", positions="learned")  # GPT-2's block: LayerNorm, learned positions, GELU, a KV head per head
+REPEATED_WORDS = (
+    "violet anchor seven maple drift copper lantern quiet orbit ginger."  # ten random words: only induction predicts their repeat
+)
+HEADS_PROMPT = f"{REPEATED_WORDS} {REPEATED_WORDS}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Lesson:
     pane: str  # the id of the pane the lesson talks about
     observe: Callable[[Any], str]  # app -> one line computed from the current state
     lab: BlockLabConfig | None = None  # the block lab's starting settings
+    prompt: str | None = None  # the prompt the lesson sets (None: the learner's stays)
     model_b: str | None = None  # compare: model B to start with (a name for load_model)
     quantize_b: str | None = None  # compare: B's matrices rounded through this type
 
@@ -221,16 +231,25 @@ def observe_lens(app: Any) -> str:
     )
 
 
+def cache_numbers_per_token(app: Any) -> int:
+    """A key and a value per KV head in every block: 2 × layers × d_model, or fewer with grouped-query attention
+    (the NumPy weights say how many KV heads; without them, one per query head is assumed)."""
+    info, net = app.session.model_info, getattr(app.session.model, "net", None)
+    if net is None:
+        return 2 * info.n_layer * info.d_model
+    return 2 * info.n_layer * net.arch.n_kv_heads * net.arch.d_head
+
+
 def observe_generation_loop(app: Any) -> str:
     session = app.session
     if session.model_info is None:
         return WAITING
-    n_tokens, info = len(session.transcript.positions), session.model_info
+    n_tokens = len(session.transcript.positions)
     step = session.transcript.last_ms
     took = "none generated yet" if step is None else f"{session.transcript.n_generated} generated, the last in {step:.1f} ms"
     return (
         f"context {n_tokens} tokens · {took} · a step runs 1 token through the MLPs, its attention reads all "
-        f"{n_tokens} cached keys · cache {2 * info.n_layer * info.d_model:,} numbers per token"
+        f"{n_tokens} cached keys · cache {cache_numbers_per_token(app):,} numbers per token"
     )
 
 
@@ -361,6 +380,76 @@ def observe_encoder_decoder(app: Any) -> str:
     )
 
 
+def gpt2_block_of(config: BlockLabConfig) -> BlockLabConfig:
+    """The same sizes and switches with GPT-2's choices: LayerNorm, learned positions, GELU, a KV head per query head."""
+    return replace(config, norm_kind="layer", positions="learned", activation="gelu", n_kv_heads=None)
+
+
+def modern_parts(config: BlockLabConfig) -> list[str]:
+    """Where the lab's block differs from GPT-2's, in the order of the keys O U y H."""
+    parts = ["RMSNorm"] if config.norm_kind == "rms" else []
+    parts += {"rope": ["RoPE"], "none": ["no positions"]}.get(config.positions, [])
+    parts += {"swiglu": ["SwiGLU"], "relu": ["ReLU"]}.get(config.activation, [])
+    return parts + ([f"{config.kv_heads} KV heads"] if config.kv_heads != config.n_heads else [])
+
+
+def observe_modern_block(app: Any) -> str:
+    config = lab_config(app)
+    if config is None:
+        return LAB_MISSING
+    gpt2 = gpt2_block_of(config)
+    now, before = lab_run(config), lab_run(gpt2)
+    token_cos = lab_number(now.metrics["token_cosine"][-1])
+    parts = modern_parts(config)
+    if not parts:
+        return f"GPT-2's block (now): KV cache {kv_cache_bytes(config):,} B/token, token cos {token_cos} · O U y H swap one part"
+    moved = float(np.abs(now.resid[-1] - before.resid[-1]).max())
+    return (
+        f"{' + '.join(parts)} (now): KV cache {kv_cache_bytes(config):,} B/token (GPT-2's {kv_cache_bytes(gpt2):,}) · the output "
+        f"moved by up to {lab_number(moved)} · token cos {token_cos} (GPT-2's {lab_number(before.metrics['token_cosine'][-1])})"
+    )
+
+
+def smollm2_hint(app: Any) -> str:
+    """Where a real model's heads are, when the loaded model is not SmolLM2: one line."""
+    if app.session.options.model_name == SMOLLM2_NAME:
+        return ""
+    return " · SmolLM2's: tfund-tui --model smollm2" if is_fetched() else " · a real model's: tfund fetch smollm2"
+
+
+_context_stats: list = []  # [first row, last row, number of rows, (statistics, uniform's)] of the last context seen
+
+
+def context_stats(rows: list[np.ndarray], ids: list[int]) -> tuple[dict, dict]:
+    """Every head's statistics on the context, and uniform attention's, remembered: the observation refreshes
+    4 times a second, the context changes only with a step (it holds the rows, so they are the same objects)."""
+    seen = _context_stats
+    if not (seen and seen[0] is rows[0] and seen[1] is rows[-1] and seen[2] == len(rows)):
+        seen[:] = [rows[0], rows[-1], len(rows), (head_stats(attention_matrix(rows), ids), uniform_stats(ids))]
+    return seen[3]  # {name: [L, H]}, {name: float}
+
+
+def observe_real_heads(app: Any) -> str:
+    session = app.session
+    rows, ids = session.transcript.rows, [p.token_id for p in session.transcript.positions]
+    if session.model_info is None or not rows or not session.engine.idle:  # not idle: the lesson's prompt is on its way
+        return WAITING
+    stats, uniform = context_stats(rows, ids)
+    n_layers, n_heads = stats["sink"].shape
+    sinks = int((stats["sink"] > 0.5).sum())
+    prev = np.unravel_index(np.argmax(stats["prev_token"]), stats["prev_token"].shape)
+    text = (
+        f"{session.options.model_name}, {len(ids)} tokens: {sinks} of {n_layers * n_heads} heads sinks (>½ on token 0) · "
+        f"best prev {head_label(*prev)} {stats['prev_token'][prev]:.2f}"
+    )
+    if np.isnan(stats["induction"]).all():
+        text += " · no token repeats: no induction to see"
+    else:
+        ind = np.unravel_index(np.nanargmax(stats["induction"]), stats["induction"].shape)
+        text += f", ind {head_label(*ind)} {stats['induction'][ind]:.2f}"
+    return f"{text} (uniform {uniform['prev_token']:.2f}, {uniform['induction']:.2f}){smollm2_hint(app)}"
+
+
 LESSONS = (
     Lesson(
         title="A tour of the panes",
@@ -481,7 +570,7 @@ LESSONS = (
         title="The feed-forward network",
         text="Attention moves information between positions; the feed-forward network (MLP) transforms each position "
         "on its own, with the same weights everywhere: d_model → d_ff, a nonlinearity, back to d_model.",
-        task="I: flip one token's input · A: attention on · y: ReLU/GELU · f F: d_ff",
+        task="I: flip one token's input · A: attention on · y: activation · f F: d_ff",
         predict="Attention is off. Flip row 4 of X: which rows of the output change?",
         why="The MLP applies the same W1 and W2 to every row and never reads another row: with attention off only the "
         "flipped token's output changes; with it on (A) rows 4–7 change too, as later tokens read token 4. Each "
@@ -580,7 +669,7 @@ LESSONS = (
         "the first token; prev: on the previous one; ind: on the token after an earlier copy of this one (A B … "
         "A → B), how a model continues a repeat. The toy's heads are diffuse: on its English example typed twice "
         "(i), entropies 1.86–2.36 against uniform's 2.45, best prev 0.17 and ind 0.08 against 0.11 and 0.05. "
-        "GPT-2 (--model gpt2) has crisp sinks, previous-token and induction heads.",
+        "Larger models (GPT-2, SmolLM2) have crisp heads: see 'A real model's heads'.",
         check="Why does the mean of heads look blurrier than any one head?",
         answer="Averaging patterns that point at different tokens spreads the weight: the mean's entropy is at least "
         "the heads' average entropy.",
@@ -647,6 +736,45 @@ LESSONS = (
         lab=BlockLabConfig(),
     ),
     Lesson(
+        title="GPT-2's block vs the modern block",
+        text="Llama-family models (SmolLM2, Llama, Qwen, Mistral) keep GPT-2's pre-norm block and swap four parts: "
+        "RMSNorm, rotary positions (RoPE), a gated SwiGLU MLP, fewer key/value heads (GQA). This is GPT-2's block.",
+        task="O: RMSNorm · U: positions · y: SwiGLU · H: KV heads, one at a time",
+        predict="4 heads share 2 key/value heads: what share of the KV cache goes?",
+        why="Each key swaps one part and redraws no other weight; the lines under the panes say what it changed. H: "
+        "pairs of query heads share one key/value head, so a token keeps half the keys and values: 512 → 256 B/token "
+        "here; SmolLM2 has 3 for its 9 heads (11,520 numbers a token, not 34,560). U: RoPE turns q and k by their "
+        "positions, so a score depends only on their distance: the same q·k wherever the pair sits. O: RMSNorm "
+        "rescales without centring (no mean, no bias). y: SwiGLU gates the MLP with a third matrix, so Llamas shrink "
+        "d_ff to about 8/3·d_model (SmolLM2: 1,536 for 576).",
+        check="RoPE turns q by m·θ and k by n·θ: why does their score depend only on m − n?",
+        answer="Rotating both vectors leaves their dot product depending on the angle between them, (m − n)·θ per "
+        "pair: where the pair sits cancels out.",
+        screen="block_lab",
+        pane="lab-config-pane",
+        observe=observe_modern_block,
+        lab=GPT2_LAB,
+    ),
+    Lesson(
+        title="A real model's heads",
+        text="Trained heads specialise: attention sinks (over half on token 0), previous-token heads, induction heads "
+        "(A B … A → B: after A again, look at B). The prompt is now ten random words said twice.",
+        task="n: one more token · h: all heads, o sorts by sink, prev, ind",
+        predict="Of SmolLM2's 270 heads, how many put over half on token 0?",
+        why="On this prompt (23 tokens) tfund's engine finds in SmolLM2 (Q4_1) 158 of 270 heads sinks (59%): a head "
+        "with nothing to read parks its weight on token 0, since softmax must put it somewhere. B17.H1 reads the "
+        "previous token (prev 0.93); B19.H7 is an induction head (ind 0.94): in the second copy it looks at the "
+        "word after the current one's first copy, which predicts what comes next. Uniform attention scores 0.12 "
+        "and 0.06. The toy's 36 heads stay diffuse: no sink, prev ≤ 0.07, ind ≤ 0.03 (uniform 0.06, 0.03).",
+        check="At the second copy of a word, where does an induction head look, and why does that help?",
+        answer="At the token that followed the word's first copy: what came next last time is the best guess for "
+        "the next token (A B … A → B).",
+        screen=None,
+        pane="attention-pane",
+        observe=observe_real_heads,
+        prompt=HEADS_PROMPT,
+    ),
+    Lesson(
         title="The toy against a real model",
         text="The notebook compares its toy with GPT-2. Here B is SmolLM2-135M (30 blocks, a 49,152-token vocabulary, "
         "trained on far more text) reading the toy's own text.",
@@ -691,5 +819,7 @@ def open_lesson(app: Any, lesson: Lesson) -> None:
     """Back to the main screen, then the lesson's screen with its starting state."""
     while len(app.screen_stack) > 1:
         app.pop_screen()
+    if lesson.prompt is not None and app.session.prompt != lesson.prompt:
+        app.session.set_prompt(lesson.prompt)
     if lesson.screen is not None:
         app.open_screen(lesson.screen, lab=lesson.lab, model_b=lesson.model_b, quantize_b=lesson.quantize_b)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.model.ops import rotary_inverse_frequencies
+
 NORMS = ("layer", "rms")
 POSITIONS = ("learned", "rope")
 MLPS = ("gelu", "relu", "swiglu")
@@ -97,6 +99,5 @@ class Architecture:
 
     def inverse_frequencies(self) -> np.ndarray:  # -> [d_head / 2] float32, radians per position
         """Each rotary pair's angle per position, computed in float32 as transformers does."""
-        exponents = np.arange(0, self.d_head, 2, dtype=np.float32) / np.float32(self.d_head)  # [d_head / 2]
-        inv_freq = (1.0 / np.float32(self.rope_theta) ** exponents).astype(np.float32)
+        inv_freq = rotary_inverse_frequencies(self.d_head, self.rope_theta)  # [d_head / 2]
         return inv_freq if self.rope_scaling is None else self.rope_scaling.apply(inv_freq).astype(np.float32)

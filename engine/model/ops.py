@@ -77,6 +77,12 @@ def causal_mask(T, n_key=None, dtype=np.float32):  # -> [T, n_key]
     return np.where(future, MASKED, 0.0).astype(dtype)
 
 
+def rotary_inverse_frequencies(d_head, theta=10_000.0):  # -> [d_head / 2] float32, radians per position
+    """Pair i of a head turns by theta ** (-2i / d_head) radians per position, computed in float32 as transformers does."""
+    exponents = np.arange(0, d_head, 2, dtype=np.float32) / np.float32(d_head)  # [d_head / 2]
+    return (1.0 / np.float32(theta) ** exponents).astype(np.float32)
+
+
 def rotary_angles(inv_freq, start, end):  # [d_head / 2], positions start..end-1 -> cos, sin: [T, d_head / 2] float32
     """The angle of each rotary pair at each position (float32, as transformers computes it)."""
     angles = np.arange(start, end, dtype=np.float32)[:, None] * inv_freq[None, :]  # [T, d_head / 2]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.cli import main as tfund
-from engine.model.blocklab import BlockLabConfig, run_block_lab
+from engine.model.blocklab import BlockLabConfig, kv_cache_bytes, modern_facts, position_table, query_key, rope_scores, run_block_lab
 from engine.model.head_stats import head_stats
 
 # The notebook's own block, run once as written (its seed, helpers and cell): the input X and output z,
@@ -187,3 +187,139 @@ def test_flipping_a_row_changes_x_alone_and_attention_off_adds_nothing():
     off = run_block_lab(BlockLabConfig(attention=False))
     np.testing.assert_array_equal(off.captures["blocks.0.hook_attn_out"], 0.0)
     np.testing.assert_array_equal(off.captures["blocks.0.hook_resid_mid"], off.resid[0])  # x + 0
+
+
+# ---- the modern block's switches -----------------------------------------------------------------
+MODERN = [{"norm_kind": "rms"}, {"positions": "learned"}, {"positions": "rope"}, {"activation": "swiglu"}, {"n_kv_heads": 2}]
+
+
+def weights(result) -> dict[str, np.ndarray]:
+    """Every notebook weight by name (block i, role), with W_K and W_V split per head, as drawn."""
+    cfg, named = result.config, {}
+    d, d_head = cfg.d_model, cfg.d_model // cfg.n_heads
+    for i, params in enumerate(result.blocks):
+        qkv = params["attn"]["qkv"]["w"]  # [d, (H + 2 H_kv) d_head]
+        named[f"{i}.q"] = qkv[:, :d]
+        for name, start in (("k", d), ("v", d + cfg.kv_heads * d_head)):
+            for g in range(cfg.kv_heads):
+                named[f"{i}.{name}{g}"] = qkv[:, start + g * d_head : start + (g + 1) * d_head]
+        named[f"{i}.o"], named[f"{i}.up"], named[f"{i}.down"] = (
+            params["attn"]["o"]["w"],
+            params["mlp"]["up"]["w"],
+            params["mlp"]["down"]["w"],
+        )
+    return named
+
+
+@pytest.mark.parametrize("switch", MODERN, ids=lambda s: "-".join(map(str, s.values())))
+def test_a_modern_switch_changes_the_output_and_redraws_no_other_weight(switch):
+    base, modern = run_block_lab(BlockLabConfig(n_layers=2)), run_block_lab(BlockLabConfig(n_layers=2, **switch))
+    assert not np.allclose(modern.resid[-1], base.resid[-1])
+    before, after = weights(base), weights(modern)
+    if "n_kv_heads" in switch:  # two groups of two query heads: each keeps its first head's keys and values
+        assert {name for name in after if name[2] in "kv"} == {"0.k0", "0.k1", "0.v0", "0.v1", "1.k0", "1.k1", "1.v0", "1.v1"}
+        assert np.array_equal(after["0.k1"], before["0.k2"]) and np.array_equal(after["1.v1"], before["1.v2"])
+        before = {name: w for name, w in before.items() if name[2] not in "kv" or name[3] == "0"}  # the others: no longer used
+    assert before.keys() <= after.keys() and all(np.array_equal(after[name], w) for name, w in before.items())
+    x = base.resid[0] + (position_table(modern.config) if switch.get("positions") == "learned" else 0)
+    np.testing.assert_array_equal(modern.resid[0], x)  # the notebook's X (plus the position table)
+
+
+def test_new_weights_come_from_their_own_streams_and_grow_without_redrawing():
+    gates = [run_block_lab(BlockLabConfig(activation="swiglu", n_layers=n)).blocks for n in (1, 3)]
+    assert np.array_equal(gates[0][0]["mlp"]["gate"]["w"], gates[1][0]["mlp"]["gate"]["w"])  # one block more: block 1's gate stays
+    assert not np.array_equal(gates[1][0]["mlp"]["gate"]["w"], gates[1][1]["mlp"]["gate"]["w"])
+    short, long = position_table(BlockLabConfig(T=4)), position_table(BlockLabConfig(T=9))
+    np.testing.assert_array_equal(long[:4], short)  # more tokens: the earlier positions keep their vectors
+    assert not np.array_equal(position_table(BlockLabConfig(seed=7)), position_table(BlockLabConfig()))
+
+
+def test_grouped_query_attention_keeps_each_groups_first_head_and_halves_the_kv_cache():
+    mha, gqa = run_block_lab(BlockLabConfig()), run_block_lab(BlockLabConfig(n_kv_heads=2))
+    np.testing.assert_array_equal(gqa.attention[0, [0, 2]], mha.attention[0, [0, 2]])  # heads 1 and 3 read their own keys
+    assert not np.allclose(gqa.attention[0, [1, 3]], mha.attention[0, [1, 3]])  # heads 2 and 4 now read heads 1's and 3's
+    cfg = BlockLabConfig(n_layers=3, n_kv_heads=1)
+    assert kv_cache_bytes(cfg) == 2 * 3 * 1 * 8 * 8 and kv_cache_bytes(cfg, 4) == 4 * kv_cache_bytes(cfg)  # K and V, float64
+
+
+def test_rope_makes_a_query_key_score_depend_only_on_their_distance():
+    result = run_block_lab(BlockLabConfig(positions="rope"))
+    scores = rope_scores(result, starts=(0, 7, 40), distances=range(6))  # [starts, distances]
+    np.testing.assert_allclose(scores, np.broadcast_to(scores[0], scores.shape), atol=1e-6)  # float32 angles
+    assert np.ptp(scores[0]) > 0.05  # but the distance matters
+    q, k = query_key(result)
+    np.testing.assert_allclose(scores[0, 0], q[-1] @ k[0] / np.sqrt(8), atol=1e-6)  # distance 0: the unrotated score
+    no_rope, rope_run = run_block_lab(BlockLabConfig()), result
+    np.testing.assert_array_equal(no_rope.attention[..., 0, 0], rope_run.attention[..., 0, 0])  # row 0 sees itself alone
+    assert not np.allclose(no_rope.attention, rope_run.attention)
+
+
+def test_each_modern_switch_states_what_it_changes():
+    assert modern_facts(run_block_lab(BlockLabConfig())) == []
+    facts = modern_facts(run_block_lab(BlockLabConfig(norm_kind="rms", positions="rope", activation="swiglu", n_kv_heads=1)))
+    assert [line.split(":")[0] for line in facts] == ["RMSNorm", "RoPE", "SwiGLU", "GQA"]
+    assert "KV cache 128 B/token in float64 (4 heads: 512), −75%" in facts[3] and "6,144 MLP weights" in facts[2]
+    assert all(len(line) <= 78 for line in facts)  # one line each at 80 columns
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"norm_kind": "batch"}, "norm_kind"),
+        ({"positions": "sinusoidal"}, "positions"),
+        ({"activation": "geglu"}, "activation"),
+        ({"n_kv_heads": 3}, "n_kv_heads"),  # 4 query heads
+        ({"n_kv_heads": 0}, "n_kv_heads"),
+        ({"d_model": 4, "n_heads": 4, "positions": "rope"}, "positions"),  # d_head 1 has no pair to rotate
+    ],
+)
+def test_validate_names_the_bad_modern_field(changes, field):
+    with pytest.raises(ValueError, match=rf"^{field} "):
+        BlockLabConfig(**changes).validate()
+
+
+def test_tfund_blocklab_json_with_the_modern_switches_differs_from_the_default(capsys):
+    assert tfund(["blocklab", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    flags = ["--norm-kind", "rms", "--positions", "rope", "--activation", "swiglu", "--kv-heads", "2"]
+    assert tfund(["blocklab", *flags, "--json"]) == 0
+    modern = json.loads(capsys.readouterr().out)
+    assert modern["output"] != default["output"]
+    settings = modern["settings"]
+    assert (settings["norm_kind"], settings["positions"], settings["activation"], settings["n_kv_heads"]) == ("rms", "rope", "swiglu", 2)
+    expected = run_block_lab(BlockLabConfig(norm_kind="rms", positions="rope", activation="swiglu", n_kv_heads=2)).resid[-1]
+    assert np.array_equal(np.array(modern["output"]), expected)
+    assert tfund(["blocklab", *flags]) == 0
+    assert "GQA: 2 KV heads: KV cache 256 B/token in float64 (4 heads: 512), −50%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--layer-norm", "off", "--norm-kind", "rms"], "--norm-kind"),
+        (["--layer-norm", "off", "--norm-kind", "layer"], "--norm-kind"),
+        (["--kv-heads", "3"], "--kv-heads"),
+        (["--kv-heads", "8"], "--kv-heads"),
+        (["--kv-heads", "0"], "--kv-heads"),
+        (["--positions", "sinusoidal"], "--positions"),
+        (["--activation", "geglu"], "--activation"),
+    ],
+)
+def test_tfund_blocklab_contradictory_or_bad_modern_flags_exit_2_with_one_sentence(capsys, flags, named):
+    try:
+        code = tfund(["blocklab", *flags])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"argument {named}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("switches", [{}, {"norm_kind": "rms", "n_kv_heads": 2}])
+def test_the_query_and_key_the_rope_line_reads_are_block_ones(switches):
+    """Without rotation, block 1's queries and keys as query_key gives them make its attention pattern exactly."""
+    result = run_block_lab(BlockLabConfig(**switches))
+    for head in range(4):
+        q, k = query_key(result, head)  # [T, d_head] each
+        scores = q @ k.T / np.sqrt(8) + np.triu(np.full((8, 8), -1e10), k=1)  # [T, T] the causal mask
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        np.testing.assert_allclose(weights / weights.sum(axis=-1, keepdims=True), result.attention[0, head], atol=1e-12)

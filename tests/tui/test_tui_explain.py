@@ -236,6 +236,11 @@ def test_the_glossary_explains_every_legend_and_label_the_panes_draw():
         *[name for name, _ in lab_lines(BlockLabConfig(), 0, None) if name in ("T", "d_model", "d_ff")],
         "pre-LN",
         "post-LN",
+        "RMSNorm",  # the lab's modern switches and the lines saying what they change
+        "RoPE",
+        "SwiGLU",
+        "KV heads",
+        "GQA",
         "token cos",
         "◂",
         "▸",
@@ -270,4 +275,8 @@ def test_the_lab_shows_its_norm_beside_sqrt_d_model_and_the_token_cosine_as_an_a
     result = run_block_lab(BlockLabConfig(pre_ln=False, n_layers=2))  # post-LN: the norm is √d_model itself
     token_cos = float(result.metrics["token_cosine"][-1])
     degrees = round(math.degrees(math.acos(token_cos)))
-    assert representations_line(result) == f"norm 5.66, √d_model 5.66\ntoken cos {token_cos:.2f} = {degrees}°"
+    layer_cos = float(result.metrics["layer_cosine"][-1])
+    assert (
+        representations_line(result)
+        == f"⠤ norm 5.66, √d_model 5.66\n× cos(l, l-1) {layer_cos:.2f}\n• token cos {token_cos:.2f} = {degrees}°"
+    )

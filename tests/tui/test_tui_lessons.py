@@ -41,6 +41,8 @@ TASKS = {
     "Multilingual tokenization": (TokenizeScreen, ["ctrl+n"]),
     "Reflection": (MainScreen, ["e"]),
     "Encoders, decoders, the causal mask": (BlockLabScreen, ["u"]),
+    "GPT-2's block vs the modern block": (BlockLabScreen, ["H"]),
+    "A real model's heads": (MainScreen, ["n"]),
     "The toy against a real model": (CompareScreen, ["n"]),
     "Quantization: what 8 and 4 bits cost": (CompareScreen, ["n"]),
 }
@@ -84,15 +86,21 @@ def test_every_lesson_has_a_task_here_a_prediction_a_why_and_a_check_that_fit():
         assert len(lesson.why) <= 600, f"{lesson.title}: the why is {len(lesson.why)} characters"
 
 
+# every lesson walks on the toy (GPT-2) and on a Llama built here at both sizes, and on the real SmolLM2 at the
+# tighter one (its block-lab lessons check its parity with torch: half a minute each)
+WALKS = [("toy", SMALL), ("toy", (100, 30)), ("tiny_llama", SMALL), ("tiny_llama", (100, 30)), ("smollm2", SMALL)]
+
+
 @pytest.mark.anyio
-@pytest.mark.parametrize("size", [SMALL, (100, 30)], ids=["80x24", "100x30"])
+@pytest.mark.parametrize("model_name, size", WALKS, ids=[f"{name}-{w}x{h}" for name, (w, h) in WALKS])
 @pytest.mark.parametrize("number", range(len(LESSONS)))
-async def test_each_lesson_predicts_observes_explains_and_checks_with_its_pane_in_sight(toy, tmp_path, number, size):
+async def test_each_lesson_predicts_observes_explains_and_checks_with_its_pane_in_sight(request, tmp_path, number, model_name, size):
+    lesson_model = request.getfixturevalue(model_name)
     lesson = LESSONS[number]
     if lesson.model_b == "smollm2":
         require(is_fetched(), f"SmolLM2 (tfund's cache, {cached_path()})", "run `tfund fetch smollm2` once (it downloads 93 MB)")
     screen_kind, keys = TASKS[lesson.title]
-    app = toy_app(toy, tmp_path)
+    app = toy_app(lesson_model, tmp_path)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("G", *[")"] * number)

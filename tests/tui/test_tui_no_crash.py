@@ -25,7 +25,9 @@ def test_every_sequence_of_lab_keys_keeps_a_valid_config():
     config = BlockLabConfig()
     for _ in range(3000):
         if rng.random() < 0.1:
-            config = toggle_lab(config, rng.choice(["residual", "layer_norm", "pre_ln", "causal", "activation"]))
+            config = toggle_lab(
+                config, rng.choice(["residual", "layer_norm", "pre_ln", "causal", "activation", "norm_kind", "positions", "n_kv_heads"])
+            )
         else:
             field = rng.choice(LAB_FIELDS)
             for _ in range(rng.randint(1, 12)):  # runs of one key, as a learner holds it down

@@ -138,9 +138,9 @@ class AttributionScreen(ExplainsPanes, ShowsWorkerErrors, Screen):
     EXPLANATIONS = {
         "attr-pane": (
             "Direct logit attribution: the candidate's logit split into what each part writes into the residual "
-            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: token + position; "
-            "B1.attn, B1.mlp: block 1's attention and MLP (⏎: its heads and b_O); ln_f bias: exactly ln_f's bias · "
-            "the unembedding. Direct effects only. Most of a logit is shared by every candidate: d shows Δ vs another."
+            "stream, read through ln_f (its scale frozen) and the token's unembedding. embed: the token's (GPT-2 adds "
+            "its position's); B1.attn, B1.mlp: block 1's attention and MLP (⏎: its heads and b_O); ln_f bias: ln_f's "
+            "bias · the unembedding (0 in Llamas: no biases). Direct effects only. d: Δ vs another candidate."
         ),
     }
     BINDINGS = [

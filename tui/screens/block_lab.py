@@ -21,7 +21,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
-from engine.model.blocklab import BlockLabConfig, BlockLabResult, first_overflow, lab_number, run_block_lab
+from engine.model.blocklab import BlockLabConfig, BlockLabResult, first_overflow, lab_number, modern_facts, norm_name, run_block_lab
 from tui.controls import nudge_lab, toggle_lab
 from tui.keys import LAYER_HEAD_BINDINGS, QUIT_HELP_SAVE, LayerHeadKeys, back_keys, key_pair
 from tui.messages import BlockLabComputed, ParityComputed
@@ -36,17 +36,23 @@ if TYPE_CHECKING:
     from tui.session import Session
 
 
+ACTIVATION_NAMES = {"relu": "ReLU", "gelu": "GELU", "swiglu": "SwiGLU"}
+POSITION_NAMES = {"none": "none", "learned": "learned", "rope": "RoPE"}
+
+
 def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[str, str]]:
-    """Eleven lines of at most 19 cells: they fit the pane at 80×24 with a lesson open."""
+    """Twelve lines of at most 19 cells: at 80×24 with a lesson open the first eleven show (the last, the block
+    and head shown, is also the Attention pane's subtitle)."""
     return [
         ("T", str(cfg.T)),
         ("d_model", str(cfg.d_model)),
-        ("n_heads", str(cfg.n_heads)),
-        ("d_ff", f"{cfg.d_ff} · {'ReLU' if cfg.activation == 'relu' else 'GELU'}"),
+        ("n_heads", str(cfg.n_heads) if cfg.kv_heads == cfg.n_heads else f"{cfg.n_heads} · KV {cfg.kv_heads}"),
+        ("d_ff", f"{cfg.d_ff} · {ACTIVATION_NAMES[cfg.activation]}"),
         ("n_layers", str(cfg.n_layers)),
         ("seed", f"{cfg.seed} · scale {cfg.weight_scale:g}"),
         ("residual", "on" if cfg.residual else "off"),
-        ("layer norm", ("pre-LN" if cfg.pre_ln else "post-LN") if cfg.layer_norm else "off"),
+        ("norm", norm_name(cfg)),
+        ("positions", POSITION_NAMES[cfg.positions]),
         ("attention", ("causal" if cfg.causal else "no mask") if cfg.attention else "off"),
         ("changed", "none" if cfg.changed_token is None else f"row {cfg.changed_token} of X"),
         ("block", f"{layer + 1} head {'mean' if head is None else head + 1}"),
@@ -56,19 +62,28 @@ def lab_lines(cfg: BlockLabConfig, layer: int, head: int | None) -> list[tuple[s
 NORM_LOG_FROM = 1e4  # larger norms are drawn as log10: plotext cannot lay out an axis over dozens of orders of magnitude
 
 
+SERIES_MARKERS = {"norm": "⠤", "layer_cosine": "×", "token_cosine": "•"}  # the chart's three series, told apart without colour
+
+
 def representations_line(result: BlockLabResult) -> str:
-    """The last block's numbers beside their references: √d_model for the norm (an LN'd vector's length), the
-    token cosine as an angle. Two short lines: the pane is 26 cells wide at 80 columns."""
+    """The last block's numbers, each after its series' mark in the chart, beside its reference: √d_model for the
+    norm (a normed vector's length), the token cosine as an angle. Three lines of at most 26 cells (the pane at 80 columns)."""
     metrics, cfg = result.metrics, result.config
     token_cos = float(metrics["token_cosine"][-1])
     norm = metrics["resid_norm"][-1]
     norm_text = f"{norm:.3g}" if np.isfinite(norm) else "overflow"
-    return f"norm {norm_text}, √d_model {math.sqrt(cfg.d_model):.3g}\ntoken cos {lab_number(token_cos)} = {angle(token_cos)}"
+    layer_cos = lab_number(float(metrics["layer_cosine"][-1]))
+    return (
+        f"{SERIES_MARKERS['norm']} norm {norm_text}, √d_model {math.sqrt(cfg.d_model):.3g}\n"
+        f"{SERIES_MARKERS['layer_cosine']} cos(l, l-1) {layer_cos}\n"
+        f"{SERIES_MARKERS['token_cosine']} token cos {lab_number(token_cos)} = {angle(token_cos)}"
+    )
 
 
 def plot_representations(plt, metrics: dict) -> str:
-    """X, then after block 1…L: mean residual norm (left axis), layer and token cosines (right axis), up to
-    the first stream that overflowed. Returns the legend for the pane's subtitle, which says so."""
+    """X, then after block 1…L: mean residual norm (left axis, a braille line), layer and token cosines (right
+    axis, fixed at -1…1 so that neither lies on the norm; × and • marks), up to the first stream that overflowed.
+    Returns the legend for the pane's subtitle, which says so."""
     plt.clear_data()
     plt.clear_figure()
     overflow = first_overflow(metrics)
@@ -76,16 +91,17 @@ def plot_representations(plt, metrics: dict) -> str:
     layers = list(range(len(metrics["resid_norm"])))
     norms = np.asarray(metrics["resid_norm"][:n_shown], dtype=float)
     log = bool(n_shown) and norms.max() > NORM_LOG_FROM
-    plt.plot(layers[:n_shown], (np.log10(norms) if log else norms).tolist(), label="log10 norm" if log else "norm", marker="braille")
+    plt.plot(layers[:n_shown], (np.log10(norms) if log else norms).tolist(), marker="braille")
     if n_shown > 1:
         layer_cosine = [float(v) for v in metrics["layer_cosine"][: n_shown - 1]]
-        plt.plot(layers[1:n_shown], layer_cosine, label="cos(l,l-1)", yside="right", marker="braille")
-    plt.plot(layers[:n_shown], [float(v) for v in metrics["token_cosine"][:n_shown]], label="token cos", yside="right", marker="braille")
+        plt.plot(layers[1:n_shown], layer_cosine, yside="right", marker=SERIES_MARKERS["layer_cosine"])
+    token_cosine = [float(v) for v in metrics["token_cosine"][:n_shown]]
+    plt.plot(layers[:n_shown], token_cosine, yside="right", marker=SERIES_MARKERS["token_cosine"])
+    plt.ylim(-1, 1, yside="right")
     ticks = layers if len(layers) <= 12 else layers[:: max(1, len(layers) // 8)]
     plt.xticks(ticks, ["X" if x == 0 else str(x) for x in ticks])
     plt.xlim(0, max(1, layers[-1]))
-    plt.xlabel("after block")
-    legend = f"{'log₁₀ ' if log else ''}norm ◂ · cos(l, l-1), token cos ▸"
+    legend = f"⠤ {'log₁₀ ' if log else ''}norm ◂ · × • cos ▸"
     return legend if overflow is None else f"overflow after block {overflow} · {legend}"
 
 
@@ -140,7 +156,10 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
             show=False,
             tooltip="Layer norm before each sublayer (pre-LN, GPT-2) or after it (post-LN, 2017)",
         ),
-        Binding("y", "toggle('activation')", "Feed-forward activation: ReLU or GELU", show=False),
+        Binding("y", "toggle('activation')", "Feed-forward activation: ReLU → GELU → SwiGLU (gated, Llama's)", show=False),
+        Binding("O", "toggle('norm_kind')", "The norm: LayerNorm or RMSNorm (Llama's: no centring)", show=False),
+        Binding("U", "toggle('positions')", "Positions: none → learned (GPT-2) → rotary, RoPE (Llama)", show=False),
+        Binding("H", "toggle('n_kv_heads')", "Key/value heads: one per head → fewer, shared (grouped-query attention)", show=False),
         Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
         Binding("A", "toggle('attention')", "Attention on/off (off: only the feed-forward networks act)", show=False),
         Binding("I", "toggle('changed_token')", "Flip the middle token's input (a row of X); again: restore", show=False),
@@ -151,10 +170,9 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
     LESSON_NAME = "block_lab"  # the lessons read lesson_facts() while this screen is shown
     EXPLANATIONS = {
         "lab-config-pane": (
-            "The notebook's block stack, random weights (not the loaded model). T: rows of X (< >); d_model (d "
-            "D); n_heads (j J); d_ff: MLP width (f F); n_layers (l L); scale: std of X and weights (z Z). On/off: "
-            "R residual, N layer norm, o pre/post-LN, A attention, y ReLU/GELU, u causal mask; I changes a "
-            "token's input."
+            "The notebook's block, random weights (not the loaded model). < > T, rows of X; d D d_model; j J "
+            "heads; f F d_ff; l L blocks; z Z scale. R residual, N norm, o pre/post, A attention, u mask, I flips a "
+            "token. Modern: O RMSNorm, U positions, y ReLU/GELU/SwiGLU, H KV heads (lines below: what changes)."
         ),
         "lab-attention-pane": (
             "One block's attention over positions 0…T-1: row = the position attending, column = the one it looks "
@@ -162,9 +180,9 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
             "uniform only at small scale: larger weights (Z) make the softmax peak."
         ),
         "lab-plot-pane": (
-            "X, then after block 1…L. norm (◂): mean length; √d_model = a layer-normed vector's (trained streams "
-            "grow far past it). cos(l,l-1) (▸): with the step before, 1 = same direction. token cos (▸): mean "
-            "cosine between tokens, random ≈ 0, 1 = all alike."
+            "X, then after block 1…L. ⠤ norm (◂): mean length; √d_model = a normed vector's (trained streams "
+            "grow far past it). × cos(l,l-1) (▸, -1…1): with the step before, 1 = same direction. • token cos (▸): "
+            "mean cosine between tokens, random ≈ 0, 1 = all alike."
         ),
         "parity-pane": (
             "The NumPy engine written here against torch on the loaded model: max |Δlogit| is the largest logit "
@@ -189,9 +207,10 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
                 yield ParametersView(id="lab-config")
             with pane("Attention", "lab-attention-pane"):
                 yield AttentionMap(id="lab-attention")
-            with pane("Representations", "lab-plot-pane", "norm ◂ · cos(l, l-1), token cos ▸"):
+            with pane("Representations", "lab-plot-pane", "⠤ norm ◂ · × • cos ▸"):
                 yield PlotextPlot(id="lab-plot")
                 yield Static(id="lab-numbers")
+        yield Static(id="lab-modern")  # what the modern switches change (engine.model.blocklab.modern_facts); hidden when none is on
         with pane("Parity: the loaded model, not this random block", "parity-pane", "v checks again"):
             yield Static(id="parity")
         yield Footer(compact=True, show_command_palette=False)
@@ -233,6 +252,10 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         self.query_one("#lab-plot-pane").border_subtitle = plot_representations(plot.plt, result.metrics)
         plot.refresh()
         self.query_one("#lab-numbers", Static).update(representations_line(result))
+        modern = self.query_one("#lab-modern", Static)
+        facts = modern_facts(result)
+        modern.display = bool(facts)
+        modern.update("\n".join(facts))
         self.query_one("#lab-config", ParametersView).show(lab_lines(self.lab_config, self.shown_layer, self.shown_head))
 
     def shown_grid(self) -> np.ndarray:  # -> [T, T] the chosen layer's head, or the mean of its heads
