@@ -208,7 +208,7 @@ class TfundApp(App):
             self.push_screen(AttributionScreen(session, ids, session.transcript.candidates))
 
     def action_pick_model(self) -> None:
-        """O: the model picker; its choice is opened by the session (the model in use stays until it is ready)."""
+        """ctrl+o: the model picker; its choice is opened by the session (the model in use stays until it is ready)."""
         if not isinstance(self.screen, ModelPicker):
             self.push_screen(ModelPicker(self.session.model_name), self.open_model)
 

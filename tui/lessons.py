@@ -299,7 +299,7 @@ def observe_real_model(app: Any) -> str:
         return "Open compare (c) to see this."
     a, b, steps, mode = shown
     if b is None or b == a:
-        return "Waiting for model B (smollm2): reading a real model takes seconds…"
+        return "Waiting for model B: reading a real model takes seconds…"
     how = "compared on text (two tokenizers)" if mode == "text" else "same vocabulary"
     if not steps:
         return f"{a} vs {b}, {how}: no step yet (n steps both)"
@@ -776,8 +776,8 @@ LESSONS = (
     ),
     Lesson(
         title="The toy against a real model",
-        text="The notebook compares its toy with GPT-2. Here B is SmolLM2-135M (30 blocks, a 49,152-token vocabulary, "
-        "trained on far more text) reading the toy's own text.",
+        text="The notebook compares its toy with GPT-2. Here the toy faces SmolLM2-135M (30 blocks, a 49,152-token "
+        "vocabulary, trained on far more text), both reading the same text.",
         task="n: step both · g: run · f: independent texts · r: start again",
         predict="Will a real model agree with the toy on the next token?",
         why="Their tokenizers differ, so ids cannot be compared: each side's 50 likeliest tokens are keyed by their text, "
@@ -822,4 +822,5 @@ def open_lesson(app: Any, lesson: Lesson) -> None:
     if lesson.prompt is not None and app.session.prompt != lesson.prompt:
         app.session.set_prompt(lesson.prompt)
     if lesson.screen is not None:
-        app.open_screen(lesson.screen, lab=lesson.lab, model_b=lesson.model_b, quantize_b=lesson.quantize_b)
+        model_b = "toy" if lesson.model_b == app.session.model_name else lesson.model_b  # the real model loaded: B is the toy
+        app.open_screen(lesson.screen, lab=lesson.lab, model_b=model_b, quantize_b=lesson.quantize_b)

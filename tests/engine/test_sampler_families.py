@@ -70,7 +70,7 @@ def test_an_ablated_generation_keeps_its_own_kv_cache(llama_dir):
         if step == 3:
             sampler.undo()
     sampler.preview()  # the next token's ablated logits, read through the cache
-    np.testing.assert_allclose(sampler._ablated, run_numpy(model.numpy_model(), sampler.tokens, ablations).logits, atol=1e-4)
+    np.testing.assert_allclose(sampler._ablated[0], run_numpy(model.numpy_model(), sampler.tokens, ablations).logits, atol=1e-4)
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
@@ -85,15 +85,17 @@ def test_cached_zero_ablated_generation_equals_reading_the_whole_context_again(e
     ablations = [parse_ablation("1.1"), parse_ablation("0.attn"), parse_ablation("1.mlp")]
     sampler.set_ablations(ablations)
 
-    def full_rerun(tokens):  # -> [V] the next token's logits, the whole context read again
+    def full_rerun(tokens):  # the whole context read again
         if engine == "numpy":
-            return run_numpy(model.numpy_model(), tokens, ablations).logits
-        return run_torch(model.hf_model, tokens, ablations).logits
+            return run_numpy(model.numpy_model(), tokens, ablations)
+        return run_torch(model.hf_model, tokens, ablations)
 
     for step in range(6):
         sampler.preview()  # the ablated logits for the next token, through the ablated cache
-        cached = sampler._ablated
-        np.testing.assert_allclose(cached, full_rerun(sampler.tokens), atol=1e-5, rtol=0)
+        cached, resid = sampler._ablated  # [V], [L + 1, d]
+        again = full_rerun(sampler.tokens)
+        np.testing.assert_allclose(cached, again.logits, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(resid, again.resid, atol=1e-4, rtol=1e-5)  # what the Layers pane draws under the ablation
         event = sampler.step()
         assert event.token_id == int(np.argmax(cached))
         if step == 3:
@@ -121,8 +123,10 @@ def test_mean_ablated_generation_keeps_the_blocks_below_and_equals_reading_the_w
     sampler.set_ablations(ablations, mode="mean")
     for step in range(6):
         sampler.preview()
-        cached = sampler._ablated
-        np.testing.assert_allclose(cached, run_numpy(model.numpy_model(), sampler.tokens, ablations, "mean").logits, atol=1e-5, rtol=0)
+        cached, resid = sampler._ablated  # [V], [L + 1, d]
+        again = run_numpy(model.numpy_model(), sampler.tokens, ablations, "mean")
+        np.testing.assert_allclose(cached, again.logits, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(resid, again.resid, atol=1e-4, rtol=1e-5)  # the blocks below from the cache, the rest again
         assert sampler.step().token_id == int(np.argmax(cached))
         if step == 3:
             sampler.undo()

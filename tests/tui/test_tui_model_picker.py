@@ -34,7 +34,7 @@ def catalog(tmp_path, toy_tokenizer, monkeypatch):
 
 async def pick(pilot, name: str) -> None:
     app = pilot.app
-    await pilot.press("O")
+    await pilot.press("ctrl+o")
     await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen.query_one(OptionList).option_count, "the list")
     options = app.screen.query_one(OptionList)
     options.highlighted = options.get_option_index(name)
@@ -50,7 +50,7 @@ async def test_the_picked_model_replaces_the_toy_and_the_toy_is_let_go(catalog):
         old = weakref.ref(app.session.model)  # the app loaded it by name, as tfund-tui does
         await pilot.press("n")
         await settle(pilot)
-        await pilot.press("O")
+        await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen.query_one(OptionList).option_count, "the list")
         options = app.screen.query_one(OptionList)
         assert options.get_option("toy").disabled and "(in use)" in str(options.get_option("toy").prompt)

@@ -159,7 +159,9 @@ class BlockLabScreen(ExplainsPanes, ShowsWorkerErrors, LayerHeadKeys, Screen):
         Binding("y", "toggle('activation')", "Feed-forward activation: ReLU → GELU → SwiGLU (gated, Llama's)", show=False),
         Binding("O", "toggle('norm_kind')", "The norm: LayerNorm or RMSNorm (Llama's: no centring)", show=False),
         Binding("U", "toggle('positions')", "Positions: none → learned (GPT-2) → rotary, RoPE (Llama)", show=False),
-        Binding("H", "toggle('n_kv_heads')", "Key/value heads: one per head → fewer, shared (grouped-query attention)", show=False),
+        Binding(
+            "H", "toggle('n_kv_heads')", "Key/value heads: one per head → fewer, each shared by a group of query heads (GQA)", show=False
+        ),
         Binding("u", "toggle('causal')", "The causal mask on/off (off: every token sees every token, as in an encoder)", show=False),
         Binding("A", "toggle('attention')", "Attention on/off (off: only the feed-forward networks act)", show=False),
         Binding("I", "toggle('changed_token')", "Flip the middle token's input (a row of X); again: restore", show=False),

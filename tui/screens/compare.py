@@ -139,7 +139,7 @@ class CompareScreen(ExplainsPanes, LayerHeadKeys, Screen):
         Binding("escape", "back", "Back", show=False, tooltip="Back to generation (from the model-B input: leave it)"),
         Binding("n", "step", "Step", tooltip="Step A and B one token"),
         Binding("space", "step", "Step A and B one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run both: max new tokens more steps (again: pause)"),
+        Binding("g", "run_pause", "Run", tooltip="Run both: up to max new tokens more steps (again: pause)"),
         *key_pair("t", "T", "temperature('a', {})", "Temperature of A down 0.1 (0 = greedy)", "Temperature of A up", footer="A temp"),
         *key_pair("y", "Y", "temperature('b', {})", "Temperature of B down 0.1 (0 = greedy)", "Temperature of B up", footer="B temp"),
         *LAYER_HEAD_BINDINGS,

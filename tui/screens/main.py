@@ -50,7 +50,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         *QUIT_HELP_SAVE,
         Binding("n", "step", "Step", tooltip="Generate one token"),
         Binding("space", "step", "Step one token", show=False),
-        Binding("g", "run_pause", "Run", tooltip="Run: max new tokens more tokens (again: pause)"),
+        Binding("g", "run_pause", "Run", tooltip="Run: up to max new tokens more (again: pause)"),
         *key_pair("t", "T", "nudge('temperature', {})", "Temperature down 0.1 (0 = greedy)", "Temperature up", footer="Temp"),
         *key_pair("k", "K", "nudge('top_k', {})", "Top-k down", "Top-k up"),
         *key_pair("p", "P", "nudge('top_p', {})", "Top-p down", "Top-p up"),
@@ -88,7 +88,9 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         Binding("i", "edit_prompt", "Edit the prompt (enter applies and resets, escape cancels)", show=False, priority=True),
         Binding("escape", "cancel_prompt", "Cancel", tooltip="While editing the prompt: keep the old one"),  # footer: editing only
         Binding("b", "app.open_screen('block_lab')", "Lab", tooltip="Block lab: the NumPy block stack and the parity check"),
-        Binding("O", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False),
+        Binding(
+            "ctrl+o", "app.pick_model", "Open another model (what tfund models lists); the one in use stays until it is ready", show=False
+        ),
         # not in the footer (it would not fit at 80 columns): in help and the command palette
         Binding(
             "c",
@@ -132,9 +134,9 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
             "chosen). Ablated (x, X): ablated │ intact p, KL."
         ),
         "attention-pane": (
-            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1, brighter (no colour: "
-            "denser ░▒▓█) = more. · above the diagonal: the causal mask. ◀ the row choosing the token. max-pooled: a "
-            "cell holds several tokens (their largest). [ ] : block, { } head or mean. % colours: log, linear, sink excluded."
+            "Row = the token attending (query), column = the one it looks at (key); rows sum to 1; brighter (no colour: "
+            "denser ░▒▓█) = more. · above the diagonal: the causal mask. ◀ the row choosing the token. max-pooled: a cell "
+            "holds several tokens' largest. [ ] : block, { } head or mean, % scale."
         ),
         "layers-pane": (
             "The residual stream at the newest token: emb (token embedding; GPT-2 adds a position one), then after block 1…L. ⠒ "
@@ -152,7 +154,7 @@ class MainScreen(ExplainsPanes, SessionKeys, LayerHeadKeys, Screen):
         ),
         ("Clear ablations", "Restore every knocked-out component (0)", "clear_ablations"),
         ("Step one token", "Generate the next token (n)", "step"),
-        ("Run / pause", "Generate max new tokens more tokens; again to pause (g)", "run_pause"),
+        ("Run / pause", "Generate up to max new tokens more; again to pause (g)", "run_pause"),
         ("Undo", "Remove the last generated token (backspace)", "undo"),
         ("Reset", "Back to the prompt, generator re-seeded (r)", "reset"),
         ("Open a model", "Pick another model from what tfund models lists; loaded while this one stays (O)", "app.pick_model"),

@@ -1,4 +1,4 @@
-"""The model picker (`O`, or "Open a model" in the palette): what `tfund models` lists; enter opens the choice.
+"""The model picker (`ctrl+o`, or "Open a model" in the palette): what `tfund models` lists; enter opens the choice.
 
 The list is read on a thread (engine.views.models reads headers only: the Hugging Face cache, Ollama's store
 and GGUF headers); the choice is loaded by the session's engine thread (Session.switch_model), with the model
@@ -51,7 +51,7 @@ class ModelPicker(ModalScreen[str | None]):
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Keep the model in use"),
-        Binding("O", "dismiss(None)", "Close", show=False),
+        Binding("ctrl+o", "dismiss(None)", "Close", show=False),
     ]
 
     def __init__(self, in_use: str) -> None:

@@ -72,9 +72,10 @@ def summary_text(tokenization: TokenizationView, english_tokens: int | None = No
         text.append(f"round trip differs: decode gives {shown!r}", style="yellow")
     if spaced:
         text.append("\nper word:", style="bold")
-        for word, count in zip(tokenization.words, tokenization.tokens_per_word):
-            text.append("  " + visible(word), style="dim")
-            text.append(f" {count}", style="bold" if count > 1 else "")
+        for n, (word, count) in enumerate(zip(tokenization.words, tokenization.tokens_per_word)):
+            text.append(" · " if n else " ")
+            text.append(visible(word), style="dim")
+            text.append(f"\u00a0{count}", style="bold" if count > 1 else "")  # a no-break space: a word keeps its count on its line
     return text
 
 
