@@ -588,13 +588,13 @@ LESSONS = (
     ),
     Lesson(
         title="Stacking layers: the logit lens",
-        text="The logit lens reads the residual stream after each block through the final layer norm and the "
+        text="The logit lens reads the residual stream after each block through the final norm (ln_f) and the "
         "unembedding: the guess if the model stopped there.",
         task="n: generate a token · ← / →: look back at a token's step",
         predict="At which block will the lens first guess the final token?",
         why="Every block adds to one shared stream, so the guess can be read after any block by applying what the "
-        "model applies at the end: ln_f and the unembedding. Early blocks give rough guesses (' there' for "
-        "blocks 1–4 on the prompt) that change as later blocks add their part (' everyone' from block 5). The "
+        "model applies at the end: ln_f and the unembedding. On the toy, early blocks give rough guesses (' there' "
+        "for blocks 1–4 on the default prompt) that change as later blocks add their part (' everyone' from block 5). The "
         "last row is exactly the model's own prediction; the lens is compared with the model's likeliest token, "
         "not the one drawn. Early blocks were not trained to be read this way, so their guesses are biased (a "
         "tuned lens corrects that); with GPT-2 the plain lens works fairly well.",
