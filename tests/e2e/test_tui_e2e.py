@@ -142,7 +142,7 @@ def test_ctrl_c_mid_run_exits_restores_the_terminal_and_leaves_a_whole_trace(ter
 
 def test_ctrl_c_while_the_model_loads_exits_at_once(terminal, tmp_path):
     trace = tmp_path / "trace.jsonl"
-    launch(terminal, trace)
+    launch(terminal, trace, flags="--engine torch")  # seconds of loading (torch and transformers imported), where the NumPy toy takes 0.1 s
     terminal.wait_for("loading")
     terminal.press("C-c")
     screen = terminal.wait_for(f"{EXIT_MARKER}0")
