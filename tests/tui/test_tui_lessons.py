@@ -289,10 +289,15 @@ async def test_the_lens_lesson_keeps_every_block_of_the_layers_pane_and_its_obse
         assert main.query_one("#top").size.height == (8 if size == SMALL else 11)  # the top row gave up rows only when needed
         live = observation(app)
         await pilot.press("left")  # the step that chose the newest token
-        await wait_until(pilot, lambda: observation(app) != live, "the observation to follow time travel")
+
+        def follows() -> bool:  # the observation names the step travelled to (redrawn on the lesson's own refresh)
+            travel = app.session.travelled()
+            return travel is not None and observation(app).startswith(f"token {travel[0] + 1}'s step")
+
+        await wait_until(pilot, follows, "the observation to follow time travel")
         index, position = app.session.travelled()
         last = position.step.lens[-1]
-        assert observation(app).startswith(f"token {index + 1}'s step")
+        assert observation(app) != live
         assert f"'{last.text.replace(' ', '·')}' ({lens_percent(last.p).strip()}" in observation(app).replace("\n", " ")
         assert [e.token_id for e in column.lens] == [e.token_id for e in position.step.lens]  # the pane shows that same step
         await pilot.press("G")  # closed: the top row has its rows back
