@@ -600,19 +600,30 @@ def tui_bench(model: str, engine: str | None, repeats: int, n_tokens: int, n_key
         "repeats": repeats,
         "startup": {k: v for k, v in startup.items() if k != "runs"},
         "under_load": load,
-        "run_mode": {
-            "tui_tokens_per_second": median(run),
-            "headless_tokens_per_second": median(headless),
-            "ratio": median(run) / median(headless),
-            "n": len(run),
-        },
-        "key_to_screen_ms": {
-            "p50": percentile(keys["token"], 0.5),
-            "p95": percentile(keys["token"], 0.95),
-            "repaint_p50": percentile(keys["repaint"], 0.5),
-            "repaint_p95": percentile(keys["repaint"], 0.95),
-            "n": len(keys["token"]),
-        },
+        "run_mode": run_mode_summary(run, headless),
+        "key_to_screen_ms": key_summary(keys),
+    }
+
+
+def key_summary(keys: dict) -> dict:
+    """Key to screen: the first frame with the token and the whole repaint, p50 and p95 in ms."""
+    token, repaint = keys["token"], keys["repaint"]
+    return {
+        "p50": percentile(token, 0.5),
+        "p95": percentile(token, 0.95),
+        "repaint_p50": percentile(repaint, 0.5),
+        "repaint_p95": percentile(repaint, 0.95),
+        "n": len(token),
+    }
+
+
+def run_mode_summary(tui: list[float], headless: list[float]) -> dict:
+    """Run mode's tokens a second in the app against headless generation, medians of the runs, and their ratio."""
+    return {
+        "tui_tokens_per_second": median(tui),
+        "headless_tokens_per_second": median(headless),
+        "ratio": median(tui) / median(headless),
+        "n": len(tui),
     }
 
 
@@ -708,19 +719,8 @@ def model_bench(model: str, engine: str, n_keys: int, runs: int, n_tokens: int, 
     return {
         "model": model,
         "engine": engine,
-        "key_to_screen_ms": {
-            "p50": percentile(keys["token"], 0.5),
-            "p95": percentile(keys["token"], 0.95),
-            "repaint_p50": percentile(keys["repaint"], 0.5),
-            "repaint_p95": percentile(keys["repaint"], 0.95),
-            "n": len(keys["token"]),
-        },
-        "run_mode": {
-            "tui_tokens_per_second": median(tui),
-            "headless_tokens_per_second": median(headless),
-            "ratio": median(tui) / median(headless),
-            "n": len(tui),
-        },
+        "key_to_screen_ms": key_summary(keys),
+        "run_mode": run_mode_summary(tui, headless),
         "all_heads": heads,
         "memory": memory,
     }
